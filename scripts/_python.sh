@@ -1,0 +1,134 @@
+# Sourced by the scripts in this folder. Provides `in_python CMD...`, which runs CMD in the
+# repository with the project's virtualenv first on PATH, on a Python >= 3.14.2.
+#
+# A Python >= 3.14.2 on PATH is used directly. Where there is none (Debian 12 hosts), a
+# Debian testing root with python3.14 is made once with debootstrap, outside the repository,
+# and everything runs inside it through chroot. Every step is idempotent.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY_ROOT=${HA_INGESTOR_PY_ROOT:-/var/cache/ha-ingestor/py314-root}
+# Debian packages the tests and tools need next to Python (kept in the root, or the host).
+SYSTEM_PACKAGES=(python3.14 python3.14-venv python3.14-dev gcc ca-certificates influxdb procps)
+
+_host_python() {
+  local candidate
+  for candidate in python3.14 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 14, 2))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+_log() { printf '[ha-ingestor] %s\n' "$*" >&2; }
+
+_provision_root() {
+  local packages stamp="$PY_ROOT/.ha-ingestor-packages"
+  packages=$(printf '%s,' "${SYSTEM_PACKAGES[@]}")
+  packages=${packages%,}
+  mkdir -p "$(dirname "$PY_ROOT")"
+  exec 9>"$(dirname "$PY_ROOT")/.provision.lock"
+  flock 9
+  if [ ! -x "$PY_ROOT/usr/bin/python3.14" ]; then
+    _log "no Python >= 3.14.2 on PATH: building a Debian testing root at $PY_ROOT (once, ~2 min)"
+    command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
+    local mirror
+    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    # Build beside the final place and move it in only when complete: a half-made root is
+    # simply rebuilt, and nothing is ever mounted into it.
+    rm -rf "$PY_ROOT.partial"
+    debootstrap --variant=minbase --include="$packages" forky "$PY_ROOT.partial" "$mirror" \
+      /usr/share/debootstrap/scripts/sid >"$(dirname "$PY_ROOT")/debootstrap.log" 2>&1 ||
+      { tail -20 "$(dirname "$PY_ROOT")/debootstrap.log" >&2; return 1; }
+    printf '%s\n' "$packages" >"$PY_ROOT.partial/.ha-ingestor-packages"
+    mv "$PY_ROOT.partial" "$PY_ROOT"
+  fi
+  cp /etc/resolv.conf "$PY_ROOT/etc/resolv.conf"
+  cp /etc/ssl/certs/ca-certificates.crt "$PY_ROOT/etc/ssl/certs/ca-certificates.crt"
+  mountpoint -q "$PY_ROOT/proc" || mount -t proc proc "$PY_ROOT/proc"
+  mountpoint -q "$PY_ROOT/dev" || mount --rbind /dev "$PY_ROOT/dev"
+  mkdir -p "$PY_ROOT$REPO"
+  mountpoint -q "$PY_ROOT$REPO" || mount --bind "$REPO" "$PY_ROOT$REPO"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$packages" ]; then
+    _log "installing system packages in $PY_ROOT: ${SYSTEM_PACKAGES[*]}"
+    chroot "$PY_ROOT" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} >/dev/null"
+    printf '%s\n' "$packages" >"$stamp"
+  fi
+  flock -u 9
+}
+
+_provision_host() {
+  # A machine with its own Python 3.14: only the servers the tests start are needed.
+  if ! command -v influxd >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null
+    else
+      _log "influxd (InfluxDB 1.x) is not on PATH; install it (Debian/Ubuntu: apt-get install influxdb)"
+      return 1
+    fi
+  fi
+}
+
+if HOST_PYTHON=$(_host_python); then
+  VENV="$REPO/.venv"
+  _provision_host
+  # The command line that runs "$@" in the repository with the venv first on PATH.
+  _PY_PREFIX=(env PATH="$VENV/bin:$PATH")
+  PYTHON_FOR_VENV=$HOST_PYTHON
+else
+  VENV="$REPO/.venv-py314"
+  _provision_root
+  # PIP_FIND_LINKS names a host folder that does not exist inside the root. chroot, env and
+  # bash all exec: the command keeps the PID of the chroot process, so signals sent to that
+  # PID (Ctrl-C handling in scripts/develop) reach the command itself.
+  _PY_PREFIX=(chroot "$PY_ROOT" /usr/bin/env -u PIP_FIND_LINKS
+    PATH="$VENV/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" HOME=/root
+    /bin/bash -c 'cd "$1" && shift && exec "$@"' _ "$REPO")
+  PYTHON_FOR_VENV=/usr/bin/python3.14
+fi
+_run() { (cd "$REPO" && exec "${_PY_PREFIX[@]}" "$@"); }
+
+_ensure_venv() {
+  local stamp="$VENV/.requirements.sha256" want
+  want=$(sha256sum <"$REPO/requirements_test.txt" | cut -d' ' -f1)
+  # Fast path, no lock: the venv is there and up to date.
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && _run test -x "$VENV/bin/python"; then
+    return 0
+  fi
+  # One installer at a time (scripts may run side by side); the lock lives in the
+  # git-ignored .data/ folder.
+  mkdir -p "$REPO/.data"
+  (
+    flock 8
+    # The venv's python links to an interpreter that may exist only inside the root:
+    # test it where it runs.
+    if ! _run test -x "$VENV/bin/python"; then
+      _log "creating virtualenv $VENV"
+      _run "$PYTHON_FOR_VENV" -m venv "$VENV"
+    fi
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      _log "installing requirements_test.txt into $VENV"
+      _run python -m pip install -q --upgrade pip
+      _run python -m pip install -q -r requirements_test.txt
+      echo "$want" >"$stamp"
+    fi
+  ) 8>"$REPO/.data/.venv.lock"
+}
+
+# in_python CMD...: run CMD in the repository with the venv on PATH (in the root if needed).
+in_python() {
+  _ensure_venv
+  _run "$@"
+}
+
+# in_python_exec CMD...: the same, but replaces the current (sub)shell with CMD, so that
+# `in_python_exec CMD... &` gives `$!` = the PID of CMD itself (through chroot), e.g. for
+# sending it signals. Call it in a subshell: `( in_python_exec influxd run ... ) &`.
+in_python_exec() {
+  _ensure_venv
+  cd "$REPO"
+  exec "${_PY_PREFIX[@]}" "$@"
+}

@@ -1,0 +1,87 @@
+"""Shared fixtures: real InfluxDB 1.x servers, Home Assistant's harness, config entries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+import uuid
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ha_ingestor.const import (
+    API_V1,
+    CONF_API_VERSION,
+    CONF_DATABASE,
+    CONF_RETENTION_POLICY,
+    DOMAIN,
+)
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
+
+from .influxdb_v1_server import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    InfluxDBv1Server,
+    sockets_allowed,
+)
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load custom_components/ha_ingestor in every test."""
+
+
+def _run_server(directory: Path, *, https: bool = False) -> Iterator[InfluxDBv1Server]:
+    with sockets_allowed():
+        server = InfluxDBv1Server(directory, https=https)
+        server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDBv1Server]:
+    """One real influxd for the whole session, authentication on."""
+    yield from _run_server(tmp_path_factory.mktemp("influxdb"))
+
+
+@pytest.fixture(scope="session")
+def influxdb_https(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[InfluxDBv1Server]:
+    """A real influxd that serves https with a self-signed certificate."""
+    yield from _run_server(tmp_path_factory.mktemp("influxdb_https"), https=True)
+
+
+@pytest.fixture
+def database(influxdb: InfluxDBv1Server, socket_enabled: None) -> Iterator[str]:
+    """A new, empty database for one test (which may then talk to the server)."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    influxdb.query(f'CREATE DATABASE "{name}"')
+    yield name
+    influxdb.query(f'DROP DATABASE "{name}"')
+
+
+def v1_entry_data(server: InfluxDBv1Server, database: str) -> dict[str, Any]:
+    """Config entry data for `database` on `server`, as the config flow stores it."""
+    return {
+        CONF_API_VERSION: API_V1,
+        CONF_URL: server.url,
+        CONF_VERIFY_SSL: True,
+        CONF_DATABASE: database,
+        CONF_RETENTION_POLICY: "",
+        CONF_USERNAME: ADMIN_USER,
+        CONF_PASSWORD: ADMIN_PASSWORD,
+    }
+
+
+@pytest.fixture
+def config_entry(influxdb: InfluxDBv1Server, database: str) -> MockConfigEntry:
+    """A config entry for the test's database, not yet added to Home Assistant."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"{database} on 127.0.0.1:{influxdb.port}",
+        unique_id=f"http://127.0.0.1:{influxdb.port}/{database}",
+        data=v1_entry_data(influxdb, database),
+    )

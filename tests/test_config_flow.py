@@ -1,0 +1,218 @@
+"""Config flow against a real InfluxDB 1.x server (and the 2.x stand-in for 2.x)."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ha_ingestor.const import (
+    API_V1,
+    CONF_API_VERSION,
+    CONF_DATABASE,
+    CONF_RETENTION_POLICY,
+    DOMAIN,
+)
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+
+from .influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server, free_port
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+@pytest.fixture(autouse=True)
+def no_setup() -> Any:
+    """Test the flow alone: the entry it creates is not set up here."""
+    with patch(
+        "custom_components.ha_ingestor.async_setup_entry", return_value=True
+    ) as mock_setup:
+        yield mock_setup
+
+
+async def _v1_form(hass: HomeAssistant) -> str:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["influxdb_v1", "influxdb_v2"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "influxdb_v1"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "influxdb_v1"
+    flow_id: str = result["flow_id"]
+    return flow_id
+
+
+def _v1_input(server: InfluxDBv1Server, database: str, /, **changes: Any) -> dict[str, Any]:
+    return {
+        CONF_URL: server.url,
+        CONF_DATABASE: database,
+        CONF_USERNAME: ADMIN_USER,
+        CONF_PASSWORD: ADMIN_PASSWORD,
+        CONF_VERIFY_SSL: True,
+    } | changes
+
+
+async def test_v1_success(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """Valid settings create an entry holding exactly what was entered."""
+    flow_id = await _v1_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v1_input(influxdb, database)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"{database} on 127.0.0.1:{influxdb.port}"
+    assert result["data"] == {
+        CONF_API_VERSION: API_V1,
+        CONF_URL: influxdb.url,
+        CONF_DATABASE: database,
+        CONF_RETENTION_POLICY: "",
+        CONF_USERNAME: ADMIN_USER,
+        CONF_PASSWORD: ADMIN_PASSWORD,
+        CONF_VERIFY_SSL: True,
+    }
+    assert result["result"].unique_id == f"http://127.0.0.1:{influxdb.port}/{database}"
+
+
+async def test_v1_retention_policy(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """An existing retention policy is accepted and stored."""
+    influxdb.query(f'CREATE RETENTION POLICY "year" ON "{database}" DURATION 52w REPLICATION 1')
+    flow_id = await _v1_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v1_input(influxdb, database, retention_policy="year")
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_RETENTION_POLICY] == "year"
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({CONF_URL: "not a url"}, {CONF_URL: "invalid_url"}),
+        ({CONF_URL: "ftp://127.0.0.1:8086"}, {CONF_URL: "invalid_url"}),
+        ({CONF_URL: "http://"}, {CONF_URL: "invalid_url"}),
+        ({CONF_PASSWORD: "wrong"}, {CONF_PASSWORD: "invalid_auth"}),
+        ({CONF_USERNAME: "", CONF_PASSWORD: ""}, {CONF_PASSWORD: "invalid_auth"}),
+        ({CONF_DATABASE: "does_not_exist"}, {CONF_DATABASE: "database_not_found"}),
+        (
+            {CONF_RETENTION_POLICY: "nope"},
+            {CONF_RETENTION_POLICY: "retention_policy_not_found"},
+        ),
+    ],
+)
+async def test_v1_errors_then_recovery(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    changes: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """Each mistake shows its error on its field; corrected, the same flow succeeds."""
+    flow_id = await _v1_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v1_input(influxdb, database, **changes)
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    assert not hass.config_entries.async_entries(DOMAIN)
+
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v1_input(influxdb, database)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_v1_cannot_connect(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """Nothing listens on the port: the URL field says so."""
+    flow_id = await _v1_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v1_input(influxdb, database, url=f"http://127.0.0.1:{free_port()}")
+    )
+    assert result["errors"] == {CONF_URL: "cannot_connect"}
+
+
+async def test_v1_write_forbidden(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """A user who may only read is told so on the username field."""
+    influxdb.query("CREATE USER reader WITH PASSWORD 'reader-password'")
+    influxdb.query(f'GRANT READ ON "{database}" TO reader')
+    try:
+        flow_id = await _v1_form(hass)
+        result = await hass.config_entries.flow.async_configure(
+            flow_id,
+            _v1_input(influxdb, database, username="reader", password="reader-password"),
+        )
+        assert result["errors"] == {CONF_PASSWORD: "write_forbidden"}
+    finally:
+        influxdb.query("DROP USER reader")
+
+
+async def test_v1_ssl_error(
+    hass: HomeAssistant, influxdb_https: InfluxDBv1Server
+) -> None:
+    """A self-signed certificate fails verification; with verification off it works."""
+    influxdb_https.query('CREATE DATABASE "tls"')
+    flow_id = await _v1_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v1_input(influxdb_https, "tls")
+    )
+    assert result["errors"] == {CONF_URL: "ssl_error"}
+
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v1_input(influxdb_https, "tls", verify_ssl=False)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_VERIFY_SSL] is False
+
+
+async def test_v1_not_influxdb(hass: HomeAssistant, influxdb: InfluxDBv1Server) -> None:
+    """A web server that is not InfluxDB (Home Assistant's own) cannot be used."""
+    flow_id = await _v1_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v1_input(influxdb, "db", url=f"{influxdb.url}/not-influxdb")
+    )
+    assert result["errors"] == {CONF_URL: "cannot_connect"}
+
+
+async def test_unexpected_exception(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """A bug of ours shows `unknown` instead of a broken form."""
+    flow_id = await _v1_form(hass)
+    with patch(
+        "custom_components.ha_ingestor.influx_client.InfluxClient.validate",
+        side_effect=RuntimeError("boom"),
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            flow_id, _v1_input(influxdb, database)
+        )
+    assert result["errors"] == {"base": "unknown"}
+
+
+async def test_v1_duplicate_aborts(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """The same server and database cannot be added twice, however the URL is typed."""
+    config_entry.add_to_hass(hass)
+    flow_id = await _v1_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id,
+        _v1_input(influxdb, database, url=f"HTTP://127.0.0.1:{influxdb.port}/"),
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
