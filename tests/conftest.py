@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 import uuid
 
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -17,7 +18,6 @@ from custom_components.ha_ingestor.const import (
     CONF_RETENTION_POLICY,
     DOMAIN,
 )
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
 
 from .influxdb_v1_server import (
     ADMIN_PASSWORD,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import contextlib
-import datetime
+import datetime as dt
 import json
 from pathlib import Path
 import shutil
@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 import pytest_socket
 
 ADMIN_USER = "admin"
-ADMIN_PASSWORD = "admin-password"  # noqa: S105 - a throwaway test server's password
+ADMIN_PASSWORD = "admin-password"
 
 
 @contextlib.contextmanager
@@ -50,15 +50,15 @@ def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """Write a certificate for 127.0.0.1 that no client trusts by default."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
+    now = dt.datetime.now(dt.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
@@ -122,7 +122,7 @@ class InfluxDBv1Server:
             try:
                 self.request("GET", "/ping", auth=False)
                 break
-            except (urllib.error.URLError, ConnectionError):
+            except urllib.error.URLError, ConnectionError:
                 if self._process.poll() is not None or time.monotonic() > deadline:
                     msg = f"influxd did not start: see {self.directory}/influxd.log"
                     raise RuntimeError(msg) from None
@@ -155,11 +155,11 @@ class InfluxDBv1Server:
         if auth:
             query |= {"u": ADMIN_USER, "p": ADMIN_PASSWORD}
         url = f"{self.url}{path}?{urllib.parse.urlencode(query)}"
-        request = urllib.request.Request(url, data=body, method=method)  # noqa: S310
+        request = urllib.request.Request(url, data=body, method=method)
         # The https server's certificate is self-signed on purpose.
         context = ssl._create_unverified_context() if self.https else None  # noqa: S323
         try:
-            with urllib.request.urlopen(request, timeout=30, context=context) as answer:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=30, context=context) as answer:
                 return answer.status, answer.read().decode()
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode()
@@ -182,7 +182,11 @@ class InfluxDBv1Server:
     def rows(self, q: str, database: str) -> list[dict[str, Any]]:
         """Run a SELECT and return its rows as dicts, measurement name included."""
         return [
-            {"measurement": s["name"], **s.get("tags", {}), **dict(zip(s["columns"], v, strict=True))}
+            {
+                "measurement": s["name"],
+                **s.get("tags", {}),
+                **dict(zip(s["columns"], v, strict=True)),
+            }
             for s in self.query(q, database)
             for v in s["values"]
         ]

@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 from unittest.mock import patch
 
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -15,10 +19,6 @@ from custom_components.ha_ingestor.const import (
     CONF_RETENTION_POLICY,
     DOMAIN,
 )
-from homeassistant.config_entries import SOURCE_USER
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
-from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
 
 from .influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server, free_port
 
@@ -49,7 +49,9 @@ async def _v1_form(hass: HomeAssistant) -> str:
     return flow_id
 
 
-def _v1_input(server: InfluxDBv1Server, database: str, /, **changes: Any) -> dict[str, Any]:
+def _v1_input(
+    server: InfluxDBv1Server, database: str, /, **changes: Any
+) -> dict[str, Any]:
     return {
         CONF_URL: server.url,
         CONF_DATABASE: database,
@@ -85,7 +87,9 @@ async def test_v1_retention_policy(
     hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
 ) -> None:
     """An existing retention policy is accepted and stored."""
-    influxdb.query(f'CREATE RETENTION POLICY "year" ON "{database}" DURATION 52w REPLICATION 1')
+    influxdb.query(
+        f'CREATE RETENTION POLICY "year" ON "{database}" DURATION 52w REPLICATION 1'
+    )
     flow_id = await _v1_form(hass)
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v1_input(influxdb, database, retention_policy="year")
@@ -152,7 +156,9 @@ async def test_v1_write_forbidden(
         flow_id = await _v1_form(hass)
         result = await hass.config_entries.flow.async_configure(
             flow_id,
-            _v1_input(influxdb, database, username="reader", password="reader-password"),
+            _v1_input(
+                influxdb, database, username="reader", password="reader-password"
+            ),
         )
         assert result["errors"] == {CONF_PASSWORD: "write_forbidden"}
     finally:

@@ -18,7 +18,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     try:
         server = await client.validate()
     except InfluxError as err:
-        error = ConfigEntryAuthFailed if isinstance(err, InfluxAuthError) else ConfigEntryNotReady
+        error = (
+            ConfigEntryAuthFailed
+            if isinstance(err, InfluxAuthError)
+            else ConfigEntryNotReady
+        )
         raise error(
             translation_domain=DOMAIN,
             translation_key=err.reason,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import voluptuous as vol
-
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
 from homeassistant.const import (
     CONF_PASSWORD,
@@ -19,6 +17,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+import probatio
 
 from .const import (
     API_V1,
@@ -49,29 +48,33 @@ _PASSWORD = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
 )
 
-STEP_INFLUXDB_V1_SCHEMA = vol.Schema(
+STEP_INFLUXDB_V1_SCHEMA = probatio.Schema(
     {
-        vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
-        vol.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
-        vol.Optional(CONF_RETENTION_POLICY): _TEXT,
-        vol.Optional(CONF_USERNAME): TextSelector(
+        probatio.Required(CONF_URL, default=DEFAULT_URL): _URL,
+        probatio.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
+        probatio.Optional(CONF_RETENTION_POLICY): _TEXT,
+        probatio.Optional(CONF_USERNAME): TextSelector(
             TextSelectorConfig(autocomplete="username")
         ),
-        vol.Optional(CONF_PASSWORD): _PASSWORD,
-        vol.Required(CONF_VERIFY_SSL, default=True): bool,
+        probatio.Optional(CONF_PASSWORD): _PASSWORD,
+        probatio.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
-STEP_INFLUXDB_V2_SCHEMA = vol.Schema(
+STEP_INFLUXDB_V2_SCHEMA = probatio.Schema(
     {
-        vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
-        vol.Required(CONF_TOKEN): _PASSWORD,
-        vol.Required(CONF_ORGANIZATION): _TEXT,
-        vol.Required(CONF_BUCKET): _TEXT,
-        vol.Required(CONF_VERIFY_SSL, default=True): bool,
+        probatio.Required(CONF_URL, default=DEFAULT_URL): _URL,
+        probatio.Required(CONF_TOKEN): _PASSWORD,
+        probatio.Required(CONF_ORGANIZATION): _TEXT,
+        probatio.Required(CONF_BUCKET): _TEXT,
+        probatio.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
 # Optional 1.x fields are stored empty rather than missing.
-_V1_OPTIONAL_DEFAULTS = {CONF_RETENTION_POLICY: "", CONF_USERNAME: "", CONF_PASSWORD: ""}
+_V1_OPTIONAL_DEFAULTS = {
+    CONF_RETENTION_POLICY: "",
+    CONF_USERNAME: "",
+    CONF_PASSWORD: "",
+}
 
 
 class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -107,7 +110,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
     async def _async_connection_step(
         self,
         step_id: str,
-        schema: vol.Schema,
+        schema: probatio.Schema,
         user_input: dict[str, Any] | None,
         api_version: str,
         credentials_field: str,
@@ -131,7 +134,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
             except InfluxError as err:
                 LOGGER.warning("Unexpected answer from InfluxDB: %s", err)
                 errors["base"] = err.reason
-            except Exception:
+            except Exception:  # noqa: BLE001 - any bug must still leave a usable form
                 LOGGER.exception("Unexpected error while testing the connection")
                 errors["base"] = "unknown"
             else:

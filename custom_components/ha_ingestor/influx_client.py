@@ -5,12 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 import json
 from typing import Any
 
 import aiohttp
-from yarl import URL
-
 from homeassistant.const import (
     CONF_PASSWORD,
     CONF_TOKEN,
@@ -20,6 +19,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from yarl import URL
 
 from .const import (
     API_V2,
@@ -162,7 +162,10 @@ class InfluxClient(ABC):
         """
         status, headers, _ = await self._request("GET", self._endpoint("/ping"))
         version = headers.get("X-Influxdb-Version")
-        if not (status == 204 or (status in (200, 401) and version)):
+        if not (
+            status == HTTPStatus.NO_CONTENT
+            or (status in (HTTPStatus.OK, HTTPStatus.UNAUTHORIZED) and version)
+        ):
             raise InfluxConnectionError(
                 f"{self._base_url} did not answer like InfluxDB (HTTP {status})"
             )
@@ -173,18 +176,21 @@ class InfluxClient(ABC):
     async def write(self, body: bytes) -> None:
         """Write line protocol, raising the InfluxError that says what went wrong."""
         status, _, text = await self._request("POST", self._write_url, body)
-        if status == 204:
+        if status == HTTPStatus.NO_CONTENT:
             return
         self._raise_for_write(status, _error_message(text))
 
     def _raise_for_write(self, status: int, message: str) -> None:
-        if status == 401:
+        if status == HTTPStatus.UNAUTHORIZED:
             raise InfluxAuthError(message)
-        if status == 403:
+        if status == HTTPStatus.FORBIDDEN:
             raise InfluxForbiddenError(message)
-        if status == 404:
+        if status == HTTPStatus.NOT_FOUND:
             raise self._not_found(message)
-        if status == 429 or status >= 500:
+        if (
+            status == HTTPStatus.TOO_MANY_REQUESTS
+            or status >= HTTPStatus.INTERNAL_SERVER_ERROR
+        ):
             if "retention policy not found" in message:
                 raise self._not_found(message)
             raise InfluxConnectionError(f"HTTP {status}: {message}")
@@ -208,6 +214,7 @@ class InfluxV1Client(InfluxClient):
         self,
         session: aiohttp.ClientSession,
         url: URL,
+        *,
         database: str,
         retention_policy: str = "",
         username: str = "",
@@ -235,6 +242,7 @@ class InfluxV2Client(InfluxClient):
         self,
         session: aiohttp.ClientSession,
         url: URL,
+        *,
         token: str,
         organization: str,
         bucket: str,

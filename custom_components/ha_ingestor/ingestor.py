@@ -64,7 +64,9 @@ class Ingestor:
     def _async_state_changed(self, event: Event[EventStateChangedData]) -> None:
         # The hot path: runs in the event loop for every state change in the house.
         if (state := event.data["new_state"]) is not None:
-            self.batcher.add(state_to_line(state, timestamp_us(event.time_fired_timestamp)))
+            self.batcher.add(
+                state_to_line(state, timestamp_us(event.time_fired_timestamp))
+            )
 
     async def _async_final_write(self, _event: Event) -> None:
         self._unsubscribe_final_write = None  # a once-listener removes itself

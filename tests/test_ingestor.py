@@ -1,0 +1,186 @@
+"""State changes, end to end, into a real InfluxDB 1.x."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ha_ingestor.const import CONF_BATCH_SIZE, CONF_FLUSH_INTERVAL
+
+from .influxdb_v1_server import InfluxDBv1Server
+
+Expected = set[tuple[str, str, str, str, float | str, int]]
+
+TEXT_STATES = ['mode "eco"', "a, b=c d", "back\\slash", "ünïcödé ☃", "on", "nan"]
+
+
+def _set_states(hass: HomeAssistant, count: int) -> None:
+    """Numeric sensors with units, on/off binary sensors and text, `count` changes."""
+    for i in range(count):
+        match i % 4:
+            case 0:
+                hass.states.async_set(
+                    f"sensor.temperature_{i % 7}",
+                    str(20 + i / 1000),
+                    {"unit_of_measurement": "°C", "device_class": "temperature"},
+                )
+            case 1:
+                hass.states.async_set(
+                    f"sensor.power_{i % 5}", str(i), {"unit_of_measurement": "W"}
+                )
+            case 2:
+                hass.states.async_set(
+                    f"binary_sensor.door_{i % 3}", "on" if i % 8 == 2 else "off"
+                )
+            case _:
+                hass.states.async_set(
+                    f"select.mode_{i % 3}", f"{TEXT_STATES[i % len(TEXT_STATES)]} {i}"
+                )
+
+
+def _record_expected(hass: HomeAssistant) -> Expected:
+    """Listen like the integration does and note the point each change must become."""
+    expected: Expected = set()
+
+    @callback
+    def _record(event: Event[EventStateChangedData]) -> None:
+        state = event.data["new_state"]
+        assert state is not None
+        unit = state.attributes.get("unit_of_measurement")
+        measurement = unit or state.domain
+        value: float | str
+        field, value = "state", state.state
+        with contextlib.suppress(ValueError):
+            if math.isfinite(number := float(state.state)):
+                field, value = "value", number
+        expected.add(
+            (
+                measurement,
+                state.domain,
+                state.object_id,
+                field,
+                value,
+                round(event.time_fired_timestamp * 1_000_000),
+            )
+        )
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, _record)
+    return expected
+
+
+def _stored(influxdb: InfluxDBv1Server, database: str) -> Expected:
+    stored: Expected = set()
+    for row in influxdb.rows(
+        'SELECT * FROM /.*/ GROUP BY "domain", "entity_id"', database
+    ):
+        field = "value" if row.get("value") is not None else "state"
+        stored.add(
+            (
+                row["measurement"],
+                row["domain"],
+                row["entity_id"],
+                field,
+                row[field],
+                row["time"],
+            )
+        )
+    return stored
+
+
+async def _wait_for_points(
+    influxdb: InfluxDBv1Server, database: str, count: int
+) -> None:
+    """Wait (at most 60 s) until the database holds `count` points."""
+    for _ in range(600):
+        counts = influxdb.query("SELECT count(*) FROM /.*/", database)
+        total = sum(
+            max(v for v in series["values"][0][1:] if v is not None)
+            for series in counts
+        )
+        if total >= count:
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail(f"only {total} of {count} points arrived")
+
+
+async def test_5000_state_changes_arrive_exactly(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Every change becomes one point: measurement, tags, typed field, event time."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    expected = _record_expected(hass)
+
+    _set_states(hass, 5000)
+    assert len(expected) == 5000
+    await _wait_for_points(influxdb, database, 5000)
+
+    assert _stored(influxdb, database) == expected
+    fields = {
+        (series["name"], key, kind)
+        for series in influxdb.query("SHOW FIELD KEYS", database)
+        for key, kind in series["values"]
+    }
+    assert fields == {
+        ("°C", "value", "float"),
+        ("W", "value", "float"),
+        ("binary_sensor", "state", "string"),
+        ("select", "state", "string"),
+    }
+    # Batches, not one request per point: 5000 points in a handful of writes.
+    assert config_entry.runtime_data.ingestor.writer.points_written == 5000
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+async def _setup_without_timed_flush(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> Expected:
+    """Set up an entry that would not write on its own during the test."""
+    options: dict[str, Any] = {CONF_BATCH_SIZE: 100_000, CONF_FLUSH_INTERVAL: 3600.0}
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, options=options)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    expected = _record_expected(hass)
+    _set_states(hass, 300)
+    await hass.async_block_till_done()
+    return expected
+
+
+async def test_unload_writes_what_is_in_memory(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Points still buffered when the entry unloads are written, none lost."""
+    expected = await _setup_without_timed_flush(hass, config_entry)
+    assert influxdb.query("SELECT count(*) FROM /.*/", database) == []
+
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.NOT_LOADED
+    assert _stored(influxdb, database) == expected
+
+
+async def test_home_assistant_stop_writes_what_is_in_memory(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Stopping Home Assistant writes the buffered points in the final-write stage."""
+    expected = await _setup_without_timed_flush(hass, config_entry)
+    assert influxdb.query("SELECT count(*) FROM /.*/", database) == []
+
+    await hass.async_stop()
+    assert _stored(influxdb, database) == expected
