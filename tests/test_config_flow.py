@@ -222,3 +222,101 @@ async def test_v1_duplicate_aborts(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+@pytest.fixture
+def writer_entry(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
+) -> Any:
+    """An entry that writes as its own user, who may write to the test database."""
+    user = f"writer_{database}"
+    influxdb.query(f"CREATE USER {user} WITH PASSWORD 'first-password'")
+    influxdb.query(f'GRANT WRITE ON "{database}" TO {user}')
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=database,
+        unique_id=f"http://127.0.0.1:{influxdb.port}/{database}",
+        data=_v1_input(influxdb, database, username=user, password="first-password")
+        | {CONF_API_VERSION: API_V1, CONF_RETENTION_POLICY: ""},
+    )
+    entry.add_to_hass(hass)
+    yield entry
+    influxdb.query(f"DROP USER {user}")
+
+
+async def test_reauth_after_password_change(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    writer_entry: MockConfigEntry,
+    no_setup: Any,
+) -> None:
+    """The server's password changed: reauth rejects the old one, takes the new one."""
+    user = writer_entry.data[CONF_USERNAME]
+    influxdb.query(f"SET PASSWORD FOR {user} = 'second-password'")
+    result = await writer_entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_USERNAME: user, CONF_PASSWORD: "first-password"}
+    )
+    assert result["errors"] == {CONF_PASSWORD: "invalid_auth"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_USERNAME: user, CONF_PASSWORD: "second-password"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert writer_entry.data[CONF_PASSWORD] == "second-password"
+    assert writer_entry.data[CONF_DATABASE] == writer_entry.title
+
+
+async def test_reconfigure(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    writer_entry: MockConfigEntry,
+) -> None:
+    """Reconfigure validates like the user step, and moves the entry's unique id."""
+    other = f"{writer_entry.title}_other"
+    influxdb.query(f'CREATE DATABASE "{other}"')
+    try:
+        result = await writer_entry.start_reconfigure_flow(hass)
+        assert result["step_id"] == "reconfigure"
+
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _v1_input(influxdb, "nowhere")
+        )
+        assert result["errors"] == {CONF_DATABASE: "database_not_found"}
+
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _v1_input(influxdb, other)
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        assert writer_entry.data[CONF_DATABASE] == other
+        assert writer_entry.unique_id == f"http://127.0.0.1:{influxdb.port}/{other}"
+        assert writer_entry.title == f"{other} on 127.0.0.1:{influxdb.port}"
+    finally:
+        influxdb.query(f'DROP DATABASE "{other}"')
+
+
+async def test_reconfigure_onto_another_entry_aborts(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    writer_entry: MockConfigEntry,
+) -> None:
+    """Pointing an entry at a database another entry writes to is refused."""
+    other = f"{writer_entry.title}_taken"
+    influxdb.query(f'CREATE DATABASE "{other}"')
+    try:
+        MockConfigEntry(
+            domain=DOMAIN, unique_id=f"http://127.0.0.1:{influxdb.port}/{other}"
+        ).add_to_hass(hass)
+        result = await writer_entry.start_reconfigure_flow(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _v1_input(influxdb, other)
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "already_configured"
+        assert writer_entry.data[CONF_DATABASE] == writer_entry.title
+    finally:
+        influxdb.query(f'DROP DATABASE "{other}"')

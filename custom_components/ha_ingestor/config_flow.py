@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
@@ -44,6 +45,7 @@ from .influx_client import (
 
 _URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL, autocomplete="url"))
 _TEXT = TextSelector()
+_USERNAME = TextSelector(TextSelectorConfig(autocomplete="username"))
 _PASSWORD = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
 )
@@ -53,9 +55,7 @@ STEP_INFLUXDB_V1_SCHEMA = probatio.Schema(
         probatio.Required(CONF_URL, default=DEFAULT_URL): _URL,
         probatio.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
         probatio.Optional(CONF_RETENTION_POLICY): _TEXT,
-        probatio.Optional(CONF_USERNAME): TextSelector(
-            TextSelectorConfig(autocomplete="username")
-        ),
+        probatio.Optional(CONF_USERNAME): _USERNAME,
         probatio.Optional(CONF_PASSWORD): _PASSWORD,
         probatio.Required(CONF_VERIFY_SSL, default=True): bool,
     }
@@ -69,12 +69,37 @@ STEP_INFLUXDB_V2_SCHEMA = probatio.Schema(
         probatio.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
+_CONNECTION_SCHEMAS = {API_V1: STEP_INFLUXDB_V1_SCHEMA, API_V2: STEP_INFLUXDB_V2_SCHEMA}
+_CREDENTIALS_SCHEMAS = {
+    API_V1: probatio.Schema(
+        {
+            probatio.Optional(CONF_USERNAME): _USERNAME,
+            probatio.Optional(CONF_PASSWORD): _PASSWORD,
+        }
+    ),
+    API_V2: probatio.Schema({probatio.Required(CONF_TOKEN): _PASSWORD}),
+}
 # Optional 1.x fields are stored empty rather than missing.
 _V1_OPTIONAL_DEFAULTS = {
     CONF_RETENTION_POLICY: "",
     CONF_USERNAME: "",
     CONF_PASSWORD: "",
 }
+
+
+def _unique_id(data: Mapping[str, Any]) -> str:
+    """Server and database (1.x) or organization and bucket (2.x), however typed."""
+    url = parse_url(data[CONF_URL])
+    server = f"{url.scheme}://{url.host}:{url.port}{url.path.rstrip('/')}"
+    if data[CONF_API_VERSION] == API_V1:
+        return f"{server}/{data[CONF_DATABASE]}"
+    return f"{server}/{data[CONF_ORGANIZATION]}/{data[CONF_BUCKET]}"
+
+
+def _title(data: Mapping[str, Any]) -> str:
+    url = parse_url(data[CONF_URL])
+    target = data[CONF_DATABASE if data[CONF_API_VERSION] == API_V1 else CONF_BUCKET]
+    return f"{target} on {url.host}:{url.port}"
 
 
 class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -95,59 +120,119 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Connect to InfluxDB 1.x: database, retention policy, optional user."""
-        return await self._async_connection_step(
-            "influxdb_v1", STEP_INFLUXDB_V1_SCHEMA, user_input, API_V1, CONF_PASSWORD
-        )
+        return await self._async_create_step("influxdb_v1", API_V1, user_input)
 
     async def async_step_influxdb_v2(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Connect to InfluxDB 2.x: token, organization, bucket."""
-        return await self._async_connection_step(
-            "influxdb_v2", STEP_INFLUXDB_V2_SCHEMA, user_input, API_V2, CONF_TOKEN
-        )
+        return await self._async_create_step("influxdb_v2", API_V2, user_input)
 
-    async def _async_connection_step(
-        self,
-        step_id: str,
-        schema: probatio.Schema,
-        user_input: dict[str, Any] | None,
-        api_version: str,
-        credentials_field: str,
+    async def _async_create_step(
+        self, step_id: str, api_version: str, user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {CONF_API_VERSION: api_version, **user_input}
-            if api_version == API_V1:
-                data = {**_V1_OPTIONAL_DEFAULTS, **data}
-            try:
-                url = parse_url(data[CONF_URL])
-                await create_client(self.hass, data).validate()
-            except InvalidURLError:
-                errors[CONF_URL] = "invalid_url"
-            except InfluxConnectionError as err:
-                errors[CONF_URL] = err.reason
-            except InfluxAuthError as err:
-                errors[credentials_field] = err.reason
-            except InfluxNotFoundError as err:
-                errors[err.missing] = err.reason
-            except InfluxError as err:
-                LOGGER.warning("Unexpected answer from InfluxDB: %s", err)
-                errors["base"] = err.reason
-            except Exception:  # noqa: BLE001 - any bug must still leave a usable form
-                LOGGER.exception("Unexpected error while testing the connection")
-                errors["base"] = "unknown"
-            else:
-                target = data[CONF_DATABASE if api_version == API_V1 else CONF_BUCKET]
-                scope = "" if api_version == API_V1 else f"/{data[CONF_ORGANIZATION]}"
-                server = f"{url.scheme}://{url.host}:{url.port}{url.path.rstrip('/')}"
-                await self.async_set_unique_id(f"{server}{scope}/{target}")
+            data = _with_defaults({CONF_API_VERSION: api_version, **user_input})
+            if not (errors := await self._async_validate(data)):
+                await self.async_set_unique_id(_unique_id(data))
                 self._abort_if_unique_id_configured()
-                return self.async_create_entry(
-                    title=f"{target} on {url.host}:{url.port}", data=data
-                )
+                return self.async_create_entry(title=_title(data), data=data)
         return self.async_show_form(
             step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            data_schema=self.add_suggested_values_to_schema(
+                _CONNECTION_SCHEMAS[api_version], user_input
+            ),
             errors=errors,
         )
+
+    async def async_step_reauth(
+        self, entry_data: Mapping[str, Any]
+    ) -> ConfigFlowResult:
+        """Start re-authentication: the server rejected the stored credentials."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for new credentials and test them before saving."""
+        entry = self._get_reauth_entry()
+        api_version = entry.data[CONF_API_VERSION]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            # A 1.x user and password left empty mean: no authentication.
+            cleared = (
+                {CONF_USERNAME: "", CONF_PASSWORD: ""} if api_version == API_V1 else {}
+            )
+            data = {**entry.data, **cleared, **user_input}
+            if not (errors := await self._async_validate(data)):
+                return self.async_update_reload_and_abort(entry, data=data)
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=self.add_suggested_values_to_schema(
+                _CREDENTIALS_SCHEMAS[api_version],
+                user_input or {CONF_USERNAME: entry.data.get(CONF_USERNAME, "")},
+            ),
+            description_placeholders={"title": entry.title},
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the server, credentials, database or bucket of an entry."""
+        entry = self._get_reconfigure_entry()
+        api_version = entry.data[CONF_API_VERSION]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = _with_defaults({CONF_API_VERSION: api_version, **user_input})
+            if not (errors := await self._async_validate(data)):
+                unique_id = _unique_id(data)
+                if any(
+                    other.unique_id == unique_id
+                    for other in self._async_current_entries(include_ignore=False)
+                    if other.entry_id != entry.entry_id
+                ):
+                    return self.async_abort(reason="already_configured")
+                return self.async_update_reload_and_abort(
+                    entry, unique_id=unique_id, title=_title(data), data=data
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                _CONNECTION_SCHEMAS[api_version], user_input or entry.data
+            ),
+            errors=errors,
+        )
+
+    async def _async_validate(self, data: dict[str, Any]) -> dict[str, str]:
+        """Test the connection for real; return errors keyed by the field at fault."""
+        credentials_field = (
+            CONF_PASSWORD if data[CONF_API_VERSION] == API_V1 else CONF_TOKEN
+        )
+        try:
+            await create_client(self.hass, data).validate()
+        except InvalidURLError:
+            errors = {CONF_URL: "invalid_url"}
+        except InfluxConnectionError as err:
+            errors = {CONF_URL: err.reason}
+        except InfluxAuthError as err:
+            errors = {credentials_field: err.reason}
+        except InfluxNotFoundError as err:
+            errors = {err.missing: err.reason}
+        except InfluxError as err:
+            LOGGER.warning("Unexpected answer from InfluxDB: %s", err)
+            errors = {"base": err.reason}
+        except Exception:  # noqa: BLE001 - any bug must still leave a usable form
+            LOGGER.exception("Unexpected error while testing the connection")
+            errors = {"base": "unknown"}
+        else:
+            errors = {}
+        return errors
+
+
+def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Store optional 1.x fields as empty strings rather than leave them out."""
+    if data[CONF_API_VERSION] == API_V1:
+        return {**_V1_OPTIONAL_DEFAULTS, **data}
+    return data
