@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 import uuid
@@ -25,6 +25,7 @@ from .influxdb_v1_server import (
     InfluxDBv1Server,
     sockets_allowed,
 )
+from .influxdb_v2_server import InfluxDBv2TestServer
 
 
 @pytest.fixture(autouse=True)
@@ -61,6 +62,22 @@ def database(influxdb: InfluxDBv1Server, socket_enabled: None) -> Iterator[str]:
     influxdb.query(f'CREATE DATABASE "{name}"')
     yield name
     influxdb.query(f'DROP DATABASE "{name}"')
+
+
+V2_TOKEN = "write-token"
+V2_READ_ONLY_TOKEN = "read-only-token"
+
+
+@pytest.fixture
+async def influxdb_v2(socket_enabled: None) -> AsyncIterator[InfluxDBv2TestServer]:
+    """The InfluxDB 2.x stand-in: org `home`, bucket `ha`, a write and a read token."""
+    async with InfluxDBv2TestServer(
+        token=V2_TOKEN,
+        org="home",
+        buckets=["ha"],
+        read_only_tokens={V2_READ_ONLY_TOKEN: ["ha"]},
+    ) as server:
+        yield server
 
 
 def v1_entry_data(server: InfluxDBv1Server, database: str) -> dict[str, Any]:

@@ -6,7 +6,13 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_USER
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
+from homeassistant.const import (
+    CONF_PASSWORD,
+    CONF_TOKEN,
+    CONF_URL,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -14,13 +20,18 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
     API_V1,
+    API_V2,
     CONF_API_VERSION,
+    CONF_BUCKET,
     CONF_DATABASE,
+    CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
     DOMAIN,
 )
 
+from .conftest import V2_READ_ONLY_TOKEN, V2_TOKEN
 from .influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server, free_port
+from .influxdb_v2_server import InfluxDBv2TestServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -225,9 +236,7 @@ async def test_v1_duplicate_aborts(
 
 
 @pytest.fixture
-def writer_entry(
-    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
-) -> Any:
+def writer_entry(hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str) -> Any:
     """An entry that writes as its own user, who may write to the test database."""
     user = f"writer_{database}"
     influxdb.query(f"CREATE USER {user} WITH PASSWORD 'first-password'")
@@ -320,3 +329,88 @@ async def test_reconfigure_onto_another_entry_aborts(
         assert writer_entry.data[CONF_DATABASE] == writer_entry.title
     finally:
         influxdb.query(f'DROP DATABASE "{other}"')
+
+
+async def _v2_form(hass: HomeAssistant) -> str:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "influxdb_v2"}
+    )
+    assert result["step_id"] == "influxdb_v2"
+    flow_id: str = result["flow_id"]
+    return flow_id
+
+
+def _v2_input(server: InfluxDBv2TestServer, **changes: Any) -> dict[str, Any]:
+    return {
+        CONF_URL: server.url,
+        CONF_TOKEN: V2_TOKEN,
+        CONF_ORGANIZATION: "home",
+        CONF_BUCKET: "ha",
+        CONF_VERIFY_SSL: True,
+    } | changes
+
+
+async def test_v2_success(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """Token, organization and bucket are checked and stored; nothing is written."""
+    flow_id = await _v2_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v2_input(influxdb_v2)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"ha on 127.0.0.1:{influxdb_v2.url.rsplit(':', 1)[1]}"
+    assert result["data"] == {CONF_API_VERSION: API_V2, **_v2_input(influxdb_v2)}
+    assert result["result"].unique_id == f"{influxdb_v2.url}/home/ha"
+    assert influxdb_v2.points("ha") == []
+    assert (
+        "POST",
+        "/api/v2/write",
+        {"org": "home", "bucket": "ha", "precision": "us"},
+        400,
+    ) in influxdb_v2.requests
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({CONF_TOKEN: "wrong"}, {CONF_TOKEN: "invalid_auth"}),
+        ({CONF_TOKEN: V2_READ_ONLY_TOKEN}, {CONF_TOKEN: "write_forbidden"}),
+        (
+            {CONF_ORGANIZATION: "elsewhere"},
+            {CONF_ORGANIZATION: "organization_not_found"},
+        ),
+        ({CONF_BUCKET: "missing"}, {CONF_BUCKET: "bucket_not_found"}),
+    ],
+)
+async def test_v2_errors_then_recovery(
+    hass: HomeAssistant,
+    influxdb_v2: InfluxDBv2TestServer,
+    changes: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """2.x answers each mistake differently; each lands on its field."""
+    flow_id = await _v2_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v2_input(influxdb_v2, **changes)
+    )
+    assert result["errors"] == errors
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v2_input(influxdb_v2)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_v2_server_down(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A stopped server refuses connections: cannot_connect on the URL."""
+    await influxdb_v2.stop()
+    flow_id = await _v2_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v2_input(influxdb_v2)
+    )
+    assert result["errors"] == {CONF_URL: "cannot_connect"}

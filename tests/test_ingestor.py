@@ -8,14 +8,29 @@ import math
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.const import (
+    CONF_TOKEN,
+    CONF_URL,
+    CONF_VERIFY_SSL,
+    EVENT_STATE_CHANGED,
+)
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.ha_ingestor.const import CONF_BATCH_SIZE, CONF_FLUSH_INTERVAL
+from custom_components.ha_ingestor.const import (
+    API_V2,
+    CONF_API_VERSION,
+    CONF_BATCH_SIZE,
+    CONF_BUCKET,
+    CONF_FLUSH_INTERVAL,
+    CONF_ORGANIZATION,
+    DOMAIN,
+)
 
+from .conftest import V2_TOKEN
 from .influxdb_v1_server import InfluxDBv1Server
+from .influxdb_v2_server import InfluxDBv2TestServer
 
 Expected = set[tuple[str, str, str, str, float | str, int]]
 
@@ -184,3 +199,38 @@ async def test_home_assistant_stop_writes_what_is_in_memory(
 
     await hass.async_stop()
     assert _stored(influxdb, database) == expected
+
+
+async def test_v2_state_changes_arrive_exactly(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """The same points, through /api/v2/write with a token, org and bucket."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={
+            CONF_API_VERSION: API_V2,
+            CONF_URL: influxdb_v2.url,
+            CONF_TOKEN: V2_TOKEN,
+            CONF_ORGANIZATION: "home",
+            CONF_BUCKET: "ha",
+            CONF_VERIFY_SSL: True,
+        },
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    expected = _record_expected(hass)
+    _set_states(hass, 2000)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+    stored = {
+        (
+            point.measurement,
+            point.tags["domain"],
+            point.tags["entity_id"],
+            *next(iter(point.fields.items())),
+            point.time_ns // 1000,
+        )
+        for point in influxdb_v2.points("ha")
+    }
+    assert len(influxdb_v2.points("ha")) == 2000
+    assert stored == expected
