@@ -9,7 +9,9 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY_ROOT=${HA_INGESTOR_PY_ROOT:-/var/cache/ha-ingestor/py314-root}
 # Debian packages the tests and tools need next to Python (kept in the root, or the host).
-SYSTEM_PACKAGES=(python3.14 python3.14-venv python3.14-dev gcc ca-certificates influxdb procps)
+# g++: Home Assistant's assist_pipeline requirements (pymicro-vad, pyspeex-noise, pinned in
+# requirements_test.txt for scripts/develop) have no Python 3.14 wheels and build with C++.
+SYSTEM_PACKAGES=(python3.14 python3.14-venv python3.14-dev gcc g++ ca-certificates influxdb procps)
 
 _host_python() {
   local candidate
@@ -54,7 +56,7 @@ _provision_root() {
   mountpoint -q "$PY_ROOT$REPO" || mount --bind "$REPO" "$PY_ROOT$REPO"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$packages" ]; then
     _log "installing system packages in $PY_ROOT: ${SYSTEM_PACKAGES[*]}"
-    chroot "$PY_ROOT" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} >/dev/null"
+    chroot "$PY_ROOT" /bin/sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} >/dev/null"
     printf '%s\n' "$packages" >"$stamp"
   fi
   flock -u 9
@@ -124,11 +126,18 @@ in_python() {
   _run "$@"
 }
 
-# in_python_exec CMD...: the same, but replaces the current (sub)shell with CMD, so that
-# `in_python_exec CMD... &` gives `$!` = the PID of CMD itself (through chroot), e.g. for
-# sending it signals. Call it in a subshell: `( in_python_exec influxd run ... ) &`.
+# in_python_exec [--new-session] CMD...: the same, but replaces the current (sub)shell with
+# CMD, so that `( in_python_exec CMD... ) &` gives `$!` = the PID of CMD itself (through
+# chroot), e.g. for sending it signals. --new-session starts CMD in a session and process
+# group of its own (setsid, same PID): a terminal's Ctrl-C or hang-up then reaches only the
+# calling script, which decides how and in which order to stop its servers.
 in_python_exec() {
+  local setsid=()
+  if [ "${1:-}" = --new-session ]; then
+    setsid=(setsid)
+    shift
+  fi
   _ensure_venv
   cd "$REPO"
-  exec "${_PY_PREFIX[@]}" "$@"
+  exec "${setsid[@]}" "${_PY_PREFIX[@]}" "$@"
 }
