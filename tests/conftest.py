@@ -7,14 +7,23 @@ from pathlib import Path
 from typing import Any
 import uuid
 
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
+from homeassistant.const import (
+    CONF_PASSWORD,
+    CONF_TOKEN,
+    CONF_URL,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+)
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
     API_V1,
+    API_V2,
     CONF_API_VERSION,
+    CONF_BUCKET,
     CONF_DATABASE,
+    CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
     DOMAIN,
 )
@@ -78,6 +87,18 @@ async def influxdb_v2(socket_enabled: None) -> AsyncIterator[InfluxDBv2TestServe
         read_only_tokens={V2_READ_ONLY_TOKEN: ["ha"]},
     ) as server:
         yield server
+
+
+def v2_entry_data(server: InfluxDBv2TestServer) -> dict[str, Any]:
+    """Config entry data for the stand-in's bucket `ha`, as the config flow stores it."""
+    return {
+        CONF_API_VERSION: API_V2,
+        CONF_URL: server.url,
+        CONF_TOKEN: V2_TOKEN,
+        CONF_ORGANIZATION: "home",
+        CONF_BUCKET: "ha",
+        CONF_VERIFY_SSL: True,
+    }
 
 
 def v1_entry_data(server: InfluxDBv1Server, database: str) -> dict[str, Any]:

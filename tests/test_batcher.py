@@ -5,21 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.ha_ingestor.const import (
-    API_V2,
-    CONF_API_VERSION,
-    CONF_BUCKET,
-    CONF_FLUSH_INTERVAL,
-    CONF_ORGANIZATION,
-    DOMAIN,
-)
+from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
 
-from .conftest import V2_TOKEN
+from .conftest import v2_entry_data
 from .influxdb_v1_server import InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
 
@@ -29,14 +21,7 @@ async def _setup_v2(
 ) -> MockConfigEntry:
     entry = MockConfigEntry(
         domain=DOMAIN,
-        data={
-            CONF_API_VERSION: API_V2,
-            CONF_URL: server.url,
-            CONF_TOKEN: V2_TOKEN,
-            CONF_ORGANIZATION: "home",
-            CONF_BUCKET: "ha",
-            CONF_VERIFY_SSL: True,
-        },
+        data=v2_entry_data(server),
         options={CONF_FLUSH_INTERVAL: 0.05},
     )
     entry.add_to_hass(hass)

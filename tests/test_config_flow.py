@@ -29,7 +29,7 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 
-from .conftest import V2_READ_ONLY_TOKEN, V2_TOKEN
+from .conftest import V2_READ_ONLY_TOKEN, v2_entry_data
 from .influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server, free_port
 from .influxdb_v2_server import InfluxDBv2TestServer
 
@@ -344,13 +344,10 @@ async def _v2_form(hass: HomeAssistant) -> str:
 
 
 def _v2_input(server: InfluxDBv2TestServer, **changes: Any) -> dict[str, Any]:
-    return {
-        CONF_URL: server.url,
-        CONF_TOKEN: V2_TOKEN,
-        CONF_ORGANIZATION: "home",
-        CONF_BUCKET: "ha",
-        CONF_VERIFY_SSL: True,
-    } | changes
+    """What a user types in the 2.x form."""
+    data = v2_entry_data(server) | changes
+    del data[CONF_API_VERSION]
+    return data
 
 
 async def test_v2_success(

@@ -8,27 +8,18 @@ import math
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import (
-    CONF_TOKEN,
-    CONF_URL,
-    CONF_VERIFY_SSL,
-    EVENT_STATE_CHANGED,
-)
+from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
-    API_V2,
-    CONF_API_VERSION,
     CONF_BATCH_SIZE,
-    CONF_BUCKET,
     CONF_FLUSH_INTERVAL,
-    CONF_ORGANIZATION,
     DOMAIN,
 )
 
-from .conftest import V2_TOKEN
+from .conftest import v2_entry_data
 from .influxdb_v1_server import InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
 
@@ -159,7 +150,10 @@ async def test_5000_state_changes_arrive_exactly(
 
 
 async def _setup_without_timed_flush(
-    hass: HomeAssistant, config_entry: MockConfigEntry
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    influxdb: InfluxDBv1Server,
+    database: str,
 ) -> Expected:
     """Set up an entry that would not write on its own during the test."""
     options: dict[str, Any] = {CONF_BATCH_SIZE: 100_000, CONF_FLUSH_INTERVAL: 3600.0}
@@ -169,6 +163,7 @@ async def _setup_without_timed_flush(
     expected = _record_expected(hass)
     _set_states(hass, 300)
     await hass.async_block_till_done()
+    assert influxdb.query("SELECT count(*) FROM /.*/", database) == []
     return expected
 
 
@@ -179,8 +174,7 @@ async def test_unload_writes_what_is_in_memory(
     config_entry: MockConfigEntry,
 ) -> None:
     """Points still buffered when the entry unloads are written, none lost."""
-    expected = await _setup_without_timed_flush(hass, config_entry)
-    assert influxdb.query("SELECT count(*) FROM /.*/", database) == []
+    expected = await _setup_without_timed_flush(hass, config_entry, influxdb, database)
 
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.NOT_LOADED
@@ -194,8 +188,7 @@ async def test_home_assistant_stop_writes_what_is_in_memory(
     config_entry: MockConfigEntry,
 ) -> None:
     """Stopping Home Assistant writes the buffered points in the final-write stage."""
-    expected = await _setup_without_timed_flush(hass, config_entry)
-    assert influxdb.query("SELECT count(*) FROM /.*/", database) == []
+    expected = await _setup_without_timed_flush(hass, config_entry, influxdb, database)
 
     await hass.async_stop()
     assert _stored(influxdb, database) == expected
@@ -205,17 +198,7 @@ async def test_v2_state_changes_arrive_exactly(
     hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
 ) -> None:
     """The same points, through /api/v2/write with a token, org and bucket."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={
-            CONF_API_VERSION: API_V2,
-            CONF_URL: influxdb_v2.url,
-            CONF_TOKEN: V2_TOKEN,
-            CONF_ORGANIZATION: "home",
-            CONF_BUCKET: "ha",
-            CONF_VERIFY_SSL: True,
-        },
-    )
+    entry = MockConfigEntry(domain=DOMAIN, data=v2_entry_data(influxdb_v2))
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     expected = _record_expected(hass)
