@@ -8,8 +8,8 @@ import contextlib
 from homeassistant.core import callback
 
 from .const import LOGGER
-from .influx_client import InfluxError, InfluxWriteRejectedError
-from .writer import PointWriter
+from .influx_client import InfluxConnectionError, InfluxError
+from .writer import Backoff, PointWriter
 
 
 class Batcher:
@@ -25,7 +25,9 @@ class Batcher:
         self._lines: list[str] = []
         self._batch_full = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self._failing = False
+        self._backoff = Backoff()
+        # Seconds to wait before the next attempt; None while writes succeed.
+        self._retry_delay: float | None = None
 
     @property
     def pending(self) -> int:
@@ -40,20 +42,27 @@ class Batcher:
             self._batch_full.set()
 
     async def run(self) -> None:
-        """Flush whenever a batch is full or the interval has passed, until cancelled."""
+        """Flush whenever a batch is full or the interval has passed, until cancelled.
+
+        After a failed write, wait out the backoff instead: a full batch must not
+        hammer a server that is down.
+        """
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._flush_interval):
-                    await self._batch_full.wait()
+            if self._retry_delay is not None:
+                await asyncio.sleep(self._retry_delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._batch_full.wait()
             await self.flush()
 
     async def flush(self) -> None:
         """Write everything queued, one batch per request.
 
-        A batch that fails for a reason outside the points themselves (server down,
-        credentials, missing database) goes back to the front of the queue for the next
-        flush, and so does one whose write was cancelled: rewriting a point InfluxDB may
-        already hold is harmless, since it stores one point per series and timestamp.
+        A batch that fails (server down, credentials, missing database) goes back to
+        the front of the queue for the next attempt, after a backoff, and so does one
+        whose write was cancelled: rewriting a point InfluxDB may already hold is
+        harmless, since it stores one point per series and timestamp.
         """
         async with self._flush_lock:
             self._batch_full.clear()
@@ -62,21 +71,25 @@ class Batcher:
                 del self._lines[: self._batch_size]
                 try:
                     await self._writer.write(batch)
-                except InfluxWriteRejectedError as err:
-                    LOGGER.error("InfluxDB rejected %d points: %s", len(batch), err)
                 except InfluxError as err:
                     self._lines[:0] = batch
-                    if not self._failing:
+                    retry_after = (
+                        err.retry_after
+                        if isinstance(err, InfluxConnectionError)
+                        else None
+                    )
+                    if self._retry_delay is None:
                         LOGGER.warning(
                             "Writing to InfluxDB failed, %d points wait in memory: %s",
                             len(self._lines),
                             err,
                         )
-                        self._failing = True
+                    self._retry_delay = self._backoff.next_delay(retry_after)
                     return
                 except asyncio.CancelledError:
                     self._lines[:0] = batch
                     raise
-                if self._failing:
+                if self._retry_delay is not None:
                     LOGGER.info("Writing to InfluxDB works again")
-                    self._failing = False
+                    self._retry_delay = None
+                    self._backoff.reset()

@@ -42,9 +42,17 @@ class InfluxError(Exception):
 
 
 class InfluxConnectionError(InfluxError):
-    """Unreachable, timed out, or temporarily unable to answer (5xx, 429): worth retrying."""
+    """Unreachable, timed out, or temporarily unable to answer (5xx, 429): worth retrying.
+
+    `retry_after` is the wait in seconds the server asked for, if it asked.
+    """
 
     reason = "cannot_connect"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        """Keep the server's requested wait next to the message."""
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InfluxSSLError(InfluxConnectionError):
@@ -115,6 +123,14 @@ def _error_message(body: str) -> str:
     return body.strip()
 
 
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds; InfluxDB sends seconds, never an HTTP date."""
+    try:
+        return max(0.0, float(headers["Retry-After"]))
+    except KeyError, ValueError:
+        return None
+
+
 class InfluxClient(ABC):
     """Writes line protocol to one database or bucket."""
 
@@ -175,12 +191,14 @@ class InfluxClient(ABC):
 
     async def write(self, body: bytes) -> None:
         """Write line protocol, raising the InfluxError that says what went wrong."""
-        status, _, text = await self._request("POST", self._write_url, body)
+        status, headers, text = await self._request("POST", self._write_url, body)
         if status == HTTPStatus.NO_CONTENT:
             return
-        self._raise_for_write(status, _error_message(text))
+        self._raise_for_write(status, headers, _error_message(text))
 
-    def _raise_for_write(self, status: int, message: str) -> None:
+    def _raise_for_write(
+        self, status: int, headers: Mapping[str, str], message: str
+    ) -> None:
         if status == HTTPStatus.UNAUTHORIZED:
             raise InfluxAuthError(message)
         if status == HTTPStatus.FORBIDDEN:
@@ -193,7 +211,9 @@ class InfluxClient(ABC):
         ):
             if "retention policy not found" in message:
                 raise self._not_found(message)
-            raise InfluxConnectionError(f"HTTP {status}: {message}")
+            raise InfluxConnectionError(
+                f"HTTP {status}: {message}", _retry_after(headers)
+            )
         raise InfluxWriteRejectedError(message)
 
     async def validate(self) -> ServerInfo:

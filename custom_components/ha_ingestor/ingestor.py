@@ -35,7 +35,7 @@ class Ingestor:
         """Prepare the pipeline; nothing runs until async_start."""
         self._hass = hass
         self._entry = entry
-        self.writer = PointWriter(client)
+        self.writer = PointWriter(client, self._async_points_refused)
         self.batcher = Batcher(
             self.writer,
             entry.options.get(CONF_BATCH_SIZE, DEFAULT_BATCH_SIZE),
@@ -58,6 +58,11 @@ class Ingestor:
         )
         self._flush_loop = self._entry.async_create_background_task(
             self._hass, self.batcher.run(), "ha_ingestor flush loop"
+        )
+
+    async def _async_points_refused(self, lines: list[str], reason: str) -> None:
+        LOGGER.error(
+            "InfluxDB refused a point, which is dropped: %s (%s)", lines, reason
         )
 
     @callback
