@@ -18,6 +18,7 @@ from .const import (
     DEFAULT_FLUSH_INTERVAL,
     LOGGER,
 )
+from .filters import StateFilter
 from .influx_client import InfluxClient
 from .normalize import state_to_line, timestamp_us
 from .writer import PointWriter
@@ -35,10 +36,12 @@ class Ingestor:
         """Prepare the pipeline; nothing runs until async_start."""
         self._hass = hass
         self._entry = entry
+        self._keep = StateFilter(entry.options)
         self.writer = PointWriter(client, self._async_points_refused)
         self.batcher = Batcher(
             self.writer,
-            entry.options.get(CONF_BATCH_SIZE, DEFAULT_BATCH_SIZE),
+            # The options form's number selector gives floats.
+            int(entry.options.get(CONF_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
             entry.options.get(CONF_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL),
         )
         self._unsubscribe_state_changed: Callable[[], None] | None = None
@@ -68,7 +71,7 @@ class Ingestor:
     @callback
     def _async_state_changed(self, event: Event[EventStateChangedData]) -> None:
         # The hot path: runs in the event loop for every state change in the house.
-        if (state := event.data["new_state"]) is not None:
+        if (state := event.data["new_state"]) is not None and self._keep(state):
             self.batcher.add(
                 state_to_line(state, timestamp_us(event.time_fired_timestamp))
             )
