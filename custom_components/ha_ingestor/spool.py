@@ -1,0 +1,464 @@
+"""A durable queue on disk of the points not yet written, and a quarantine for refused ones.
+
+Points are line-protocol strings that carry their own timestamp, so a line replayed
+later is written with its original time. They are kept in a SQLite file through
+aiosqlite, which runs every statement in a thread of its own, off the event loop.
+
+Replaying is crash-safe when points are removed only after they were written:
+
+    points = await spool.oldest(1000)
+    await write([line for _, line in points])
+    await spool.remove_through(points[-1][0])
+
+A crash between the write and the removal offers the same points again, and writing a
+point twice is harmless: InfluxDB keeps one point per series and timestamp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+import contextlib
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+import functools
+import json
+from pathlib import Path
+import sqlite3
+import threading
+import time
+from typing import NamedTuple, Self
+
+import aiosqlite
+
+# Statements that take the schema from version N (the index) to N + 1; the file's version
+# is kept in `PRAGMA user_version`. A new version is a new entry, never an edited one.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # AUTOINCREMENT: an id is never handed out twice, not even after the queue was
+        # emptied, so `remove_through` can never reach points appended after a read.
+        "CREATE TABLE points (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL)",
+        "CREATE TABLE quarantine ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " line TEXT NOT NULL,"
+        " error TEXT NOT NULL,"
+        " added_at REAL NOT NULL)",  # seconds since the epoch
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class SpoolError(Exception):
+    """The spool file cannot be used: not a spool, corrupt, unreadable, or disk full."""
+
+
+class QuarantinedPoint(NamedTuple):
+    """A point InfluxDB refused, with the server's reason."""
+
+    id: int
+    line: str
+    error: str
+    added_at: datetime
+
+
+@dataclass(slots=True)
+class _Counters:
+    """What the file holds, kept in memory so that reading it costs no I/O."""
+
+    count: int
+    size_bytes: int
+    oldest_time: datetime | None
+    quarantined: int
+    dropped_full: int = 0
+
+
+@contextlib.contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    """Raise SQLite's errors as SpoolError, naming the file."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        raise SpoolError(f"Spool {path}: {err}") from err
+
+
+def _line_time(line: str) -> datetime | None:
+    """Return the timestamp that ends `line` (microseconds); None if none does."""
+    try:
+        return _EPOCH + timedelta(microseconds=int(line.rpartition(" ")[2]))
+    except ValueError, OverflowError:
+        return None
+
+
+def _check_limit(limit: int) -> None:
+    # SQLite reads a negative LIMIT as "no limit": refuse it rather than read everything.
+    if limit < 0:
+        raise ValueError(f"limit must not be negative: {limit}")
+
+
+class Spool:
+    """Points waiting to be written, oldest first, bounded by `max_bytes`.
+
+    Use `await Spool.open(...)` and `await spool.close()`. Operations run one at a time,
+    each write in one transaction; the counters are only read from memory.
+
+    `max_bytes` bounds the UTF-8 bytes of the lines themselves; the file takes about
+    10% more, plus up to ~4 MB of write-ahead log while open.
+    """
+
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        worker: threading.Thread,
+        path: Path,
+        max_bytes: int,
+        counters: _Counters,
+    ) -> None:
+        """Wrap an open, migrated connection; `open` is the way to make one."""
+        self._db: aiosqlite.Connection | None = db
+        self._worker = worker
+        self._path = path
+        self._max_bytes = max_bytes
+        self._counters = counters
+        # One operation at a time: a transaction spans several awaits, and a read
+        # between them would see points that may yet be rolled back.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path, max_bytes: int) -> Self:
+        """Open the spool at `path`, creating it or migrating it forward as needed.
+
+        Raises SpoolError for a file that is not a spool (it is left untouched), one
+        written by a newer schema, or one that cannot be read.
+        """
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive: {max_bytes}")
+        threads: list[threading.Thread] = []
+
+        def connect() -> sqlite3.Connection:
+            # Runs in aiosqlite's thread: remember it, to join it when closing.
+            threads.append(threading.current_thread())
+            # isolation_level=None: transactions are begun explicitly, see _transaction.
+            return sqlite3.connect(path, isolation_level=None)
+
+        db = aiosqlite.Connection(connect, iter_chunk_size=64)  # aiosqlite's default
+        with _sqlite_errors(path):
+            try:
+                await db
+                await _prepare(db, path)
+                counters = await _read_counters(db)
+            except BaseException:
+                try:
+                    await db.close()
+                finally:
+                    for thread in threads:
+                        thread.join()
+                raise
+        return cls(db, threads[0], path, max_bytes, counters)
+
+    async def close(self) -> None:
+        """Close the file and end its thread; nothing runs on once this returns."""
+        async with self._lock:
+            if self._db is None:
+                return
+            db, self._db = self._db, None
+            try:
+                with _sqlite_errors(self._path):
+                    await db.close()
+            finally:
+                # aiosqlite's close() returns before its thread has ended
+                # (omnilib/aiosqlite#387); the thread is past its last statement, so
+                # this waits for a few instructions only.
+                self._worker.join()
+
+    @property
+    def count(self) -> int:
+        """Points waiting to be written."""
+        return self._counters.count
+
+    @property
+    def size_bytes(self) -> int:
+        """UTF-8 bytes of the lines waiting, the measure `max_bytes` bounds."""
+        return self._counters.size_bytes
+
+    @property
+    def dropped_full(self) -> int:
+        """Points deleted since open to stay within `max_bytes`, oldest first."""
+        return self._counters.dropped_full
+
+    @property
+    def oldest_time(self) -> datetime | None:
+        """Timestamp of the point that has waited longest; None when nothing waits."""
+        return self._counters.oldest_time
+
+    @property
+    def quarantined(self) -> int:
+        """Points in quarantine."""
+        return self._counters.quarantined
+
+    async def append(self, lines: Sequence[str]) -> int:
+        """Store `lines` after the points already waiting, in one transaction.
+
+        Where they would take the spool past `max_bytes`, the oldest points (the new
+        lines' own first ones if need be) are deleted to make room. Returns how many.
+        """
+        if not lines:
+            return 0
+        return await self._transaction(functools.partial(self._store, lines))
+
+    async def oldest(self, limit: int) -> list[tuple[int, str]]:
+        """Return the `limit` oldest points, oldest first, as (id, line)."""
+        _check_limit(limit)
+        rows = await self._read(
+            "SELECT id, line FROM points ORDER BY id LIMIT ?", (limit,)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def remove_through(self, last_id: int) -> int:
+        """Delete every point up to and including id `last_id`; returns how many.
+
+        Call it once the points `oldest` returned were written. Points appended since
+        have higher ids, so they stay.
+        """
+        return await self._transaction(functools.partial(self._remove, last_id))
+
+    async def quarantine(
+        self, lines: Sequence[str], error: str, *, remove_through: int | None = None
+    ) -> None:
+        """Set aside `lines`, which InfluxDB refused for `error`, out of the queue.
+
+        With `remove_through`, the points up to that id leave the queue in the same
+        transaction: a crash can then neither lose them nor keep them in both places.
+        """
+
+        async def body(db: aiosqlite.Connection, counters: _Counters) -> None:
+            added_at = time.time()
+            await db.executemany(
+                "INSERT INTO quarantine (line, error, added_at) VALUES (?, ?, ?)",
+                ((line, error, added_at) for line in lines),
+            )
+            counters.quarantined += len(lines)
+            if remove_through is not None:
+                await self._remove(remove_through, db, counters)
+
+        await self._transaction(body)
+
+    async def quarantined_points(self, limit: int) -> list[QuarantinedPoint]:
+        """Return the `limit` points quarantined first, oldest first."""
+        _check_limit(limit)
+        rows = await self._read(
+            "SELECT id, line, error, added_at FROM quarantine ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [
+            QuarantinedPoint(
+                row[0], row[1], row[2], datetime.fromtimestamp(row[3], UTC)
+            )
+            for row in rows
+        ]
+
+    async def release_quarantine(self, ids: Iterable[int]) -> int:
+        """Put quarantined points back at the end of the queue, to be written again.
+
+        For after the cause was fixed (a field's type, say). They count against
+        `max_bytes` again like appended lines. Returns how many were released; ids not
+        in quarantine are ignored.
+        """
+        selected = json.dumps(sorted(set(ids)))
+
+        async def body(db: aiosqlite.Connection, counters: _Counters) -> int:
+            rows = await db.execute_fetchall(
+                "SELECT line FROM quarantine"
+                " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                (selected,),
+            )
+            lines = [row[0] for row in rows]
+            await db.execute(
+                "DELETE FROM quarantine WHERE id IN (SELECT value FROM json_each(?))",
+                (selected,),
+            )
+            counters.quarantined -= len(lines)
+            if lines:
+                await self._store(lines, db, counters)
+            return len(lines)
+
+        return await self._transaction(body)
+
+    async def _store(
+        self, lines: Sequence[str], db: aiosqlite.Connection, counters: _Counters
+    ) -> int:
+        """Append `lines`, first deleting the oldest points they leave no room for."""
+        sizes = [len(line.encode()) for line in lines]
+        excess = counters.size_bytes + sum(sizes) - self._max_bytes
+        dropped = 0
+        if excess > 0 and counters.count:
+            if excess > counters.size_bytes:
+                await db.execute("DELETE FROM points")
+                dropped, freed = counters.count, counters.size_bytes
+            else:
+                dropped, freed = await self._delete_oldest(db, counters, excess)
+            excess -= freed
+            counters.count -= dropped
+            counters.size_bytes -= freed
+        # More than fits even in an empty spool: the first of the new lines go too.
+        skip = 0
+        while excess > 0:
+            excess -= sizes[skip]
+            skip += 1
+        dropped += skip
+        await db.executemany(
+            "INSERT INTO points (line) VALUES (?)", ((line,) for line in lines[skip:])
+        )
+        counters.count += len(lines) - skip
+        counters.size_bytes += sum(sizes[skip:])
+        counters.dropped_full += dropped
+        if dropped or counters.oldest_time is None:
+            counters.oldest_time = await _oldest_time(db)
+        return dropped
+
+    async def _delete_oldest(
+        self, db: aiosqlite.Connection, counters: _Counters, excess: int
+    ) -> tuple[int, int]:
+        """Delete the fewest oldest points that free `excess` bytes: (points, bytes).
+
+        For `excess` below the stored size. Reads ids and sizes in chunks sized from the
+        average line, so that one query usually finds where to cut.
+        """
+        average = counters.size_bytes // counters.count or 1
+        last_id = count = freed = 0
+        while freed < excess:
+            rows = await db.execute_fetchall(
+                "SELECT id, length(CAST(line AS BLOB)) FROM points"
+                " WHERE id > ? ORDER BY id LIMIT ?",
+                (last_id, (excess - freed) // average + 64),
+            )
+            if not rows:
+                raise SpoolError(f"Spool {self._path} was changed by another program")
+            for row_id, size in rows:
+                last_id = row_id
+                count += 1
+                freed += size
+                if freed >= excess:
+                    break
+        await db.execute("DELETE FROM points WHERE id <= ?", (last_id,))
+        return count, freed
+
+    async def _remove(
+        self, last_id: int, db: aiosqlite.Connection, counters: _Counters
+    ) -> int:
+        rows = await db.execute_fetchall(
+            "SELECT count(*), coalesce(sum(length(CAST(line AS BLOB))), 0) FROM points"
+            " WHERE id <= ?",
+            (last_id,),
+        )
+        ((removed, size),) = rows
+        if removed:
+            await db.execute("DELETE FROM points WHERE id <= ?", (last_id,))
+            counters.count -= removed
+            counters.size_bytes -= size
+            counters.oldest_time = await _oldest_time(db)
+        return int(removed)
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise SpoolError(f"Spool {self._path} is closed")
+        return self._db
+
+    async def _read(
+        self, sql: str, parameters: tuple[int, ...]
+    ) -> Iterable[sqlite3.Row]:
+        async with self._lock:
+            db = self._connection()
+            with _sqlite_errors(self._path):
+                return await db.execute_fetchall(sql, parameters)
+
+    async def _transaction[T](
+        self, body: Callable[[aiosqlite.Connection, _Counters], Awaitable[T]]
+    ) -> T:
+        """Run `body` in one write transaction, to its end even if the caller is cancelled.
+
+        `body` updates a copy of the counters, which replaces them once the transaction
+        is committed. A cancelled caller could otherwise leave a COMMIT queued in
+        aiosqlite's thread whose effect the counters never see; so the transaction runs
+        in a task of its own and the cancellation is raised when it has ended.
+        """
+        task = asyncio.create_task(self._run_transaction(body))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait([task])
+            raise
+
+    async def _run_transaction[T](
+        self, body: Callable[[aiosqlite.Connection, _Counters], Awaitable[T]]
+    ) -> T:
+        async with self._lock:
+            db = self._connection()
+            counters = replace(self._counters)
+            with _sqlite_errors(self._path):
+                # IMMEDIATE: take the write lock now, so that another process holding
+                # it fails us here (after the busy timeout), not halfway through.
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = await body(db, counters)
+                    await db.commit()
+                except BaseException:
+                    await db.rollback()
+                    raise
+            self._counters = counters
+            return result
+
+
+async def _prepare(db: aiosqlite.Connection, path: Path) -> None:
+    """Refuse a file that is not a spool, set the journal up, migrate the schema."""
+    # The first read: raises "file is not a database" before anything is written.
+    ((version,),) = await db.execute_fetchall("PRAGMA user_version")
+    if version > SCHEMA_VERSION:
+        raise SpoolError(
+            f"Spool {path} has schema version {version}, newer than this version of "
+            f"the integration knows ({SCHEMA_VERSION})"
+        )
+    if version == 0:
+        ((tables,),) = await db.execute_fetchall("SELECT count(*) FROM sqlite_schema")
+        if tables:
+            raise SpoolError(f"{path} is an SQLite database, but not a spool")
+    # WAL: a commit appends to the log instead of rewriting pages in place, and readers
+    # (a backup, a diagnostics tool) never block the writer nor are blocked by it.
+    ((mode,),) = await db.execute_fetchall("PRAGMA journal_mode=WAL")
+    if mode != "wal":
+        raise SpoolError(f"Spool {path}: cannot use write-ahead logging ({mode})")
+    # NORMAL syncs the log at checkpoints, not at every commit. A killed or crashed
+    # process loses nothing; a power loss or OS crash can roll back the transactions
+    # committed since the last checkpoint (up to ~4 MB of log, 1,000 pages): appends
+    # are then lost, removals undone (those points are written a second time,
+    # harmlessly). The file itself stays consistent.
+    await db.execute("PRAGMA synchronous=NORMAL")
+    if version < SCHEMA_VERSION:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for migration in _MIGRATIONS[version:]:
+                for statement in migration:
+                    await db.execute(statement)
+            # PRAGMA takes no parameters; the value is our own integer constant.
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+
+
+async def _read_counters(db: aiosqlite.Connection) -> _Counters:
+    """Count what the file holds: exact, whatever happened before it was opened."""
+    ((count, size_bytes),) = await db.execute_fetchall(
+        "SELECT count(*), coalesce(sum(length(CAST(line AS BLOB))), 0) FROM points"
+    )
+    ((quarantined,),) = await db.execute_fetchall("SELECT count(*) FROM quarantine")
+    return _Counters(count, size_bytes, await _oldest_time(db), quarantined)
+
+
+async def _oldest_time(db: aiosqlite.Connection) -> datetime | None:
+    rows = list(
+        await db.execute_fetchall("SELECT line FROM points ORDER BY id LIMIT 1")
+    )
+    return _line_time(rows[0][0]) if rows else None
