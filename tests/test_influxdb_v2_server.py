@@ -13,6 +13,7 @@ import aiohttp
 from hypothesis import given, strategies as st
 import pytest
 
+from .conftest import V2_READ_ONLY_TOKEN, V2_TOKEN
 from .influxdb_v2_server import (
     InfluxDBv2TestServer,
     Line,
@@ -24,8 +25,8 @@ from .influxdb_v2_server import (
     parse_lines,
 )
 
-TOKEN = "all-access-token"
-READ_ONLY_TOKEN = "read-only-token"
+TOKEN = V2_TOKEN
+READ_ONLY_TOKEN = V2_READ_ONLY_TOKEN
 ORG = "home"
 BUCKET = "ha"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -33,15 +34,9 @@ INTERNAL = "An internal error has occurred - check server logs"
 
 
 @pytest.fixture
-async def server(socket_enabled: None) -> AsyncIterator[InfluxDBv2TestServer]:
-    """A running stand-in with one user bucket and a token that may only read it."""
-    async with InfluxDBv2TestServer(
-        token=TOKEN,
-        org=ORG,
-        buckets=[BUCKET],
-        read_only_tokens={READ_ONLY_TOKEN: [BUCKET]},
-    ) as running:
-        yield running
+def server(influxdb_v2: InfluxDBv2TestServer) -> InfluxDBv2TestServer:
+    """The shared stand-in: bucket `ha` of org `home`, a token that may only read it."""
+    return influxdb_v2
 
 
 @pytest.fixture
