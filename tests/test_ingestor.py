@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import math
 from typing import Any
 
@@ -23,6 +24,7 @@ from .conftest import v2_entry_data
 from .influxdb_v1_server import InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 Expected = set[tuple[str, str, str, str, float | str, int]]
 
 TEXT_STATES = ['mode "eco"', "a, b=c d", "back\\slash", "ünïcödé ☃", "on", "nan"]
@@ -74,7 +76,7 @@ def _record_expected(hass: HomeAssistant) -> Expected:
                 state.object_id,
                 field,
                 value,
-                round(event.time_fired_timestamp * 1_000_000),
+                (event.time_fired - EPOCH) // dt.timedelta(microseconds=1),
             )
         )
 
