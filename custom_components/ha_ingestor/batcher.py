@@ -8,7 +8,7 @@ import contextlib
 from homeassistant.core import callback
 
 from .const import LOGGER
-from .influx_client import InfluxConnectionError, InfluxError
+from .influx_client import InfluxError
 from .writer import Backoff, PointWriter
 
 
@@ -73,18 +73,13 @@ class Batcher:
                     await self._writer.write(batch)
                 except InfluxError as err:
                     self._lines[:0] = batch
-                    retry_after = (
-                        err.retry_after
-                        if isinstance(err, InfluxConnectionError)
-                        else None
-                    )
                     if self._retry_delay is None:
                         LOGGER.warning(
                             "Writing to InfluxDB failed, %d points wait in memory: %s",
                             len(self._lines),
                             err,
                         )
-                    self._retry_delay = self._backoff.next_delay(retry_after)
+                    self._retry_delay = self._backoff.next_delay(err.retry_after)
                     return
                 except asyncio.CancelledError:
                     self._lines[:0] = batch

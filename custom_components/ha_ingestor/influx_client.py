@@ -35,17 +35,16 @@ from .const import (
 class InfluxError(Exception):
     """The server could not be used; the message is the server's own when it gave one.
 
-    `reason` is the translation key that tells the user what went wrong.
+    `reason` is the translation key that tells the user what went wrong;
+    `retry_after` the wait in seconds the server asked for before a retry, if any.
     """
 
     reason = "unknown"
+    retry_after: float | None = None
 
 
 class InfluxConnectionError(InfluxError):
-    """Unreachable, timed out, or temporarily unable to answer (5xx, 429): worth retrying.
-
-    `retry_after` is the wait in seconds the server asked for, if it asked.
-    """
+    """Unreachable, timed out, or temporarily unable to answer (5xx, 429): worth retrying."""
 
     reason = "cannot_connect"
 

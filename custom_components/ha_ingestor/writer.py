@@ -7,34 +7,28 @@ import random
 
 from .influx_client import InfluxClient, InfluxWriteRejectedError
 
-# Longest wait between two attempts while InfluxDB is unavailable.
+# First and longest wait between two attempts while InfluxDB is unavailable.
+FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 300.0
 
 
 class Backoff:
     """Exponential waits with jitter, capped; a server's Retry-After is honoured."""
 
-    def __init__(
-        self,
-        first: float = 1.0,
-        cap: float = MAX_BACKOFF,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        """Start at `first` seconds, double per failure, never wait more than `cap`."""
-        self._first = first
-        self._cap = cap
+    def __init__(self, rng: Callable[[], float] = random.random) -> None:
+        """Double the wait per failure; `rng` draws the jitter (fixed in tests)."""
         self._rng = rng
         self._failures = 0
 
     def next_delay(self, retry_after: float | None = None) -> float:
         """Count one more failure and return the wait before the next attempt."""
-        ceiling = min(self._cap, self._first * 2.0**self._failures)
+        ceiling = min(MAX_BACKOFF, FIRST_BACKOFF * 2.0**self._failures)
         self._failures += 1
         # Half fixed, half random: spread out retries of many homes without ever
         # retrying at once.
         delay = ceiling / 2 + self._rng() * ceiling / 2
         if retry_after is not None:
-            delay = max(delay, min(retry_after, self._cap))
+            delay = max(delay, min(retry_after, MAX_BACKOFF))
         return delay
 
     def reset(self) -> None:
