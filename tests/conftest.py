@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 import uuid
@@ -35,6 +36,17 @@ from .influxdb_v1_server import (
     sockets_allowed,
 )
 from .influxdb_v2_server import InfluxDBv2TestServer
+
+
+async def wait_until(
+    condition: Callable[[], bool], what: str, seconds: float = 20
+) -> None:
+    """Poll `condition` every 50 ms, failing the test with `what` after `seconds`."""
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"not reached in {seconds} s: {what}")
 
 
 @pytest.fixture(autouse=True)

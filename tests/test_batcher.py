@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from homeassistant.core import HomeAssistant
 import pytest
@@ -11,7 +10,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
 
-from .conftest import v2_entry_data
+from .conftest import v2_entry_data, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
 
@@ -29,14 +28,6 @@ async def _setup_v2(
     return entry
 
 
-async def _until(condition: Callable[[], bool], seconds: float = 20) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail("condition not reached")
-
-
 async def test_outage_keeps_points_until_the_server_is_back(
     hass: HomeAssistant,
     influxdb_v2: InfluxDBv2TestServer,
@@ -48,13 +39,15 @@ async def test_outage_keeps_points_until_the_server_is_back(
     await influxdb_v2.stop()
     for i in range(300):
         hass.states.async_set("sensor.outage", str(i), {"unit_of_measurement": "W"})
-    await _until(lambda: "Writing to InfluxDB failed" in caplog.text)
+    await wait_until(
+        lambda: "Writing to InfluxDB failed" in caplog.text, "failure logged"
+    )
     await asyncio.sleep(0.3)  # several failed flushes
     assert batcher.pending == 300
     assert caplog.text.count("Writing to InfluxDB failed") == 1
 
     await influxdb_v2.start()
-    await _until(lambda: len(influxdb_v2.points("ha")) == 300)
+    await wait_until(lambda: len(influxdb_v2.points("ha")) == 300, "300 points")
     assert "Writing to InfluxDB works again" in caplog.text
     values = [point.fields["value"] for point in influxdb_v2.points("ha")]
     assert values == [float(i) for i in range(300)]
@@ -69,7 +62,7 @@ async def test_server_busy_is_retried(
     influxdb_v2.fail_next_writes(3, status=503)
     for i in range(50):
         hass.states.async_set("sensor.busy", str(i), {"unit_of_measurement": "W"})
-    await _until(lambda: len(influxdb_v2.points("ha")) == 50)
+    await wait_until(lambda: len(influxdb_v2.points("ha")) == 50, "50 points")
     assert [r.status for r in influxdb_v2.requests if r.path == "/api/v2/write"][
         1:4
     ] == [503, 503, 503]
@@ -93,8 +86,10 @@ async def test_rejected_batch_does_not_stop_later_ones(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
 
     hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
-    await _until(lambda: "field type conflict" in caplog.text)
+    await wait_until(lambda: "field type conflict" in caplog.text, "conflict logged")
     hass.states.async_set("sensor.temperature", "21", {"unit_of_measurement": "°C"})
-    await _until(lambda: bool(influxdb.query('SELECT * FROM "°C"', database)))
+    await wait_until(
+        lambda: bool(influxdb.query('SELECT * FROM "°C"', database)), "°C written"
+    )
     assert config_entry.runtime_data.ingestor.batcher.pending == 0
     assert await hass.config_entries.async_unload(config_entry.entry_id)

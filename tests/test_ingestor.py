@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import math
@@ -11,7 +10,6 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
-import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
@@ -20,7 +18,7 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 
-from .conftest import v2_entry_data
+from .conftest import v2_entry_data, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
 
@@ -103,20 +101,12 @@ def _stored(influxdb: InfluxDBv1Server, database: str) -> Expected:
     return stored
 
 
-async def _wait_for_points(
-    influxdb: InfluxDBv1Server, database: str, count: int
-) -> None:
-    """Wait (at most 60 s) until the database holds `count` points."""
-    for _ in range(600):
-        counts = influxdb.query("SELECT count(*) FROM /.*/", database)
-        total = sum(
-            max(v for v in series["values"][0][1:] if v is not None)
-            for series in counts
-        )
-        if total >= count:
-            return
-        await asyncio.sleep(0.1)
-    pytest.fail(f"only {total} of {count} points arrived")
+def _point_count(influxdb: InfluxDBv1Server, database: str) -> int:
+    """Points in the database: each measurement's largest field count, summed."""
+    return sum(
+        max(v for v in series["values"][0][1:] if v is not None)
+        for series in influxdb.query("SELECT count(*) FROM /.*/", database)
+    )
 
 
 async def test_5000_state_changes_arrive_exactly(
@@ -132,7 +122,11 @@ async def test_5000_state_changes_arrive_exactly(
 
     _set_states(hass, 5000)
     assert len(expected) == 5000
-    await _wait_for_points(influxdb, database, 5000)
+    await wait_until(
+        lambda: _point_count(influxdb, database) >= 5000,
+        "5000 points in InfluxDB",
+        seconds=60,
+    )
 
     assert _stored(influxdb, database) == expected
     fields = {
