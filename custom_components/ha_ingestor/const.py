@@ -29,6 +29,31 @@ CONF_EXCLUDE_DOMAINS: Final = "exclude_domains"
 CONF_EXCLUDE_ENTITIES: Final = "exclude_entities"
 CONF_EXCLUDE_ENTITY_GLOBS: Final = "exclude_entity_globs"
 CONF_SKIP_UNAVAILABLE: Final = "skip_unavailable"
+CONF_INCLUDE_DEVICE_CLASSES: Final = "include_device_classes"
+CONF_EXCLUDE_DEVICE_CLASSES: Final = "exclude_device_classes"
+CONF_INCLUDE_AREAS: Final = "include_areas"
+CONF_EXCLUDE_AREAS: Final = "exclude_areas"
+CONF_INCLUDE_LABELS: Final = "include_labels"
+CONF_EXCLUDE_LABELS: Final = "exclude_labels"
+
+# Schema options. The measurement rules and override are those of Home Assistant's
+# built-in influxdb integration (measurement_attr, override_measurement).
+CONF_PRESET: Final = "preset"
+PRESET_CORE_COMPATIBLE: Final = "core_compatible"
+PRESET_RICH: Final = "rich"
+CONF_MEASUREMENT_RULE: Final = "measurement_rule"
+MEASUREMENT_UNIT: Final = "unit_of_measurement"
+MEASUREMENT_DOMAIN_DEVICE_CLASS: Final = "domain__device_class"
+MEASUREMENT_DEVICE_CLASS: Final = "device_class"
+MEASUREMENT_ENTITY_ID: Final = "entity_id"
+CONF_MEASUREMENT_OVERRIDE: Final = "measurement_override"
+CONF_GLOBAL_TAGS: Final = "global_tags"  # dict[str, str]
+CONF_IGNORE_ATTRIBUTES: Final = "ignore_attributes"  # list[str]
+CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: Final = "ignore_attributes_by_domain"  # dict[str, list[str]]
+
+CONF_SPOOL_MAX_MB: Final = "spool_max_mb"
+DEFAULT_SPOOL_MAX_MB: Final = 1024
+CONF_HEARTBEAT_MINUTES: Final = "heartbeat_minutes"  # 0: off
 
 # A batch is written when it holds this many points, or this long after the last write.
 DEFAULT_BATCH_SIZE: Final = 1000
