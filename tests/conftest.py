@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+import contextlib
 from pathlib import Path
+import shutil
 from typing import Any
 import uuid
 
+from homeassistant import loader
 from homeassistant.const import (
     CONF_PASSWORD,
     CONF_TOKEN,
@@ -15,8 +18,14 @@ from homeassistant.const import (
     CONF_USERNAME,
     CONF_VERIFY_SSL,
 )
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_test_home_assistant,
+    get_test_config_dir,
+)
 
 from custom_components.ha_ingestor.const import (
     API_V1,
@@ -49,9 +58,67 @@ async def wait_until(
     pytest.fail(f"not reached in {seconds} s: {what}")
 
 
+@contextlib.asynccontextmanager
+async def restarted(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> AsyncIterator[HomeAssistant]:
+    """A new Home Assistant on `hass`'s config dir, with `entry` loaded in it."""
+    async with async_test_home_assistant(config_dir=hass.config.config_dir) as second:
+        # What the enable_custom_integrations fixture does for `hass`.
+        second.data.pop(loader.DATA_CUSTOM_COMPONENTS)
+        same_entry = MockConfigEntry(
+            domain=DOMAIN,
+            entry_id=entry.entry_id,
+            unique_id=entry.unique_id,
+            data=entry.data,
+            options=entry.options,
+        )
+        same_entry.add_to_hass(second)
+        assert await second.config_entries.async_setup(same_entry.entry_id)
+        yield second
+        assert await second.config_entries.async_unload(same_entry.entry_id)
+        await second.async_stop()
+
+
+async def save_options(
+    hass: HomeAssistant, entry: MockConfigEntry, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Go through the option forms as a user would: change `changes`, keep the rest.
+
+    Returns the last step's result: a form with errors, or the created entry.
+    """
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    while result["type"] is FlowResultType.FORM:
+        schema = result["data_schema"]
+        assert schema is not None
+        fields = {key.schema: key for key in schema.schema}
+        shown = {
+            name: key.description["suggested_value"]
+            for name, key in fields.items()
+            if key.description and key.description.get("suggested_value") is not None
+        }
+        answer = shown | {k: v for k, v in changes.items() if k in fields}
+        step = result["step_id"]
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], answer
+        )
+        if result["type"] is FlowResultType.FORM and result["step_id"] == step:
+            break  # the same form again: its errors are the answer
+    await hass.async_block_till_done()
+    return dict(result)
+
+
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/ha_ingestor in every test."""
+
+
+@pytest.fixture
+def hass_config_dir(tmp_path: Path) -> str:
+    """A config dir per test (each has its own spool file), beside the test's files."""
+    directory = tmp_path / "config"
+    shutil.copytree(get_test_config_dir(), directory, symlinks=True)  # type: ignore[no-untyped-call]
+    return str(directory)
 
 
 def _run_server(directory: Path, *, https: bool = False) -> Iterator[InfluxDBv1Server]:

@@ -83,6 +83,7 @@ class InfluxDBv1Server:
         self.https = https
         self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
+        self._admin_created = False
         tls = ""
         if https:
             cert, key = write_self_signed_certificate(directory)
@@ -127,7 +128,10 @@ class InfluxDBv1Server:
                     msg = f"influxd did not start: see {self.directory}/influxd.log"
                     raise RuntimeError(msg) from None
                 time.sleep(0.05)
+        if self._admin_created:
+            return
         # With no user yet, the first admin may be created without credentials.
+        self._admin_created = True
         self.query(
             f"CREATE USER {ADMIN_USER} WITH PASSWORD '{ADMIN_PASSWORD}' "
             "WITH ALL PRIVILEGES",

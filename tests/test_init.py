@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from homeassistant.config_entries import ConfigEntryState
+from pathlib import Path
+from typing import Any
+
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_URL
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.storage import STORAGE_DIR
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.ha_ingestor.const import CONF_DATABASE
+from custom_components.ha_ingestor.const import CONF_DATABASE, DOMAIN
 
+from .conftest import wait_until
 from .influxdb_v1_server import InfluxDBv1Server, free_port
 
 
@@ -28,38 +33,83 @@ async def test_setup_and_unload(
 
 
 @pytest.mark.parametrize(
-    ("data", "state", "reason"),
+    ("data", "reauth"),
     [
-        (
-            {CONF_URL: "http://127.0.0.1:{free}"},
-            ConfigEntryState.SETUP_RETRY,
-            "Could not reach",
-        ),
-        (
-            {CONF_DATABASE: "missing"},
-            ConfigEntryState.SETUP_RETRY,
-            "database does not exist",
-        ),
-        (
-            {CONF_PASSWORD: "wrong"},
-            ConfigEntryState.SETUP_ERROR,
-            "rejected the credentials",
-        ),
+        ({CONF_URL: "http://127.0.0.1:{free}"}, False),
+        ({CONF_DATABASE: "missing"}, False),
+        ({CONF_PASSWORD: "wrong"}, True),
     ],
 )
-async def test_setup_failures(
+async def test_setup_records_even_when_influxdb_cannot_be_written(
     hass: HomeAssistant,
     config_entry: MockConfigEntry,
     data: dict[str, str],
-    state: ConfigEntryState,
-    reason: str,
+    reauth: bool,
 ) -> None:
-    """Unreachable or missing database: retry later. Wrong password: ask the user."""
+    """Unreachable, missing database, wrong password: the entry loads and spools.
+
+    Rejected credentials also ask the user for new ones.
+    """
     changes = {key: value.format(free=free_port()) for key, value in data.items()}
     config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
         config_entry, data={**config_entry.data, **changes}
     )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert config_entry.runtime_data.server is None
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == (
+        [SOURCE_REAUTH] if reauth else []
+    )
+
+    hass.states.async_set("sensor.kept", "1")
+    await hass.async_block_till_done()
+    spool = config_entry.runtime_data.ingestor.spool
+    await wait_until(lambda: spool.count == 1, "the point waits in the spool")
+
+
+def _spool_path(hass: HomeAssistant, entry: MockConfigEntry) -> Path:
+    return Path(hass.config.path(STORAGE_DIR, f"{DOMAIN}.{entry.entry_id}.spool"))
+
+
+def _write_foreign_file(path: Path) -> None:
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"not a database, but someone's file\n" * 100)
+
+
+def _spool_files(path: Path) -> list[Path]:
+    return list(path.parent.glob(f"{path.name}*"))
+
+
+async def test_unusable_spool_retries_setup(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    """A spool path that is not a spool: setup is retried later, the file untouched."""
+    spool_path = _spool_path(hass, config_entry)
+    await hass.async_add_executor_job(_write_foreign_file, spool_path)
+    config_entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(config_entry.entry_id)
-    assert config_entry.state is state
-    assert reason in (config_entry.reason or "")
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert "spool file cannot be used" in (config_entry.reason or "")
+    content = await hass.async_add_executor_job(spool_path.read_bytes)
+    assert content.startswith(b"not a database")
+
+
+async def test_removing_the_entry_deletes_its_spool(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Spool file, its log and the saved last states go with the entry."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    spool_path = _spool_path(hass, config_entry)
+    assert await hass.async_add_executor_job(_spool_files, spool_path)
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    last_states = f"{DOMAIN}.{config_entry.entry_id}.last_states"
+    assert last_states in hass_storage
+    await hass.config_entries.async_remove(config_entry.entry_id)
+    assert not await hass.async_add_executor_job(_spool_files, spool_path)
+    assert last_states not in hass_storage

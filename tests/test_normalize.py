@@ -1,114 +1,114 @@
-"""State to line, per preset: the lines docs/schema.md shows, real InfluxDB 1.x takes.
+"""State change to line, per preset: docs/schema.md's lines, core's rules, rich's rules.
 
 The core_compatible preset is checked against rules worked out by hand from Home
-Assistant's influxdb integration, against that integration's own converter, and
-against a real InfluxDB.
+Assistant's influxdb integration, against that integration's own converter with every
+option, and against a real InfluxDB. The rich preset is checked rule by rule, and for
+its promise that a field never changes type. tests/test_schema_roundtrip.py writes both
+presets' lines to a real InfluxDB and reads them back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 import contextlib
+from dataclasses import dataclass, field
 import datetime as dt
+import enum
 import importlib
 import math
 from pathlib import Path
+import re
 import sys
+import time
 from types import ModuleType
 from typing import Any
-import uuid
 
 from homeassistant import const as ha_const
 from homeassistant.components.lock.const import LockState
 from homeassistant.components.sun.const import STATE_ABOVE_HORIZON, STATE_BELOW_HORIZON
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNKNOWN
-from homeassistant.core import Event, EventStateChangedData, State
+from homeassistant.core import Context, Event, EventStateChangedData, State
 from homeassistant.helpers.state import state_as_number
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
 from custom_components.ha_ingestor import normalize
-from custom_components.ha_ingestor.normalize import (
-    ENCODERS,
-    state_to_core_line,
-    state_to_line,
-    timestamp_us,
+from custom_components.ha_ingestor.const import (
+    CONF_GLOBAL_TAGS,
+    CONF_IGNORE_ATTRIBUTES,
+    CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_RULE,
+    CONF_PRESET,
+    MEASUREMENT_DEVICE_CLASS,
+    MEASUREMENT_DOMAIN_DEVICE_CLASS,
+    MEASUREMENT_ENTITY_ID,
+    MEASUREMENT_UNIT,
+    PRESET_CORE_COMPATIBLE,
+    PRESET_RICH,
+)
+from custom_components.ha_ingestor.normalize import create_encoder, timestamp_us
+from custom_components.ha_ingestor.registry_cache import (
+    UNREGISTERED,
+    EntityMetadata,
+    RegistryCache,
 )
 
 from .influxdb_v1_server import InfluxDBv1Server
 
 TIME_US = 1732262400123456
+# When the documented states changed, and their context.
+CHANGED = dt.datetime(2024, 11, 22, 8, 0, tzinfo=dt.UTC)
+CONTEXT = Context(id="01JDA7Q3ZK8V5N2W4X6Y8B0C1D")
 
-# (entity id, state, attributes) -> the line docs/schema.md shows for it.
-DOCUMENTED_LINES: list[tuple[str, str, dict[str, Any], str]] = [
-    (
-        "sensor.living_room",
-        "21",
-        {"unit_of_measurement": "°C"},
-        "°C,domain=sensor,entity_id=living_room value=21.0 1732262400123456",
-    ),
-    (
-        "sensor.pv_power",
-        "1234.5",
-        {"unit_of_measurement": "W"},
-        "W,domain=sensor,entity_id=pv_power value=1234.5 1732262400123456",
-    ),
-    (
-        "sensor.water",
-        "0.25",
-        {"unit_of_measurement": "m³ per h, est"},
-        r"m³\ per\ h\,\ est,domain=sensor,entity_id=water value=0.25 1732262400123456",
-    ),
-    (
-        "binary_sensor.front_door",
-        "on",
-        {},
-        'binary_sensor,domain=binary_sensor,entity_id=front_door state="on" 1732262400123456',
-    ),
-    (
-        "climate.hall",
-        'say "eco"',
-        {},
-        r'climate,domain=climate,entity_id=hall state="say \"eco\"" 1732262400123456',
-    ),
-    (
-        "sensor.path",
-        "C:\\temp",
-        {},
-        r'sensor,domain=sensor,entity_id=path state="C:\\temp" 1732262400123456',
-    ),
-    (
-        "sensor.broken",
-        "nan",
-        {"unit_of_measurement": "°C"},
-        '°C,domain=sensor,entity_id=broken state="nan" 1732262400123456',
-    ),
-    (
-        "sensor.big",
-        "1e300",
-        {"unit_of_measurement": "B"},
-        "B,domain=sensor,entity_id=big value=1e+300 1732262400123456",
-    ),
-]
+CORE: dict[str, Any] = {CONF_PRESET: PRESET_CORE_COMPATIBLE}
+RICH: dict[str, Any] = {CONF_PRESET: PRESET_RICH}
+
+type Fields = dict[str, float | str]
+
+
+class FixedRegistry(RegistryCache):
+    """Registry metadata the test gives, for encoders run without Home Assistant."""
+
+    def __init__(self, metadata: Mapping[str, EntityMetadata] | None = None) -> None:
+        """Answer from `metadata`: there are no registries to read or follow."""
+        self._fixed = dict(metadata or {})
+
+    def get(self, entity_id: str) -> EntityMetadata:
+        """Return the given metadata, or that of an unregistered entity."""
+        return self._fixed.get(entity_id, UNREGISTERED)
+
+
+def encode(
+    options: Mapping[str, Any],
+    state: State,
+    old_state: State | None = None,
+    metadata: EntityMetadata | None = None,
+) -> str | None:
+    """The line a new encoder makes of one state change."""
+    registry = FixedRegistry(None if metadata is None else {state.entity_id: metadata})
+    return create_encoder(options, registry)(state, old_state, TIME_US)
+
+
+def test_presets() -> None:
+    """The preset option chooses the encoder; core_compatible is the default."""
+    state = State("sensor.a", "1", {"unit_of_measurement": "W"})
+    core_line = "W,domain=sensor,entity_id=a value=1.0 1732262400123456"
+    assert encode({}, state) == encode(CORE, state) == core_line
+    assert encode(RICH, state, metadata=UNREGISTERED) != core_line
 
 
 @pytest.mark.parametrize(
-    ("entity_id", "state", "attributes", "line"),
-    DOCUMENTED_LINES,
-    ids=[case[0] for case in DOCUMENTED_LINES],
+    "options",
+    [
+        {CONF_PRESET: "basic"},
+        {CONF_PRESET: PRESET_RICH, CONF_MEASUREMENT_RULE: "friendly_name"},
+    ],
 )
-def test_documented_lines(
-    entity_id: str, state: str, attributes: dict[str, Any], line: str
-) -> None:
-    """The lines are exactly the ones docs/schema.md shows."""
-    assert state_to_line(State(entity_id, state, attributes), TIME_US) == line
-
-
-def test_documented_lines_are_in_the_docs() -> None:
-    """docs/schema.md shows these very lines, so it cannot drift from the code."""
-    text = (Path(__file__).parents[1] / "docs" / "schema.md").read_text("utf-8")
-    for *_, line in DOCUMENTED_LINES:
-        assert line in text
+def test_unknown_options_are_refused(options: dict[str, Any]) -> None:
+    """A preset or measurement rule the integration does not know is an error."""
+    with pytest.raises(ValueError, match="Unknown"):
+        create_encoder(options, FixedRegistry())
 
 
 @given(st.floats(min_value=0, max_value=4e9))
@@ -125,53 +125,171 @@ def test_timestamp_keeps_microseconds() -> None:
     assert timestamp_us(0.0000019999) == 2
 
 
-def test_documented_lines_read_back(influxdb: InfluxDBv1Server, database: str) -> None:
-    """Real InfluxDB accepts every line and gives back the same values."""
-    lines = [
-        state_to_line(State(entity_id, state, attributes), TIME_US + offset)
-        for offset, (entity_id, state, attributes, _) in enumerate(DOCUMENTED_LINES)
-    ]
-    status, body = influxdb.request(
-        "POST", "/write", {"db": database, "precision": "u"}, "\n".join(lines).encode()
-    )
-    assert status == 204, body
-    rows = {
-        row["entity_id"]: row
-        for row in influxdb.rows('SELECT * FROM /.*/ GROUP BY "entity_id"', database)
-    }
-    assert rows["living_room"]["measurement"] == "°C"
-    assert rows["living_room"]["value"] == 21.0
-    assert rows["water"]["measurement"] == "m³ per h, est"
-    assert rows["front_door"]["state"] == "on"
-    assert rows["hall"]["state"] == 'say "eco"'
-    assert rows["path"]["state"] == "C:\\temp"
-    assert rows["broken"]["state"] == "nan"
-    assert rows["big"]["value"] == 1e300
-    assert [rows[e.split(".")[1]]["time"] for e, *_ in DOCUMENTED_LINES] == [
-        TIME_US + offset for offset in range(len(DOCUMENTED_LINES))
-    ]
+# ---------------------------------------------------------------------------------------
+# Reading lines back, as the client that core writes with escapes them, and as InfluxDB
+# 1.x reads them.
+
+# The client's escapes in names, undone.
+_NAME_UNESCAPES = {"\\": "\\", " ": " ", ",": ",", "=": "=", "n": "\n"}
+
+
+def _read_name(line: str, start: int, stops: str) -> tuple[str, int]:
+    """Read an escaped name up to one of `stops`; return it and where it ends."""
+    chars, i = [], start
+    while line[i] not in stops:
+        if line[i] == "\\":
+            chars.append(_NAME_UNESCAPES[line[i + 1]])
+            i += 2
+        else:
+            chars.append(line[i])
+            i += 1
+    return "".join(chars), i
+
+
+def _read_string(line: str, start: int) -> tuple[str, int]:
+    """Read a quoted string field value starting at its `"`; return it and its end."""
+    assert line[start] == '"'
+    chars, i = [], start + 1
+    while line[i] != '"':
+        if line[i] == "\\":
+            assert line[i + 1] in '\\"', line
+            i += 1
+        chars.append(line[i])
+        i += 1
+    return "".join(chars), i + 1
+
+
+def _read_number(line: str, start: int) -> tuple[float, int]:
+    """Read a float field value; return it and where it ends."""
+    end = min(p for p in (line.find(",", start), line.find(" ", start)) if p > 0)
+    number = float(line[start:end])
+    assert math.isfinite(number), line
+    return number, end
+
+
+def parse_line(line: str) -> tuple[str, dict[str, str], Fields, int]:
+    """Split a line of core's as its client wrote it: measurement, tags, fields, time.
+
+    Names are unescaped exactly as the client escapes them, so they must come back as
+    the unescaped names core gives; tags and fields must be in the client's (sorted)
+    order.
+    """
+    assert "\n" not in line
+    measurement, i = _read_name(line, 0, ",")
+    tags: dict[str, str] = {}
+    while line[i] == ",":
+        key, i = _read_name(line, i + 1, "=")
+        tags[key], i = _read_name(line, i + 1, ", ")
+    fields: Fields = {}
+    # From the space before the first field, then from each comma.
+    while line[i] != " " or not fields:
+        key, i = _read_name(line, i + 1, "=")
+        assert key not in fields
+        if line[i + 1] == '"':
+            fields[key], i = _read_string(line, i + 1)
+        else:
+            fields[key], i = _read_number(line, i + 1)
+    assert list(tags) == sorted(tags), line
+    assert list(fields) == sorted(fields), line
+    return measurement, tags, fields, int(line[i + 1 :])
+
+
+def _read_influx_name(line: str, start: int, stops: str) -> tuple[str, int]:
+    r"""Read a name as InfluxDB 1.x does; return it and where it ends.
+
+    A stop ends the name unless a backslash comes right before it; InfluxDB then
+    takes `\,`, `\ ` and `\=` for the character and keeps every other backslash.
+    """
+    end = start
+    while line[end] not in stops or line[end - 1] == "\\":
+        end += 1
+    name = line[start:end]
+    for char in ", =":
+        name = name.replace(f"\\{char}", char)
+    return name, end
+
+
+def parse_influx_line(line: str) -> tuple[str, dict[str, str], Fields, int]:
+    """Split a line as InfluxDB 1.x stores it: measurement, tags, fields, time."""
+    assert "\n" not in line
+    measurement, i = _read_influx_name(line, 0, ", ")
+    tags: dict[str, str] = {}
+    while line[i] == ",":
+        key, i = _read_influx_name(line, i + 1, "=")
+        assert key not in tags
+        tags[key], i = _read_influx_name(line, i + 1, ", ")
+    fields: Fields = {}
+    while line[i] != " " or not fields:
+        key, i = _read_influx_name(line, i + 1, "=")
+        assert key not in fields, line
+        if line[i + 1] == '"':
+            fields[key], i = _read_string(line, i + 1)
+        else:
+            fields[key], i = _read_number(line, i + 1)
+    return measurement, tags, fields, int(line[i + 1 :])
+
+
+# ---------------------------------------------------------------------------------------
+# The lines docs/schema.md shows.
+
+
+@dataclass(frozen=True)
+class Example:
+    """A state change docs/schema.md shows, and the line it gives."""
+
+    options: dict[str, Any]
+    entity_id: str
+    state: str
+    attributes: dict[str, Any]
+    line: str
+    # The previous state and how many seconds it lasted.
+    previous: tuple[str, float] | None = None
+    metadata: EntityMetadata = UNREGISTERED
+    context: Context = field(default_factory=lambda: CONTEXT)
+
+    def encode(self) -> str | None:
+        """Encode the example's state change."""
+        state = State(
+            self.entity_id,
+            self.state,
+            self.attributes,
+            last_changed=CHANGED,
+            context=self.context,
+        )
+        old_state = None
+        if self.previous is not None:
+            old_text, lasted = self.previous
+            old_state = State(
+                self.entity_id,
+                old_text,
+                self.attributes,
+                last_changed=CHANGED - dt.timedelta(seconds=lasted),
+            )
+        return encode(self.options, state, old_state, self.metadata)
 
 
 # ---------------------------------------------------------------------------------------
 # The core_compatible preset: what Home Assistant's influxdb integration writes.
 
 _UTC_MORNING = dt.datetime(2024, 11, 22, 8, 0, tzinfo=dt.UTC)
+_LIVING_ROOM = {
+    "unit_of_measurement": "°C",
+    "device_class": "temperature",
+    "friendly_name": "Living room",
+}
 
-# (entity id, state, attributes) -> the line docs/schema.md shows for it.
-CORE_DOCUMENTED_LINES: list[tuple[str, str, dict[str, Any], str]] = [
-    (
+CORE_EXAMPLES: list[Example] = [
+    Example(
+        CORE,
         "sensor.living_room",
         "21.5",
-        {
-            "unit_of_measurement": "°C",
-            "device_class": "temperature",
-            "friendly_name": "Living room",
-        },
+        _LIVING_ROOM,
         "°C,domain=sensor,entity_id=living_room "
         'device_class_str="temperature",friendly_name_str="Living room",value=21.5 '
         "1732262400123456",
     ),
-    (
+    Example(
+        CORE,
         "binary_sensor.front_door",
         "on",
         {"device_class": "door", "friendly_name": "Front door"},
@@ -179,7 +297,8 @@ CORE_DOCUMENTED_LINES: list[tuple[str, str, dict[str, Any], str]] = [
         'device_class_str="door",friendly_name_str="Front door",state="on",value=1.0 '
         "1732262400123456",
     ),
-    (
+    Example(
+        CORE,
         "climate.hall",
         "heat",
         {
@@ -193,7 +312,8 @@ CORE_DOCUMENTED_LINES: list[tuple[str, str, dict[str, Any], str]] = [
         'hvac_modes_str="[\'off\', \'heat\']",preset_mode_str="None",state="heat" '
         "1732262400123456",
     ),
-    (
+    Example(
+        CORE,
         "update.router",
         "on",
         {
@@ -205,7 +325,8 @@ CORE_DOCUMENTED_LINES: list[tuple[str, str, dict[str, Any], str]] = [
         'auto_update=0.0,installed_version=2.3,installed_version_str="Version 2.3",'
         'latest_version_str="v2.4.1",state="on",value=1.0 1732262400123456',
     ),
-    (
+    Example(
+        CORE,
         "sensor.last_boot",
         "2024-11-22T08:00:00+00:00",
         {"device_class": "timestamp", "last_reset": _UTC_MORNING},
@@ -214,7 +335,8 @@ CORE_DOCUMENTED_LINES: list[tuple[str, str, dict[str, Any], str]] = [
         'last_reset_str="2024-11-22 08:00:00+00:00",'
         'state="2024-11-22T08:00:00+00:00" 1732262400123456',
     ),
-    (
+    Example(
+        CORE,
         "sensor.collide",
         "12",
         {"value": "high", "state": 3, "time": "12:30"},
@@ -222,7 +344,8 @@ CORE_DOCUMENTED_LINES: list[tuple[str, str, dict[str, Any], str]] = [
         'state=3.0,time_=1230.0,time_str="12:30",value=12.0,value__str="high" '
         "1732262400123456",
     ),
-    (
+    Example(
+        CORE,
         "sensor.water",
         "0.25",
         {
@@ -234,15 +357,45 @@ CORE_DOCUMENTED_LINES: list[tuple[str, str, dict[str, Any], str]] = [
         r'a\ b\,c\=d=1.0,note_str="say \"hi\" C:\\temp now",value=0.25 '
         "1732262400123456",
     ),
-    (
+    Example(
+        CORE,
         "sensor.power",
         "nan",
         {"unit_of_measurement": "W", "friendly_name": "Power"},
         'W,domain=sensor,entity_id=power friendly_name_str="Power" 1732262400123456',
     ),
+    Example(
+        CORE,
+        "sensor.power",
+        "unavailable",
+        {"unit_of_measurement": "W", "friendly_name": "Power"},
+        'W,domain=sensor,entity_id=power state="unavailable" 1732262400123456',
+    ),
+    Example(
+        CORE | {CONF_MEASUREMENT_RULE: MEASUREMENT_DOMAIN_DEVICE_CLASS},
+        "sensor.living_room",
+        "21.5",
+        _LIVING_ROOM,
+        "sensor__temperature,domain=sensor,entity_id=living_room "
+        'friendly_name_str="Living room",unit_of_measurement_str="°C",value=21.5 '
+        "1732262400123456",
+    ),
+    Example(
+        CORE
+        | {
+            CONF_MEASUREMENT_OVERRIDE: "home",
+            CONF_GLOBAL_TAGS: {"site": "main", "building": "A 1"},
+            CONF_IGNORE_ATTRIBUTES: ["friendly_name"],
+            CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: {"sensor": ["device_class"]},
+        },
+        "sensor.living_room",
+        "21.5",
+        _LIVING_ROOM,
+        r"home,building=A\ 1,domain=sensor,entity_id=living_room,site=main "
+        'unit_of_measurement_str="°C",value=21.5 1732262400123456',
+    ),
 ]
 
-type Fields = dict[str, float | str]
 # What core's rules give for a state: None (not written), or measurement and fields;
 # the tags are always the entity id's domain and object id.
 type Expected = tuple[str, Fields] | None
@@ -251,8 +404,21 @@ type Expected = tuple[str, Fields] | None
 # core's _generate_event_to_json, helpers.state.state_as_number and the client's
 # make_line, as docs/schema.md explains them.
 CORE_CASES: list[tuple[str, str, str, dict[str, Any], Expected]] = [
-    ("unknown", "sensor.a", "unknown", {"unit_of_measurement": "W"}, None),
-    ("unavailable", "sensor.b", "unavailable", {}, None),
+    # Where core writes nothing, the state alone (docs/schema.md).
+    (
+        "unknown",
+        "sensor.a",
+        "unknown",
+        {"unit_of_measurement": "W", "friendly_name": "A"},
+        ("W", {"state": "unknown"}),
+    ),
+    (
+        "unavailable",
+        "sensor.b",
+        "unavailable",
+        {},
+        ("sensor.b", {"state": "unavailable"}),
+    ),
     ("empty state", "sensor.c", "", {}, None),
     (
         "number",
@@ -509,65 +675,178 @@ CORE_CASES: list[tuple[str, str, str, dict[str, Any], Expected]] = [
         {"unit_of_measurement": "#"},
         ("sensor.an", {"value": 1.0, "unit_of_measurement_str": "#"}),
     ),
+    (
+        "unit with a backslash before a space",
+        "sensor.ap",
+        "1",
+        {"unit_of_measurement": "a\\ b"},
+        ("sensor.ap", {"value": 1.0, "unit_of_measurement_str": "a\\ b"}),
+    ),
 ]
 
 
-# The client's escapes in names, undone.
-_NAME_UNESCAPES = {"\\": "\\", " ": " ", ",": ",", "=": "=", "n": "\n"}
-
-
-def _read_name(line: str, start: int, stops: str) -> tuple[str, int]:
-    """Read an escaped name up to one of `stops`; return it and where it ends."""
-    chars, i = [], start
-    while line[i] not in stops:
-        if line[i] == "\\":
-            chars.append(_NAME_UNESCAPES[line[i + 1]])
-            i += 2
-        else:
-            chars.append(line[i])
-            i += 1
-    return "".join(chars), i
-
-
-def _read_string(line: str, start: int) -> tuple[str, int]:
-    """Read a quoted string field value starting at its `"`; return it and its end."""
-    assert line[start] == '"'
-    chars, i = [], start + 1
-    while line[i] != '"':
-        if line[i] == "\\":
-            assert line[i + 1] in '\\"', line
-            i += 1
-        chars.append(line[i])
-        i += 1
-    return "".join(chars), i + 1
-
-
-def parse_line(line: str) -> tuple[str, dict[str, str], Fields, int]:
-    """Split a line as InfluxDB does: measurement, tags, typed fields, time.
-
-    Names are unescaped exactly as the client escapes them, so they must come back as
-    the unescaped names core gives; the fields must be in the client's (sorted) order.
-    """
-    assert "\n" not in line
-    measurement, i = _read_name(line, 0, ",")
-    tags: dict[str, str] = {}
-    while line[i] == ",":
-        key, i = _read_name(line, i + 1, "=")
-        tags[key], i = _read_name(line, i + 1, ", ")
-    fields: Fields = {}
-    # From the space before the first field, then from each comma.
-    while line[i] != " " or not fields:
-        key, i = _read_name(line, i + 1, "=")
-        assert key not in fields
-        if line[i + 1] == '"':
-            fields[key], i = _read_string(line, i + 1)
-        else:
-            end = min(p for p in (line.find(",", i), line.find(" ", i)) if p > 0)
-            fields[key] = number = float(line[i + 1 : end])
-            assert math.isfinite(number), line
-            i = end
-    assert list(fields) == sorted(fields), line
-    return measurement, tags, fields, int(line[i + 1 :])
+# (case id, options, entity id, state, attributes, measurement, tags, fields), derived
+# by hand from core's _generate_event_to_json with the options core calls
+# measurement_attr, override_measurement, tags, ignore_attributes and
+# component_config_domain, as docs/schema.md explains them.
+CORE_OPTION_CASES: list[
+    tuple[str, dict[str, Any], str, str, dict[str, Any], str, dict[str, str], Fields]
+] = [
+    (
+        "domain and device class",
+        {CONF_MEASUREMENT_RULE: MEASUREMENT_DOMAIN_DEVICE_CLASS},
+        "sensor.a",
+        "1",
+        {"unit_of_measurement": "W", "device_class": "power"},
+        "sensor__power",
+        {"domain": "sensor", "entity_id": "a"},
+        {"value": 1.0, "unit_of_measurement_str": "W"},
+    ),
+    (
+        "domain without device class",
+        {CONF_MEASUREMENT_RULE: MEASUREMENT_DOMAIN_DEVICE_CLASS},
+        "light.b",
+        "on",
+        {"friendly_name": "B"},
+        "light",
+        {"domain": "light", "entity_id": "b"},
+        {"state": "on", "value": 1.0, "friendly_name_str": "B"},
+    ),
+    (
+        "domain and an empty device class",
+        {CONF_MEASUREMENT_RULE: MEASUREMENT_DOMAIN_DEVICE_CLASS},
+        "sensor.c",
+        "1",
+        {"device_class": ""},
+        "sensor__",
+        {"domain": "sensor", "entity_id": "c"},
+        {"value": 1.0},
+    ),
+    (
+        "device class",
+        {CONF_MEASUREMENT_RULE: MEASUREMENT_DEVICE_CLASS},
+        "sensor.d",
+        "1",
+        {"unit_of_measurement": "W", "device_class": "power"},
+        "power",
+        {"domain": "sensor", "entity_id": "d"},
+        {"value": 1.0, "unit_of_measurement_str": "W", "device_class_str": "power"},
+    ),
+    (
+        "no device class",
+        {CONF_MEASUREMENT_RULE: MEASUREMENT_DEVICE_CLASS},
+        "sensor.e",
+        "1",
+        {"unit_of_measurement": "W"},
+        "sensor.e",
+        {"domain": "sensor", "entity_id": "e"},
+        {"value": 1.0, "unit_of_measurement_str": "W"},
+    ),
+    (
+        "entity id",
+        {CONF_MEASUREMENT_RULE: MEASUREMENT_ENTITY_ID},
+        "sensor.f",
+        "1",
+        {"unit_of_measurement": "W"},
+        "sensor.f",
+        {"domain": "sensor", "entity_id": "f"},
+        {"value": 1.0, "unit_of_measurement_str": "W"},
+    ),
+    (
+        "override",
+        {CONF_MEASUREMENT_OVERRIDE: "home"},
+        "sensor.g",
+        "1",
+        {"unit_of_measurement": "W"},
+        "home",
+        {"domain": "sensor", "entity_id": "g"},
+        {"value": 1.0, "unit_of_measurement_str": "W"},
+    ),
+    (
+        "override InfluxDB cannot keep",
+        {CONF_MEASUREMENT_OVERRIDE: "#home"},
+        "sensor.h",
+        "1",
+        {"unit_of_measurement": "W"},
+        "W",
+        {"domain": "sensor", "entity_id": "h"},
+        {"value": 1.0},
+    ),
+    (
+        "device class InfluxDB cannot keep",
+        {CONF_MEASUREMENT_RULE: MEASUREMENT_DOMAIN_DEVICE_CLASS},
+        "sensor.i",
+        "1",
+        {"device_class": "x\\"},
+        "sensor",
+        {"domain": "sensor", "entity_id": "i"},
+        {"value": 1.0, "device_class_str": "x\\"},
+    ),
+    (
+        "global tags",
+        {CONF_GLOBAL_TAGS: {"site": "main", "a b": "c,d=e", "multi": "x\ny"}},
+        "sensor.j",
+        "1",
+        {},
+        "sensor.j",
+        {
+            "a b": "c,d=e",
+            "domain": "sensor",
+            "entity_id": "j",
+            "multi": "x y",
+            "site": "main",
+        },
+        {"value": 1.0},
+    ),
+    (
+        # The client leaves out the empty one.
+        "global tags replace core's",
+        {CONF_GLOBAL_TAGS: {"domain": "house", "entity_id": ""}},
+        "sensor.k",
+        "1",
+        {},
+        "sensor.k",
+        {"domain": "house"},
+        {"value": 1.0},
+    ),
+    (
+        "global tags InfluxDB refuses",
+        {CONF_GLOBAL_TAGS: {"time": "now", "k\\": "v", "v": "w\\", "ok": "yes"}},
+        "sensor.l",
+        "1",
+        {},
+        "sensor.l",
+        {"domain": "sensor", "entity_id": "l", "ok": "yes"},
+        {"value": 1.0},
+    ),
+    (
+        # The unit still chooses the measurement.
+        "ignored attributes",
+        {
+            CONF_IGNORE_ATTRIBUTES: ["friendly_name", "unit_of_measurement"],
+            CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: {"sensor": ["icon"], "light": ["level"]},
+        },
+        "sensor.m",
+        "1",
+        {"unit_of_measurement": "W", "friendly_name": "M", "icon": "i", "level": 5},
+        "W",
+        {"domain": "sensor", "entity_id": "m"},
+        {"value": 1.0, "level": 5.0},
+    ),
+    (
+        "attributes ignored in another domain",
+        {
+            CONF_IGNORE_ATTRIBUTES: ["friendly_name", "unit_of_measurement"],
+            CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: {"sensor": ["icon"], "light": ["level"]},
+        },
+        "light.n",
+        "on",
+        {"friendly_name": "N", "icon": "i", "level": 5},
+        "light.n",
+        {"domain": "light", "entity_id": "n"},
+        {"state": "on", "value": 1.0, "icon_str": "i"},
+    ),
+]
 
 
 def _tags(entity_id: str) -> dict[str, str]:
@@ -584,7 +863,7 @@ def test_core_rules(
     entity_id: str, state: str, attributes: dict[str, Any], expected: Expected
 ) -> None:
     """Each of core's rules gives the point worked out by hand from core's code."""
-    line = state_to_core_line(State(entity_id, state, attributes), TIME_US)
+    line = encode(CORE, State(entity_id, state, attributes))
     if expected is None:
         assert line is None
         return
@@ -594,33 +873,47 @@ def test_core_rules(
 
 
 @pytest.mark.parametrize(
-    ("entity_id", "state", "attributes", "line"),
-    CORE_DOCUMENTED_LINES,
-    ids=[case[0] for case in CORE_DOCUMENTED_LINES],
+    ("options", "change", "point"),
+    [(case[1], case[2:5], case[5:]) for case in CORE_OPTION_CASES],
+    ids=[case[0] for case in CORE_OPTION_CASES],
 )
-def test_core_documented_lines(
-    entity_id: str, state: str, attributes: dict[str, Any], line: str
+def test_core_options(
+    options: dict[str, Any],
+    change: tuple[str, str, dict[str, Any]],
+    point: tuple[str, dict[str, str], Fields],
 ) -> None:
-    """The lines are exactly the ones docs/schema.md shows."""
-    assert state_to_core_line(State(entity_id, state, attributes), TIME_US) == line
+    """Each option has the effect of core's own option."""
+    line = encode(CORE | options, State(*change))
+    assert line is not None
+    assert parse_line(line) == (*point, TIME_US)
 
 
-def test_core_documented_lines_are_in_the_docs() -> None:
-    """docs/schema.md shows these very lines, so it cannot drift from the code."""
-    text = (Path(__file__).parents[1] / "docs" / "schema.md").read_text("utf-8")
-    for *_, line in CORE_DOCUMENTED_LINES:
-        assert line in text
+def test_core_counts_what_it_leaves_out() -> None:
+    """Each NaN or infinite value left out, of the state or an attribute, is counted."""
+    encoder = create_encoder(CORE, FixedRegistry())
+    line = encoder(
+        State("sensor.a", "nan", {"b": math.inf, "c": "-inf", "d": 10**400, "e": 1}),
+        None,
+        TIME_US,
+    )
+    assert line == "sensor.a,domain=sensor,entity_id=a e=1.0 1732262400123456"
+    assert encoder.non_finite_dropped == 4
+    assert encoder(State("sensor.a", "inf"), None, TIME_US) is None
+    assert encoder.non_finite_dropped == 5
 
 
-def test_presets() -> None:
-    """Each preset name gives its encoder."""
-    assert dict(ENCODERS) == {
-        "basic": state_to_line,
-        "core_compatible": state_to_core_line,
-    }
+def test_core_series_follow_the_measurement_attribute() -> None:
+    """A changed unit changes the measurement, also between equal numbers."""
+    encoder = create_encoder(CORE, FixedRegistry())
+    measurements = []
+    for unit in ("W", "kW", 5, 5.0, None, "W"):
+        line = encoder(State("sensor.a", "1", {"unit_of_measurement": unit}), None, 0)
+        assert line is not None
+        measurements.append(parse_line(line)[0])
+    assert measurements == ["W", "kW", "5", "5.0", "sensor.a", "W"]
 
 
-def _stored_name(name: str) -> str:
+def stored_name(name: str) -> str:
     r"""Return the name InfluxDB 1.x stores for a name the client escaped.
 
     It keeps the client's escapes of a backslash and of a line break (`\\`, `\n`) as
@@ -633,7 +926,9 @@ def test_core_lines_read_back(influxdb: InfluxDBv1Server, database: str) -> None
     """Real InfluxDB takes every line and stores the expected names, values, types."""
     lines, points = [], []
     for offset, (_, entity_id, state, attributes, expected) in enumerate(CORE_CASES):
-        line = state_to_core_line(State(entity_id, state, attributes), TIME_US + offset)
+        line = create_encoder(CORE, FixedRegistry())(
+            State(entity_id, state, attributes), None, TIME_US + offset
+        )
         if expected is not None:
             assert line is not None
             lines.append(line)
@@ -651,11 +946,11 @@ def test_core_lines_read_back(influxdb: InfluxDBv1Server, database: str) -> None
     for object_id, measurement, fields in points:
         # One measurement at a time: across measurements InfluxQL gives a field one
         # type, and `state` is a float in one of them (as core writes it).
-        name = _stored_name(measurement)
+        name = stored_name(measurement)
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         (row,) = influxdb.rows(f'SELECT * FROM "{quoted}"', database)
-        assert row["entity_id"] == _stored_name(object_id)
-        stored = {_stored_name(key): value for key, value in fields.items()}
+        assert row["entity_id"] == stored_name(object_id)
+        stored = {stored_name(key): value for key, value in fields.items()}
         assert {
             key: value
             for key, value in row.items()
@@ -696,11 +991,9 @@ _CORE_DEFAULT_OPTIONS: dict[str, Any] = {
     "component_config_glob": {},
 }
 
-type Converter = Callable[[Event[EventStateChangedData]], dict[str, Any] | None]
 
-
-@pytest.fixture(scope="module")
-def core_influxdb() -> Iterator[ModuleType]:
+@contextlib.contextmanager
+def installed_core_influxdb() -> Iterator[ModuleType]:
     """Home Assistant's influxdb integration as installed: its real code."""
     package = "homeassistant.components.influxdb"
     with pytest.MonkeyPatch.context() as patch:
@@ -716,17 +1009,10 @@ def core_influxdb() -> Iterator[ModuleType]:
 
 
 @pytest.fixture(scope="module")
-def core_converters(core_influxdb: ModuleType) -> tuple[Converter, Converter]:
-    """Core's event_to_json with default settings, and with the entity id as measurement.
-
-    The second gives what the first would with no unit, for the units InfluxDB cannot
-    store a point under (docs/schema.md).
-    """
-    generate = core_influxdb._generate_event_to_json
-    return (
-        generate(_CORE_DEFAULT_OPTIONS),
-        generate(_CORE_DEFAULT_OPTIONS | {"measurement_attr": "entity_id"}),
-    )
+def core_influxdb() -> Iterator[ModuleType]:
+    """Home Assistant's influxdb integration as installed: its real code."""
+    with installed_core_influxdb() as module:
+        yield module
 
 
 # Every state word Home Assistant defines, so that a new one state_as_number knows
@@ -743,90 +1029,229 @@ _WORDS = sorted(
 
 
 def test_core_constants_are_cores(core_influxdb: ModuleType) -> None:
-    """The digit-tail patterns and state words are core's own."""
-    assert normalize._CORE_DIGIT_TAIL.pattern == core_influxdb.RE_DIGIT_TAIL.pattern
+    """The digit pattern and state words are core's own."""
     assert normalize._CORE_NOT_DECIMAL.pattern == core_influxdb.RE_DECIMAL.pattern
     numbers = {}
     for word in _WORDS:
         with contextlib.suppress(ValueError):
             numbers[word] = float(state_as_number(State("sensor.x", word)))
-    del numbers[STATE_UNKNOWN]  # never written
-    assert numbers == normalize._CORE_STATE_NUMBERS
+    del numbers[STATE_UNKNOWN]  # never written as a value
+    assert numbers == normalize._STATE_NUMBERS
 
 
-def _core_expected(
-    converters: tuple[Converter, Converter], state: State
+def _core_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Core's configuration for our options: docs/schema.md's table."""
+    return _CORE_DEFAULT_OPTIONS | {
+        "measurement_attr": options.get(CONF_MEASUREMENT_RULE, MEASUREMENT_UNIT),
+        "override_measurement": options.get(CONF_MEASUREMENT_OVERRIDE) or None,
+        "tags": dict(options.get(CONF_GLOBAL_TAGS, {})),
+        "ignore_attributes": list(options.get(CONF_IGNORE_ATTRIBUTES, [])),
+        "component_config_domain": {
+            domain: {"ignore_attributes": names}
+            for domain, names in options.get(
+                CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, {}
+            ).items()
+        },
+    }
+
+
+# A backslash InfluxDB reads as an escape in a name (docs/schema.md).
+_ESCAPING_BACKSLASH = re.compile(r'\\(?=[ ,="]|\Z)')
+
+
+def _kept(measurement: object) -> bool:
+    """Whether InfluxDB keeps a point of core's under this measurement, findable."""
+    name = str(measurement)
+    start = name.lstrip("\t\x00")
+    return bool(start) and start[0] != "#" and not _ESCAPING_BACKSLASH.search(name)
+
+
+def _core_point(
+    core_influxdb: ModuleType, options: Mapping[str, Any], state: State
 ) -> tuple[str, dict[str, str], Fields] | None:
-    """What core's real converter gives, with the differences docs/schema.md lists."""
-    default, by_entity_id = converters
+    """Core's point for a state, with the differences docs/schema.md lists."""
+    config = _core_options(options)
+    # Global tags that InfluxDB would refuse the point for are left out.
+    config["tags"] = {
+        key: value
+        for key, value in config["tags"].items()
+        if key != "time"
+        and not key.endswith("\\")
+        and not core_influxdb._single_line(value).endswith("\\")
+    }
     event = Event(
         EVENT_STATE_CHANGED,
         EventStateChangedData(
             entity_id=state.entity_id, old_state=None, new_state=state
         ),
     )
-    if (point := default(event)) is None:
+
+    def convert() -> dict[str, Any] | None:
+        point: dict[str, Any] | None = core_influxdb._generate_event_to_json(config)(
+            event
+        )
+        return point
+
+    if (point := convert()) is None:
         return None
-    measurement = str(point["measurement"])
-    start = measurement.lstrip("\t\x00")
-    if not start or start[0] == "#" or measurement[-1] == "\\":
-        point = by_entity_id(event)
+    if config["override_measurement"] and not _kept(point["measurement"]):
+        # An override InfluxDB cannot keep is treated as none.
+        config["override_measurement"] = None
+        point = convert()
         assert point is not None
-        measurement = point["measurement"]
+    if not _kept(point["measurement"]):
+        # As if the attribute the measurement was read from were missing.
+        by_domain = config["measurement_attr"] == MEASUREMENT_DOMAIN_DEVICE_CLASS
+        config["override_measurement"] = state.domain if by_domain else state.entity_id
+        point = convert()
+        assert point is not None
+    # The client leaves out empty keys and values; the rest are the differences.
+    tags = {key: value for key, value in point["tags"].items() if key and value}
     fields = {
         key: value
         for key, value in point["fields"].items()
-        # The client leaves out empty keys; the rest are the differences.
         if key and key[-1] != "\\" and (isinstance(value, str) or math.isfinite(value))
     }
-    return (measurement, point["tags"], fields) if fields else None
+    return str(point["measurement"]), tags, fields
 
 
-_TEXTS = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
+def core_expected(
+    core_influxdb: ModuleType, options: Mapping[str, Any], state: State
+) -> tuple[str, dict[str, str], Fields] | None:
+    """What core's real converter gives, with the differences docs/schema.md lists."""
+    if state.state in ("unknown", "unavailable"):
+        # Core writes nothing; this preset the state alone, where core would write a
+        # text state.
+        point = _core_point(
+            core_influxdb, options, State(state.entity_id, "text", state.attributes)
+        )
+        assert point is not None
+        return point[0], point[1], {"state": state.state}
+    if (point := _core_point(core_influxdb, options, state)) is None or not point[2]:
+        return None
+    return point
+
+
+_SHORT_TEXTS = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
     [
         *("°C", "W", "m³ per h, est", "Version 2.3", "Firmware 10", "12:30", "v2.4.1"),
-        *("192.168.1.1", "nan", "-inf", "1e999", " 5 ", "1_000", "١٢", "9" * 400),
+        *("192.168.1.1", "nan", "-inf", "1e999", " 5 ", "1_000", "١٢", '\\"', '\\"'),
         *("a\nb", "\r\n", "x\\", "#x", "\t#x", "\x00#", "\t", " ", ",", "=", '"'),
-        "\u2028",
+        *("\u2028", "a\\ b", "a\\,b", "a\\=b", "\\", "time", "_str", "x_str"),
     ]
 )
-_ATTRIBUTE_VALUES = (
+# Digits beyond float's range. Not inside lists: with dots around them, core's own
+# pattern would take minutes over them.
+_TEXTS = _SHORT_TEXTS | st.just("9" * 400)
+
+
+def _containers(items: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Lists, tuples and dicts of `items`."""
+    return (
+        st.lists(items, max_size=3)
+        | st.tuples(items, items)
+        | st.dictionaries(st.text(max_size=3), items, max_size=3)
+    )
+
+
+ATTRIBUTE_VALUES = (
     st.none()
     | st.booleans()
     # Beyond float's range core's converter raises (a case in CORE_CASES).
     | st.integers(-(2**1000), 2**1000)
     | st.floats()
     | _TEXTS
-    | st.lists(st.integers(0, 99), max_size=3)
-    | st.dictionaries(st.text(max_size=3), st.integers(0, 99), max_size=2)
+    | _containers(
+        st.recursive(
+            # Beyond 64 bits, orjson gives up (docs/schema.md).
+            st.none()
+            | st.booleans()
+            | st.integers(-(2**70), 2**70)
+            | st.floats()
+            | _SHORT_TEXTS,
+            _containers,
+            max_leaves=6,
+        )
+    )
     | st.datetimes(timezones=st.just(dt.UTC))
+    | st.dates()
+    | st.times()
 )
-_ATTRIBUTE_KEYS = st.sampled_from(
+ATTRIBUTE_KEYS = st.sampled_from(
     [
-        *("unit_of_measurement", "friendly_name", "value", "value_", "state"),
-        *("state_", "time", "time_", "x", "x_", "x_str", "k\\", ""),
+        *("unit_of_measurement", "device_class", "friendly_name", "value", "value_"),
+        *("state", "state_", "time", "time_", "x", "x_", "x_str", "x_str_", "k\\"),
+        *("", "area", "previous_state", "context_id", "a\nb", "a b", "a\\ b"),
     ]
 ) | _TEXTS.filter(
     # InfluxDB strips these from the start of the first field key only, so two keys
     # could become one (core's too); no real attribute key starts with them.
     lambda key: not key.startswith(("\t", "\x00"))
 )
-# Entity id, state and attributes; the test makes the State (which draws a random
-# context id, something a strategy must not do).
-_STATES = st.tuples(
-    st.builds(
-        "{}.{}{}".format,
-        st.sampled_from(["sensor", "binary_sensor", "lock", "sun", "climate", "a1"]),
-        # Object ids are slugs: no `_` at either end or twice in a row; `$` in Home
-        # Assistant's pattern also lets them end in a line feed.
-        st.lists(st.text("az09", min_size=1, max_size=3), min_size=1, max_size=3).map(
-            "_".join
-        ),
-        st.sampled_from(["", "\n"]),
+ATTRIBUTES = st.dictionaries(ATTRIBUTE_KEYS, ATTRIBUTE_VALUES, max_size=6)
+ENTITY_IDS = st.builds(
+    "{}.{}{}".format,
+    st.sampled_from(["sensor", "binary_sensor", "lock", "sun", "climate", "a1"]),
+    # Object ids are slugs: no `_` at either end or twice in a row; `$` in Home
+    # Assistant's pattern also lets them end in a line feed.
+    st.lists(st.text("az09", min_size=1, max_size=3), min_size=1, max_size=3).map(
+        "_".join
     ),
-    st.sampled_from(_WORDS) | _TEXTS | st.floats().map(repr) | st.integers().map(str),
-    st.dictionaries(_ATTRIBUTE_KEYS, _ATTRIBUTE_VALUES, max_size=6),
+    st.sampled_from(["", "\n"]),
 )
+STATE_TEXTS = (
+    st.sampled_from(_WORDS) | _TEXTS | st.floats().map(repr) | st.integers().map(str)
+)
+# Entity id, state and attributes; tests make the State (which draws a random context
+# id, something a strategy must not do).
+STATES = st.tuples(ENTITY_IDS, STATE_TEXTS, ATTRIBUTES)
+_DOMAINS = st.sampled_from(["sensor", "binary_sensor", "lock", "climate"])
+# Both presets' options, with values InfluxDB cannot take among them.
+OPTIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        CONF_MEASUREMENT_RULE: st.sampled_from(
+            [
+                MEASUREMENT_UNIT,
+                MEASUREMENT_DOMAIN_DEVICE_CLASS,
+                MEASUREMENT_DEVICE_CLASS,
+                MEASUREMENT_ENTITY_ID,
+            ]
+        ),
+        CONF_MEASUREMENT_OVERRIDE: st.sampled_from(["", "home", "a b,c=d"]) | _TEXTS,
+        CONF_GLOBAL_TAGS: st.dictionaries(
+            st.sampled_from(["site", "domain", "entity_id", "area", "time"]) | _TEXTS,
+            st.sampled_from(["main", "", "a b,c=d"]) | _TEXTS,
+            max_size=3,
+        ),
+        CONF_IGNORE_ATTRIBUTES: st.lists(ATTRIBUTE_KEYS, max_size=3),
+        CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: st.dictionaries(
+            _DOMAINS, st.lists(ATTRIBUTE_KEYS, min_size=1, max_size=3), max_size=2
+        ),
+    },
+)
+
+
+@settings(
+    max_examples=2000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=_TEXTS | st.text("0123456789.٣x \n", max_size=12))
+def test_digit_tail_is_cores(core_influxdb: ModuleType, text: str) -> None:
+    """Texts get a float of their digits exactly where core's pattern says so."""
+    core_says = core_influxdb.RE_DIGIT_TAIL.match(text) is not None
+    assert normalize._has_core_digit_tail(text) is core_says
+
+
+def test_long_texts_are_read_at_once() -> None:
+    """A long text with dots, such as a list of floats, costs no backtracking.
+
+    Core's pattern would take about a minute on it, in Home Assistant's event loop.
+    """
+    encoder = create_encoder(CORE, FixedRegistry())
+    state = State("weather.home", "sunny", {"forecast": [1.5, 2.5] * 15_000})
+    started = time.perf_counter()
+    assert encoder(state, None, TIME_US) is not None
+    assert time.perf_counter() - started < 1
 
 
 @settings(
@@ -835,14 +1260,16 @@ _STATES = st.tuples(
     # The harness's function-scoped fixtures are not used by the examples.
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(parts=_STATES)
+@given(options=OPTIONS, parts=STATES)
 def test_core_converter_agrees(
-    core_converters: tuple[Converter, Converter], parts: tuple[str, str, dict[str, Any]]
+    core_influxdb: ModuleType,
+    options: dict[str, Any],
+    parts: tuple[str, str, dict[str, Any]],
 ) -> None:
-    """Over many states, our line is core's point: measurement, tags, typed fields."""
+    """With any options, our line is core's point: measurement, tags, typed fields."""
     state = State(*parts)
-    expected = _core_expected(core_converters, state)
-    line = state_to_core_line(state, TIME_US)
+    expected = core_expected(core_influxdb, options, state)
+    line = encode(CORE | options, state)
     if expected is None:
         assert line is None
     else:
@@ -850,39 +1277,579 @@ def test_core_converter_agrees(
         assert parse_line(line) == (*expected, TIME_US)
 
 
-@settings(
-    max_examples=300,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+# ---------------------------------------------------------------------------------------
+# The rich preset.
+
+_THERMOMETER = EntityMetadata(
+    device_class="temperature",
+    area_id="living_room",
+    area="Living room",
+    floor="Ground floor",
+    device="Living room thermometer",
+    label_ids=frozenset({"climate", "heating"}),
+    labels=("Climate", "Heating"),
 )
-@given(parts=_STATES)
-def test_core_lines_are_accepted(
-    influxdb: InfluxDBv1Server,
-    socket_enabled: None,
-    parts: tuple[str, str, dict[str, Any]],
+_LIVING_ROOM_TEMPERATURE = {
+    "unit_of_measurement": "°C",
+    "device_class": "temperature",
+    "state_class": "measurement",
+    "friendly_name": "Living room temperature",
+}
+
+RICH_EXAMPLES: list[Example] = [
+    Example(
+        RICH,
+        "sensor.living_room_temperature",
+        "21.5",
+        _LIVING_ROOM_TEMPERATURE,
+        r"°C,area=Living\ room,device=Living\ room\ thermometer,"
+        "device_class=temperature,domain=sensor,"
+        r"entity_id=sensor.living_room_temperature,floor=Ground\ floor,"
+        r'labels=Climate\,Heating,unit=°C state="21.5",value=21.5,'
+        'previous_state="21.0",duration_in_state_s=300.0,'
+        'context_id="01JDA7Q3ZK8V5N2W4X6Y8B0C1D",'
+        'state_class_str="measurement",friendly_name_str="Living room '
+        'temperature" 1732262400123456',
+        previous=("21.0", 300.0),
+        metadata=_THERMOMETER,
+    ),
+    Example(
+        RICH,
+        "binary_sensor.front_door",
+        "on",
+        {"device_class": "door", "friendly_name": "Front door"},
+        "binary_sensor,device_class=door,domain=binary_sensor,"
+        'entity_id=binary_sensor.front_door state="on",value=1.0,'
+        'previous_state="off",duration_in_state_s=3600.0,'
+        'context_id="01JDA7Q3ZK8V5N2W4X6Y8B0C1E",'
+        'context_parent_id="01JDA7Q3ZK8V5N2W4X6Y8B0C1F",'
+        'context_user_id="5f4dcc3b5aa765d61d8327deb882cf99",'
+        'friendly_name_str="Front door" 1732262400123456',
+        previous=("off", 3600.0),
+        context=Context(
+            id="01JDA7Q3ZK8V5N2W4X6Y8B0C1E",
+            parent_id="01JDA7Q3ZK8V5N2W4X6Y8B0C1F",
+            user_id="5f4dcc3b5aa765d61d8327deb882cf99",
+        ),
+    ),
+    Example(
+        RICH,
+        "climate.hall",
+        "heat",
+        {
+            "current_temperature": 20.5,
+            "hvac_modes": ["off", "heat"],
+            "preset_mode": None,
+            "boost": False,
+            "next_change": _UTC_MORNING,
+            "friendly_name": "Hall",
+        },
+        'climate,domain=climate,entity_id=climate.hall state="heat",'
+        'context_id="01JDA7Q3ZK8V5N2W4X6Y8B0C1D",current_temperature=20.5,'
+        r'hvac_modes_str="[\"off\",\"heat\"]",boost=0.0,'
+        'next_change_str="2024-11-22T08:00:00+00:00",'
+        'friendly_name_str="Hall" 1732262400123456',
+    ),
+    Example(
+        RICH,
+        "sensor.collide",
+        "12",
+        {"value": 3, "state": "high", "x": "text", "x_str": 5, "time": "12:30"},
+        'sensor,domain=sensor,entity_id=sensor.collide state="12",value=12.0,'
+        'context_id="01JDA7Q3ZK8V5N2W4X6Y8B0C1D",value_=3.0,state_str="high",'
+        'x_str="text",x_str_=5.0,time_str="12:30" 1732262400123456',
+    ),
+    Example(
+        RICH,
+        "sensor.power",
+        "unavailable",
+        {"unit_of_measurement": "W", "friendly_name": "Power"},
+        'W,domain=sensor,entity_id=sensor.power,unit=W state="unavailable" '
+        "1732262400123456",
+        previous=("230", 60.0),
+    ),
+    Example(
+        RICH,
+        "sensor.power",
+        "nan",
+        {"unit_of_measurement": "W", "friendly_name": "Power"},
+        'W,domain=sensor,entity_id=sensor.power,unit=W state="nan",'
+        'context_id="01JDA7Q3ZK8V5N2W4X6Y8B0C1D",friendly_name_str="Power" '
+        "1732262400123456",
+    ),
+    Example(
+        RICH
+        | {
+            CONF_MEASUREMENT_RULE: MEASUREMENT_DOMAIN_DEVICE_CLASS,
+            CONF_GLOBAL_TAGS: {"site": "main"},
+            CONF_IGNORE_ATTRIBUTES: ["friendly_name", "state_class"],
+        },
+        "sensor.living_room_temperature",
+        "21.5",
+        _LIVING_ROOM_TEMPERATURE,
+        r"sensor__temperature,area=Living\ room,device=Living\ room\ "
+        "thermometer,device_class=temperature,domain=sensor,"
+        r"entity_id=sensor.living_room_temperature,floor=Ground\ floor,"
+        r'labels=Climate\,Heating,site=main,unit=°C state="21.5",value=21.5,'
+        'context_id="01JDA7Q3ZK8V5N2W4X6Y8B0C1D" 1732262400123456',
+        metadata=_THERMOMETER,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "example",
+    CORE_EXAMPLES + RICH_EXAMPLES,
+    ids=[
+        f"{e.options[CONF_PRESET]} {e.entity_id}" for e in CORE_EXAMPLES + RICH_EXAMPLES
+    ],
+)
+def test_documented_lines(example: Example) -> None:
+    """The lines are exactly the ones docs/schema.md shows."""
+    assert example.encode() == example.line
+
+
+def test_documented_lines_are_in_the_docs() -> None:
+    """docs/schema.md shows these very lines, so it cannot drift from the code."""
+    text = (Path(__file__).parents[1] / "docs" / "schema.md").read_text("utf-8")
+    for example in CORE_EXAMPLES + RICH_EXAMPLES:
+        assert example.line in text
+
+
+def test_documented_lines_are_accepted(
+    influxdb: InfluxDBv1Server, database: str
 ) -> None:
-    """Real InfluxDB takes every line we make and stores one point of those types."""
-    if (line := state_to_core_line(State(*parts), TIME_US)) is None:
-        return
-    # A database of its own: a field may change type between examples (as core's do).
-    database = f"test_{uuid.uuid4().hex[:12]}"
-    influxdb.query(f'CREATE DATABASE "{database}"')
-    try:
-        status, body = influxdb.request(
-            "POST", "/write", {"db": database, "precision": "u"}, line.encode()
-        )
-        assert status == 204, body
-        assert [
-            row["time"] for row in influxdb.rows("SELECT * FROM /.*/", database)
-        ] == [TIME_US]
-        (series,) = influxdb.query("SHOW FIELD KEYS", database)
-        types = dict(series["values"])
-        # Names InfluxDB stores as written (see _stored_name for the others).
-        fields = {
-            key: "string" if isinstance(value, str) else "float"
-            for key, value in parse_line(line)[2].items()
-            if "\\" not in key and "\n" not in key
+    """Real InfluxDB takes the documented lines and stores their measurements."""
+    lines = [example.line for example in CORE_EXAMPLES + RICH_EXAMPLES]
+    status, body = influxdb.request(
+        "POST", "/write", {"db": database, "precision": "u"}, "\n".join(lines).encode()
+    )
+    assert status == 204, body
+    (series,) = influxdb.query("SHOW MEASUREMENTS", database)
+    assert sorted(name for (name,) in series["values"]) == sorted(
+        {parse_influx_line(line)[0] for line in lines}
+    )
+
+
+def rich_point(
+    state: State,
+    options: Mapping[str, Any] | None = None,
+    old_state: State | None = None,
+    metadata: EntityMetadata = UNREGISTERED,
+) -> tuple[str, dict[str, str], Fields, int]:
+    """The rich point of a state change, as InfluxDB reads it."""
+    line = encode(RICH | dict(options or {}), state, old_state, metadata)
+    assert line is not None
+    return parse_influx_line(line)
+
+
+def attribute_fields(fields: Fields) -> Fields:
+    """The fields made of attributes: all but the ones of the state itself."""
+    return {
+        key: value
+        for key, value in fields.items()
+        if key not in normalize._RICH_STATE_FIELDS
+    }
+
+
+@pytest.mark.parametrize(
+    ("attributes", "metadata", "tags"),
+    [
+        (
+            {"unit_of_measurement": "°C", "device_class": "temperature"},
+            _THERMOMETER,
+            {
+                "area": "Living room",
+                "device": "Living room thermometer",
+                "device_class": "temperature",
+                "domain": "sensor",
+                "entity_id": "sensor.a",
+                "floor": "Ground floor",
+                "labels": "Climate,Heating",
+                "unit": "°C",
+            },
+        ),
+        ({}, UNREGISTERED, {"domain": "sensor", "entity_id": "sensor.a"}),
+        (
+            # The registry's device class is the user's choice.
+            {"device_class": "temperature"},
+            EntityMetadata("humidity", None, None, None, None, frozenset(), ()),
+            {"device_class": "humidity", "domain": "sensor", "entity_id": "sensor.a"},
+        ),
+        (
+            # Tags without a value are left out; names InfluxDB cannot keep as they
+            # are change as docs/schema.md says.
+            {"unit_of_measurement": "", "device_class": 5},
+            EntityMetadata(
+                None,
+                "x",
+                "",
+                "Up\nstairs",
+                'Say "hi", C:\\',
+                frozenset({"a", "b", "c"}),
+                ("a,b", "c d\\", "e=f"),
+            ),
+            {
+                "device": 'Say "hi", C:/',
+                "domain": "sensor",
+                "entity_id": "sensor.a",
+                "floor": "Up stairs",
+                "labels": "a,b,c d/,e=f",
+            },
+        ),
+    ],
+    ids=["registered", "unregistered", "registry device class", "awkward names"],
+)
+def test_rich_tags(
+    attributes: dict[str, Any], metadata: EntityMetadata, tags: dict[str, str]
+) -> None:
+    """The tags come from the registries, the unit and the device class."""
+    point = rich_point(State("sensor.a", "1", attributes), metadata=metadata)
+    assert point[1] == tags
+
+
+def test_rich_global_tags() -> None:
+    """Global tags are added, replace the preset's, and are left out where unusable."""
+    options = {
+        CONF_GLOBAL_TAGS: {
+            "site": "main",
+            "domain": "house",
+            "time": "now",
+            "empty": "",
+            "a\nb": "c\\",
         }
-        assert {key: types[key] for key in fields} == fields
-    finally:
-        influxdb.query(f'DROP DATABASE "{database}"')
+    }
+    point = rich_point(State("sensor.a", "1"), options)
+    assert point[1] == {
+        "a b": "c/",
+        "domain": "house",
+        "entity_id": "sensor.a",
+        "site": "main",
+    }
+
+
+_POWER = EntityMetadata("power", None, None, None, None, frozenset(), ())
+
+
+@pytest.mark.parametrize(
+    ("options", "attributes", "metadata", "measurement"),
+    [
+        ({}, {"unit_of_measurement": "°C"}, UNREGISTERED, "°C"),
+        ({}, {}, UNREGISTERED, "sensor"),
+        ({}, {"unit_of_measurement": 5}, UNREGISTERED, "sensor"),
+        ({}, {"unit_of_measurement": "#x"}, UNREGISTERED, "sensor"),
+        ({}, {"unit_of_measurement": "\tkW"}, UNREGISTERED, "sensor"),
+        ({}, {"unit_of_measurement": "m³ per h, est"}, UNREGISTERED, "m³ per h, est"),
+        ({}, {"unit_of_measurement": "a\\ b\\"}, UNREGISTERED, "a/ b/"),
+        (
+            {CONF_MEASUREMENT_RULE: MEASUREMENT_DOMAIN_DEVICE_CLASS},
+            {"unit_of_measurement": "W", "device_class": "temperature"},
+            UNREGISTERED,
+            "sensor__temperature",
+        ),
+        (
+            {CONF_MEASUREMENT_RULE: MEASUREMENT_DOMAIN_DEVICE_CLASS},
+            {"device_class": "temperature"},
+            _POWER,
+            "sensor__power",
+        ),
+        (
+            {CONF_MEASUREMENT_RULE: MEASUREMENT_DOMAIN_DEVICE_CLASS},
+            {"unit_of_measurement": "W"},
+            UNREGISTERED,
+            "sensor",
+        ),
+        (
+            {CONF_MEASUREMENT_RULE: MEASUREMENT_DEVICE_CLASS},
+            {"unit_of_measurement": "W"},
+            _POWER,
+            "power",
+        ),
+        (
+            {CONF_MEASUREMENT_RULE: MEASUREMENT_DEVICE_CLASS},
+            {"unit_of_measurement": "W"},
+            UNREGISTERED,
+            "sensor",
+        ),
+        (
+            {CONF_MEASUREMENT_RULE: MEASUREMENT_ENTITY_ID},
+            {"unit_of_measurement": "W"},
+            _POWER,
+            "sensor.a",
+        ),
+        (
+            {CONF_MEASUREMENT_OVERRIDE: "home", CONF_MEASUREMENT_RULE: "entity_id"},
+            {"unit_of_measurement": "W"},
+            UNREGISTERED,
+            "home",
+        ),
+        (
+            # An override that cannot be a measurement is treated as none.
+            {CONF_MEASUREMENT_OVERRIDE: "#home"},
+            {"unit_of_measurement": "W"},
+            UNREGISTERED,
+            "W",
+        ),
+    ],
+)
+def test_rich_measurement(
+    options: dict[str, Any],
+    attributes: dict[str, Any],
+    metadata: EntityMetadata,
+    measurement: str,
+) -> None:
+    """The measurement rule and override choose the measurement; the domain is last."""
+    point = rich_point(State("sensor.a", "1", attributes), options, metadata=metadata)
+    assert point[0] == measurement
+
+
+@pytest.mark.parametrize(
+    ("state", "fields", "dropped"),
+    [
+        ("21.5", {"state": "21.5", "value": 21.5}, 0),
+        (" 1_000 ", {"state": " 1_000 ", "value": 1000.0}, 0),
+        ("on", {"state": "on", "value": 1.0}, 0),
+        ("closed", {"state": "closed", "value": 0.0}, 0),
+        ("heat", {"state": "heat"}, 0),
+        ('say "hi"\nC:\\', {"state": 'say "hi" C:\\'}, 0),
+        ("", {"state": ""}, 0),
+        ("nan", {"state": "nan"}, 1),
+        ("-1e999", {"state": "-1e999"}, 1),
+    ],
+)
+def test_rich_state(state: str, fields: Fields, dropped: int) -> None:
+    """The state is always its text, and its number when it has one."""
+    encoder = create_encoder(RICH, FixedRegistry())
+    line = encoder(State("sensor.a", state, context=CONTEXT), None, TIME_US)
+    assert line is not None
+    assert parse_influx_line(line)[2] == fields | {"context_id": CONTEXT.id}
+    assert encoder.non_finite_dropped == dropped
+
+
+def test_rich_previous_state() -> None:
+    """A change of state tells the previous state and how long it lasted."""
+    old = State("sensor.a", "20", last_changed=CHANGED - dt.timedelta(seconds=90.5))
+    new = State("sensor.a", "21", last_changed=CHANGED)
+    fields = rich_point(new, old_state=old)[2]
+    assert fields["previous_state"] == "20"
+    assert fields["duration_in_state_s"] == 90.5
+    # Only attributes changed: the state has not ended.
+    same = State("sensor.a", "20", {"a": 1}, last_changed=old.last_changed)
+    assert "previous_state" not in rich_point(same, old_state=old)[2]
+    assert "duration_in_state_s" not in rich_point(same, old_state=old)[2]
+    assert "previous_state" not in rich_point(new)[2]
+
+
+def test_rich_context() -> None:
+    """The context's ids are fields; those it does not have are left out."""
+    context = Context(id="c", parent_id="p", user_id="u")
+    fields = rich_point(State("sensor.a", "1", context=context))[2]
+    assert fields["context_id"] == "c"
+    assert fields["context_parent_id"] == "p"
+    assert fields["context_user_id"] == "u"
+    fields = rich_point(State("sensor.a", "1", context=Context(id="c")))[2]
+    assert "context_parent_id" not in fields
+    assert "context_user_id" not in fields
+
+
+# Older integrations' enums, whose str() is their name: their text is their value.
+class _Mode(str, enum.Enum):  # noqa: UP042
+    HEAT = "heat"
+
+
+class _Thing:
+    def __str__(self) -> str:
+        return "thing"
+
+
+@pytest.mark.parametrize(
+    ("value", "fields"),
+    [
+        (True, {"a": 1.0}),
+        (False, {"a": 0.0}),
+        (3, {"a": 3.0}),
+        (2.5, {"a": 2.5}),
+        (5e-324, {"a": 5e-324}),
+        ("text", {"a_str": "text"}),
+        ("4.5", {"a_str": "4.5"}),
+        ("two\nlines", {"a_str": "two lines"}),
+        (_Mode.HEAT, {"a_str": "heat"}),
+        (None, {}),
+        ([1, "x", None, math.nan], {"a_str": '[1,"x",null,null]'}),
+        ((1, 2), {"a_str": "[1,2]"}),
+        ({"b": [1.5, True]}, {"a_str": '{"b":[1.5,true]}'}),
+        ({1: "x"}, {"a_str": '{"1":"x"}'}),
+        (
+            dt.datetime(2024, 11, 22, 8, 0, 1, 5, tzinfo=dt.UTC),
+            {"a_str": "2024-11-22T08:00:01.000005+00:00"},
+        ),
+        (dt.date(2024, 11, 22), {"a_str": "2024-11-22"}),
+        (dt.time(8, 30), {"a_str": "08:30:00"}),
+        (_Thing(), {"a_str": "thing"}),
+        ([10**30], {"a_str": "[1000000000000000000000000000000]"}),
+    ],
+)
+def test_rich_attribute_types(value: object, fields: Fields) -> None:
+    """Each kind of value has one rule: a float field or a text field, never both."""
+    point = rich_point(State("sensor.x", "1", {"a": value}))
+    assert attribute_fields(point[2]) == fields
+
+
+@pytest.mark.parametrize("value", [math.nan, -math.inf, 10**400])
+def test_rich_counts_what_it_leaves_out(value: object) -> None:
+    """NaN and infinity are never written: the field is left out, and counted."""
+    encoder = create_encoder(RICH, FixedRegistry())
+    line = encoder(State("sensor.a", "1", {"a": value, "b": 1}), None, TIME_US)
+    assert line is not None
+    assert attribute_fields(parse_influx_line(line)[2]) == {"b": 1.0}
+    assert encoder.non_finite_dropped == 1
+
+
+@pytest.mark.parametrize(
+    ("attributes", "fields"),
+    [
+        (
+            {"x": 1, "x_str": 2, "y": "t", "y_str": "u"},
+            {"x": 1.0, "x_str_": 2.0, "y_str": "t", "y_str_str": "u"},
+        ),
+        (
+            {"value": 1, "state": "s", "time": 2, "area": 3, "context_id": "c"},
+            {
+                "value_": 1.0,
+                "state_str": "s",
+                "time_": 2.0,
+                "area_": 3.0,
+                "context_id_str": "c",
+            },
+        ),
+        ({"x_": 1, "x": 2, "x__": 3}, {"x__": 1.0, "x": 2.0, "x___": 3.0}),
+        (
+            {"k\\": 1, "k\\ x": 2, "k\\x": 3, "j\\": "t", 'q\\"': 4, "l\\=": "u"},
+            {"k\\_": 1.0, "k\\x": 3.0, "j\\_str": "t"},
+        ),
+        ({"a\nb": 1, "": 2, 5: 3, "a b,c=d": 4}, {"a b,c=d": 4.0}),
+    ],
+    ids=["text keys", "the preset's names", "underscores", "backslashes", "unusable"],
+)
+def test_rich_field_keys(attributes: dict[Any, Any], fields: Fields) -> None:
+    """No two attributes share a field, and no field key has two types."""
+    point = rich_point(State("sensor.x", "1", attributes))
+    assert attribute_fields(point[2]) == fields
+
+
+def test_rich_attributes_left_out() -> None:
+    """Unit and device class are tags; ignored attributes are not written."""
+    options = {
+        CONF_IGNORE_ATTRIBUTES: ["icon"],
+        CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: {"sensor": ["level"]},
+    }
+    attributes = {
+        "unit_of_measurement": "W",
+        "device_class": "power",
+        "icon": "i",
+        "level": 1,
+        "other": 2,
+    }
+    sensor = rich_point(State("sensor.a", "1", attributes), options)
+    assert attribute_fields(sensor[2]) == {"other": 2.0}
+    light = rich_point(State("light.a", "on", attributes), options)
+    assert attribute_fields(light[2]) == {"level": 1.0, "other": 2.0}
+
+
+@pytest.mark.parametrize("options", [CORE, RICH, RICH | {CONF_GLOBAL_TAGS: {"a": "b"}}])
+@pytest.mark.parametrize("state", ["unknown", "unavailable"])
+def test_unknown_and_unavailable_are_the_state_alone(
+    options: dict[str, Any], state: str
+) -> None:
+    """Both presets write unknown and unavailable as the `state` field alone."""
+    attributes = {"unit_of_measurement": "W", "friendly_name": "A", "b": 1}
+    old = State("sensor.a", "1", attributes)
+    line = encode(options, State("sensor.a", state, attributes), old, _POWER)
+    assert line is not None
+    assert parse_influx_line(line)[0] == "W"
+    assert parse_influx_line(line)[2] == {"state": state}
+
+
+def test_rich_series_follow_the_registry_and_attributes() -> None:
+    """New registry metadata or a new unit gives the entity's new tags at once."""
+    registry = FixedRegistry({"sensor.a": _THERMOMETER})
+    encoder = create_encoder(RICH, registry)
+
+    def tags(unit: str) -> dict[str, str]:
+        line = encoder(State("sensor.a", "1", {"unit_of_measurement": unit}), None, 0)
+        assert line is not None
+        return parse_influx_line(line)[1]
+
+    assert tags("°C")["area"] == "Living room"
+    registry._fixed["sensor.a"] = EntityMetadata(
+        "temperature", "hall", "Hall", None, None, frozenset(), ()
+    )
+    assert tags("°C")["area"] == "Hall"
+    assert tags("°F")["unit"] == "°F"
+
+
+NAMES = st.none() | _TEXTS
+METADATA = st.builds(
+    EntityMetadata,
+    device_class=st.none() | st.sampled_from(["temperature", "power"]) | _TEXTS,
+    area_id=st.none() | st.just("area"),
+    area=NAMES,
+    floor=NAMES,
+    device=NAMES,
+    label_ids=st.just(frozenset()),
+    labels=st.lists(_TEXTS, max_size=3).map(lambda labels: tuple(sorted(labels))),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    options=OPTIONS,
+    entity_id=ENTITY_IDS,
+    changes=st.lists(st.tuples(STATE_TEXTS, ATTRIBUTES), min_size=2, max_size=4),
+    metadata=METADATA,
+)
+def test_rich_field_types_never_change(
+    options: dict[str, Any],
+    entity_id: str,
+    changes: list[tuple[str, dict[str, Any]]],
+    metadata: EntityMetadata,
+) -> None:
+    """Whatever an entity's states and attributes, a field key keeps one type."""
+    encoder = create_encoder(RICH | options, FixedRegistry({entity_id: metadata}))
+    types: dict[str, type] = {}
+    old_state = None
+    for text, attributes in changes:
+        state = State(entity_id, text, attributes)
+        line = encoder(state, old_state, TIME_US)
+        assert line is not None
+        for key, value in parse_influx_line(line)[2].items():
+            assert types.setdefault(key, type(value)) is type(value), key
+        old_state = state
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    options=OPTIONS,
+    preset=st.sampled_from([PRESET_CORE_COMPATIBLE, PRESET_RICH]),
+    changes=st.lists(
+        st.tuples(st.sampled_from(["sensor.a", "light.b"]), STATE_TEXTS, ATTRIBUTES),
+        min_size=2,
+        max_size=5,
+    ),
+    metadata=st.lists(METADATA, min_size=2, max_size=2),
+)
+def test_what_encoders_remember_changes_nothing(
+    options: dict[str, Any],
+    preset: str,
+    changes: list[tuple[str, str, dict[str, Any]]],
+    metadata: list[EntityMetadata],
+) -> None:
+    """An encoder that has seen other changes writes what a new one would."""
+    registry = FixedRegistry({"sensor.a": metadata[0], "light.b": metadata[1]})
+    options = options | {CONF_PRESET: preset}
+    encoder = create_encoder(options, registry)
+    for entity_id, text, attributes in changes:
+        state = State(entity_id, text, attributes)
+        assert encoder(state, None, TIME_US) == create_encoder(options, registry)(
+            state, None, TIME_US
+        )

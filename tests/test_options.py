@@ -2,31 +2,57 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers import (
+    area_registry as ar,
+    entity_registry as er,
+    label_registry as lr,
+)
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from custom_components.ha_ingestor.const import (
     CONF_BATCH_SIZE,
+    CONF_EXCLUDE_AREAS,
+    CONF_EXCLUDE_DEVICE_CLASSES,
     CONF_EXCLUDE_DOMAINS,
     CONF_EXCLUDE_ENTITY_GLOBS,
+    CONF_EXCLUDE_LABELS,
     CONF_FLUSH_INTERVAL,
+    CONF_GLOBAL_TAGS,
+    CONF_HEARTBEAT_MINUTES,
+    CONF_IGNORE_ATTRIBUTES,
+    CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_INCLUDE_AREAS,
+    CONF_INCLUDE_DEVICE_CLASSES,
     CONF_INCLUDE_DOMAINS,
     CONF_INCLUDE_ENTITIES,
+    CONF_INCLUDE_ENTITY_GLOBS,
+    CONF_INCLUDE_LABELS,
+    CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_RULE,
+    CONF_PRESET,
     CONF_SKIP_UNAVAILABLE,
+    CONF_SPOOL_MAX_MB,
+    MEASUREMENT_ENTITY_ID,
+    PRESET_CORE_COMPATIBLE,
+    PRESET_RICH,
 )
 
+from .conftest import save_options
 from .influxdb_v1_server import InfluxDBv1Server
 
-OPTIONS: dict[str, Any] = {
-    CONF_SKIP_UNAVAILABLE: False,
-    CONF_BATCH_SIZE: 1000,
-    CONF_FLUSH_INTERVAL: 60.0,  # the longest allowed: no timed flush during a test
-}
+# No timed flush during a test: points are written when the entry unloads.
+OPTIONS: dict[str, Any] = {CONF_FLUSH_INTERVAL: 60.0}
 
 
 @pytest.fixture
@@ -40,18 +66,6 @@ async def loaded_entry(
     return config_entry
 
 
-async def _save_options(
-    hass: HomeAssistant, entry: MockConfigEntry, options: dict[str, Any]
-) -> dict[str, Any]:
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["type"] is FlowResultType.FORM
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], options
-    )
-    await hass.async_block_till_done()
-    return dict(result)
-
-
 def _entity_ids(influxdb: InfluxDBv1Server, database: str) -> set[str]:
     return {
         f"{row['domain']}.{row['entity_id']}"
@@ -61,8 +75,72 @@ def _entity_ids(influxdb: InfluxDBv1Server, database: str) -> set[str]:
     }
 
 
+async def test_every_option_is_saved_and_shown_again(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """All three forms: text options are stored parsed and shown as typed."""
+    area = ar.async_get(hass).async_create("Kitchen")
+    label = lr.async_get(hass).async_create("Energy")
+    changes: dict[str, Any] = {
+        CONF_INCLUDE_DOMAINS: ["sensor"],
+        CONF_INCLUDE_ENTITIES: ["switch.pump"],
+        CONF_INCLUDE_ENTITY_GLOBS: ["binary_sensor.*_door"],
+        CONF_INCLUDE_DEVICE_CLASSES: ["temperature"],
+        CONF_INCLUDE_AREAS: [area.id],
+        CONF_INCLUDE_LABELS: [label.label_id],
+        CONF_EXCLUDE_DOMAINS: ["light"],
+        CONF_EXCLUDE_ENTITY_GLOBS: ["sensor.*_linkquality"],
+        CONF_EXCLUDE_DEVICE_CLASSES: ["battery"],
+        CONF_EXCLUDE_AREAS: [area.id],
+        CONF_EXCLUDE_LABELS: [label.label_id],
+        CONF_SKIP_UNAVAILABLE: True,
+        CONF_PRESET: PRESET_RICH,
+        CONF_MEASUREMENT_RULE: MEASUREMENT_ENTITY_ID,
+        CONF_MEASUREMENT_OVERRIDE: "home",
+        CONF_GLOBAL_TAGS: "site=home\n\n  floor_plan = v2 ",
+        CONF_IGNORE_ATTRIBUTES: ["friendly_name"],
+        CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "light: effect_list, color_mode\nclimate:x",
+        CONF_BATCH_SIZE: 5000,
+        CONF_FLUSH_INTERVAL: 2.5,
+        CONF_SPOOL_MAX_MB: 64,
+        CONF_HEARTBEAT_MINUTES: 15,
+    }
+    result = await save_options(hass, loaded_entry, changes)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    parsed = {
+        CONF_GLOBAL_TAGS: {"site": "home", "floor_plan": "v2"},
+        CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: {
+            "light": ["effect_list", "color_mode"],
+            "climate": ["x"],
+        },
+    }
+    assert dict(loaded_entry.options) == changes | parsed
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    assert loaded_entry.runtime_data.ingestor.spool.max_bytes == 64 << 20
+
+    # Opening the options again shows every value as it was typed (tags as text).
+    form = await hass.config_entries.options.async_init(loaded_entry.entry_id)
+    form = await hass.config_entries.options.async_configure(
+        form["flow_id"],
+        {k: v for k, v in changes.items() if "clude" in k}
+        | {CONF_SKIP_UNAVAILABLE: True},
+    )
+    schema = form["data_schema"]
+    assert schema is not None
+    shown = {
+        key.schema: key.description["suggested_value"]
+        for key in schema.schema
+        if key.description
+    }
+    assert shown[CONF_GLOBAL_TAGS] == "site=home\nfloor_plan=v2"
+    assert shown[CONF_IGNORE_ATTRIBUTES_BY_DOMAIN] == (
+        "light: effect_list, color_mode\nclimate: x"
+    )
+    assert shown[CONF_PRESET] == PRESET_RICH
+
+
 @pytest.mark.parametrize(
-    ("options", "errors"),
+    ("changes", "errors"),
     [
         ({CONF_INCLUDE_DOMAINS: ["Sensor"]}, {CONF_INCLUDE_DOMAINS: "invalid_domain"}),
         (
@@ -73,28 +151,91 @@ def _entity_ids(influxdb: InfluxDBv1Server, database: str) -> set[str]:
             {CONF_EXCLUDE_ENTITY_GLOBS: ["*temperature"]},
             {CONF_EXCLUDE_ENTITY_GLOBS: "invalid_glob"},
         ),
+        (
+            {CONF_INCLUDE_ENTITY_GLOBS: ["sensor.Temp*"]},
+            {CONF_INCLUDE_ENTITY_GLOBS: "invalid_glob"},
+        ),
+        (
+            {CONF_INCLUDE_DEVICE_CLASSES: ["Temperature"]},
+            {CONF_INCLUDE_DEVICE_CLASSES: "invalid_device_class"},
+        ),
+        (
+            {CONF_EXCLUDE_DEVICE_CLASSES: ["power factor"]},
+            {CONF_EXCLUDE_DEVICE_CLASSES: "invalid_device_class"},
+        ),
+        ({CONF_GLOBAL_TAGS: "site"}, {CONF_GLOBAL_TAGS: "invalid_global_tags"}),
+        ({CONF_GLOBAL_TAGS: "site="}, {CONF_GLOBAL_TAGS: "invalid_global_tags"}),
+        ({CONF_GLOBAL_TAGS: "=home"}, {CONF_GLOBAL_TAGS: "invalid_global_tags"}),
+        ({CONF_GLOBAL_TAGS: "_site=home"}, {CONF_GLOBAL_TAGS: "invalid_global_tags"}),
+        (
+            {CONF_GLOBAL_TAGS: "site=a\nsite=b"},
+            {CONF_GLOBAL_TAGS: "invalid_global_tags"},
+        ),
+        ({CONF_GLOBAL_TAGS: "area=x"}, {CONF_GLOBAL_TAGS: "reserved_global_tag"}),
+        (
+            {CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "light effect_list"},
+            {CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "invalid_ignore_attributes_by_domain"},
+        ),
+        (
+            {CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "Light: effect_list"},
+            {CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "invalid_ignore_attributes_by_domain"},
+        ),
+        (
+            {CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "light: ,"},
+            {CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "invalid_ignore_attributes_by_domain"},
+        ),
+        (
+            {CONF_MEASUREMENT_OVERRIDE: "   "},
+            {CONF_MEASUREMENT_OVERRIDE: "invalid_measurement"},
+        ),
+        (
+            {CONF_MEASUREMENT_OVERRIDE: "two\nlines"},
+            {CONF_MEASUREMENT_OVERRIDE: "invalid_measurement"},
+        ),
     ],
 )
 async def test_invalid_options_are_refused(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
-    options: dict[str, Any],
+    changes: dict[str, Any],
     errors: dict[str, str],
 ) -> None:
-    """Each malformed list is named on its field and nothing is saved."""
-    result = await _save_options(hass, loaded_entry, OPTIONS | options)
+    """Each malformed value is named on its field and nothing is saved."""
+    result = await save_options(hass, loaded_entry, changes)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
     assert dict(loaded_entry.options) == OPTIONS
 
 
-@pytest.mark.parametrize("batch_size", [99, 100_001])
-async def test_out_of_range_batch_size_is_refused(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, batch_size: int
+async def test_a_corrected_form_goes_on(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """After an error, fixing the field is enough to save."""
+    result = await save_options(hass, loaded_entry, {CONF_GLOBAL_TAGS: "site"})
+    assert result["errors"] == {CONF_GLOBAL_TAGS: "invalid_global_tags"}
+    result = await save_options(hass, loaded_entry, {CONF_GLOBAL_TAGS: "site=home"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert loaded_entry.options[CONF_GLOBAL_TAGS] == {"site": "home"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (CONF_BATCH_SIZE, 99),
+        (CONF_BATCH_SIZE, 100_001),
+        (CONF_FLUSH_INTERVAL, 0.05),
+        (CONF_FLUSH_INTERVAL, 61),
+        (CONF_SPOOL_MAX_MB, 8),
+        (CONF_HEARTBEAT_MINUTES, -1),
+        (CONF_HEARTBEAT_MINUTES, 1441),
+    ],
+)
+async def test_out_of_range_numbers_are_refused(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, key: str, value: float
 ) -> None:
     """The number fields keep their ranges."""
-    with pytest.raises(InvalidData, match="batch_size"):
-        await _save_options(hass, loaded_entry, OPTIONS | {CONF_BATCH_SIZE: batch_size})
+    with pytest.raises(InvalidData, match=key):
+        await save_options(hass, loaded_entry, {key: value})
     assert dict(loaded_entry.options) == OPTIONS
 
 
@@ -104,18 +245,17 @@ async def test_filters_apply_after_reload_and_nothing_in_flight_is_lost(
     database: str,
     loaded_entry: MockConfigEntry,
 ) -> None:
-    """Points buffered before saving are written; afterwards the filters hold."""
+    """Points buffered before saving are kept; afterwards the filters hold."""
     hass.states.async_set("light.kitchen", "on")
     hass.states.async_set(
         "sensor.outside_temperature", "4", {"unit_of_measurement": "°C"}
     )
     await hass.async_block_till_done()
 
-    result = await _save_options(
+    result = await save_options(
         hass,
         loaded_entry,
-        OPTIONS
-        | {
+        {
             CONF_EXCLUDE_DOMAINS: ["light"],
             CONF_EXCLUDE_ENTITY_GLOBS: ["sensor.*_linkquality"],
         },
@@ -136,7 +276,7 @@ async def test_filters_apply_after_reload_and_nothing_in_flight_is_lost(
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     rows = influxdb.rows('SELECT * FROM /.*/ GROUP BY "entity_id"', database)
     assert sorted((r["entity_id"], r.get("value") or r.get("state")) for r in rows) == [
-        ("kitchen", "on"),
+        ("kitchen", 1.0),  # `on` is also written as the number 1, as core does
         ("outside_temperature", 4.0),
         ("outside_temperature", 5.0),
     ]
@@ -149,11 +289,10 @@ async def test_include_and_skip_unavailable(
     loaded_entry: MockConfigEntry,
 ) -> None:
     """Only included entities are written, and unknown/unavailable can be skipped."""
-    await _save_options(
+    await save_options(
         hass,
         loaded_entry,
-        OPTIONS
-        | {
+        {
             CONF_INCLUDE_DOMAINS: ["sensor"],
             CONF_INCLUDE_ENTITIES: ["switch.pump"],
             CONF_SKIP_UNAVAILABLE: True,
@@ -167,3 +306,119 @@ async def test_include_and_skip_unavailable(
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     assert _entity_ids(influxdb, database) == {"sensor.a", "switch.pump"}
     assert len(influxdb.rows("SELECT * FROM /.*/", database)) == 2
+
+
+async def test_device_class_area_and_label_filters_follow_the_registries(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Areas and labels come from the registries, and a change there applies at once."""
+    kitchen = ar.async_get(hass).async_create("Kitchen")
+    cellar = ar.async_get(hass).async_create("Cellar")
+    noisy = lr.async_get(hass).async_create("Noisy")
+    entities = er.async_get(hass)
+    in_kitchen = entities.async_get_or_create(
+        "sensor", "test", "kitchen_power", suggested_object_id="kitchen_power"
+    )
+    entities.async_update_entity(in_kitchen.entity_id, area_id=kitchen.id)
+    in_cellar = entities.async_get_or_create(
+        "sensor", "test", "cellar_power", suggested_object_id="cellar_power"
+    )
+    entities.async_update_entity(in_cellar.entity_id, area_id=cellar.id)
+    await save_options(
+        hass,
+        loaded_entry,
+        {
+            CONF_INCLUDE_AREAS: [kitchen.id],
+            CONF_INCLUDE_DEVICE_CLASSES: ["temperature"],
+            CONF_EXCLUDE_LABELS: [noisy.label_id],
+            CONF_EXCLUDE_DEVICE_CLASSES: ["battery"],
+        },
+    )
+    power = {"unit_of_measurement": "W"}
+    hass.states.async_set(in_kitchen.entity_id, "1", power)
+    hass.states.async_set(in_cellar.entity_id, "1", power)
+    hass.states.async_set("sensor.hall", "20", {"device_class": "temperature"})
+    hass.states.async_set("sensor.kitchen_battery", "20", {"device_class": "battery"})
+    await hass.async_block_till_done()
+    # A label added now keeps the kitchen's sensor out from its next change on.
+    entities.async_update_entity(in_kitchen.entity_id, labels={noisy.label_id})
+    await hass.async_block_till_done()
+    hass.states.async_set(in_kitchen.entity_id, "2", power)
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+
+    rows = influxdb.rows('SELECT * FROM /.*/ GROUP BY "entity_id"', database)
+    assert sorted((r["entity_id"], r["value"]) for r in rows) == [
+        ("hall", 20.0),
+        ("kitchen_power", 1.0),
+    ]
+
+
+async def test_schema_options_shape_the_points(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Global tags on every point; ignored attributes nowhere; one measurement."""
+    await save_options(
+        hass,
+        loaded_entry,
+        {
+            CONF_PRESET: PRESET_CORE_COMPATIBLE,
+            CONF_MEASUREMENT_OVERRIDE: "home",
+            CONF_GLOBAL_TAGS: "site=cabin",
+            CONF_IGNORE_ATTRIBUTES: ["friendly_name"],
+            CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "light: brightness",
+        },
+    )
+    hass.states.async_set(
+        "light.desk", "on", {"brightness": 80, "friendly_name": "Desk", "mode": "x"}
+    )
+    hass.states.async_set(
+        "sensor.desk", "3", {"brightness": 80, "friendly_name": "Desk"}
+    )
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+
+    rows = influxdb.rows('SELECT * FROM /.*/ GROUP BY "site", "entity_id"', database)
+    assert {r["measurement"] for r in rows} == {"home"}
+    assert {r["site"] for r in rows} == {"cabin"}
+    light, sensor = sorted(rows, key=lambda row: row["domain"])
+    assert light.get("friendly_name_str") is None
+    assert light.get("brightness") is None
+    assert light["mode_str"] == "x"
+    assert sensor["brightness"] == 80.0
+    assert sensor.get("friendly_name_str") is None
+
+
+async def test_heartbeat_rewrites_current_states(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Every included entity's state is written again every N minutes."""
+    hass.states.async_set("sensor.still", "7")
+    hass.states.async_set("light.excluded", "on")
+    await save_options(
+        hass,
+        loaded_entry,
+        {CONF_HEARTBEAT_MINUTES: 5, CONF_EXCLUDE_DOMAINS: ["light"]},
+    )
+    start = dt_util.utcnow()
+    # Each run schedules the next one interval after itself.
+    for after in (dt.timedelta(minutes=5, seconds=1), dt.timedelta(minutes=11)):
+        async_fire_time_changed(hass, start + after)
+        await hass.async_block_till_done()
+    # Jumping the clock also times out a write in flight, whose points then wait in
+    # the spool: after a reload (a fresh backoff), a flush replays them.
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await loaded_entry.runtime_data.ingestor.batcher.flush()
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+
+    rows = influxdb.rows('SELECT * FROM /.*/ GROUP BY "entity_id"', database)
+    # The change itself (written before the reload), then two heartbeats.
+    assert [(r["entity_id"], r["value"]) for r in rows].count(("still", 7.0)) == 3
+    assert {r["entity_id"] for r in rows} == {"still", "excluded"}

@@ -56,8 +56,10 @@ async def _sqlite(path: Path, sql: str) -> list[tuple[object, ...]]:
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    """Where the test's spool lives."""
-    return tmp_path / "spool.db"
+    """Where the test's spool lives: a folder of its own."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    return folder / "spool.db"
 
 
 @pytest.fixture

@@ -1,90 +1,177 @@
-"""Collect lines in memory and hand them to the writer in batches."""
+"""Collect lines in memory and hand them to the writer in batches, or to the spool.
+
+While InfluxDB answers, the spool is replayed first (oldest first, original
+timestamps), then memory is written. While it does not, memory is moved to the spool
+every flush interval, so that a hard kill loses one interval of points at most, and the
+next attempt waits out a backoff.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import contextlib
 
 from homeassistant.core import callback
 
 from .const import LOGGER
 from .influx_client import InfluxError
+from .spool import Spool, SpoolError
 from .writer import Backoff, PointWriter
+
+# Memory holds at most this many batches; beyond them, points go to the spool.
+MEMORY_CAP_BATCHES = 10
 
 
 class Batcher:
     """A batch goes out when it is full or when the flush interval has passed."""
 
     def __init__(
-        self, writer: PointWriter, batch_size: int, flush_interval: float
+        self,
+        writer: PointWriter,
+        spool: Spool,
+        batch_size: int,
+        flush_interval: float,
+        *,
+        on_failure: Callable[[InfluxError], None],
+        on_recovery: Callable[[], None],
     ) -> None:
-        """Batch for `writer`."""
+        """Batch for `writer`, keeping in `spool` what cannot be written now."""
         self._writer = writer
+        self._spool = spool
         self._batch_size = batch_size
+        self.memory_cap = batch_size * MEMORY_CAP_BATCHES
         self._flush_interval = flush_interval
+        self._on_failure = on_failure
+        self._on_recovery = on_recovery
         self._lines: list[str] = []
-        self._batch_full = asyncio.Event()
+        self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._backoff = Backoff()
-        # Seconds to wait before the next attempt; None while writes succeed.
-        self._retry_delay: float | None = None
+        # Event-loop time of the next attempt; None while writes succeed.
+        self._retry_at: float | None = None
+        self._spool_failed = False
 
     @property
     def pending(self) -> int:
         """Lines waiting in memory."""
         return len(self._lines)
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last write failed (and nothing has been written since)."""
+        return self._retry_at is not None
+
     @callback
     def add(self, line: str) -> None:
         """Queue one line; called in the event loop for every state change."""
-        self._lines.append(line)
-        if len(self._lines) == self._batch_size:
-            self._batch_full.set()
+        lines = self._lines
+        lines.append(line)
+        if len(lines) in (self._batch_size, self.memory_cap):
+            self._wake.set()
 
     async def run(self) -> None:
-        """Flush whenever a batch is full or the interval has passed, until cancelled.
-
-        After a failed write, wait out the backoff instead: a full batch must not
-        hammer a server that is down.
-        """
+        """Flush whenever a batch is full or the interval has passed, until cancelled."""
         while True:
-            if self._retry_delay is not None:
-                await asyncio.sleep(self._retry_delay)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._flush_interval):
-                        await self._batch_full.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._flush_interval):
+                    await self._wake.wait()
             await self.flush()
 
     async def flush(self) -> None:
-        """Write everything queued, one batch per request.
+        """Write the spool, then memory; while InfluxDB is unavailable, spool memory.
 
-        A batch that fails (server down, credentials, missing database) goes back to
-        the front of the queue for the next attempt, after a backoff, and so does one
-        whose write was cancelled: rewriting a point InfluxDB may already hold is
-        harmless, since it stores one point per series and timestamp.
+        A batch that fails (server down, credentials, missing database) stays where it
+        was, and what is in memory goes to the spool; the next attempt waits out a
+        backoff. Rewriting a point InfluxDB may already hold is harmless: it stores one
+        point per series and timestamp.
         """
         async with self._flush_lock:
-            self._batch_full.clear()
-            while self._lines:
-                batch = self._lines[: self._batch_size]
-                del self._lines[: self._batch_size]
-                try:
-                    await self._writer.write(batch)
-                except InfluxError as err:
-                    self._lines[:0] = batch
-                    if self._retry_delay is None:
-                        LOGGER.warning(
-                            "Writing to InfluxDB failed, %d points wait in memory: %s",
-                            len(self._lines),
-                            err,
-                        )
-                    self._retry_delay = self._backoff.next_delay(err.retry_after)
-                    return
-                except asyncio.CancelledError:
-                    self._lines[:0] = batch
-                    raise
-                if self._retry_delay is not None:
-                    LOGGER.info("Writing to InfluxDB works again")
-                    self._retry_delay = None
-                    self._backoff.reset()
+            self._wake.clear()
+            loop = asyncio.get_running_loop()
+            if self._retry_at is not None and loop.time() < self._retry_at:
+                await self._spill()
+                return
+            try:
+                await self._write_spool()
+                await self._write_memory()
+            except InfluxError as err:
+                self._failed(err, loop.time())
+                await self._spill()
+                return
+            if self._retry_at is not None:
+                LOGGER.info("Writing to InfluxDB works again")
+                self._retry_at = None
+                self._backoff.reset()
+                self._on_recovery()
+
+    async def drain(self) -> None:
+        """Leave nothing in memory: write it if InfluxDB works, else spool it.
+
+        For unload and stop, once the flush loop has ended. Memory is written only
+        when nothing older waits in the spool; that replays on the next start.
+        """
+        async with self._flush_lock:
+            if self._retry_at is None and not self._spool.count:
+                with contextlib.suppress(InfluxError):
+                    await self._write_memory()
+            await self._spill()
+
+    async def _write_spool(self) -> None:
+        while self._spool.count:
+            # A long backlog takes a while to replay: meanwhile memory stays bounded.
+            if len(self._lines) >= self.memory_cap:
+                await self._spill()
+            try:
+                points = await self._spool.oldest(self._batch_size)
+            except SpoolError as err:
+                self._log_spool_error(err)
+                return
+            if not points:
+                return
+            await self._writer.write([line for _, line in points])
+            try:
+                await self._spool.remove_through(points[-1][0])
+            except SpoolError as err:
+                # Those points will be written again, which is harmless.
+                self._log_spool_error(err)
+                return
+
+    async def _write_memory(self) -> None:
+        while self._lines:
+            batch = self._lines[: self._batch_size]
+            del self._lines[: self._batch_size]
+            try:
+                await self._writer.write(batch)
+            except BaseException:
+                self._lines[:0] = batch
+                raise
+
+    async def _spill(self) -> None:
+        """Move memory to the spool; if the spool cannot take it, keep it in memory."""
+        if not self._lines:
+            return
+        lines, self._lines = self._lines, []
+        try:
+            # Runs to its end even when flush is cancelled: the lines are stored.
+            await self._spool.append(lines)
+        except SpoolError as err:
+            self._lines[:0] = lines
+            self._log_spool_error(err)
+            return
+        self._spool_failed = False
+
+    def _failed(self, err: InfluxError, now: float) -> None:
+        if self._retry_at is None:
+            LOGGER.warning(
+                "Writing to InfluxDB failed, points wait in the spool until it "
+                "works again: %s",
+                err,
+            )
+        self._retry_at = now + self._backoff.next_delay(err.retry_after)
+        self._on_failure(err)
+
+    def _log_spool_error(self, err: SpoolError) -> None:
+        if not self._spool_failed:
+            self._spool_failed = True
+            LOGGER.error("The spool cannot be used, points wait in memory: %s", err)

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-import re
 from typing import Any
 
-from homeassistant.config_entries import (
-    ConfigEntry,
-    ConfigFlow,
-    ConfigFlowResult,
-    OptionsFlowWithReload,
-)
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
 from homeassistant.const import (
     CONF_PASSWORD,
     CONF_TOKEN,
@@ -21,14 +15,6 @@ from homeassistant.const import (
 )
 from homeassistant.core import callback
 from homeassistant.helpers.selector import (
-    BooleanSelector,
-    EntitySelector,
-    EntitySelectorConfig,
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-    SelectSelector,
-    SelectSelectorConfig,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
@@ -38,27 +24,14 @@ import probatio
 from .const import (
     API_V1,
     API_V2,
-    BATCH_SIZE_RANGE,
     CONF_API_VERSION,
-    CONF_BATCH_SIZE,
     CONF_BUCKET,
     CONF_DATABASE,
-    CONF_EXCLUDE_DOMAINS,
-    CONF_EXCLUDE_ENTITIES,
-    CONF_EXCLUDE_ENTITY_GLOBS,
-    CONF_FLUSH_INTERVAL,
-    CONF_INCLUDE_DOMAINS,
-    CONF_INCLUDE_ENTITIES,
-    CONF_INCLUDE_ENTITY_GLOBS,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
-    CONF_SKIP_UNAVAILABLE,
-    DEFAULT_BATCH_SIZE,
     DEFAULT_DATABASE,
-    DEFAULT_FLUSH_INTERVAL,
     DEFAULT_URL,
     DOMAIN,
-    FLUSH_INTERVAL_RANGE,
     LOGGER,
 )
 from .influx_client import (
@@ -70,6 +43,7 @@ from .influx_client import (
     create_client,
     parse_url,
 )
+from .options_flow import HaIngestorOptionsFlow
 
 _URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL, autocomplete="url"))
 _TEXT = TextSelector()
@@ -263,88 +237,6 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         else:
             errors = {}
         return errors
-
-
-_DOMAIN = re.compile(r"[a-z0-9_]+")
-_ENTITY_GLOB = re.compile(r"[a-z0-9_*?]+\.[a-z0-9_*?]+")
-_PATTERN_CHECKS = (
-    (CONF_INCLUDE_DOMAINS, _DOMAIN, "invalid_domain"),
-    (CONF_EXCLUDE_DOMAINS, _DOMAIN, "invalid_domain"),
-    (CONF_INCLUDE_ENTITY_GLOBS, _ENTITY_GLOB, "invalid_glob"),
-    (CONF_EXCLUDE_ENTITY_GLOBS, _ENTITY_GLOB, "invalid_glob"),
-)
-
-
-class HaIngestorOptionsFlow(OptionsFlowWithReload):
-    """Change what is written; the entry reloads with the new options."""
-
-    async def async_step_init(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Show the options, checking each list before saving."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            errors = {
-                key: error
-                for key, pattern, error in _PATTERN_CHECKS
-                if not all(pattern.fullmatch(item) for item in user_input.get(key, []))
-            }
-            if not errors:
-                return self.async_create_entry(data=user_input)
-        return self.async_show_form(
-            step_id="init",
-            data_schema=self.add_suggested_values_to_schema(
-                self._schema(), user_input or self.config_entry.options
-            ),
-            errors=errors,
-        )
-
-    def _schema(self) -> probatio.Schema:
-        domains = SelectSelector(
-            SelectSelectorConfig(
-                options=sorted(
-                    {state.domain for state in self.hass.states.async_all()}
-                ),
-                multiple=True,
-                custom_value=True,
-            )
-        )
-        entities = EntitySelector(EntitySelectorConfig(multiple=True))
-        globs = TextSelector(TextSelectorConfig(multiple=True))
-        return probatio.Schema(
-            {
-                probatio.Optional(CONF_INCLUDE_DOMAINS): domains,
-                probatio.Optional(CONF_INCLUDE_ENTITIES): entities,
-                probatio.Optional(CONF_INCLUDE_ENTITY_GLOBS): globs,
-                probatio.Optional(CONF_EXCLUDE_DOMAINS): domains,
-                probatio.Optional(CONF_EXCLUDE_ENTITIES): entities,
-                probatio.Optional(CONF_EXCLUDE_ENTITY_GLOBS): globs,
-                probatio.Required(CONF_SKIP_UNAVAILABLE, default=False): (
-                    BooleanSelector()
-                ),
-                probatio.Required(CONF_BATCH_SIZE, default=DEFAULT_BATCH_SIZE): (
-                    NumberSelector(
-                        NumberSelectorConfig(
-                            min=BATCH_SIZE_RANGE[0],
-                            max=BATCH_SIZE_RANGE[1],
-                            step=1,
-                            mode=NumberSelectorMode.BOX,
-                        )
-                    )
-                ),
-                probatio.Required(
-                    CONF_FLUSH_INTERVAL, default=DEFAULT_FLUSH_INTERVAL
-                ): NumberSelector(
-                    NumberSelectorConfig(
-                        min=FLUSH_INTERVAL_RANGE[0],
-                        max=FLUSH_INTERVAL_RANGE[1],
-                        step=0.1,
-                        unit_of_measurement="s",
-                        mode=NumberSelectorMode.BOX,
-                    )
-                ),
-            }
-        )
 
 
 def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:

@@ -49,11 +49,20 @@ MEASUREMENT_ENTITY_ID: Final = "entity_id"
 CONF_MEASUREMENT_OVERRIDE: Final = "measurement_override"
 CONF_GLOBAL_TAGS: Final = "global_tags"  # dict[str, str]
 CONF_IGNORE_ATTRIBUTES: Final = "ignore_attributes"  # list[str]
-CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: Final = "ignore_attributes_by_domain"  # dict[str, list[str]]
+CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: Final = (
+    "ignore_attributes_by_domain"  # dict[str, list[str]]
+)
+
+# Tags the presets write themselves: a global tag cannot take their names.
+RESERVED_TAGS: Final = frozenset(
+    ("domain", "entity_id", "device_class", "unit", "area", "floor", "device", "labels")
+)
 
 CONF_SPOOL_MAX_MB: Final = "spool_max_mb"
 DEFAULT_SPOOL_MAX_MB: Final = 1024
+SPOOL_MAX_MB_RANGE: Final = (16, 1_048_576)
 CONF_HEARTBEAT_MINUTES: Final = "heartbeat_minutes"  # 0: off
+HEARTBEAT_MINUTES_RANGE: Final = (0, 1440)
 
 # A batch is written when it holds this many points, or this long after the last write.
 DEFAULT_BATCH_SIZE: Final = 1000

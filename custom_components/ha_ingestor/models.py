@@ -17,5 +17,5 @@ class HaIngestorData:
     """What a loaded entry holds: its client, the server it talks to, its pipeline."""
 
     client: InfluxClient
-    server: ServerInfo
+    server: ServerInfo | None  # None until the server has answered
     ingestor: Ingestor

@@ -1,20 +1,29 @@
-"""Turn a Home Assistant state into one InfluxDB line, per schema preset.
+"""Turn a Home Assistant state change into one InfluxDB line, per schema preset.
 
-A preset is an `Encoder`; `ENCODERS` names them. The schemas, with real lines, are in
-docs/schema.md.
+`create_encoder` builds the preset the options choose: `core_compatible` writes what
+Home Assistant's own influxdb integration writes, so that its users keep their
+measurements, fields and queries; `rich` adds the registries' context and gives every
+field one type forever. docs/schema.md describes both, with real lines.
+
+An encoder runs in the event loop for every state change. What depends only on the
+entity and on the attributes its measurement is chosen by (measurement, tags, the
+attributes left out) is built once per entity and kept; attribute keys and texts are
+read once, not at every change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+import datetime as dt
 import math
 import re
-from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from homeassistant.components.lock.const import LockState
 from homeassistant.components.sun.const import STATE_ABOVE_HORIZON, STATE_BELOW_HORIZON
 from homeassistant.const import (
+    ATTR_DEVICE_CLASS,
     ATTR_UNIT_OF_MEASUREMENT,
     STATE_CLOSED,
     STATE_HOME,
@@ -26,16 +35,45 @@ from homeassistant.const import (
     STATE_UNKNOWN,
 )
 from homeassistant.core import State
+from homeassistant.helpers.json import json_dumps
 
-type Encoder = Callable[[State, int], str | None]
-"""(state, time in microseconds since the epoch) -> its line, or None: not written."""
+from .const import (
+    CONF_GLOBAL_TAGS,
+    CONF_IGNORE_ATTRIBUTES,
+    CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_RULE,
+    CONF_PRESET,
+    MEASUREMENT_DEVICE_CLASS,
+    MEASUREMENT_DOMAIN_DEVICE_CLASS,
+    MEASUREMENT_ENTITY_ID,
+    MEASUREMENT_UNIT,
+    PRESET_CORE_COMPATIBLE,
+    PRESET_RICH,
+)
+from .registry_cache import EntityMetadata, RegistryCache
 
-PRESET_BASIC: Final = "basic"
-PRESET_CORE_COMPATIBLE: Final = "core_compatible"
 
-# Line protocol escapes for measurements, and for string field values.
-_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
-_STRING_FIELD_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
+class Encoder(Protocol):
+    """A schema preset: turns a state change into its line."""
+
+    non_finite_dropped: int
+    """Fields left out because they were NaN or infinite, since creation."""
+
+    def __call__(
+        self, new_state: State, old_state: State | None, time_us: int
+    ) -> str | None:
+        """Return the line of `new_state` at `time_us` (µs since the epoch), or None."""
+
+
+def create_encoder(options: Mapping[str, Any], registry: RegistryCache) -> Encoder:
+    """Build the encoder of the preset the options choose (core_compatible by default)."""
+    preset = options.get(CONF_PRESET, PRESET_CORE_COMPATIBLE)
+    if preset == PRESET_CORE_COMPATIBLE:
+        return _CoreCompatibleEncoder(options)
+    if preset == PRESET_RICH:
+        return _RichEncoder(options, registry)
+    raise ValueError(f"Unknown schema preset {preset!r}")
 
 
 def timestamp_us(timestamp: float) -> int:
@@ -48,76 +86,50 @@ def timestamp_us(timestamp: float) -> int:
     return int(seconds) * 1_000_000 + round(fraction * 1_000_000)
 
 
-def state_to_line(state: State, time_us: int) -> str:
-    """Encode a state as `measurement,domain=..,entity_id=.. value=..|state=".." time`.
+# States written as their `state` text alone, without value or attributes.
+_STATE_ONLY: Final = frozenset((STATE_UNKNOWN, STATE_UNAVAILABLE))
 
-    The `basic` preset. The measurement is the unit of measurement, else the domain. A
-    state that parses as a finite number is written as the float field `value`,
-    anything else as the string field `state`: each field keeps one type forever.
-    """
-    unit = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT)
-    measurement = (
-        unit.translate(_MEASUREMENT_ESCAPES)
-        if isinstance(unit, str) and unit
-        else state.domain
-    )
-    try:
-        value = float(state.state)
-    except ValueError:
-        value = math.nan
-    if math.isfinite(value):
-        field = f"value={value!r}"
-    else:
-        field = f'state="{state.state.translate(_STRING_FIELD_ESCAPES)}"'
-    # Domain and object id are slugs ([a-z0-9_]), which line protocol takes unescaped.
-    return (
-        f"{measurement},domain={state.domain},entity_id={state.object_id} "
-        f"{field} {time_us}"
-    )
-
-
-# The `core_compatible` preset reproduces Home Assistant's own influxdb integration
-# (2026.10: homeassistant/components/influxdb/__init__.py, _generate_event_to_json,
-# with its default settings) followed by the influxdb client it writes with (influxdb
-# 5.3.2, line_protocol.make_line), byte for byte, so that InfluxDB stores the same names,
-# types and values and existing queries keep working. docs/schema.md lists the rules
-# and the few places where it deliberately differs.
-
-# States core's event_to_json returns None for.
-_CORE_SKIPPED_STATES: Final = frozenset((STATE_UNKNOWN, STATE_UNAVAILABLE, ""))
-
-# helpers.state.state_as_number's words, as the floats core writes for them (it also
-# maps `unknown` to 0, but never writes that state). A dict lookup, where calling
-# state_as_number would raise and catch a second ValueError for every text state.
-_CORE_STATE_NUMBERS: Final[Mapping[str, float]] = dict.fromkeys(
+# helpers.state.state_as_number's words, as the floats both presets write for them (it
+# also maps `unknown` to 0, which is never written as a value). A dict lookup, where
+# calling state_as_number would raise and catch a ValueError for every other text.
+_STATE_NUMBERS: Final[Mapping[str, float]] = dict.fromkeys(
     (STATE_ON, LockState.LOCKED, STATE_ABOVE_HORIZON, STATE_OPEN, STATE_HOME), 1.0
 ) | dict.fromkeys(
     (STATE_OFF, LockState.UNLOCKED, STATE_BELOW_HORIZON, STATE_CLOSED, STATE_NOT_HOME),
     0.0,
 )
 
-# Core's const.RE_DIGIT_TAIL and RE_DECIMAL: a text attribute such as "Version 2.3"
-# also gets a float field of its digits. Copied rather than imported from core's
-# influxdb package, which a custom integration must not depend on; test_normalize
-# checks that they stay equal.
-_CORE_DIGIT_TAIL: Final = re.compile(r"^[^\.]*\d+\.?\d+[^\.]*$")
-_CORE_NOT_DECIMAL: Final = re.compile(r"[^\d.]+")
-
-# The client's _escape_tag, for the measurement, tag values and field keys. Exactly its
-# escapes and no others: InfluxDB 1.x keeps some backslashes in names (`\\` stays two),
-# so only the same bytes give the same stored names. A line break becomes the two
-# characters `\n`, which InfluxDB stores as they are.
-_CORE_NAME_ESCAPES: Final = str.maketrans(
-    {"\\": "\\\\", " ": "\\ ", ",": "\\,", "=": "\\=", "\n": "\\n"}
+_MEASUREMENT_RULES: Final = frozenset(
+    (
+        MEASUREMENT_UNIT,
+        MEASUREMENT_DOMAIN_DEVICE_CLASS,
+        MEASUREMENT_DEVICE_CLASS,
+        MEASUREMENT_ENTITY_ID,
+    )
 )
+
+# InfluxDB 1.x refuses a tag key `time` (and drops a field `time` without a word).
+_TIME: Final = "time"
+
+# Line protocol escapes in string field values.
+_STRING_FIELD_ESCAPES: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 # InfluxDB 1.x skips these at the start of a line; a line that then starts with `#`
 # is a comment.
 _LINE_START_BLANKS: Final = "\t\x00"
 
+# A backslash InfluxDB 1.x reads as escaping what follows it in a name: the delimiter
+# after a name, or an escaped comma, space, `=` or double quote in it. It then refuses
+# the line, drops the backslash, or stores a measurement that no query finds.
+_ESCAPING_BACKSLASH: Final = re.compile(r'\\(?=[ ,="]|\Z)')
 
-def _core_single_line(text: str) -> str:
-    """Core's _single_line: line breaks become spaces (line protocol has no escape).
+# Texts and attribute keys an encoder has read, kept so that the next change does not
+# read them again; past this many, the memory is emptied and filled anew.
+_READ_CACHE_SIZE: Final = 10_000
+
+
+def _single_line(text: str) -> str:
+    """Replace line breaks by spaces, as core does: line protocol has no escape for them.
 
     Every character str.splitlines splits at is unprintable, so a printable text (the
     usual case) is returned as it is, without building a list.
@@ -125,120 +137,568 @@ def _core_single_line(text: str) -> str:
     return text if text.isprintable() else " ".join(text.splitlines())
 
 
+def _state_number(text: str) -> float | None:
+    """Return the state as a number: its float, or a word's such as `on`; None if none."""
+    if (number := _STATE_NUMBERS.get(text)) is not None:
+        return number
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _string_field(text: str) -> str:
+    """Return a text as the inside of a string field value."""
+    text = _single_line(text)
+    # Most texts hold neither: two scans, and no copy.
+    if "\\" in text or '"' in text:
+        return text.translate(_STRING_FIELD_ESCAPES)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    """How an entity's lines start, as long as what they were built from holds."""
+
+    basis: tuple[object, ...]
+    """What they were built from: the lines of a state with another basis differ."""
+    prefix: str
+    """The escaped measurement and tags."""
+    skipped: frozenset[str]
+    """Attributes not written as fields."""
+
+
+class _PresetEncoder:
+    """The options both presets read, and the memory of each entity's series."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.non_finite_dropped = 0
+        self._rule: str = options.get(CONF_MEASUREMENT_RULE, MEASUREMENT_UNIT)
+        if self._rule not in _MEASUREMENT_RULES:
+            raise ValueError(f"Unknown measurement rule {self._rule!r}")
+        self._override: str = options.get(CONF_MEASUREMENT_OVERRIDE) or ""
+        self._ignored = frozenset(options.get(CONF_IGNORE_ATTRIBUTES, ()))
+        self._ignored_by_domain = {
+            domain: self._ignored.union(names)
+            for domain, names in options.get(
+                CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, {}
+            ).items()
+        }
+        self._global_tags: Mapping[str, str] = options.get(CONF_GLOBAL_TAGS, {})
+        # One entry per entity ever written: as many as Home Assistant has entities.
+        self._series: dict[str, _Series] = {}
+
+    def _ignored_in(self, domain: str) -> frozenset[str]:
+        return self._ignored_by_domain.get(domain, self._ignored)
+
+
+# ---------------------------------------------------------------------------------------
+# The `core_compatible` preset reproduces Home Assistant's own influxdb integration
+# (2026.10: homeassistant/components/influxdb/__init__.py, _generate_event_to_json)
+# followed by the influxdb client it writes with (influxdb 5.3.2,
+# line_protocol.make_line), byte for byte, so that InfluxDB stores the same names,
+# types and values and existing queries keep working. The options are core's:
+# measurement_attr, override_measurement, tags, ignore_attributes and
+# component_config_domain's ignore_attributes. docs/schema.md lists the rules and the
+# few places where it deliberately differs.
+
+# The attribute each of core's measurement_attr values reads the measurement from.
+_CORE_MEASUREMENT_ATTRIBUTES: Final[Mapping[str, str | None]] = {
+    MEASUREMENT_UNIT: ATTR_UNIT_OF_MEASUREMENT,
+    MEASUREMENT_DOMAIN_DEVICE_CLASS: ATTR_DEVICE_CLASS,
+    MEASUREMENT_DEVICE_CLASS: ATTR_DEVICE_CLASS,
+    MEASUREMENT_ENTITY_ID: None,
+}
+
+# Core's const.RE_DECIMAL: a text attribute such as "Version 2.3" also gets a float
+# field of its digits (when _has_core_digit_tail). Copied rather than imported from
+# core's influxdb package, which a custom integration must not depend on;
+# test_normalize checks that it stays equal.
+_CORE_NOT_DECIMAL: Final = re.compile(r"[^\d.]+")
+_TWO_DIGITS: Final = re.compile(r"\d\d")
+
+# The client's _escape_tag, for the measurement, tag keys and values and field keys.
+# Exactly its escapes and no others: InfluxDB 1.x keeps some backslashes in names (`\\`
+# stays two), so only the same bytes give the same stored names. A line break becomes
+# the two characters `\n`, which InfluxDB stores as they are.
+_CORE_NAME_ESCAPES: Final = str.maketrans(
+    {"\\": "\\\\", " ": "\\ ", ",": "\\,", "=": "\\=", "\n": "\\n"}
+)
+
+# Types of attribute values (not their subclasses, which may convert) that float()
+# refuses.
+_NEVER_FLOATS: Final = frozenset((list, tuple, dict, type(None)))
+
+# What core writes for an attribute: its float field, or None; and its text field
+# (`key_str`), or None.
+type _CoreReading = tuple[float | None, str | None]
+
+
 def _core_name(name: str) -> str:
     # Attribute keys are nearly always identifiers, which need no escape: no copy.
     return name if name.isidentifier() else name.translate(_CORE_NAME_ESCAPES)
 
 
-def _core_unit_measurement(unit: Any) -> str | None:
-    """Return the escaped measurement core writes for a unit, if InfluxDB can store it.
+def _core_measurement(value: object) -> str | None:
+    """Return the escaped measurement core writes for a value, if InfluxDB keeps it.
 
-    None where core's line would be a comment, refused, or read with a wrong measurement.
+    None where core's line would be a comment, refused, stored under another
+    measurement, or stored where no query finds it.
     """
-    # Core single-lines a text unit; the client turns anything else into text.
-    name = _core_name(_core_single_line(unit) if isinstance(unit, str) else str(unit))
+    # Core single-lines a text; the client turns anything else into text.
+    text = _single_line(value) if isinstance(value, str) else str(value)
+    name = _core_name(text)
     start = name.lstrip(_LINE_START_BLANKS)
-    # A trailing backslash would escape the comma after it: InfluxDB then reads the
-    # tags as part of the measurement.
-    if not start or start[0] == "#" or name[-1] == "\\":
+    if not start or start[0] == "#" or _ESCAPING_BACKSLASH.search(text):
         return None
     return name
 
 
-def state_to_core_line(state: State, time_us: int) -> str | None:
-    """Encode a state as Home Assistant's influxdb integration writes it by default.
+def _has_core_digit_tail(text: str) -> bool:
+    r"""Return whether core's RE_DIGIT_TAIL, `^[^\.]*\d+\.?\d+[^\.]*$`, matches a text.
 
-    The measurement is the unit of measurement, else the entity id; the tags are
-    `domain` and `entity_id` (the object id); every attribute is a field; the state is
-    the float field `value` when it is a number, the string field `state` when it is
-    not, and both for on/off and the other words state_as_number knows.
+    It does when the text has no dot and two digits in a row, or one dot with a digit
+    on each side. The pattern itself backtracks for a time quadratic in the text's
+    length (a tenth of a second for the text of a 3,000 character list of floats):
+    too long for the event loop. test_normalize checks that both agree.
     """
-    if state.state in _CORE_SKIPPED_STATES:
-        return None
-    unit = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT)
-    measurement = None if unit in (None, "") else _core_unit_measurement(unit)
-    # Core leaves the unit out of the fields when it is the measurement.
-    fields = _core_fields(state, skip_unit=measurement is not None)
-    if measurement is None:
-        measurement = _core_name(_core_single_line(state.entity_id))
-    if not (field_set := _core_field_set(fields)):
-        return None
-    # Valid entity ids are slugs, but `$` in their pattern lets the object id end in a
-    # line break, which the client escapes; the domain cannot.
-    return (
-        f"{measurement},domain={state.domain},"
-        f"entity_id={_core_name(state.object_id)} {field_set} {time_us}"
-    )
+    match text.count("."):
+        case 0:
+            return _TWO_DIGITS.search(text) is not None
+        case 1:
+            before, _, after = text.partition(".")
+            return before[-1:].isdecimal() and after[:1].isdecimal()
+    return False
 
 
-def _core_fields(state: State, *, skip_unit: bool) -> dict[str, float | str]:
-    """Build the fields of core's event_to_json, in its order of assignment."""
-    text = state.state
-    fields: dict[str, float | str]
+def _core_text(text: str) -> _CoreReading:
+    """Core's reading of a text float() refuses: the text, and maybe its digits."""
+    string = _single_line(text)
+    if not _has_core_digit_tail(string):
+        return None, string
+    return float(_CORE_NOT_DECIMAL.sub("", string)), string
+
+
+def _core_reading(value: object) -> _CoreReading:
+    """Core's reading of an attribute value that is not a text."""
+    # float() refuses these for sure: no exception to raise and catch.
+    if type(value) in _NEVER_FLOATS:
+        return _core_text(str(value))
     try:
-        fields = {"value": float(text)}
-    except ValueError:
-        fields = {"state": _core_single_line(text)}
-        if (number := _CORE_STATE_NUMBERS.get(text)) is not None:
+        return float(value), None  # type: ignore[arg-type]
+    except ValueError, TypeError:
+        return _core_text(str(value))
+    except OverflowError:
+        # An int beyond float's range, which core does not catch (its writer thread
+        # stops); it is the infinity core leaves out.
+        return math.inf, None
+
+
+class _CoreCompatibleEncoder(_PresetEncoder):
+    """Home Assistant's influxdb integration's lines, with its options."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        # An override InfluxDB could not keep is treated as none.
+        self._override_measurement = (
+            _core_measurement(self._override) if self._override else None
+        )
+        self._measurement_attribute = (
+            None
+            if self._override_measurement is not None
+            else _CORE_MEASUREMENT_ATTRIBUTES[self._rule]
+        )
+        # Core's tags replace its own of the same name. Empty ones the client leaves
+        # out; those InfluxDB would refuse with the point are left out here.
+        self._core_tags = {
+            key: text
+            for key, value in self._global_tags.items()
+            if key != _TIME
+            and not key.endswith("\\")
+            and not (text := _single_line(value)).endswith("\\")
+        }
+        self._texts: dict[str, _CoreReading] = {}
+
+    def __call__(
+        self, new_state: State, old_state: State | None, time_us: int
+    ) -> str | None:
+        """Return the line core would write for `new_state`, or None."""
+        text = new_state.state
+        if not text:  # core writes nothing for the empty state
+            return None
+        attribute = self._measurement_attribute
+        source = None if attribute is None else new_state.attributes.get(attribute)
+        # The type too: 5 and 5.0 are equal but give measurements "5" and "5.0".
+        basis = (type(source), source)
+        series = self._series.get(new_state.entity_id)
+        if series is None or series.basis != basis:
+            series = self._new_series(new_state, source, basis)
+        if text in _STATE_ONLY:
+            return f'{series.prefix} state="{text}" {time_us}'
+        if field_set := self._field_set(self._fields(new_state, series.skipped)):
+            return f"{series.prefix} {field_set} {time_us}"
+        return None
+
+    def _new_series(
+        self, state: State, source: object, basis: tuple[object, ...]
+    ) -> _Series:
+        measurement, measured_attribute = self._measurement(state, source)
+        tags = {"domain": state.domain, "entity_id": state.object_id} | self._core_tags
+        # Sorted by key, as the client writes them; it leaves out empty ones.
+        tag_set = [
+            f"{_core_name(key)}={_core_name(value)}"
+            for key, value in sorted(tags.items())
+            if key and value
+        ]
+        skipped = self._ignored_in(state.domain)
+        if measured_attribute is not None:
+            skipped = skipped | {measured_attribute}
+        series = _Series(basis, ",".join((measurement, *tag_set)), skipped)
+        self._series[state.entity_id] = series
+        return series
+
+    def _measurement(self, state: State, source: object) -> tuple[str, str | None]:
+        """Core's escaped measurement, and the attribute it leaves out of the fields.
+
+        Where InfluxDB could not keep the measurement, the point is written as if the
+        attribute it was read from were missing.
+        """
+        if self._override_measurement is not None:
+            return self._override_measurement, None
+        if self._rule == MEASUREMENT_DOMAIN_DEVICE_CLASS:
+            if source is not None and (
+                name := _core_measurement(f"{state.domain}__{source}")
+            ):
+                return name, ATTR_DEVICE_CLASS
+            return _core_name(state.domain), None
+        if (
+            self._rule != MEASUREMENT_ENTITY_ID
+            and source not in (None, "")
+            and (name := _core_measurement(source))
+        ):
+            measured = self._rule == MEASUREMENT_UNIT
+            return name, ATTR_UNIT_OF_MEASUREMENT if measured else None
+        return _core_name(_single_line(state.entity_id)), None
+
+    def _fields(self, state: State, skipped: frozenset[str]) -> dict[str, float | str]:
+        """Build the fields of core's event_to_json, in its order of assignment."""
+        text = state.state
+        fields: dict[str, float | str] = {}
+        number = _state_number(text)
+        # A word such as `on` is both.
+        if number is None or text in _STATE_NUMBERS:
+            fields["state"] = _single_line(text)
+        if number is not None:
             fields["value"] = number
 
-    for key, value in state.attributes.items():
-        if skip_unit and key == ATTR_UNIT_OF_MEASUREMENT:
-            continue
-        field = f"{key}_" if key in fields else key
-        try:
-            number = float(value)
-        except ValueError, TypeError:
-            string = _core_single_line(str(value))
-            fields[f"{field}_str"] = string
-            if _CORE_DIGIT_TAIL.match(string) is None:
+        for key, value in state.attributes.items():
+            if key in skipped:
                 continue
-            number = float(_CORE_NOT_DECIMAL.sub("", string))
-        except OverflowError:
-            # An int beyond float's range, which core does not catch (its writer
-            # thread stops); it is the infinity core drops below.
-            number = math.inf
-        # Core assigns, then deletes NaN and infinity (which InfluxDB cannot store): an
-        # earlier field of that name is gone too.
-        if math.isfinite(number):
-            fields[field] = number
-        else:
-            fields.pop(field, None)
+            field = f"{key}_" if key in fields else key
+            if type(value) is str:
+                reading = self._texts.get(value) or self._read_text(value)
+            else:
+                reading = _core_reading(value)
+            number, string = reading
+            if string is not None:
+                fields[f"{field}_str"] = string
+            if number is None:
+                continue
+            # Core assigns, then deletes NaN and infinity (which InfluxDB cannot
+            # store): an earlier field of that name is gone too.
+            if math.isfinite(number):
+                fields[field] = number
+            else:
+                fields.pop(field, None)
+                self.non_finite_dropped += 1
 
-    # InfluxDB 1.x silently drops a field named `time`; core renames it.
-    if "time" in fields:
-        field = "time_"
-        while field in fields:
-            field += "_"
-        fields[field] = fields.pop("time")
-    return fields
+        # InfluxDB 1.x silently drops a field named `time`; core renames it.
+        if _TIME in fields:
+            field = "time_"
+            while field in fields:
+                field += "_"
+            fields[field] = fields.pop(_TIME)
+        return fields
+
+    def _read_text(self, text: str) -> _CoreReading:
+        """Read a text attribute as core does, and remember it: most texts recur."""
+        reading: _CoreReading
+        try:
+            reading = float(text), None
+        except ValueError:
+            reading = _core_text(text)
+        if len(self._texts) >= _READ_CACHE_SIZE:
+            self._texts.clear()
+        self._texts[text] = reading
+        return reading
+
+    def _field_set(self, fields: dict[str, float | str]) -> str:
+        """Write the fields as the client does, sorted by key; empty if none is left.
+
+        The same order gives the same stored names: InfluxDB strips blanks from the
+        start of the first field key only.
+        """
+        rendered = []
+        for key in sorted(fields):
+            value = fields[key]
+            # The client leaves out empty keys. A key ending in a backslash escapes
+            # its `=`, which InfluxDB refuses.
+            if not key or key[-1] == "\\":
+                continue
+            if isinstance(value, str):
+                if "\\" in value or '"' in value:
+                    value = value.translate(_STRING_FIELD_ESCAPES)
+                rendered.append(f'{_core_name(key)}="{value}"')
+            # A state of NaN or infinity stays in core's `value`: the 2.x client leaves
+            # it out, while the 1.x client writes it and InfluxDB refuses the batch.
+            elif math.isfinite(value):
+                rendered.append(f"{_core_name(key)}={value!r}")
+            else:
+                self.non_finite_dropped += 1
+        return ",".join(rendered)
 
 
-def _core_field_set(fields: dict[str, float | str]) -> str:
-    """Write the fields as the client does, sorted by key; empty if none is left.
+# ---------------------------------------------------------------------------------------
+# The `rich` preset: the entity's registry context as tags, the change itself
+# (previous state, how long it lasted, its context) as fields, and every attribute as a
+# field whose key tells its type, so that no field ever changes type.
 
-    The same order gives the same stored names: InfluxDB strips blanks from the start
-    of the first field key only.
-    """
-    rendered = []
-    for key in sorted(fields):
-        value = fields[key]
-        # The client leaves out empty keys. A key ending in a backslash escapes its
-        # `=`, which InfluxDB refuses.
-        if not key or key[-1] == "\\":
-            continue
-        if isinstance(value, str):
-            # Most texts hold neither: two scans, and no copy.
-            if "\\" in value or '"' in value:
-                value = value.translate(_STRING_FIELD_ESCAPES)
-            rendered.append(f'{_core_name(key)}="{value}"')
-        # A state of NaN or infinity stays in core's `value`: the 2.x client leaves it
-        # out, while the 1.x client writes it and InfluxDB refuses the whole batch.
-        elif math.isfinite(value):
-            rendered.append(f"{_core_name(key)}={value!r}")
-    return ",".join(rendered)
-
-
-ENCODERS: Final[Mapping[str, Encoder]] = MappingProxyType(
-    {PRESET_BASIC: state_to_line, PRESET_CORE_COMPATIBLE: state_to_core_line}
+# Fields the preset writes itself, and its tags: an attribute's float field never takes
+# these names (its text field cannot, ending in `_str`).
+_RICH_STATE_FIELDS: Final = (
+    "state",
+    "value",
+    "previous_state",
+    "duration_in_state_s",
+    "context_id",
+    "context_parent_id",
+    "context_user_id",
 )
+_RICH_TAGS: Final = (
+    "area",
+    "device",
+    "device_class",
+    "domain",
+    "entity_id",
+    "floor",
+    "labels",
+    "unit",
+)
+_RICH_RESERVED: Final = frozenset((*_RICH_STATE_FIELDS, *_RICH_TAGS, _TIME))
+
+# Escapes in names (measurement, tag keys and values, field keys). A backslash is
+# written as it is: InfluxDB 1.x keeps it, where `\\` would be stored as two.
+_RICH_NAME_ESCAPES: Final = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="})
+
+
+def _rich_name(text: str) -> str:
+    """Return a name escaped so that InfluxDB stores it as docs/schema.md says.
+
+    Line breaks become spaces; a backslash InfluxDB would read as an escape (before a
+    comma, space, `=` or double quote, or at the end) becomes a slash.
+    """
+    text = _single_line(text)
+    if "\\" in text:
+        text = _ESCAPING_BACKSLASH.sub("/", text)
+    return text.translate(_RICH_NAME_ESCAPES)
+
+
+def _rich_measurement(text: str) -> str | None:
+    """Return the escaped measurement for a text, None if it cannot be one.
+
+    InfluxDB drops tabs and NULs at the start of a line, and takes one starting with
+    `#` for a comment.
+    """
+    name = _rich_name(text)
+    if not name or name[0] in "#\t\x00":
+        return None
+    return name
+
+
+def _rich_value(value: object) -> float | str | None:
+    """Return an attribute value as rich writes it: a float, a text, or None (no field).
+
+    One rule per type, so that a field never changes type: numbers and booleans are
+    floats, everything else text.
+    """
+    if isinstance(value, int | float):  # booleans too: 1.0 and 0.0
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float's range
+            return math.inf
+    if isinstance(value, str):
+        return str.__str__(value)  # the text itself, also of a str subclass or enum
+    if isinstance(value, dt.date | dt.time):  # datetimes are dates
+        return value.isoformat()
+    return None if value is None else _json_text(value)
+
+
+def _json_text(value: object) -> str:
+    """Return lists, dicts and other objects as Home Assistant shows them, else str()."""
+    try:
+        return json_dumps(value)
+    except TypeError:
+        return str(value)
+
+
+class _RichEncoder(_PresetEncoder):
+    """Registry context as tags, typed fields that never change type."""
+
+    def __init__(self, options: Mapping[str, Any], registry: RegistryCache) -> None:
+        super().__init__(options)
+        self._registry = registry
+        # An override that cannot be a measurement is treated as none.
+        self._override_measurement = (
+            _rich_measurement(self._override) if self._override else None
+        )
+        # They replace the preset's tags of the same name; an empty one, or `time`
+        # (which InfluxDB refuses), is left out.
+        self._rich_tags = {
+            name: _rich_name(value)
+            for key, value in self._global_tags.items()
+            if (name := _rich_name(key)) != _TIME
+        }
+        # Attribute key -> escaped keys of its float and text fields; None: not written.
+        self._field_keys: dict[object, tuple[str, str] | None] = {}
+
+    def __call__(
+        self, new_state: State, old_state: State | None, time_us: int
+    ) -> str | None:
+        """Return the rich line of a state change."""
+        attributes = new_state.attributes
+        unit = attributes.get(ATTR_UNIT_OF_MEASUREMENT)
+        device_class = attributes.get(ATTR_DEVICE_CLASS)
+        metadata = self._registry.get(new_state.entity_id)
+        basis = (metadata, unit, device_class)
+        series = self._series.get(new_state.entity_id)
+        if series is None or series.basis != basis:
+            series = self._new_series(new_state, basis)
+
+        text = new_state.state
+        fields = [f'state="{_string_field(text)}"']
+        if text in _STATE_ONLY:
+            return f"{series.prefix} {fields[0]} {time_us}"
+        if (number := _state_number(text)) is not None:
+            if math.isfinite(number):
+                fields.append(f"value={number!r}")
+            else:
+                self.non_finite_dropped += 1
+        # Only a change of state ends the previous one; an attribute change does not.
+        if old_state is not None and old_state.state != text:
+            fields.append(f'previous_state="{_string_field(old_state.state)}"')
+            lasted = new_state.last_changed_timestamp - old_state.last_changed_timestamp
+            fields.append(f"duration_in_state_s={lasted!r}")
+        context = new_state.context
+        fields.append(f'context_id="{_string_field(context.id)}"')
+        if context.parent_id is not None:
+            fields.append(f'context_parent_id="{_string_field(context.parent_id)}"')
+        if context.user_id is not None:
+            fields.append(f'context_user_id="{_string_field(context.user_id)}"')
+        self._add_attribute_fields(attributes, series.skipped, fields)
+        return f"{series.prefix} {','.join(fields)} {time_us}"
+
+    def _add_attribute_fields(
+        self, attributes: Mapping[str, Any], skipped: frozenset[str], fields: list[str]
+    ) -> None:
+        field_keys = self._field_keys
+        for key, value in attributes.items():
+            if key in skipped:
+                continue
+            try:
+                keys = field_keys[key]
+            except KeyError:
+                keys = self._new_field_keys(key)
+            if keys is None:
+                continue
+            number_key, text_key = keys
+            # Texts are the most common attributes: no call for them.
+            typed = value if type(value) is str else _rich_value(value)
+            if typed is None:
+                continue
+            if isinstance(typed, str):
+                fields.append(f'{text_key}="{_string_field(typed)}"')
+            elif math.isfinite(typed):
+                fields.append(f"{number_key}={typed!r}")
+            else:
+                self.non_finite_dropped += 1
+
+    def _new_field_keys(self, key: object) -> tuple[str, str] | None:
+        """Return the escaped float and text field keys of an attribute key.
+
+        A text field's key is the attribute key and `_str`. A float field's key is the
+        attribute key, with `_` appended where it ends in `_str` (it could be a text
+        field's key), is one of the preset's names, or ends in `_` (so that no other
+        key gets the same one) or a backslash (which would escape the `=` after it).
+        So no two attributes share a field. Keys that InfluxDB cannot store as they are
+        (empty, with a line break or an escaping backslash) are not written.
+        """
+        keys = None
+        if isinstance(key, str) and key.splitlines() == [key]:
+            number_name = key
+            if key in _RICH_RESERVED or key.endswith(("_", "_str", "\\")):
+                number_name += "_"
+            if not _ESCAPING_BACKSLASH.search(number_name):
+                keys = (
+                    number_name.translate(_RICH_NAME_ESCAPES),
+                    f"{key}_str".translate(_RICH_NAME_ESCAPES),
+                )
+        if len(self._field_keys) >= _READ_CACHE_SIZE:
+            self._field_keys.clear()
+        self._field_keys[key] = keys
+        return keys
+
+    def _new_series(
+        self, state: State, basis: tuple[EntityMetadata, object, object]
+    ) -> _Series:
+        metadata, unit, device_class = basis
+        # The registry's device class is the user's choice; entities without a
+        # registry entry only have the attribute.
+        entity_device_class = metadata.device_class or (
+            device_class if isinstance(device_class, str) else None
+        )
+        text_unit = unit if isinstance(unit, str) else None
+        tags = {
+            name: _rich_name(value)
+            for name, value in (
+                ("area", metadata.area),
+                ("device", metadata.device),
+                ("device_class", entity_device_class),
+                ("domain", state.domain),
+                ("entity_id", state.entity_id),
+                ("floor", metadata.floor),
+                ("labels", ",".join(metadata.labels)),
+                ("unit", text_unit),
+            )
+            if value
+        } | self._rich_tags
+        # Line protocol has no empty tag values: a tag without a value is left out.
+        tag_set = [
+            f"{key}={value}" for key, value in sorted(tags.items()) if key and value
+        ]
+        measurement = self._measurement(state, text_unit, entity_device_class)
+        series = _Series(
+            basis,
+            ",".join((measurement, *tag_set)),
+            # They are tags.
+            self._ignored_in(state.domain)
+            | {ATTR_UNIT_OF_MEASUREMENT, ATTR_DEVICE_CLASS},
+        )
+        self._series[state.entity_id] = series
+        return series
+
+    def _measurement(
+        self, state: State, unit: str | None, device_class: str | None
+    ) -> str:
+        """Return the escaped measurement: the rule's, else the domain."""
+        if self._override_measurement is not None:
+            return self._override_measurement
+        chosen: str | None
+        if self._rule == MEASUREMENT_ENTITY_ID:
+            chosen = state.entity_id
+        elif self._rule == MEASUREMENT_DOMAIN_DEVICE_CLASS:
+            chosen = device_class and f"{state.domain}__{device_class}"
+        elif self._rule == MEASUREMENT_DEVICE_CLASS:
+            chosen = device_class
+        else:
+            chosen = unit
+        return (chosen and _rich_measurement(chosen)) or _rich_name(state.domain)

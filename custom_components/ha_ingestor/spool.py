@@ -173,6 +173,11 @@ class Spool:
                 self._worker.join()
 
     @property
+    def max_bytes(self) -> int:
+        """The most bytes of lines the spool holds before dropping the oldest."""
+        return self._max_bytes
+
+    @property
     def count(self) -> int:
         """Points waiting to be written."""
         return self._counters.count

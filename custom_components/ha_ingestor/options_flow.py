@@ -1,0 +1,318 @@
+"""Options flow: what is written (filters), how (schema), and how it is delivered.
+
+Three forms, one after the other; each checks its fields before the next is shown.
+Saving reloads the entry, and the reload hands over every state change in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+import re
+from typing import Any
+
+from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.components.sensor import SensorDeviceClass
+from homeassistant.config_entries import ConfigFlowResult, OptionsFlowWithReload
+from homeassistant.helpers.selector import (
+    AreaSelector,
+    AreaSelectorConfig,
+    BooleanSelector,
+    EntitySelector,
+    EntitySelectorConfig,
+    LabelSelector,
+    LabelSelectorConfig,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+)
+import probatio
+
+from .const import (
+    BATCH_SIZE_RANGE,
+    CONF_BATCH_SIZE,
+    CONF_EXCLUDE_AREAS,
+    CONF_EXCLUDE_DEVICE_CLASSES,
+    CONF_EXCLUDE_DOMAINS,
+    CONF_EXCLUDE_ENTITIES,
+    CONF_EXCLUDE_ENTITY_GLOBS,
+    CONF_EXCLUDE_LABELS,
+    CONF_FLUSH_INTERVAL,
+    CONF_GLOBAL_TAGS,
+    CONF_HEARTBEAT_MINUTES,
+    CONF_IGNORE_ATTRIBUTES,
+    CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_INCLUDE_AREAS,
+    CONF_INCLUDE_DEVICE_CLASSES,
+    CONF_INCLUDE_DOMAINS,
+    CONF_INCLUDE_ENTITIES,
+    CONF_INCLUDE_ENTITY_GLOBS,
+    CONF_INCLUDE_LABELS,
+    CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_RULE,
+    CONF_PRESET,
+    CONF_SKIP_UNAVAILABLE,
+    CONF_SPOOL_MAX_MB,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_SPOOL_MAX_MB,
+    FLUSH_INTERVAL_RANGE,
+    HEARTBEAT_MINUTES_RANGE,
+    MEASUREMENT_DEVICE_CLASS,
+    MEASUREMENT_DOMAIN_DEVICE_CLASS,
+    MEASUREMENT_ENTITY_ID,
+    MEASUREMENT_UNIT,
+    PRESET_CORE_COMPATIBLE,
+    PRESET_RICH,
+    RESERVED_TAGS,
+    SPOOL_MAX_MB_RANGE,
+)
+
+_DOMAIN = re.compile(r"[a-z0-9_]+")
+_ENTITY_GLOB = re.compile(r"[a-z0-9_*?]+\.[a-z0-9_*?]+")
+_DEVICE_CLASS = _DOMAIN
+
+_LIST_CHECKS = (
+    (CONF_INCLUDE_DOMAINS, _DOMAIN, "invalid_domain"),
+    (CONF_EXCLUDE_DOMAINS, _DOMAIN, "invalid_domain"),
+    (CONF_INCLUDE_ENTITY_GLOBS, _ENTITY_GLOB, "invalid_glob"),
+    (CONF_EXCLUDE_ENTITY_GLOBS, _ENTITY_GLOB, "invalid_glob"),
+    (CONF_INCLUDE_DEVICE_CLASSES, _DEVICE_CLASS, "invalid_device_class"),
+    (CONF_EXCLUDE_DEVICE_CLASSES, _DEVICE_CLASS, "invalid_device_class"),
+)
+
+
+class InvalidOptionError(ValueError):
+    """A text option that cannot be read; its argument is the translation key."""
+
+
+def parse_global_tags(text: str) -> dict[str, str]:
+    """Read `key=value` lines (blank lines ignored) into tags."""
+    tags: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, equals, value = (part.strip() for part in line.partition("="))
+        # InfluxDB 2.x reserves keys starting with `_`; an empty value has no line
+        # protocol form; a key given twice is a typo.
+        if not equals or not key or not value or key.startswith("_") or key in tags:
+            raise InvalidOptionError("invalid_global_tags")
+        if key in RESERVED_TAGS:
+            raise InvalidOptionError("reserved_global_tag")
+        tags[key] = value
+    return tags
+
+
+def format_global_tags(tags: Mapping[str, str]) -> str:
+    """Show stored tags as the form's text."""
+    return "\n".join(f"{key}={value}" for key, value in tags.items())
+
+
+def parse_ignore_by_domain(text: str) -> dict[str, list[str]]:
+    """Read `domain: attribute, attribute` lines (blank lines ignored)."""
+    ignored: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        domain, colon, names = (part.strip() for part in line.partition(":"))
+        attributes = [name.strip() for name in names.split(",") if name.strip()]
+        if not colon or not _DOMAIN.fullmatch(domain) or not attributes:
+            raise InvalidOptionError("invalid_ignore_attributes_by_domain")
+        ignored.setdefault(domain, []).extend(attributes)
+    return ignored
+
+
+def format_ignore_by_domain(ignored: Mapping[str, list[str]]) -> str:
+    """Show stored per-domain ignored attributes as the form's text."""
+    return "\n".join(
+        f"{domain}: {', '.join(attributes)}" for domain, attributes in ignored.items()
+    )
+
+
+def _number(low: float, high: float, step: float, unit: str | None = None) -> Any:
+    config = NumberSelectorConfig(
+        min=low, max=high, step=step, mode=NumberSelectorMode.BOX
+    )
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)
+
+
+class HaIngestorOptionsFlow(OptionsFlowWithReload):
+    """Change what is written and how; the entry reloads with the new options."""
+
+    def __init__(self) -> None:
+        """Collect the three forms' answers."""
+        self._options: dict[str, Any] = {}
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose which entities are written."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = {
+                key: error
+                for key, pattern, error in _LIST_CHECKS
+                if not all(pattern.fullmatch(item) for item in user_input.get(key, []))
+            }
+            if not errors:
+                self._options.update(user_input)
+                return await self.async_step_schema()
+        return self._show("init", self._filters_schema(), user_input, errors)
+
+    async def async_step_schema(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose what a point looks like."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            parsed = dict(user_input)
+            for key, parse in (
+                (CONF_GLOBAL_TAGS, parse_global_tags),
+                (CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, parse_ignore_by_domain),
+            ):
+                try:
+                    parsed[key] = parse(user_input.get(key, ""))
+                except InvalidOptionError as err:
+                    errors[key] = str(err)
+            override = user_input.get(CONF_MEASUREMENT_OVERRIDE, "")
+            if override and (not override.strip() or not override.isprintable()):
+                errors[CONF_MEASUREMENT_OVERRIDE] = "invalid_measurement"
+            if not errors:
+                self._options.update(parsed)
+                return await self.async_step_delivery()
+        return self._show("schema", _SCHEMA_SCHEMA, user_input, errors, _schema_form)
+
+    async def async_step_delivery(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose how points reach InfluxDB: batches, spool and heartbeat."""
+        if user_input is not None:
+            return self.async_create_entry(data=self._options | user_input)
+        return self._show("delivery", _DELIVERY_SCHEMA, None, {})
+
+    def _show(
+        self,
+        step_id: str,
+        schema: probatio.Schema,
+        user_input: dict[str, Any] | None,
+        errors: dict[str, str],
+        to_form: Callable[[Mapping[str, Any]], Mapping[str, Any]] = dict,
+    ) -> ConfigFlowResult:
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or to_form(self.config_entry.options)
+            ),
+            errors=errors,
+        )
+
+    def _filters_schema(self) -> probatio.Schema:
+        domains = SelectSelector(
+            SelectSelectorConfig(
+                options=sorted(
+                    {state.domain for state in self.hass.states.async_all()}
+                ),
+                multiple=True,
+                custom_value=True,
+            )
+        )
+        entities = EntitySelector(EntitySelectorConfig(multiple=True))
+        globs = TextSelector(TextSelectorConfig(multiple=True))
+        device_classes = SelectSelector(
+            SelectSelectorConfig(
+                options=sorted({*SensorDeviceClass, *BinarySensorDeviceClass}, key=str),
+                multiple=True,
+                custom_value=True,
+            )
+        )
+        areas = AreaSelector(AreaSelectorConfig(multiple=True))
+        labels = LabelSelector(LabelSelectorConfig(multiple=True))
+        return probatio.Schema(
+            {
+                probatio.Optional(CONF_INCLUDE_DOMAINS): domains,
+                probatio.Optional(CONF_INCLUDE_ENTITIES): entities,
+                probatio.Optional(CONF_INCLUDE_ENTITY_GLOBS): globs,
+                probatio.Optional(CONF_INCLUDE_DEVICE_CLASSES): device_classes,
+                probatio.Optional(CONF_INCLUDE_AREAS): areas,
+                probatio.Optional(CONF_INCLUDE_LABELS): labels,
+                probatio.Optional(CONF_EXCLUDE_DOMAINS): domains,
+                probatio.Optional(CONF_EXCLUDE_ENTITIES): entities,
+                probatio.Optional(CONF_EXCLUDE_ENTITY_GLOBS): globs,
+                probatio.Optional(CONF_EXCLUDE_DEVICE_CLASSES): device_classes,
+                probatio.Optional(CONF_EXCLUDE_AREAS): areas,
+                probatio.Optional(CONF_EXCLUDE_LABELS): labels,
+                probatio.Required(CONF_SKIP_UNAVAILABLE, default=False): (
+                    BooleanSelector()
+                ),
+            }
+        )
+
+
+def _schema_form(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Show stored schema options as the form does (text for tags and lists)."""
+    return {
+        **options,
+        CONF_GLOBAL_TAGS: format_global_tags(options.get(CONF_GLOBAL_TAGS, {})),
+        CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: format_ignore_by_domain(
+            options.get(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, {})
+        ),
+    }
+
+
+_SCHEMA_SCHEMA = probatio.Schema(
+    {
+        probatio.Required(CONF_PRESET, default=PRESET_CORE_COMPATIBLE): SelectSelector(
+            SelectSelectorConfig(
+                options=[PRESET_CORE_COMPATIBLE, PRESET_RICH],
+                translation_key=CONF_PRESET,
+                mode=SelectSelectorMode.LIST,
+            )
+        ),
+        probatio.Required(CONF_MEASUREMENT_RULE, default=MEASUREMENT_UNIT): (
+            SelectSelector(
+                SelectSelectorConfig(
+                    options=[
+                        MEASUREMENT_UNIT,
+                        MEASUREMENT_DOMAIN_DEVICE_CLASS,
+                        MEASUREMENT_DEVICE_CLASS,
+                        MEASUREMENT_ENTITY_ID,
+                    ],
+                    translation_key=CONF_MEASUREMENT_RULE,
+                )
+            )
+        ),
+        probatio.Optional(CONF_MEASUREMENT_OVERRIDE): TextSelector(),
+        probatio.Optional(CONF_GLOBAL_TAGS): TextSelector(
+            TextSelectorConfig(multiline=True)
+        ),
+        probatio.Optional(CONF_IGNORE_ATTRIBUTES): TextSelector(
+            TextSelectorConfig(multiple=True)
+        ),
+        probatio.Optional(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN): TextSelector(
+            TextSelectorConfig(multiline=True)
+        ),
+    }
+)
+
+_DELIVERY_SCHEMA = probatio.Schema(
+    {
+        probatio.Required(CONF_BATCH_SIZE, default=DEFAULT_BATCH_SIZE): _number(
+            *BATCH_SIZE_RANGE, 1
+        ),
+        probatio.Required(CONF_FLUSH_INTERVAL, default=DEFAULT_FLUSH_INTERVAL): (
+            _number(*FLUSH_INTERVAL_RANGE, 0.1, "s")
+        ),
+        probatio.Required(CONF_SPOOL_MAX_MB, default=DEFAULT_SPOOL_MAX_MB): _number(
+            *SPOOL_MAX_MB_RANGE, 1, "MiB"
+        ),
+        probatio.Required(CONF_HEARTBEAT_MINUTES, default=0): _number(
+            *HEARTBEAT_MINUTES_RANGE, 1, "min"
+        ),
+    }
+)

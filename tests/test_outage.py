@@ -1,0 +1,212 @@
+"""Nothing is lost, whatever happens to InfluxDB or Home Assistant.
+
+influxd killed mid-stream (by its process id), Home Assistant restarted during an
+outage, 200,000 state changes with no server, a reload while changes keep coming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+import datetime as dt
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.data_entry_flow import FlowResultType
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ha_ingestor.const import (
+    CONF_EXCLUDE_DOMAINS,
+    CONF_FLUSH_INTERVAL,
+)
+
+from .conftest import restarted, save_options, wait_until
+from .influxdb_v1_server import InfluxDBv1Server, sockets_allowed
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.1}
+
+
+def _record_events(hass: HomeAssistant) -> list[tuple[str, int]]:
+    """(entity id, event time in µs) of every state change, as they are fired."""
+    fired: list[tuple[str, int]] = []
+
+    @callback
+    def _record(event: Event[EventStateChangedData]) -> None:
+        fired.append(
+            (
+                event.data["entity_id"],
+                (event.time_fired - EPOCH) // dt.timedelta(0, 0, 1),
+            )
+        )
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, _record)
+    return fired
+
+
+def _stored(influxdb: InfluxDBv1Server, database: str) -> list[tuple[str, int]]:
+    """(entity id, time) of every point of the `W` measurement, duplicates kept."""
+    return [
+        (f"{row['domain']}.{row['entity_id']}", row["time"])
+        for row in influxdb.rows(
+            'SELECT "value" FROM "W" GROUP BY "domain", "entity_id"', database
+        )
+    ]
+
+
+def _count(influxdb: InfluxDBv1Server, database: str) -> int:
+    series = influxdb.query('SELECT count("value") FROM "W"', database)
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+async def _fire(hass: HomeAssistant, start: int, stop: int, chunk: int = 100) -> None:
+    """Power readings of 100 sensors, yielding to the event loop between chunks."""
+    for i in range(start, stop):
+        hass.states.async_set(
+            f"sensor.power_{i % 100}", str(i), {"unit_of_measurement": "W"}
+        )
+        if i % chunk == chunk - 1:
+            await asyncio.sleep(0)
+
+
+@pytest.fixture
+def revive(influxdb: InfluxDBv1Server) -> Iterator[None]:
+    """Start the session's influxd again if a test left it killed."""
+    yield
+    if influxdb.pid is None:
+        with sockets_allowed():
+            influxdb.start()
+
+
+@pytest.mark.usefixtures("revive")
+async def test_influxd_killed_during_10000_state_changes(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Every change is in InfluxDB exactly once, with its original timestamp."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, options=FAST_FLUSH)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    fired = _record_events(hass)
+    spool = config_entry.runtime_data.ingestor.spool
+
+    await _fire(hass, 0, 3000)
+    await hass.async_add_executor_job(influxdb.kill)
+    await _fire(hass, 3000, 7000)
+    await wait_until(lambda: spool.count > 0, "points wait in the spool")
+    await hass.async_add_executor_job(influxdb.start)
+    await _fire(hass, 7000, 10_000)
+
+    await wait_until(
+        lambda: _count(influxdb, database) >= 10_000, "10,000 points", seconds=120
+    )
+    assert sorted(_stored(influxdb, database)) == sorted(fired)
+    await wait_until(lambda: spool.count == 0, "the spool is empty again")
+
+
+async def test_restart_during_an_outage(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+    revive: None,
+) -> None:
+    """Stopped while influxd is down, started again on the same config dir: all there."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, options=FAST_FLUSH)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    fired = _record_events(hass)
+    await hass.async_add_executor_job(influxdb.kill)
+    await _fire(hass, 0, 500)
+    await hass.async_stop()
+
+    async with restarted(hass, config_entry) as second:
+        fired_after_restart = _record_events(second)
+        await _fire(second, 500, 1000)
+        await second.async_block_till_done()
+        await second.async_add_executor_job(influxdb.start)
+        await wait_until(
+            lambda: _count(influxdb, database) >= 1000, "1,000 points", seconds=60
+        )
+        assert sorted(_stored(influxdb, database)) == sorted(
+            fired + fired_after_restart
+        )
+
+
+@pytest.mark.usefixtures("revive")
+async def test_200000_state_changes_with_influxdb_down(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Memory stays at its cap, the rest waits on disk, and all of it arrives."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, options=FAST_FLUSH)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    batcher = config_entry.runtime_data.ingestor.batcher
+    spool = config_entry.runtime_data.ingestor.spool
+    await hass.async_add_executor_job(influxdb.kill)
+
+    chunk = 1000
+    largest_memory = 0
+    for start in range(0, 200_000, chunk):
+        await _fire(hass, start, start + chunk, chunk)
+        largest_memory = max(largest_memory, batcher.pending)
+        # A house fires its changes over time, not all in one step of the event
+        # loop: let the flush loop run as it would between them.
+        await asyncio.sleep(0.005)
+    # The cap holds each time the flush loop runs, so memory can exceed it by what
+    # fires in one step of the loop at most.
+    assert largest_memory <= batcher.memory_cap + chunk
+    await wait_until(
+        lambda: spool.count + batcher.pending == 200_000, "all counted", seconds=60
+    )
+    assert spool.count >= 200_000 - batcher.memory_cap
+
+    await hass.async_add_executor_job(influxdb.start)
+    await wait_until(
+        lambda: _count(influxdb, database) == 200_000, "200,000 points", seconds=300
+    )
+    assert spool.count == 0
+
+
+async def test_reload_while_state_changes_keep_coming(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Saving options reloads the entry; no change fired meanwhile is lost."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, options=FAST_FLUSH)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    fired = _record_events(hass)
+    keep_firing = True
+
+    async def house() -> None:
+        i = 0
+        while keep_firing:
+            hass.states.async_set(
+                f"sensor.power_{i % 100}", str(i), {"unit_of_measurement": "W"}
+            )
+            i += 1
+            await asyncio.sleep(0)
+
+    # Not a task of hass's own: async_block_till_done must not wait for it.
+    task = asyncio.create_task(house())
+    await wait_until(lambda: len(fired) > 500, "the house is busy")
+    result = await save_options(hass, config_entry, {CONF_EXCLUDE_DOMAINS: ["light"]})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert config_entry.state is ConfigEntryState.LOADED
+    reloaded_at = len(fired)
+    await wait_until(lambda: len(fired) > reloaded_at + 500, "still busy")
+    keep_firing = False
+    await task
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+    assert sorted(_stored(influxdb, database)) == sorted(fired)
