@@ -62,6 +62,11 @@ CONF_SPOOL_MAX_MB: Final = "spool_max_mb"
 DEFAULT_SPOOL_MAX_MB: Final = 1024
 SPOOL_MAX_MB_RANGE: Final = (16, 1_048_576)
 CONF_HEARTBEAT_MINUTES: Final = "heartbeat_minutes"  # 0: off
+
+# The registry mirror (registry_mirror.py), set in the config flow and the options.
+CONF_MIRROR_ENABLED: Final = "registry_mirror"
+CONF_MIRROR_PATH: Final = "registry_mirror_path"
+DEFAULT_MIRROR_FILE: Final = "ha_ingestor_registry.sqlite"  # in the config dir
 HEARTBEAT_MINUTES_RANGE: Final = (0, 1440)
 
 # A batch is written when it holds this many points, or this long after the last write.
