@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_USER, ConfigFlowResult
 from homeassistant.const import (
     CONF_PASSWORD,
     CONF_TOKEN,
@@ -24,6 +25,8 @@ from custom_components.ha_ingestor.const import (
     CONF_API_VERSION,
     CONF_BUCKET,
     CONF_DATABASE,
+    CONF_MIRROR_ENABLED,
+    CONF_MIRROR_PATH,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
     DOMAIN,
@@ -80,6 +83,7 @@ async def test_v1_success(
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v1_input(influxdb, database)
     )
+    result = await _without_mirror(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"{database} on 127.0.0.1:{influxdb.port}"
     assert result["data"] == {
@@ -105,6 +109,7 @@ async def test_v1_retention_policy(
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v1_input(influxdb, database, retention_policy="year")
     )
+    result = await _without_mirror(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_RETENTION_POLICY] == "year"
 
@@ -143,6 +148,7 @@ async def test_v1_errors_then_recovery(
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v1_input(influxdb, database)
     )
+    result = await _without_mirror(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
@@ -190,6 +196,7 @@ async def test_v1_ssl_error(
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v1_input(influxdb_https, "tls", verify_ssl=False)
     )
+    result = await _without_mirror(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_VERIFY_SSL] is False
 
@@ -358,6 +365,7 @@ async def test_v2_success(
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v2_input(influxdb_v2)
     )
+    result = await _without_mirror(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"ha on 127.0.0.1:{influxdb_v2.url.rsplit(':', 1)[1]}"
     assert result["data"] == {CONF_API_VERSION: API_V2, **_v2_input(influxdb_v2)}
@@ -398,6 +406,7 @@ async def test_v2_errors_then_recovery(
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v2_input(influxdb_v2)
     )
+    result = await _without_mirror(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
@@ -411,3 +420,46 @@ async def test_v2_server_down(
         flow_id, _v2_input(influxdb_v2)
     )
     assert result["errors"] == {CONF_URL: "cannot_connect"}
+
+
+async def _without_mirror(
+    hass: HomeAssistant, result: ConfigFlowResult
+) -> ConfigFlowResult:
+    """Answer the registry mirror step, shown once the connection works: no mirror."""
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "registry_mirror"
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_MIRROR_ENABLED: False}
+    )
+
+
+async def test_registry_mirror_step(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """The mirror's file is checked; a relative path is taken in the config folder."""
+    flow_id = await _v1_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v1_input(influxdb, database)
+    )
+    assert result["step_id"] == "registry_mirror"
+    folder = hass.config.path()
+    await hass.async_add_executor_job(
+        Path(hass.config.path("notes.txt")).write_text, "someone's notes\n"
+    )
+    for path, error in (
+        (folder, "mirror_path_is_directory"),
+        ("notes.txt", "mirror_path_not_sqlite"),
+        ("/proc/no_such_folder/mirror.sqlite", "mirror_path_not_writable"),
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            flow_id, {CONF_MIRROR_ENABLED: True, CONF_MIRROR_PATH: path}
+        )
+        assert result["errors"] == {CONF_MIRROR_PATH: error}, path
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_MIRROR_ENABLED: True, CONF_MIRROR_PATH: "registry.sqlite"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["options"] == {
+        CONF_MIRROR_ENABLED: True,
+        CONF_MIRROR_PATH: hass.config.path("registry.sqlite"),
+    }

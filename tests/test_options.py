@@ -40,9 +40,12 @@ from custom_components.ha_ingestor.const import (
     CONF_INCLUDE_LABELS,
     CONF_MEASUREMENT_OVERRIDE,
     CONF_MEASUREMENT_RULE,
+    CONF_MIRROR_ENABLED,
+    CONF_MIRROR_PATH,
     CONF_PRESET,
     CONF_SKIP_UNAVAILABLE,
     CONF_SPOOL_MAX_MB,
+    DEFAULT_MIRROR_FILE,
     MEASUREMENT_ENTITY_ID,
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
@@ -114,7 +117,11 @@ async def test_every_option_is_saved_and_shown_again(
             "climate": ["x"],
         },
     }
-    assert dict(loaded_entry.options) == changes | parsed
+    mirror_off = {
+        CONF_MIRROR_ENABLED: False,
+        CONF_MIRROR_PATH: hass.config.path(DEFAULT_MIRROR_FILE),
+    }
+    assert dict(loaded_entry.options) == changes | parsed | mirror_off
     assert loaded_entry.state is ConfigEntryState.LOADED
     assert loaded_entry.runtime_data.ingestor.spool.max_bytes == 64 << 20
 
@@ -205,6 +212,26 @@ async def test_invalid_options_are_refused(
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
     assert dict(loaded_entry.options) == OPTIONS
+
+
+async def test_registry_mirror_option(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """The mirror's file is checked as in the config flow, then saved."""
+    result = await save_options(
+        hass,
+        loaded_entry,
+        {CONF_MIRROR_ENABLED: True, CONF_MIRROR_PATH: hass.config.path()},
+    )
+    assert result["errors"] == {CONF_MIRROR_PATH: "mirror_path_is_directory"}
+    result = await save_options(
+        hass,
+        loaded_entry,
+        {CONF_MIRROR_ENABLED: True, CONF_MIRROR_PATH: "mirror.sqlite"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert loaded_entry.options[CONF_MIRROR_ENABLED] is True
+    assert loaded_entry.options[CONF_MIRROR_PATH] == hass.config.path("mirror.sqlite")
 
 
 async def test_a_corrected_form_goes_on(

@@ -27,9 +27,11 @@ from .const import (
     CONF_API_VERSION,
     CONF_BUCKET,
     CONF_DATABASE,
+    CONF_MIRROR_PATH,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
     DEFAULT_DATABASE,
+    DEFAULT_MIRROR_FILE,
     DEFAULT_URL,
     DOMAIN,
     LOGGER,
@@ -43,7 +45,7 @@ from .influx_client import (
     create_client,
     parse_url,
 )
-from .options_flow import HaIngestorOptionsFlow
+from .options_flow import MIRROR_SCHEMA, HaIngestorOptionsFlow, async_check_mirror
 
 _URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL, autocomplete="url"))
 _TEXT = TextSelector()
@@ -110,6 +112,10 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 1
     MINOR_VERSION = 1
 
+    def __init__(self) -> None:
+        """Keep the tested connection while the mirror step is shown."""
+        self._data: dict[str, Any] = {}
+
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> HaIngestorOptionsFlow:
@@ -145,11 +151,33 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
             if not (errors := await self._async_validate(data)):
                 await self.async_set_unique_id(_unique_id(data))
                 self._abort_if_unique_id_configured()
-                return self.async_create_entry(title=_title(data), data=data)
+                self._data = data
+                return await self.async_step_registry_mirror()
         return self.async_show_form(
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(
                 _CONNECTION_SCHEMAS[api_version], user_input
+            ),
+            errors=errors,
+        )
+
+    async def async_step_registry_mirror(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Offer to mirror the registries into an SQLite file, then create the entry."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            options, errors = await async_check_mirror(self.hass, user_input)
+            if not errors:
+                return self.async_create_entry(
+                    title=_title(self._data), data=self._data, options=options
+                )
+        return self.async_show_form(
+            step_id="registry_mirror",
+            data_schema=self.add_suggested_values_to_schema(
+                MIRROR_SCHEMA,
+                user_input
+                or {CONF_MIRROR_PATH: self.hass.config.path(DEFAULT_MIRROR_FILE)},
             ),
             errors=errors,
         )

@@ -1,6 +1,6 @@
-"""Options flow: what is written (filters), how (schema), and how it is delivered.
+"""Options flow: filters, schema, delivery, registry mirror.
 
-Three forms, one after the other; each checks its fields before the next is shown.
+Four forms, one after the other; each checks its fields before the next is shown.
 Saving reloads the entry, and the reload hands over every state change in flight.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.components.sensor import SensorDeviceClass
 from homeassistant.config_entries import ConfigFlowResult, OptionsFlowWithReload
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.selector import (
     AreaSelector,
     AreaSelectorConfig,
@@ -54,11 +55,14 @@ from .const import (
     CONF_INCLUDE_LABELS,
     CONF_MEASUREMENT_OVERRIDE,
     CONF_MEASUREMENT_RULE,
+    CONF_MIRROR_ENABLED,
+    CONF_MIRROR_PATH,
     CONF_PRESET,
     CONF_SKIP_UNAVAILABLE,
     CONF_SPOOL_MAX_MB,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MIRROR_FILE,
     DEFAULT_SPOOL_MAX_MB,
     FLUSH_INTERVAL_RANGE,
     HEARTBEAT_MINUTES_RANGE,
@@ -71,6 +75,7 @@ from .const import (
     RESERVED_TAGS,
     SPOOL_MAX_MB_RANGE,
 )
+from .registry_mirror import validate_mirror_path
 
 _DOMAIN = re.compile(r"[a-z0-9_]+")
 _ENTITY_GLOB = re.compile(r"[a-z0-9_*?]+\.[a-z0-9_*?]+")
@@ -84,6 +89,35 @@ _LIST_CHECKS = (
     (CONF_INCLUDE_DEVICE_CLASSES, _DEVICE_CLASS, "invalid_device_class"),
     (CONF_EXCLUDE_DEVICE_CLASSES, _DEVICE_CLASS, "invalid_device_class"),
 )
+
+
+MIRROR_SCHEMA = probatio.Schema(
+    {
+        probatio.Required(CONF_MIRROR_ENABLED, default=False): BooleanSelector(),
+        probatio.Optional(CONF_MIRROR_PATH): TextSelector(),
+    }
+)
+
+
+async def async_check_mirror(
+    hass: HomeAssistant, user_input: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return the mirror options to store (path made absolute) and the form's errors.
+
+    A relative path is taken inside the configuration folder; an empty one is the
+    default file there.
+    """
+    path = hass.config.path(
+        str(user_input.get(CONF_MIRROR_PATH) or "").strip() or DEFAULT_MIRROR_FILE
+    )
+    options = {
+        CONF_MIRROR_ENABLED: user_input[CONF_MIRROR_ENABLED],
+        CONF_MIRROR_PATH: path,
+    }
+    if not options[CONF_MIRROR_ENABLED]:
+        return options, {}
+    error = await hass.async_add_executor_job(validate_mirror_path, path)
+    return options, {} if error is None else {CONF_MIRROR_PATH: error}
 
 
 class InvalidOptionError(ValueError):
@@ -193,8 +227,20 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
     ) -> ConfigFlowResult:
         """Choose how points reach InfluxDB: batches, spool and heartbeat."""
         if user_input is not None:
-            return self.async_create_entry(data=self._options | user_input)
+            self._options.update(user_input)
+            return await self.async_step_registry_mirror()
         return self._show("delivery", _DELIVERY_SCHEMA, None, {})
+
+    async def async_step_registry_mirror(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose whether and where the registries are mirrored to SQLite."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            mirror, errors = await async_check_mirror(self.hass, user_input)
+            if not errors:
+                return self.async_create_entry(data=self._options | mirror)
+        return self._show("registry_mirror", MIRROR_SCHEMA, user_input, errors)
 
     def _show(
         self,
