@@ -1,0 +1,262 @@
+"""scripts/bench: run the benchmark, write docs/performance.md and its chart.
+
+Examples (scripts/bench passes its arguments here):
+
+- `scripts/bench`: 100,000 state changes, 3 repeats, modes a, b, c, d
+- `scripts/bench --outage`: and the outage and down-burst scenarios
+- `scripts/bench --events 5000 --repeats 1 --profile`: quick, with py-spy profiles
+
+Raw results (and profiles) go to artifacts/bench/, or to $HA_BENCH_ARTIFACTS.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+import datetime as dt
+import json
+import os
+from pathlib import Path
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Any, Final, cast
+
+from .chart import write_chart
+from .ha_config import ALL_MODES, MODES, REPO, Mode
+from .influxdb import running_influxdb
+from .orchestrate import (
+    BenchError,
+    BenchOptions,
+    BenchResults,
+    describe,
+    log,
+    run_benchmark,
+)
+from .pyspy import format_summary, summarize_profile
+from .report import Session, write_report
+
+# Raw results and profiles (git-ignored). The tests point it elsewhere, so that their
+# small runs do not overwrite a real session's.
+ARTIFACTS: Final = Path(
+    os.environ.get("HA_BENCH_ARTIFACTS", REPO / "artifacts" / "bench")
+)
+
+
+def _modes(text: str) -> tuple[Mode, ...]:
+    modes = tuple(mode.strip() for mode in text.split(",") if mode.strip())
+    if not modes or any(mode not in ALL_MODES for mode in modes):
+        msg = f"modes are a comma-separated subset of {','.join(ALL_MODES)}"
+        raise argparse.ArgumentTypeError(msg)
+    return cast(tuple[Mode, ...], modes)
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        msg = "an option is KEY=VALUE"
+        raise argparse.ArgumentTypeError(msg)
+    try:
+        # Numbers, true/false and lists as JSON; anything else is text.
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _positive(text: str) -> int:
+    if (value := int(text)) < 1:
+        msg = "must be at least 1"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description="HA Ingestor against Home Assistant's built-in influxdb "
+        "integration: (a) HA alone, (b) built-in, (c) HA Ingestor core_compatible, "
+        "(d) HA Ingestor rich.",
+    )
+    parser.add_argument(
+        "--events",
+        type=_positive,
+        default=100_000,
+        help="state changes per run (default 100000)",
+    )
+    parser.add_argument(
+        "--entities",
+        type=_positive,
+        default=500,
+        help="entities they are spread over (default 500)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_positive,
+        default=3,
+        help="runs per mode, interleaved (default 3)",
+    )
+    parser.add_argument(
+        "--modes",
+        type=_modes,
+        default=MODES,
+        help="comma-separated, in this order (default a,b,c,d); l adds Home Assistant"
+        " with an empty state_changed listener, the floor for any exporter",
+    )
+    parser.add_argument(
+        "--outage",
+        action="store_true",
+        help="also run the outage and down-burst scenarios",
+    )
+    parser.add_argument(
+        "--outage-seconds",
+        type=float,
+        default=180.0,
+        help="length of an outage run; InfluxDB is down for its middle third (default 180)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "docs" / "performance.md",
+        help="the report (default docs/performance.md)",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=REPO / "docs" / "performance.png",
+        help="the chart (default docs/performance.png)",
+    )
+    parser.add_argument(
+        "--option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an HA Ingestor config-entry option for modes c and d, besides the preset"
+        " (repeatable), e.g. --option batch_size=5000",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="one more run per exporter under py-spy; profiles in artifacts/bench/",
+    )
+    return parser.parse_args(argv)
+
+
+def options_from(args: argparse.Namespace) -> BenchOptions:
+    """BenchOptions from the parsed command line."""
+    return BenchOptions(
+        events=args.events,
+        entities=args.entities,
+        repeats=args.repeats,
+        modes=args.modes,
+        outage=args.outage,
+        outage_seconds=args.outage_seconds,
+        profile_dir=ARTIFACTS if args.profile else None,
+        ingestor_options=tuple(args.option),
+    )
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    models = [
+        line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")
+    ]
+    return models[0] if models else "unknown CPU"
+
+
+def _influxd_version() -> str:
+    influxd = shutil.which("influxd")
+    if influxd is None:
+        return "unknown"
+    answer = subprocess.run(
+        [influxd, "version"], capture_output=True, text=True, check=False
+    )
+    return answer.stdout.strip().removeprefix("InfluxDB ").split(" ")[0]
+
+
+def session_facts(
+    argv: Sequence[str], load_before: str, results: BenchResults
+) -> Session:
+    """Gather what the report says about the session."""
+    revision = os.environ.get("HA_BENCH_REVISION", "")
+    software = (
+        f"Python {platform.python_version()}, Home Assistant {results.ha_version},"
+        f" InfluxDB {_influxd_version()}"
+        + (f", HA Ingestor at {revision}" if revision else "")
+    )
+    return Session(
+        command=shlex.join(["scripts/bench", *argv]),
+        started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=f"{os.cpu_count()} cores, {_cpu_model()}",
+        software=software,
+        load=f"{load_before} at the start, {_load()} at the end",
+    )
+
+
+def write_profiles(results: BenchResults) -> None:
+    """Write summaries of the profiled runs next to their raw stacks, and on stdout."""
+    for mode, (raw, run) in sorted(results.profiles.items()):
+        if not raw.exists():
+            log(
+                f"py-spy wrote no profile for mode {mode}: see {raw.with_suffix('.log')}"
+            )
+            continue
+        title = (
+            f"mode {mode}, event-loop thread: {describe(run)};"
+            f" GC pauses {run.gc_pause_ms:.0f} ms ({run.gc_full_collections} full)"
+        )
+        text = format_summary(title, summarize_profile(raw))
+        raw.with_name(f"{raw.stem}-summary.txt").write_text(text)
+        sys.stdout.write(text + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; write the report, the chart and the raw results."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    options = options_from(args)
+    load_before = _load()
+    workdir = Path(tempfile.mkdtemp(prefix="ha-bench-"))
+    try:
+        with running_influxdb(workdir / "influxdb") as server:
+            results = run_benchmark(server, workdir, options)
+    except BenchError as err:
+        log(str(err))
+        log(f"the runs' files are kept in {workdir}")
+        return 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "results.json").write_text(
+        json.dumps([run.to_json() for run in results.runs], indent=1)
+    )
+    write_chart(args.chart, results.runs, options.modes)
+    write_report(
+        args.out,
+        results,
+        options,
+        session_facts(argv, load_before, results),
+        args.chart,
+    )
+    write_profiles(results)
+    shutil.rmtree(workdir, ignore_errors=True)
+    log(
+        f"wrote {args.out} and {args.chart}; raw results in {ARTIFACTS / 'results.json'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

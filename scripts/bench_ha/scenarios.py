@@ -1,0 +1,102 @@
+"""The three scenarios a child runs once Home Assistant and the exporter are ready."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+from homeassistant.core import HomeAssistant
+
+from .influxdb import PointCounter
+from .measure import Window, burst_lag_span, record_stored, wait_stored_async
+from .protocol import RunSpec, receive, send
+from .results import RunResult
+from .workload import BenchEntity, fire_burst, fire_paced
+
+# How long the count may stand still before a run stops waiting for more points. After
+# a burst every exporter writes continuously; after an outage HA Ingestor may be in a
+# backoff wait of up to about as long as the outage lasted.
+BURST_QUIET: Final = 10.0
+DOWN_BURST_QUIET: Final = 20.0
+
+
+async def run_burst(
+    hass: HomeAssistant,
+    spec: RunSpec,
+    entities: list[BenchEntity],
+    counter: PointCounter | None,
+) -> RunResult:
+    """Fire spec.events state changes at full speed; wait for them in InfluxDB."""
+    window = Window()
+    window.start()
+    await fire_burst(hass, entities, spec.events)
+    fired_at = time.monotonic()
+    stored = None
+    if counter is not None:
+        stored = await wait_stored_async(
+            counter, window.since_ns, spec.events, BURST_QUIET
+        )
+    result = await window.stop(
+        spec,
+        spec.events,
+        fired_at,
+        stored.poll_cpu if stored else 0.0,
+        burst_lag_span(spec.events),
+    )
+    if stored is not None:
+        record_stored(result, stored, window.started_at)
+    return result
+
+
+async def run_outage(
+    hass: HomeAssistant,
+    spec: RunSpec,
+    entities: list[BenchEntity],
+    counter: PointCounter,
+) -> RunResult:
+    """Fire at spec.rate for spec.outage_seconds while the parent kills InfluxDB.
+
+    The parent kills InfluxDB a third of the way in, restarts it at two thirds, and
+    then sends the outage's start and end (time.time_ns).
+    """
+    window = Window()
+    window.start()
+    fired_ns = await fire_paced(hass, entities, spec.rate, spec.outage_seconds)
+    fired_at = time.monotonic()
+    killed_ns, restarted_ns = (await receive())["outage_ns"]
+    # HA Ingestor may be in a backoff wait that began during the outage.
+    quiet = max(BURST_QUIET, spec.outage_seconds / 2)
+    stored = await wait_stored_async(counter, window.since_ns, len(fired_ns), quiet)
+    result = await window.stop(spec, len(fired_ns), fired_at, stored.poll_cpu)
+    record_stored(result, stored, window.started_at)
+    if stored.count:
+        result.caught_up_seconds = window.seconds_after(restarted_ns, stored.reached_at)
+    result.fired_in_outage = sum(killed_ns <= t < restarted_ns for t in fired_ns)
+    result.stored_in_outage = await asyncio.get_running_loop().run_in_executor(
+        None, counter.count, killed_ns, restarted_ns
+    )
+    return result
+
+
+async def run_down_burst(
+    hass: HomeAssistant,
+    spec: RunSpec,
+    entities: list[BenchEntity],
+    counter: PointCounter,
+) -> RunResult:
+    """Fire a burst while InfluxDB is down (the parent killed it), then wait for it."""
+    window = Window()
+    window.start()
+    await fire_burst(hass, entities, spec.events)
+    fired_at = time.monotonic()
+    send({"fired": True})
+    restarted_ns = (await receive())["restarted_ns"]
+    stored = await wait_stored_async(
+        counter, window.since_ns, spec.events, DOWN_BURST_QUIET
+    )
+    result = await window.stop(spec, spec.events, fired_at, stored.poll_cpu)
+    record_stored(result, stored, window.started_at)
+    if stored.count:
+        result.caught_up_seconds = window.seconds_after(restarted_ns, stored.reached_at)
+    return result

@@ -1,0 +1,263 @@
+"""scripts/bench, small: every mode and the outage scenarios run and report correctly.
+
+One session of a few thousand state changes (all five modes, one repeat, a 12 s outage run
+and a down-burst per exporter) runs once for the module against the benchmark's own
+InfluxDB, which the tests then query themselves. Nothing here asserts on speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+import math
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from scripts.bench_ha.chart import write_chart
+from scripts.bench_ha.ha_config import ALL_MODES, MODE_NAMES, MODES, REPO
+from scripts.bench_ha.influxdb import InfluxServer, PointCounter, running_influxdb
+from scripts.bench_ha.orchestrate import (
+    EXPORTER_MODES,
+    BenchOptions,
+    BenchResults,
+    interleaved,
+    run_benchmark,
+)
+from scripts.bench_ha.probes import percentile
+from scripts.bench_ha.pyspy import summarize_profile
+from scripts.bench_ha.report import Session, render
+from scripts.bench_ha.results import METRICS, RunResult
+from scripts.bench_ha.workload import make_entities
+
+from .influxdb_v1_server import sockets_allowed
+
+# The session below takes about three minutes on two busy cores.
+pytestmark = pytest.mark.timeout(900)
+
+EVENTS = 3000
+OPTIONS = BenchOptions(
+    events=EVENTS, repeats=1, modes=ALL_MODES, outage=True, outage_seconds=12.0
+)
+# Metrics a mode without an exporter has nothing to report for.
+EXPORTER_ONLY = {"persisted_per_s", "stored_pct"}
+
+
+@dataclass(frozen=True, slots=True)
+class BenchSession:
+    """A finished small benchmark, with its InfluxDB still running."""
+
+    server: InfluxServer
+    results: BenchResults
+    report: str
+    chart: Path
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchSession]:
+    """Run the small benchmark once for the module."""
+    workdir = tmp_path_factory.mktemp("bench")
+    with sockets_allowed(), running_influxdb(workdir / "influxdb") as server:
+        results = run_benchmark(server, workdir, OPTIONS)
+        chart = workdir / "performance.png"
+        write_chart(chart, results.runs, OPTIONS.modes)
+        session = Session("scripts/bench --test", "now", "this", "these", "0 0 0")
+        report = render(results, OPTIONS, session, chart)
+        yield BenchSession(server, results, report, chart)
+
+
+def runs_of(bench: BenchSession, scenario: str) -> list[RunResult]:
+    """The session's runs of one scenario."""
+    return [run for run in bench.results.runs if run.scenario == scenario]
+
+
+def points_in_influxdb(server: InfluxServer, run: RunResult) -> int:
+    """Count the run's points by reading every one of them back, not by count()."""
+    series = server.connection.query(
+        f"SELECT * FROM /.*/ WHERE time >= {run.since_ns}", run.database
+    )
+    return sum(len(s["values"]) for s in series)
+
+
+def stored_seqs(server: InfluxServer, run: RunResult) -> list[int] | None:
+    """The `seq` attribute of every stored point, if the schema writes attributes."""
+    series = server.connection.query(
+        f'SELECT "seq" FROM /.*/ WHERE time >= {run.since_ns}', run.database
+    )
+    if not series:
+        return None
+    return sorted(int(value[1]) for s in series for value in s["values"])
+
+
+def test_every_mode_reports_every_metric(bench: BenchSession) -> None:
+    """One burst run per mode, each with all of its metrics, finite and plausible."""
+    bursts = runs_of(bench, "burst")
+    assert sorted(run.mode for run in bursts) == sorted(ALL_MODES)
+    for run in bursts:
+        assert run.events == EVENTS
+        for metric in METRICS:
+            value = getattr(run, metric.key)
+            if run.mode not in EXPORTER_MODES and metric.key in EXPORTER_ONLY:
+                assert value is None, (run.mode, metric.key)
+                continue
+            assert value is not None, (run.mode, metric.key)
+            assert math.isfinite(value), (run.mode, metric.key)
+            assert value >= 0, (run.mode, metric.key)
+        assert run.fired_per_s > 0
+        assert run.loop_cpu_us_per_event > 0
+        # The loop thread is one of the process's threads (timer granularity aside).
+        assert run.loop_cpu_us_per_event <= run.cpu_us_per_event * 1.05 + 1
+        assert run.peak_rss_mib >= run.rss_before_mib > 0
+        assert run.lag_seconds >= 1.0
+
+
+@pytest.mark.usefixtures("socket_enabled")
+def test_stored_counts_are_what_influxdb_holds(bench: BenchSession) -> None:
+    """What each exporter reports as stored is in InfluxDB, one point per event."""
+    for run in bench.results.runs:
+        if run.mode not in EXPORTER_MODES:
+            continue
+        assert run.stored is not None
+        # The built-in integration drops what it cannot write: 0 after a down-burst.
+        assert 0 <= run.stored <= run.events, run
+        if run.scenario == "burst":
+            assert run.stored > 0, run
+        held = points_in_influxdb(bench.server, run)
+        if run.scenario == "burst":
+            assert held == run.stored, run
+        else:
+            # HA Ingestor writes what it still holds when Home Assistant stops.
+            assert held >= run.stored, run
+        if (seqs := stored_seqs(bench.server, run)) is not None:
+            assert len(set(seqs)) == len(seqs) == held, run
+            assert all(0 <= seq < run.events for seq in seqs), run
+
+
+def test_outage_runs_report_what_was_lost(bench: BenchSession) -> None:
+    """The outage and down-burst scenarios ran for every exporter and are consistent."""
+    outages = runs_of(bench, "outage")
+    assert sorted(run.mode for run in outages) == sorted(EXPORTER_MODES)
+    for run in outages:
+        # ~100/s for 12 s, InfluxDB down for the middle 4 s.
+        assert 1000 <= run.events <= 1200, run
+        assert run.fired_in_outage is not None
+        assert 250 <= run.fired_in_outage <= 550, run
+        assert run.stored_in_outage is not None
+        assert 0 <= run.stored_in_outage <= run.fired_in_outage, run
+        assert run.stored, run
+    down_bursts = runs_of(bench, "down_burst")
+    assert sorted(run.mode for run in down_bursts) == sorted(EXPORTER_MODES)
+    assert all(run.events == EVENTS for run in down_bursts)
+
+
+def test_report_and_chart(bench: BenchSession) -> None:
+    """The report has every mode, metric and scenario; the chart is a PNG."""
+    report = bench.report
+    assert "scripts/bench --test" in report
+    for mode in ALL_MODES:
+        assert f"({mode}) {MODE_NAMES[mode]}" in report
+    for metric in METRICS:
+        assert f"| {metric.label} |" in report
+    assert "## Targets (issue 7)" in report
+    assert "## Outage:" in report
+    assert "with InfluxDB down: memory" in report
+    data = bench.chart.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 10_000
+
+
+@pytest.mark.usefixtures("socket_enabled")
+def test_point_counter_counts_points_whatever_the_schema(bench: BenchSession) -> None:
+    """Points of different shapes count once each; `seq` is used once it is everywhere."""
+    connection = bench.server.connection
+    connection.create_database("counter_check")
+    lines = (
+        b"W,entity_id=a value=1,seq=1 1000\n"
+        b"W,entity_id=b value=2,seq=2 1000\n"  # same time, another series
+        b"W,entity_id=a value=3 2000\n"  # no seq: counted by its other field
+        b'x,entity_id=c state="on" 3000'
+    )
+    status, body = connection.request(
+        "POST", "/write", {"db": "counter_check", "precision": "ns"}, body=lines
+    )
+    assert status == 204, body
+    counter = PointCounter(connection, "counter_check")
+    assert counter.count() == 4
+    assert counter.count(since_ns=2000) == 2
+    assert counter.count(since_ns=1000, until_ns=2000) == 2
+
+
+def test_command_line_writes_report_and_chart(tmp_path: Path) -> None:
+    """scripts/bench's Python entry point, end to end, with the smallest run."""
+    out, chart = tmp_path / "performance.md", tmp_path / "performance.png"
+    answer = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.bench_ha",
+            *("--modes", "a", "--events", "500", "--repeats", "1"),
+            *("--out", str(out), "--chart", str(chart)),
+        ],
+        cwd=REPO,
+        env={**os.environ, "HA_BENCH_ARTIFACTS": str(tmp_path / "artifacts")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    assert "(a) HA alone" in out.read_text()
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "artifacts" / "results.json").exists()
+
+
+def test_bash_entry_point_is_executable() -> None:
+    """scripts/bench exists, is executable and is valid bash."""
+    script = REPO / "scripts" / "bench"
+    assert script.stat().st_mode & 0o111
+    bash = shutil.which("bash")
+    assert bash is not None
+    subprocess.run([bash, "-n", str(script)], check=True)
+
+
+def test_modes_alternate_between_repeats() -> None:
+    """No mode always runs first."""
+    assert interleaved(MODES, 0) == ["a", "b", "c", "d"]
+    assert interleaved(MODES, 1) == ["b", "c", "d", "a"]
+    assert interleaved(MODES, 4) == ["a", "b", "c", "d"]
+
+
+def test_workload_shares() -> None:
+    """500 entities: 70% numeric with unit and device class, 20% on/off, 10% text."""
+    entities = make_entities(500)
+    numeric = [e for e in entities if "unit_of_measurement" in e.attributes]
+    on_off = [e for e in entities if e.entity_id.startswith("binary_sensor.")]
+    assert (len(numeric), len(on_off), len(entities)) == (350, 100, 500)
+    assert all("device_class" in e.attributes for e in numeric)
+    assert len({e.entity_id for e in entities}) == 500
+
+
+def test_percentile() -> None:
+    """Nearest rank: p99 of 1..100 is 99, of nothing is 0."""
+    assert percentile([float(n) for n in range(100, 0, -1)], 0.99) == 99.0
+    assert percentile([], 0.99) == 0.0
+
+
+def test_profile_summary(tmp_path: Path) -> None:
+    """py-spy's collapsed stacks become shares of the loop thread's samples."""
+    raw = tmp_path / "profile.txt"
+    raw.write_text(
+        "thread (1): MainThread;run (a.py:1);listen (b.py:5);encode (c.py:9) 6\n"
+        "thread (1): MainThread;run (a.py:1);listen (b.py:7) 2\n"
+        "thread (1): MainThread;run (a.py:2) 2\n"
+        "thread (2): writer;write (d.py:3) 30\n"
+    )
+    summary = summarize_profile(raw)
+    assert summary.samples == 10
+    assert summary.samples_by_thread == {"writer": 30, "MainThread": 10}
+    assert dict(summary.cumulative)["listen (b.py)"] == pytest.approx(0.8)
+    assert dict(summary.self_time)["encode (c.py)"] == pytest.approx(0.6)
