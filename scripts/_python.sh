@@ -12,6 +12,9 @@ PY_ROOT=${HA_INGESTOR_PY_ROOT:-/var/cache/ha-ingestor/py314-root}
 # g++: Home Assistant's assist_pipeline requirements (pymicro-vad, pyspeex-noise, pinned in
 # requirements_test.txt for scripts/develop) have no Python 3.14 wheels and build with C++.
 SYSTEM_PACKAGES=(python3.14 python3.14-venv python3.14-dev gcc g++ ca-certificates influxdb procps)
+# The browser the end-to-end tests (tests/e2e) drive through Playwright, and a font for its
+# screenshots. Installed without Recommends (those would add ~300 desktop packages).
+BROWSER_PACKAGES=(chromium fonts-liberation)
 
 _host_python() {
   local candidate
@@ -27,10 +30,22 @@ _host_python() {
 
 _log() { printf '[ha-ingestor] %s\n' "$*" >&2; }
 
+# _copy_in SRC DEST: copy only when different, and atomically: processes already running in
+# the root (servers, tests of a parallel run) may be reading DEST, and `cp` would let them
+# see it empty or half written (seen: ssl.SSLError "PEM lib" loading the CA bundle).
+_copy_in() {
+  cmp -s "$1" "$2" && return 0
+  cp "$1" "$2.ha-ingestor-tmp" && mv -f "$2.ha-ingestor-tmp" "$2"
+}
+
 _provision_root() {
-  local packages stamp="$PY_ROOT/.ha-ingestor-packages"
+  local packages wanted stamp="$PY_ROOT/.ha-ingestor-packages"
   packages=$(printf '%s,' "${SYSTEM_PACKAGES[@]}")
   packages=${packages%,}
+  # The stamp names everything installed; a root made before a package was added here (or
+  # just made by debootstrap, which installs SYSTEM_PACKAGES only) gets the rest with apt-get.
+  wanted="$packages;$(printf '%s,' "${BROWSER_PACKAGES[@]}")"
+  wanted=${wanted%,}
   mkdir -p "$(dirname "$PY_ROOT")"
   exec 9>"$(dirname "$PY_ROOT")/.provision.lock"
   flock 9
@@ -48,16 +63,16 @@ _provision_root() {
     printf '%s\n' "$packages" >"$PY_ROOT.partial/.ha-ingestor-packages"
     mv "$PY_ROOT.partial" "$PY_ROOT"
   fi
-  cp /etc/resolv.conf "$PY_ROOT/etc/resolv.conf"
-  cp /etc/ssl/certs/ca-certificates.crt "$PY_ROOT/etc/ssl/certs/ca-certificates.crt"
+  _copy_in /etc/resolv.conf "$PY_ROOT/etc/resolv.conf"
+  _copy_in /etc/ssl/certs/ca-certificates.crt "$PY_ROOT/etc/ssl/certs/ca-certificates.crt"
   mountpoint -q "$PY_ROOT/proc" || mount -t proc proc "$PY_ROOT/proc"
   mountpoint -q "$PY_ROOT/dev" || mount --rbind /dev "$PY_ROOT/dev"
   mkdir -p "$PY_ROOT$REPO"
   mountpoint -q "$PY_ROOT$REPO" || mount --bind "$REPO" "$PY_ROOT$REPO"
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$packages" ]; then
-    _log "installing system packages in $PY_ROOT: ${SYSTEM_PACKAGES[*]}"
-    chroot "$PY_ROOT" /bin/sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} >/dev/null"
-    printf '%s\n' "$packages" >"$stamp"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    _log "installing system packages in $PY_ROOT: ${SYSTEM_PACKAGES[*]} ${BROWSER_PACKAGES[*]}"
+    chroot "$PY_ROOT" /bin/sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${BROWSER_PACKAGES[*]} >/dev/null"
+    printf '%s\n' "$wanted" >"$stamp"
   fi
   flock -u 9
 }
@@ -70,6 +85,19 @@ _provision_host() {
     else
       _log "influxd (InfluxDB 1.x) is not on PATH; install it (Debian/Ubuntu: apt-get install influxdb)"
       return 1
+    fi
+  fi
+  # The end-to-end tests need a Chromium (or HA_INGESTOR_CHROMIUM naming one); everything
+  # else works without it, so a machine that cannot install it only gets a warning.
+  if [ -z "${HA_INGESTOR_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 &&
+    ! command -v chromium-browser >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${BROWSER_PACKAGES[@]}" >/dev/null; } ||
+        _log "could not install ${BROWSER_PACKAGES[*]}: the end-to-end tests (tests/e2e) will fail"
+    else
+      _log "no chromium on PATH: the end-to-end tests (tests/e2e) need it (Debian:" \
+        "apt-get install chromium, or set HA_INGESTOR_CHROMIUM to a Chromium or Chrome binary)"
     fi
   fi
 }

@@ -1,0 +1,330 @@
+"""Home Assistant's frontend, driven the way a person uses it: roles, labels and texts.
+
+Home Assistant's frontend is made of web components; Playwright's role, text and CSS
+locators pierce their (open) shadow roots. Two things need care: a dialog's content is
+slotted into it, so it is not found by scoping a locator to the dialog (locators here
+are page-wide, which is safe because one dialog is open at a time); and the texts HA
+Ingestor shows come from its translations/en.json, read here rather than copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import contextlib
+import json
+from pathlib import Path
+import re
+from typing import Any
+
+from playwright.sync_api import Locator, Page, Response, expect
+import pytest
+
+from .home_assistant import (
+    OWNER_PASSWORD,
+    OWNER_USERNAME,
+    HomeAssistantProcess,
+    integration_source,
+)
+
+# Slow machines (2 cores shared with other test runs): generous, but a broken step still
+# fails within a minute rather than at the suite's timeout.
+UI_TIMEOUT_MS = 60_000
+INTEGRATION_NAME = "HA Ingestor"
+# Where the UI sends a flow's steps (POST, with the flow's id after it).
+CONFIG_FLOW = "/api/config/config_entries/flow"
+OPTIONS_FLOW = "/api/config/config_entries/options/flow"
+
+
+def translations() -> dict[str, Any]:
+    """The English texts of the HA Ingestor that Home Assistant loads."""
+    data: dict[str, Any] = json.loads(
+        (integration_source() / "translations" / "en.json").read_text("utf-8")
+    )
+    return data
+
+
+class Screenshots:
+    """Numbered screenshots of each step, in a git-ignored folder, for people to see."""
+
+    def __init__(self, folder: Path) -> None:
+        """Start numbering at 1 in `folder` (emptied of an earlier run's files)."""
+        self.folder = folder
+        self._count = 0
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in [*folder.glob("*.png"), *folder.glob("*.json")]:
+            old.unlink()
+
+    def take(self, page: Page, name: str) -> Path:
+        """Save what the browser shows now as NN-name.png."""
+        self._count += 1
+        path = self.folder / f"{self._count:02d}-{name}.png"
+        page.screenshot(path=path)
+        return path
+
+
+class HomeAssistantUI:
+    """One logged-in browser tab on Home Assistant, and the steps a person takes."""
+
+    def __init__(
+        self, page: Page, ha: HomeAssistantProcess, shots: Screenshots
+    ) -> None:
+        """Drive `page` against `ha`, saving screenshots in `shots`."""
+        self.page = page
+        self.ha = ha
+        self.shots = shots
+        self.logged_in = False
+        page.set_default_timeout(UI_TIMEOUT_MS)
+
+    def shot(self, name: str) -> Path:
+        """Screenshot the current state of the page."""
+        return self.shots.take(self.page, name)
+
+    # --- Logging in and onboarding -----------------------------------------------------
+
+    def log_in_and_onboard(self) -> None:
+        """Log in as the owner, then finish onboarding's remaining steps in the UI."""
+        page = self.page
+        page.goto(self.ha.url)
+        expect(page.get_by_role("heading", name="Welcome home!")).to_be_visible()
+        page.get_by_role("textbox", name="Username").fill(OWNER_USERNAME)
+        page.get_by_role("textbox", name="Password").fill(OWNER_PASSWORD)
+        self.shot("login")
+        page.get_by_role("button", name="Log in").click()
+
+        # The owner exists (made through the onboarding API); the other steps follow.
+        steps = (
+            (
+                "onboarding-home-location",
+                page.get_by_role("heading", name="Home location"),
+            ),
+            ("onboarding-country", page.get_by_text("the country your home is in")),
+            (
+                "onboarding-analytics",
+                page.get_by_role("heading", name="Help us help you"),
+            ),
+        )
+        for name, marker in steps:
+            expect(marker).to_be_visible()
+            self.shot(name)
+            page.get_by_role("button", name="Next").click()
+            expect(marker).to_be_hidden()
+        expect(page.get_by_role("heading", name="All set!")).to_be_visible()
+        self.shot("onboarding-done")
+        page.get_by_role("button", name="Finish").click()
+        expect(self.sidebar_settings).to_be_visible()
+        expect(page).to_have_url(re.compile(r"/home|/lovelace"))
+        self.shot("dashboard")
+        self.logged_in = True
+
+    def ensure_logged_in(self) -> None:
+        """Log in and onboard, unless an earlier test did."""
+        if not self.logged_in:
+            self.log_in_and_onboard()
+
+    @property
+    def sidebar_settings(self) -> Locator:
+        """The sidebar's Settings entry (its name may carry a repairs badge)."""
+        return self.page.get_by_role("link", name=re.compile(r"\bSettings\b"))
+
+    # --- Settings -> Devices & services ---------------------------------------------------
+
+    def open_devices_and_services(self) -> None:
+        """Settings -> Devices & services, as a person clicks it."""
+        self.sidebar_settings.click()
+        self.page.get_by_role("link", name=re.compile(r"^Devices & services")).click()
+        expect(self.page.get_by_role("button", name="Add integration")).to_be_visible()
+
+    def open_integration_page(self) -> None:
+        """Settings -> Devices & services -> HA Ingestor."""
+        self.open_devices_and_services()
+        self.page.get_by_role(
+            "link", name=re.compile(rf"^{INTEGRATION_NAME}\b")
+        ).click()
+        expect(
+            self.page.get_by_role("heading", name=INTEGRATION_NAME, level=1)
+        ).to_be_visible()
+
+    def start_adding_integration(self) -> dict[str, Any]:
+        """Add integration -> search -> HA Ingestor; return the flow's first step."""
+        page = self.page
+        page.get_by_role("button", name="Add integration").click()
+        search = page.get_by_placeholder("Search for a brand name")
+        search.fill(INTEGRATION_NAME)
+        self.shot("add-integration-search")
+        with self.flow_response(CONFIG_FLOW) as response:
+            page.get_by_role("button", name=INTEGRATION_NAME, exact=True).click()
+        step: dict[str, Any] = response()
+        return step
+
+    # --- Flows (config and options) -------------------------------------------------------
+
+    @contextlib.contextmanager
+    def flow_response(self, path: str) -> Iterator[Any]:
+        """Capture the answer to the flow request the UI sends inside the block.
+
+        Yields a function returning the decoded JSON, for after the block. The UI is
+        still what is driven; the answer says which step it should now render.
+        """
+        pattern = re.compile(re.escape(path) + r"(/[^/?]+)?(\?.*)?")
+
+        def matches(response: Response) -> bool:
+            return response.request.method == "POST" and bool(
+                pattern.fullmatch(response.url.removeprefix(self.ha.url))
+            )
+
+        with self.page.expect_response(matches, timeout=UI_TIMEOUT_MS) as info:
+
+            def answer() -> Any:
+                response = info.value
+                if not response.ok:
+                    # What the person sees then: an error dialog instead of a form.
+                    dialog = self.page.get_by_text(
+                        re.compile(r"could not be|error", re.I)
+                    )
+                    with contextlib.suppress(AssertionError):
+                        expect(dialog.first).to_be_visible(timeout=10_000)
+                    shown = self.page.get_by_role("dialog").first.aria_snapshot()
+                    pytest.fail(
+                        f"the flow failed: HTTP {response.status} {response.text()}; "
+                        f"the UI shows:\n{shown}"
+                    )
+                return response.json()
+
+            yield answer
+
+    def submit(self, path: str) -> dict[str, Any]:
+        """Click the dialog's Submit; return the flow's answer (next step or result)."""
+        with self.flow_response(path) as response:
+            self.page.get_by_role("button", name="Submit").click()
+        answer: dict[str, Any] = response()
+        return answer
+
+    def submit_remaining_steps(
+        self, answer: dict[str, Any], path: str, section: str
+    ) -> dict[str, Any]:
+        """Submit any further form steps as they come (their proposed values).
+
+        A flow may grow steps after the one a test is about; each is shown, checked
+        for its title, photographed and submitted, until the flow ends.
+        """
+        texts = translations()[section]["step"]
+        for _ in range(10):
+            if answer["type"] != "form":
+                return answer
+            assert not answer.get("errors"), answer
+            step = answer["step_id"]
+            if title := texts.get(step, {}).get("title"):
+                expect(self.page.get_by_text(title, exact=True)).to_be_visible()
+            self.shot(f"{section}-{step}")
+            answer = self.submit(path)
+        pytest.fail(f"the flow did not end after 10 steps: {answer}")
+
+    def form_errors(self) -> dict[str, str]:
+        """The error messages the open form shows, keyed by the field they sit on.
+
+        Home Assistant's forms render a field's error as an alert right before the
+        field; an error that concerns no field (`base`) stands above the form.
+        """
+        errors: dict[str, str] = {}
+        alerts = self.page.locator("ha-alert")
+        for index in range(alerts.count()):
+            alert = alerts.nth(index)
+            if not alert.is_visible():
+                continue
+            kind, field, text = alert.evaluate(
+                """el => [
+                    el.alertType,
+                    el.nextElementSibling?.schema?.name ?? "base",
+                    el.textContent.trim(),
+                ]"""
+            )
+            if kind == "error":
+                errors[field] = text
+        return errors
+
+    def field(self, label: str) -> Locator:
+        """A text field of the open form, by its label (a required one ends in *)."""
+        return self.page.get_by_role(
+            "textbox", name=re.compile(rf"^{re.escape(label)}\*?$")
+        )
+
+    # --- HA Ingestor's config flow ---------------------------------------------------------
+
+    def choose_influxdb_v1(self) -> dict[str, Any]:
+        """In the first step's menu, choose InfluxDB 1.x; return the form step."""
+        option = translations()["config"]["step"]["user"]["menu_options"]["influxdb_v1"]
+        with self.flow_response(CONFIG_FLOW) as response:
+            self.page.get_by_text(option, exact=True).click()
+        step: dict[str, Any] = response()
+        labels = translations()["config"]["step"]["influxdb_v1"]["data"]
+        expect(self.field(labels["url"])).to_be_visible()
+        return step
+
+    def fill_influxdb_v1(
+        self, url: str, database: str, username: str, password: str
+    ) -> None:
+        """Type the connection into the InfluxDB 1.x form."""
+        labels = translations()["config"]["step"]["influxdb_v1"]["data"]
+        self.field(labels["url"]).fill(url)
+        self.field(labels["database"]).fill(database)
+        self.field(labels["username"]).fill(username)
+        self.field(labels["password"]).fill(password)
+
+    def finish_created_entry(self, answer: dict[str, Any]) -> None:
+        """The flow created the entry: finish, and see the entry on its page.
+
+        Without a device the dialog says "Success" with Finish, and Home Assistant
+        then shows the integration's page; with one (HA Ingestor's service device) it
+        offers to name and place the device ("Skip and finish"), then shows its page.
+        """
+        assert answer["type"] == "create_entry", answer
+        finish = self.page.get_by_role(
+            "button", name=re.compile(r"^(Finish|Skip and finish)$")
+        )
+        expect(finish).to_be_visible()
+        self.shot("entry-created")
+        finish.click()
+        expect(self.page).to_have_url(
+            re.compile(
+                r"/config/(integrations/integration/ha_ingestor|devices/device/)"
+            )
+        )
+        expect(self.page.get_by_text(answer["title"], exact=True).first).to_be_visible()
+
+    def add_entry(self, url: str, database: str, username: str, password: str) -> None:
+        """The whole happy path: Add integration -> HA Ingestor -> 1.x -> Submit."""
+        self.ensure_logged_in()
+        self.open_devices_and_services()
+        self.start_adding_integration()
+        self.choose_influxdb_v1()
+        self.fill_influxdb_v1(url, database, username, password)
+        answer = self.submit(CONFIG_FLOW)
+        answer = self.submit_remaining_steps(answer, CONFIG_FLOW, "config")
+        self.finish_created_entry(answer)
+
+    # --- The entry's page, device page and menu --------------------------------------------
+
+    def entry_row(self, title: str) -> Locator:
+        """The entry's own row on the integration's page (not its devices' rows)."""
+        return (
+            self.page.locator("ha-config-entry-row")
+            .filter(has_text=title)
+            .locator("ha-row-item")
+            .first
+        )
+
+    def open_entry_menu(self, title: str) -> None:
+        """The entry's ⋮ menu on the integration's page."""
+        self.entry_row(title).get_by_role("button", name="Menu").click()
+
+    def open_device_page(self, title: str) -> None:
+        """From the integration's page to the entry's device ("1 service")."""
+        self.page.get_by_role("link", name=re.compile(r"^1 (service|device)$")).click()
+        expect(self.page).to_have_url(re.compile(r"/config/devices/device/"))
+        expect(self.page.get_by_text(title, exact=True).first).to_be_visible()
+
+    def entity_value(self, name: str) -> str:
+        """The state an entity row of the page shows next to the entity's name."""
+        row = self.page.locator("hui-generic-entity-row").filter(has_text=name)
+        expect(row).to_have_count(1)
+        return row.inner_text().strip()
