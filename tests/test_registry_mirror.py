@@ -246,7 +246,8 @@ def issue(hass: HomeAssistant) -> ir.IssueEntry | None:
     return ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_ID)
 
 
-# FS_IOC_GETFLAGS / FS_IOC_SETFLAGS and FS_IMMUTABLE_FL from <linux/fs.h>.
+# FS_IOC_GETFLAGS / FS_IOC_SETFLAGS and FS_IMMUTABLE_FL from <linux/fs.h>; the kernel
+# reads and writes an int there, whatever size the request numbers encode.
 _GET_FLAGS = 0x80086601
 _SET_FLAGS = 0x40086602
 _IMMUTABLE = 0x10
@@ -255,11 +256,11 @@ _IMMUTABLE = 0x10
 def _set_immutable(path: Path, immutable: bool) -> None:
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        flags = bytearray(struct.pack("l", 0))
+        flags = bytearray(struct.pack("i", 0))
         fcntl.ioctl(descriptor, _GET_FLAGS, flags)
-        (value,) = struct.unpack("l", flags)
+        (value,) = struct.unpack("i", flags)
         value = value | _IMMUTABLE if immutable else value & ~_IMMUTABLE
-        fcntl.ioctl(descriptor, _SET_FLAGS, bytearray(struct.pack("l", value)))
+        fcntl.ioctl(descriptor, _SET_FLAGS, bytearray(struct.pack("i", value)))
     finally:
         os.close(descriptor)
 
