@@ -17,8 +17,9 @@ import uuid
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
-from custom_components.ha_ingestor import spool as spool_module
 from custom_components.ha_ingestor.spool import SCHEMA_VERSION, Spool, SpoolError
+
+REPOSITORY = Path(__file__).parent.parent
 
 LARGE = 10**9
 BASE_US = 1_760_000_000_000_000
@@ -249,15 +250,14 @@ async def test_oldest_time_follows_the_head(spool: Spool) -> None:
 
 async def test_unremoved_points_are_offered_again_after_a_crash(path: Path) -> None:
     """A process killed between a write and its removal: the same points come back."""
-    # The child imports the module by its file: no Home Assistant needed to start it.
+    # The child imports the integration's package from the repository (sys.argv[1]).
     script = textwrap.dedent(
         """
-        import asyncio, importlib.util, os, sys
+        import asyncio, os, sys
         from pathlib import Path
 
-        spec = importlib.util.spec_from_file_location("spool", sys.argv[1])
-        spool_module = sys.modules["spool"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(spool_module)
+        sys.path.insert(0, sys.argv[1])
+        from custom_components.ha_ingestor import spool as spool_module
 
         async def main():
             spool = await spool_module.Spool.open(Path(sys.argv[2]), 10**9)
@@ -272,7 +272,7 @@ async def test_unremoved_points_are_offered_again_after_a_crash(path: Path) -> N
     )
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-c", script, spool_module.__file__, str(path)],
+        [sys.executable, "-c", script, str(REPOSITORY), str(path)],
         capture_output=True,
         text=True,
         check=False,

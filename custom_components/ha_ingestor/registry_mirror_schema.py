@@ -21,6 +21,8 @@ from homeassistant.helpers import (
     label_registry as lr,
 )
 
+from .sqlite_schema import migrate, use_wal
+
 # `PRAGMA application_id` of every mirror file ("HAIR": HA Ingestor Registry). It tells
 # our file apart from any other SQLite database, whatever that one's user_version.
 APPLICATION_ID: Final = 0x48414952
@@ -287,28 +289,23 @@ async def prepare(db: aiosqlite.Connection) -> None:
     if application_id != APPLICATION_ID:
         version = 0  # an SQLite file without tables: new, whatever its user_version
     # WAL: readers (Grafana, a notebook) never block the writer nor are blocked by it,
-    # and each sees the file as of the last commit before its read began.
-    ((mode,),) = await db.execute_fetchall("PRAGMA journal_mode=WAL")
-    if mode != "wal":
+    # and each sees the file as of the last commit before its read began. The mirror
+    # is rebuilt from the registries at every start, so NORMAL sync costs nothing.
+    if (mode := await use_wal(db)) != "wal":
         raise MirrorError(f"cannot use write-ahead logging ({mode})")
-    # The mirror is rebuilt from the registries at every start, so a power loss that
-    # rolls back the last commits costs nothing: no sync at each commit.
-    await db.execute("PRAGMA synchronous=NORMAL")
     # Off by default in SQLite, and per connection; a no-op inside a transaction.
     await db.execute("PRAGMA foreign_keys=ON")
     if version < SCHEMA_VERSION:
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            for migration in _MIGRATIONS[version:]:
-                for statement in migration:
-                    await db.execute(statement)
-            # PRAGMA takes no parameters; the values are our own integer constants.
-            await db.execute(f"PRAGMA application_id = {APPLICATION_ID:d}")
-            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-            await db.commit()
-        except BaseException:
-            await db.rollback()
-            raise
+        # PRAGMA takes no parameters; the values are our own integer constants.
+        await migrate(
+            db,
+            _MIGRATIONS,
+            version,
+            [
+                f"PRAGMA application_id = {APPLICATION_ID:d}",
+                f"PRAGMA user_version = {SCHEMA_VERSION:d}",
+            ],
+        )
 
 
 def _time(moment: datetime) -> str:

@@ -31,6 +31,8 @@ from typing import NamedTuple, Self
 
 import aiosqlite
 
+from .sqlite_schema import migrate, use_wal
+
 # Statements that take the schema from version N (the index) to N + 1; the file's version
 # is kept in `PRAGMA user_version`. A new version is a new entry, never an edited one.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -428,29 +430,16 @@ async def _prepare(db: aiosqlite.Connection, path: Path) -> None:
         ((tables,),) = await db.execute_fetchall("SELECT count(*) FROM sqlite_schema")
         if tables:
             raise SpoolError(f"{path} is an SQLite database, but not a spool")
-    # WAL: a commit appends to the log instead of rewriting pages in place, and readers
-    # (a backup, a diagnostics tool) never block the writer nor are blocked by it.
-    ((mode,),) = await db.execute_fetchall("PRAGMA journal_mode=WAL")
-    if mode != "wal":
+    if (mode := await use_wal(db)) != "wal":
         raise SpoolError(f"Spool {path}: cannot use write-ahead logging ({mode})")
-    # NORMAL syncs the log at checkpoints, not at every commit. A killed or crashed
-    # process loses nothing; a power loss or OS crash can roll back the transactions
-    # committed since the last checkpoint (up to ~4 MB of log, 1,000 pages): appends
-    # are then lost, removals undone (those points are written a second time,
-    # harmlessly). The file itself stays consistent.
-    await db.execute("PRAGMA synchronous=NORMAL")
+    # With NORMAL sync, a power loss can roll back the last commits (up to ~4 MB of
+    # log): appends are then lost, removals undone (those points are written a second
+    # time, harmlessly).
     if version < SCHEMA_VERSION:
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            for migration in _MIGRATIONS[version:]:
-                for statement in migration:
-                    await db.execute(statement)
-            # PRAGMA takes no parameters; the value is our own integer constant.
-            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-            await db.commit()
-        except BaseException:
-            await db.rollback()
-            raise
+        # PRAGMA takes no parameters; the value is our own integer constant.
+        await migrate(
+            db, _MIGRATIONS, version, [f"PRAGMA user_version = {SCHEMA_VERSION:d}"]
+        )
 
 
 async def _read_counters(db: aiosqlite.Connection) -> _Counters:
