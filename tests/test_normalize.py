@@ -29,7 +29,7 @@ from homeassistant.components.sun.const import STATE_ABOVE_HORIZON, STATE_BELOW_
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNKNOWN
 from homeassistant.core import Context, Event, EventStateChangedData, State
 from homeassistant.helpers.state import state_as_number
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 import pytest
 
 from custom_components.ha_ingestor import normalize
@@ -1853,3 +1853,125 @@ def test_what_encoders_remember_changes_nothing(
         assert encoder(state, None, TIME_US) == create_encoder(options, registry)(
             state, None, TIME_US
         )
+
+
+# Identifier keys, whose core fields have a place of their own in the sorted field set:
+# around core's `state` and `value`, and keys whose fields interleave (`effect`,
+# `effect_list`, `effect_str`); with a few that collide (`x`, `x_str`).
+LAID_OUT_KEYS = st.sampled_from(
+    [
+        *("a", "aZ", "a2", "effect", "effect_list", "color_temp", "color_temp_kelvin"),
+        *("stat", "state_class", "statf", "vale", "valuf", "value_x", "friendly_name"),
+        *("unit_of_measurement", "device_class", "x", "x_str", "_", "température"),
+    ]
+)
+LAID_OUT_ATTRIBUTES = st.dictionaries(LAID_OUT_KEYS, ATTRIBUTE_VALUES, max_size=6)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(options=OPTIONS, text=STATE_TEXTS, attributes=LAID_OUT_ATTRIBUTES)
+def test_core_layouts_write_what_the_general_rules_do(
+    options: dict[str, Any], text: str, attributes: dict[str, Any]
+) -> None:
+    """Attributes laid out once per key sequence get the general rules' very bytes."""
+    assume(text and text not in ("unknown", "unavailable"))
+    encoder = create_encoder(CORE | options, FixedRegistry())
+    state = State("sensor.a", text, attributes)
+    line = encoder(state, None, TIME_US)
+    laid_out_dropped = encoder.non_finite_dropped
+    series = encoder._series["sensor.a"]  # type: ignore[attr-defined]
+    encoder.non_finite_dropped = 0
+    field_set = encoder._field_set(encoder._fields(state, series.skipped))  # type: ignore[attr-defined]
+    assert line == (f"{series.prefix} {field_set} {TIME_US}" if field_set else None)
+    assert encoder.non_finite_dropped == laid_out_dropped
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    options=OPTIONS,
+    preset=st.sampled_from([PRESET_CORE_COMPATIBLE, PRESET_RICH]),
+    changes=st.lists(
+        st.tuples(
+            st.sampled_from(["sensor.a", "light.b"]),
+            STATE_TEXTS,
+            st.none() | ATTRIBUTES | LAID_OUT_ATTRIBUTES,
+        ),
+        min_size=2,
+        max_size=6,
+    ),
+)
+def test_kept_attributes_change_nothing(
+    options: dict[str, Any],
+    preset: str,
+    changes: list[tuple[str, str, dict[str, Any] | None]],
+) -> None:
+    """A change that keeps its entity's attributes object writes what a new encoder would.
+
+    Home Assistant hands on the previous state's attributes object when they are equal
+    (None in `changes`); the encoder then writes the fields it rendered from it before,
+    and counts their NaN and infinities again.
+    """
+    registry = FixedRegistry()
+    options = options | {CONF_PRESET: preset}
+    encoder = create_encoder(options, registry)
+    dropped = 0
+    states: dict[str, State] = {}
+    for entity_id, text, attributes in changes:
+        old_state = states.get(entity_id)
+        if attributes is None and old_state is not None:
+            state = State(entity_id, text, old_state.attributes)
+        else:
+            state = State(entity_id, text, attributes)
+        new_encoder = create_encoder(options, registry)
+        line = new_encoder(state, old_state, TIME_US)
+        assert encoder(state, old_state, TIME_US) == line
+        dropped += new_encoder.non_finite_dropped
+        assert encoder.non_finite_dropped == dropped
+        states[entity_id] = state
+
+
+class _CountedNumber:
+    """An attribute value that counts how often it is read."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __float__(self) -> float:
+        self.reads += 1
+        return 1.5
+
+    def __str__(self) -> str:
+        self.reads += 1
+        return "1.5"
+
+
+@pytest.mark.parametrize("options", [CORE, RICH])
+def test_kept_attributes_are_read_once(options: dict[str, Any]) -> None:
+    """A change that keeps its entity's attributes object does not read them again."""
+    value = _CountedNumber()
+    encoder = create_encoder(options, FixedRegistry())
+    first = State("sensor.a", "1", {"b": value})
+    second = State("sensor.a", "2", first.attributes)
+    assert first.attributes is second.attributes
+    encoder(first, None, TIME_US)
+    line = encoder(second, first, TIME_US)
+    assert value.reads == 1
+    assert line == create_encoder(options, FixedRegistry())(second, first, TIME_US)
+
+
+@pytest.mark.parametrize("options", [CORE, RICH])
+def test_attributes_changed_in_place_are_read_again(options: dict[str, Any]) -> None:
+    """Only Home Assistant's read-only attributes are known unchanged by their identity.
+
+    A state given another mapping (Home Assistant's own always hold a ReadOnlyDict) may
+    see it changed in place between two changes.
+    """
+    attributes = {"b": 1}
+    state = State("sensor.a", "1")
+    state.attributes = attributes  # type: ignore[assignment]
+    encoder = create_encoder(options, FixedRegistry())
+    first = encoder(state, None, TIME_US)
+    attributes["b"] = 2
+    second = encoder(state, None, TIME_US)
+    assert first != second
+    assert second == create_encoder(options, FixedRegistry())(state, None, TIME_US)

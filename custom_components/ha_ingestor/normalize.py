@@ -7,8 +7,10 @@ field one type forever. docs/schema.md describes both, with real lines.
 
 An encoder runs in the event loop for every state change. What depends only on the
 entity and on the attributes its measurement is chosen by (measurement, tags, the
-attributes left out) is built once per entity and kept; attribute keys and texts are
-read once, not at every change.
+attributes left out) is built once per entity and kept; states, attribute keys and
+texts are read once, not at every change. Home Assistant keeps an entity's attributes
+object when a change leaves the attributes as they were: the fields rendered from it
+are kept too, so such a change (most of a real house's) costs no attribute work.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import State
 from homeassistant.helpers.json import json_dumps
+from homeassistant.util.read_only_dict import ReadOnlyDict
 
 from .const import (
     CONF_GLOBAL_TAGS,
@@ -123,9 +126,17 @@ _LINE_START_BLANKS: Final = "\t\x00"
 # the line, drops the backslash, or stores a measurement that no query finds.
 _ESCAPING_BACKSLASH: Final = re.compile(r'\\(?=[ ,="]|\Z)')
 
-# Texts and attribute keys an encoder has read, kept so that the next change does not
-# read them again; past this many, the memory is emptied and filled anew.
+# Texts, states and attribute keys an encoder has read, kept so that the next change
+# does not read them again; past this many, the memory is emptied and filled anew.
 _READ_CACHE_SIZE: Final = 10_000
+
+
+def _remember[K, V](cache: dict[K, V], key: K, value: V) -> V:
+    """Keep what was read of `key` in `cache`, within _READ_CACHE_SIZE entries."""
+    if len(cache) >= _READ_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _single_line(text: str) -> str:
@@ -156,20 +167,17 @@ def _string_field(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class _Series:
-    """How an entity's lines start, as long as what they were built from holds."""
+def _kept_attributes(attributes: Mapping[str, Any]) -> ReadOnlyDict[str, Any] | None:
+    """Return the attributes if their fields may be kept for as long as the object lives.
 
-    basis: tuple[object, ...]
-    """What they were built from: the lines of a state with another basis differ."""
-    prefix: str
-    """The escaped measurement and tags."""
-    skipped: frozenset[str]
-    """Attributes not written as fields."""
+    Home Assistant's states hold a ReadOnlyDict, which nobody changes; any other mapping
+    (a state built by hand with another one) may change in place under the same id.
+    """
+    return attributes if type(attributes) is ReadOnlyDict else None
 
 
 class _PresetEncoder:
-    """The options both presets read, and the memory of each entity's series."""
+    """The options both presets read."""
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.non_finite_dropped = 0
@@ -185,8 +193,6 @@ class _PresetEncoder:
             ).items()
         }
         self._global_tags: Mapping[str, str] = options.get(CONF_GLOBAL_TAGS, {})
-        # One entry per entity ever written: as many as Home Assistant has entities.
-        self._series: dict[str, _Series] = {}
 
     def _ignored_in(self, domain: str) -> frozenset[str]:
         return self._ignored_by_domain.get(domain, self._ignored)
@@ -232,6 +238,98 @@ _NEVER_FLOATS: Final = frozenset((list, tuple, dict, type(None)))
 # What core writes for an attribute: its float field, or None; and its text field
 # (`key_str`), or None.
 type _CoreReading = tuple[float | None, str | None]
+
+# A state's own fields as core writes them, each preceded by a comma, empty if not
+# written: `state`, `value`; and 1 if the value is NaN or infinite (left out), else 0.
+type _CoreStateFields = tuple[str, str, int]
+
+# Attribute keys whose fields core renames: its own fields of the state, and `time`.
+_CORE_RENAMED_KEYS: Final = frozenset(("state", "value", _TIME))
+
+# Key sequences whose layout an encoder keeps per set of attributes left out; past
+# this many, the memory is emptied and filled anew.
+_LAYOUT_CACHE_SIZE: Final = 1_000
+
+# Where an attribute's fields go: the position of its attribute in the layout's
+# `read`, then the key of its float field and of its text field (`key_str`) where
+# they come next in the sorted field set, else None. Both fields of a key are nearly
+# always next to each other: one slot holds both. Another key may sort between them
+# (`effect`, `effect_list`, `effect_str`): each then gets a slot of its own.
+type _CoreSlot = tuple[int, str | None, str | None]
+
+# An entity's attribute fields, rendered: those sorted before core's `state` field,
+# those between `state` and `value`, and those after `value`, each preceded by a comma.
+type _CoreAttributeFields = tuple[str, str, str]
+
+# Layouts by attribute key sequence (None: the general way), for one set of attributes
+# left out.
+type _CoreLayouts = dict[tuple[str, ...], _CoreLayout | None]
+
+
+@dataclass(slots=True)
+class _CoreSeries:
+    """How an entity's lines start, while the measurement's attribute keeps its value."""
+
+    source: object
+    """The value of the attribute the measurement was read from, None if none."""
+    prefix: str
+    """The escaped measurement and tags."""
+    skipped: frozenset[str]
+    """Attributes not written as fields."""
+    layouts: _CoreLayouts
+    """Shared by the series that leave out the same attributes."""
+    attributes: ReadOnlyDict[str, Any] | None = None
+    """The attributes `attribute_fields` were rendered from: kept, so that no other
+    object can take its id."""
+    attribute_fields: _CoreAttributeFields = ("", "", "")
+    attribute_non_finite: int = 0
+    """The NaN and infinite values they left out."""
+
+
+@dataclass(frozen=True, slots=True)
+class _CoreLayout:
+    """Where the fields of one sequence of attribute keys go, in the client's order.
+
+    Only for keys whose fields cannot collide: identifiers (no escape, none empty),
+    none of them `state`, `value` or `time`, and no `x` beside an `x_str`. Then core
+    neither renames nor overwrites a field, and every field has its place in the sorted
+    field set whatever the values: only whether it is written depends on them.
+    """
+
+    read: tuple[str, ...]
+    """The attribute keys written as fields, in the order they are read."""
+    before_state: tuple[_CoreSlot, ...]
+    before_value: tuple[_CoreSlot, ...]
+    after_value: tuple[_CoreSlot, ...]
+
+
+def _core_layout(keys: tuple[str, ...], skipped: frozenset[str]) -> _CoreLayout | None:
+    """Return the layout of attribute keys, None where core's fields could collide."""
+    read = tuple(key for key in keys if key not in skipped)
+    written = frozenset(read)
+    if (
+        not all(isinstance(key, str) and key.isidentifier() for key in read)
+        or not written.isdisjoint(_CORE_RENAMED_KEYS)
+        or any(f"{key}_str" in written for key in read)
+    ):
+        return None
+    fields = sorted(
+        (field_key, index, is_text)
+        for index, key in enumerate(read)
+        for field_key, is_text in ((key, False), (f"{key}_str", True))
+    )
+    # Before core's `state` field, between `state` and `value`, after `value`.
+    segments: tuple[list[_CoreSlot], ...] = ([], [], [])
+    for field_key, index, is_text in fields:
+        segment = segments[(field_key > "state") + (field_key > "value")]
+        if not is_text:
+            segment.append((index, field_key, None))
+        elif segment and segment[-1][0] == index:  # right after its float field
+            segment[-1] = (index, segment[-1][1], field_key)
+        else:
+            segment.append((index, None, field_key))
+    before_state, before_value, after_value = map(tuple, segments)
+    return _CoreLayout(read, before_state, before_value, after_value)
 
 
 def _core_name(name: str) -> str:
@@ -318,6 +416,11 @@ class _CoreCompatibleEncoder(_PresetEncoder):
             and not (text := _single_line(value)).endswith("\\")
         }
         self._texts: dict[str, _CoreReading] = {}
+        self._state_fields: dict[str, _CoreStateFields] = {}
+        # One entry per entity ever written: as many as Home Assistant has entities.
+        self._series: dict[str, _CoreSeries] = {}
+        # By the attributes left out: one per domain and measurement attribute at most.
+        self._layouts: dict[frozenset[str], _CoreLayouts] = {}
 
     def __call__(
         self, new_state: State, old_state: State | None, time_us: int
@@ -326,22 +429,124 @@ class _CoreCompatibleEncoder(_PresetEncoder):
         text = new_state.state
         if not text:  # core writes nothing for the empty state
             return None
+        attributes = new_state.attributes
         attribute = self._measurement_attribute
-        source = None if attribute is None else new_state.attributes.get(attribute)
-        # The type too: 5 and 5.0 are equal but give measurements "5" and "5.0".
-        basis = (type(source), source)
+        source = None if attribute is None else attributes.get(attribute)
         series = self._series.get(new_state.entity_id)
-        if series is None or series.basis != basis:
-            series = self._new_series(new_state, source, basis)
+        if (
+            series is None
+            # The type too: 5 and 5.0 are equal but give measurements "5" and "5.0".
+            or type(source) is not type(series.source)
+            or (source is not series.source and source != series.source)
+        ):
+            series = self._new_series(new_state, source)
         if text in _STATE_ONLY:
             return f'{series.prefix} state="{text}" {time_us}'
-        if field_set := self._field_set(self._fields(new_state, series.skipped)):
+        attribute_fields = self._attribute_fields(attributes, series)
+        if attribute_fields is None:
+            field_set = self._field_set(self._fields(new_state, series.skipped))
+        else:
+            field_set = self._laid_out_field_set(text, attribute_fields)
+        if field_set:
             return f"{series.prefix} {field_set} {time_us}"
         return None
 
-    def _new_series(
-        self, state: State, source: object, basis: tuple[object, ...]
-    ) -> _Series:
+    def _attribute_fields(
+        self, attributes: Mapping[str, Any], series: _CoreSeries
+    ) -> _CoreAttributeFields | None:
+        """Render the attributes' fields by their layout; None if they have none.
+
+        Counts the NaN and infinite values left out, also of fields rendered before.
+        """
+        if attributes is series.attributes:
+            self.non_finite_dropped += series.attribute_non_finite
+            return series.attribute_fields
+        keys = tuple(attributes)
+        try:
+            layout = series.layouts[keys]
+        except KeyError:
+            if len(series.layouts) >= _LAYOUT_CACHE_SIZE:
+                series.layouts.clear()
+            layout = series.layouts[keys] = _core_layout(keys, series.skipped)
+        if layout is None:
+            return None
+        texts = self._texts
+        readings = [
+            # Texts are the most common attributes: no call for them.
+            (texts.get(value) or self._read_text(value))
+            if type(value) is str
+            else _core_reading(value)
+            for value in map(attributes.__getitem__, layout.read)
+        ]
+        dropped_before = self.non_finite_dropped
+        attribute_fields = (
+            self._rendered_fields(layout.before_state, readings),
+            self._rendered_fields(layout.before_value, readings),
+            self._rendered_fields(layout.after_value, readings),
+        )
+        if (kept := _kept_attributes(attributes)) is not None:
+            series.attributes = kept
+            series.attribute_fields = attribute_fields
+            series.attribute_non_finite = self.non_finite_dropped - dropped_before
+        return attribute_fields
+
+    def _rendered_fields(
+        self, slots: tuple[_CoreSlot, ...], readings: list[_CoreReading]
+    ) -> str:
+        """Write these slots' fields as the client does, each preceded by a comma."""
+        rendered = ""
+        for index, number_key, text_key in slots:
+            number, string = readings[index]
+            if number is not None and number_key is not None:
+                if math.isfinite(number):
+                    rendered += f",{number_key}={number!r}"
+                else:
+                    self.non_finite_dropped += 1
+            if string is not None and text_key is not None:
+                if "\\" in string or '"' in string:
+                    string = string.translate(_STRING_FIELD_ESCAPES)
+                rendered += f',{text_key}="{string}"'
+        return rendered
+
+    def _laid_out_field_set(
+        self, text: str, attribute_fields: _CoreAttributeFields
+    ) -> str:
+        """Return what _field_set would of the state and its rendered attribute fields.
+
+        A NaN or infinite state stays in core's `value` for the client to leave out:
+        it is counted.
+        """
+        before_state, before_value, after_value = attribute_fields
+        try:
+            state, value, non_finite = self._state_fields[text]
+        except KeyError:
+            state, value, non_finite = self._read_state(text)
+        self.non_finite_dropped += non_finite
+        # Every part starts with a comma: the first one is not written.
+        return f"{before_state}{state}{before_value}{value}{after_value}"[1:]
+
+    def _read_state(self, text: str) -> _CoreStateFields:
+        """Render a state's own fields, and remember them: most states recur."""
+        number = _state_number(text)
+        state = value = ""
+        non_finite = 0
+        # A word such as `on` is both.
+        if number is None or text in _STATE_NUMBERS:
+            state = f',state="{_string_field(text)}"'
+        if number is not None:
+            if math.isfinite(number):
+                value = f",value={number!r}"
+            else:
+                non_finite = 1
+        return _remember(self._state_fields, text, (state, value, non_finite))
+
+    def _reading(self, value: object) -> _CoreReading:
+        """Core's reading of an attribute value."""
+        if type(value) is str:
+            return self._texts.get(value) or self._read_text(value)
+        return _core_reading(value)
+
+    def _new_series(self, state: State, source: object) -> _CoreSeries:
         measurement, measured_attribute = self._measurement(state, source)
         tags = {"domain": state.domain, "entity_id": state.object_id} | self._core_tags
         # Sorted by key, as the client writes them; it leaves out empty ones.
@@ -353,7 +558,12 @@ class _CoreCompatibleEncoder(_PresetEncoder):
         skipped = self._ignored_in(state.domain)
         if measured_attribute is not None:
             skipped = skipped | {measured_attribute}
-        series = _Series(basis, ",".join((measurement, *tag_set)), skipped)
+        series = _CoreSeries(
+            source,
+            ",".join((measurement, *tag_set)),
+            skipped,
+            self._layouts.setdefault(skipped, {}),
+        )
         self._series[state.entity_id] = series
         return series
 
@@ -381,7 +591,10 @@ class _CoreCompatibleEncoder(_PresetEncoder):
         return _core_name(_single_line(state.entity_id)), None
 
     def _fields(self, state: State, skipped: frozenset[str]) -> dict[str, float | str]:
-        """Build the fields of core's event_to_json, in its order of assignment."""
+        """Build the fields of core's event_to_json, in its order of assignment.
+
+        For attributes without a layout, whose fields core may rename or overwrite.
+        """
         text = state.state
         fields: dict[str, float | str] = {}
         number = _state_number(text)
@@ -395,11 +608,7 @@ class _CoreCompatibleEncoder(_PresetEncoder):
             if key in skipped:
                 continue
             field = f"{key}_" if key in fields else key
-            if type(value) is str:
-                reading = self._texts.get(value) or self._read_text(value)
-            else:
-                reading = _core_reading(value)
-            number, string = reading
+            number, string = self._reading(value)
             if string is not None:
                 fields[f"{field}_str"] = string
             if number is None:
@@ -427,10 +636,7 @@ class _CoreCompatibleEncoder(_PresetEncoder):
             reading = float(text), None
         except ValueError:
             reading = _core_text(text)
-        if len(self._texts) >= _READ_CACHE_SIZE:
-            self._texts.clear()
-        self._texts[text] = reading
-        return reading
+        return _remember(self._texts, text, reading)
 
     def _field_set(self, fields: dict[str, float | str]) -> str:
         """Write the fields as the client does, sorted by key; empty if none is left.
@@ -486,6 +692,38 @@ _RICH_TAGS: Final = (
 )
 _RICH_RESERVED: Final = frozenset((*_RICH_STATE_FIELDS, *_RICH_TAGS, _TIME))
 
+# Attribute values rich writes as floats, and as ISO 8601 texts (datetimes are dates).
+_RICH_NUMBERS: Final = (int, float)
+_RICH_DATES_AND_TIMES: Final = (dt.date, dt.time)
+
+# A state's text escaped as a string field value (for `state` and `previous_state`),
+# its `value` field preceded by a comma or empty if not written, and 1 if the value is
+# NaN or infinite (left out), else 0.
+type _RichStateFields = tuple[str, str, int]
+
+
+@dataclass(slots=True)
+class _RichSeries:
+    """How an entity's lines start, while its registry entry, unit and class hold."""
+
+    metadata: EntityMetadata
+    unit: object
+    """The unit of measurement attribute's value."""
+    device_class: object
+    """The device class attribute's value."""
+    prefix: str
+    """The escaped measurement and tags."""
+    skipped: frozenset[str]
+    """Attributes not written as fields."""
+    attributes: ReadOnlyDict[str, Any] | None = None
+    """The attributes `attribute_fields` were rendered from: kept, so that no other
+    object can take its id."""
+    attribute_fields: str = ""
+    """Each preceded by a comma."""
+    attribute_non_finite: int = 0
+    """The NaN and infinite values they left out."""
+
+
 # Escapes in names (measurement, tag keys and values, field keys). A backslash is
 # written as it is: InfluxDB 1.x keeps it, where `\\` would be stored as two.
 _RICH_NAME_ESCAPES: Final = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="})
@@ -521,14 +759,17 @@ def _rich_value(value: object) -> float | str | None:
     One rule per type, so that a field never changes type: numbers and booleans are
     floats, everything else text.
     """
-    if isinstance(value, int | float):  # booleans too: 1.0 and 0.0
+    # The most common types first, without walking their base classes.
+    if type(value) is str or type(value) is float:
+        return value
+    if isinstance(value, _RICH_NUMBERS):  # booleans too: 1.0 and 0.0
         try:
             return float(value)
         except OverflowError:  # an int beyond float's range
             return math.inf
     if isinstance(value, str):
         return str.__str__(value)  # the text itself, also of a str subclass or enum
-    if isinstance(value, dt.date | dt.time):  # datetimes are dates
+    if isinstance(value, _RICH_DATES_AND_TIMES):
         return value.isoformat()
     return None if value is None else _json_text(value)
 
@@ -560,6 +801,9 @@ class _RichEncoder(_PresetEncoder):
         }
         # Attribute key -> escaped keys of its float and text fields; None: not written.
         self._field_keys: dict[object, tuple[str, str] | None] = {}
+        self._state_fields: dict[str, _RichStateFields] = {}
+        # One entry per entity ever written: as many as Home Assistant has entities.
+        self._series: dict[str, _RichSeries] = {}
 
     def __call__(
         self, new_state: State, old_state: State | None, time_us: int
@@ -569,38 +813,58 @@ class _RichEncoder(_PresetEncoder):
         unit = attributes.get(ATTR_UNIT_OF_MEASUREMENT)
         device_class = attributes.get(ATTR_DEVICE_CLASS)
         metadata = self._registry.get(new_state.entity_id)
-        basis = (metadata, unit, device_class)
         series = self._series.get(new_state.entity_id)
-        if series is None or series.basis != basis:
-            series = self._new_series(new_state, basis)
+        if (
+            series is None
+            # The registry cache keeps unchanged metadata the same object.
+            or (metadata is not series.metadata and metadata != series.metadata)
+            or unit != series.unit
+            or device_class != series.device_class
+        ):
+            series = self._new_series(new_state, metadata, unit, device_class)
 
         text = new_state.state
-        fields = [f'state="{_string_field(text)}"']
+        state_fields = self._state_fields
+        try:
+            escaped, value, non_finite = state_fields[text]
+        except KeyError:
+            escaped, value, non_finite = self._read_state(text)
         if text in _STATE_ONLY:
-            return f"{series.prefix} {fields[0]} {time_us}"
-        if (number := _state_number(text)) is not None:
-            if math.isfinite(number):
-                fields.append(f"value={number!r}")
-            else:
-                self.non_finite_dropped += 1
+            return f'{series.prefix} state="{escaped}" {time_us}'
+        self.non_finite_dropped += non_finite
+        line = f'{series.prefix} state="{escaped}"{value}'
         # Only a change of state ends the previous one; an attribute change does not.
-        if old_state is not None and old_state.state != text:
-            fields.append(f'previous_state="{_string_field(old_state.state)}"')
+        if old_state is not None and (previous := old_state.state) != text:
+            try:
+                previous_escaped = state_fields[previous][0]
+            except KeyError:
+                previous_escaped = self._read_state(previous)[0]
             lasted = new_state.last_changed_timestamp - old_state.last_changed_timestamp
-            fields.append(f"duration_in_state_s={lasted!r}")
+            line += (
+                f',previous_state="{previous_escaped}",duration_in_state_s={lasted!r}'
+            )
         context = new_state.context
-        fields.append(f'context_id="{_string_field(context.id)}"')
+        line += f',context_id="{_string_field(context.id)}"'
         if context.parent_id is not None:
-            fields.append(f'context_parent_id="{_string_field(context.parent_id)}"')
+            line += f',context_parent_id="{_string_field(context.parent_id)}"'
         if context.user_id is not None:
-            fields.append(f'context_user_id="{_string_field(context.user_id)}"')
-        self._add_attribute_fields(attributes, series.skipped, fields)
-        return f"{series.prefix} {','.join(fields)} {time_us}"
+            line += f',context_user_id="{_string_field(context.user_id)}"'
+        return f"{line}{self._attribute_fields(attributes, series)} {time_us}"
 
-    def _add_attribute_fields(
-        self, attributes: Mapping[str, Any], skipped: frozenset[str], fields: list[str]
-    ) -> None:
+    def _attribute_fields(
+        self, attributes: Mapping[str, Any], series: _RichSeries
+    ) -> str:
+        """Render the attributes' fields, each preceded by a comma.
+
+        Counts the NaN and infinite values left out, also of fields rendered before.
+        """
+        if attributes is series.attributes:
+            self.non_finite_dropped += series.attribute_non_finite
+            return series.attribute_fields
+        skipped = series.skipped
         field_keys = self._field_keys
+        rendered = ""
+        non_finite = 0
         for key, value in attributes.items():
             if key in skipped:
                 continue
@@ -616,11 +880,30 @@ class _RichEncoder(_PresetEncoder):
             if typed is None:
                 continue
             if isinstance(typed, str):
-                fields.append(f'{text_key}="{_string_field(typed)}"')
+                rendered += f',{text_key}="{_string_field(typed)}"'
             elif math.isfinite(typed):
-                fields.append(f"{number_key}={typed!r}")
+                rendered += f",{number_key}={typed!r}"
             else:
-                self.non_finite_dropped += 1
+                non_finite += 1
+        self.non_finite_dropped += non_finite
+        if (kept := _kept_attributes(attributes)) is not None:
+            series.attributes = kept
+            series.attribute_fields = rendered
+            series.attribute_non_finite = non_finite
+        return rendered
+
+    def _read_state(self, text: str) -> _RichStateFields:
+        """Render a state's text and value field, and remember them: most recur."""
+        value = ""
+        non_finite = 0
+        if (number := _state_number(text)) is not None:
+            if math.isfinite(number):
+                value = f",value={number!r}"
+            else:
+                non_finite = 1
+        return _remember(
+            self._state_fields, text, (_string_field(text), value, non_finite)
+        )
 
     def _new_field_keys(self, key: object) -> tuple[str, str] | None:
         """Return the escaped float and text field keys of an attribute key.
@@ -642,15 +925,15 @@ class _RichEncoder(_PresetEncoder):
                     number_name.translate(_RICH_NAME_ESCAPES),
                     f"{key}_str".translate(_RICH_NAME_ESCAPES),
                 )
-        if len(self._field_keys) >= _READ_CACHE_SIZE:
-            self._field_keys.clear()
-        self._field_keys[key] = keys
-        return keys
+        return _remember(self._field_keys, key, keys)
 
     def _new_series(
-        self, state: State, basis: tuple[EntityMetadata, object, object]
-    ) -> _Series:
-        metadata, unit, device_class = basis
+        self,
+        state: State,
+        metadata: EntityMetadata,
+        unit: object,
+        device_class: object,
+    ) -> _RichSeries:
         # The registry's device class is the user's choice; entities without a
         # registry entry only have the attribute.
         entity_device_class = metadata.device_class or (
@@ -676,8 +959,10 @@ class _RichEncoder(_PresetEncoder):
             f"{key}={value}" for key, value in sorted(tags.items()) if key and value
         ]
         measurement = self._measurement(state, text_unit, entity_device_class)
-        series = _Series(
-            basis,
+        series = _RichSeries(
+            metadata,
+            unit,
+            device_class,
             ",".join((measurement, *tag_set)),
             # They are tags.
             self._ignored_in(state.domain)
