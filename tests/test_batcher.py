@@ -45,7 +45,11 @@ async def test_outage_keeps_points_until_the_server_is_back(
 
     await influxdb_v2.start()
     await wait_until(lambda: len(influxdb_v2.points("ha")) == 300, "300 points")
-    assert "Writing to InfluxDB works again" in caplog.text
+    # Logged once the written points have left the spool, a moment after the
+    # server has them.
+    await wait_until(
+        lambda: "Writing to InfluxDB works again" in caplog.text, "recovery logged"
+    )
     values = [point.fields["value"] for point in influxdb_v2.points("ha")]
     assert values == [float(i) for i in range(300)]
     assert spool.count == 0

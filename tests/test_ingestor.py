@@ -9,6 +9,7 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
@@ -56,11 +57,16 @@ def _record_expected(hass: HomeAssistant) -> Expected:
 
     The default preset, core_compatible: the unit as measurement, else the entity id;
     a number as `value`; on/off as `state` and 1/0 as `value`; other text as `state`.
+    The integration's own entities are not written.
     """
     expected: Expected = set()
+    entities = er.async_get(hass)
 
     @callback
     def _record(event: Event[EventStateChangedData]) -> None:
+        registered = entities.async_get(event.data["entity_id"])
+        if registered is not None and registered.platform == DOMAIN:
+            return
         state = event.data["new_state"]
         assert state is not None
         text: str | None = state.state

@@ -14,12 +14,14 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
     CONF_EXCLUDE_DOMAINS,
     CONF_FLUSH_INTERVAL,
+    DOMAIN,
 )
 
 from .conftest import restarted, save_options, wait_until
@@ -30,11 +32,18 @@ FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.1}
 
 
 def _record_events(hass: HomeAssistant) -> list[tuple[str, int]]:
-    """(entity id, event time in µs) of every state change, as they are fired."""
+    """(entity id, event time in µs) of every state change, as they are fired.
+
+    Not those of the integration's own entities, which it does not write.
+    """
     fired: list[tuple[str, int]] = []
+    entities = er.async_get(hass)
 
     @callback
     def _record(event: Event[EventStateChangedData]) -> None:
+        registered = entities.async_get(event.data["entity_id"])
+        if registered is not None and registered.platform == DOMAIN:
+            return
         fired.append(
             (
                 event.data["entity_id"],
@@ -172,7 +181,8 @@ async def test_200000_state_changes_with_influxdb_down(
     await wait_until(
         lambda: _count(influxdb, database) == 200_000, "200,000 points", seconds=300
     )
-    assert spool.count == 0
+    # The last batch leaves the spool a moment after InfluxDB has it.
+    await wait_until(lambda: spool.count == 0, "the spool is empty again")
 
 
 async def test_reload_while_state_changes_keep_coming(

@@ -2,21 +2,52 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from homeassistant.const import CONF_URL
-from homeassistant.core import HomeAssistant
+from homeassistant.const import CONF_URL, Platform
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import STORAGE_DIR
+from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_SPOOL_MAX_MB, DEFAULT_SPOOL_MAX_MB, DOMAIN, LOGGER
+from .const import (
+    CONF_MIRROR_ENABLED,
+    CONF_MIRROR_PATH,
+    CONF_SPOOL_MAX_MB,
+    DEFAULT_MIRROR_FILE,
+    DEFAULT_SPOOL_MAX_MB,
+    DOMAIN,
+    LOGGER,
+)
+from .coordinator import (
+    SAVE_INTERVAL,
+    IngestorCoordinator,
+    PipelineCounters,
+    counters_store,
+)
 from .handover import async_begin_handover, async_take_handover
 from .influx_client import InfluxAuthError, InfluxError, ServerInfo, create_client
 from .ingestor import Ingestor
 from .last_states import LastStates
 from .models import HaIngestorConfigEntry, HaIngestorData
+from .registry_mirror import RegistryMirror
+from .repairs import IngestionIssues
+from .services import async_setup_services
 from .spool import Spool, SpoolError
+
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions, which work on whichever entry is loaded."""
+    async_setup_services(hass)
+    return True
 
 
 def _spool_path(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> Path:
@@ -65,21 +96,111 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
         )
 
     ingestor = Ingestor(hass, entry, client, spool, last_states)
-    entry.runtime_data = HaIngestorData(client=client, server=server, ingestor=ingestor)
+    counters = PipelineCounters(hass, entry.entry_id, ingestor)
+    await counters.async_load()
+    # Saved once what is in memory is written or spooled, at unload and at stop.
+    ingestor.add_stop_hook(counters.async_save)
+    coordinator = IngestorCoordinator(hass, entry)
+    entry.runtime_data = HaIngestorData(
+        client=client,
+        server=server,
+        ingestor=ingestor,
+        counters=counters,
+        coordinator=coordinator,
+    )
     ingestor.async_start(async_take_handover(hass, entry))
+    # Should the rest of the setup fail, the pipeline stops with it (an unload has
+    # stopped it already: then this does nothing).
+    entry.async_on_unload(ingestor.async_stop)
+
+    if entry.options.get(CONF_MIRROR_ENABLED):
+        mirror = RegistryMirror(
+            hass,
+            entry.entry_id,
+            Path(
+                entry.options.get(CONF_MIRROR_PATH)
+                or hass.config.path(DEFAULT_MIRROR_FILE)
+            ),
+        )
+        entry.runtime_data.mirror = mirror
+        entry.async_on_unload(mirror.async_stop)
+        await mirror.async_start()
+
+    await coordinator.async_config_entry_first_refresh()
+    entry.async_on_unload(
+        ingestor.async_add_status_listener(coordinator.async_update_now)
+    )
+    entry.async_on_unload(
+        ingestor.async_add_status_listener(partial(_async_status_changed, hass, entry))
+    )
+    issues = IngestionIssues(hass, entry)
+    issues.async_start()
+    entry.async_on_unload(issues.async_stop)
+
+    @callback
+    def _save_counters(_now: datetime) -> None:
+        # Between restarts too, so that a crash loses a few minutes of counts at most.
+        entry.async_create_background_task(
+            hass, counters.async_save(), "ha_ingestor save counters"
+        )
+
+    entry.async_on_unload(
+        async_track_time_interval(
+            hass,
+            _save_counters,
+            SAVE_INTERVAL,
+            name="ha_ingestor save counters",
+            cancel_on_shutdown=True,
+        )
+    )
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+@callback
+def _async_status_changed(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> None:
+    """Ask the server its version again once writing works again (it may be new)."""
+    if not entry.runtime_data.ingestor.batcher.failing:
+        entry.async_create_background_task(
+            hass, _async_refresh_server(hass, entry), "ha_ingestor server version"
+        )
+
+
+async def _async_refresh_server(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry
+) -> None:
+    data = entry.runtime_data
+    try:
+        server = await data.client.ping()
+    except InfluxError as err:
+        LOGGER.debug("InfluxDB at %s did not say its version: %s", entry.title, err)
+        return
+    data.server = server
+    registry = dr.async_get(hass)
+    device = registry.async_get_device_by_identifier(
+        (DOMAIN, entry.entry_id), entry.entry_id
+    )
+    if device is not None and device.sw_version != server.version:
+        registry.async_update_device(device.id, sw_version=server.version)
+    data.coordinator.async_update_now()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> bool:
     """Stop the pipeline; a setup that follows (a reload) gets what fires meanwhile."""
+    if not await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
+        return False
     async_begin_handover(hass, entry)
-    await entry.runtime_data.ingestor.async_stop()
+    data = entry.runtime_data
+    await data.ingestor.async_stop()
+    if data.mirror is not None:
+        await data.mirror.async_stop()
     return True
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> None:
-    """Delete the entry's spool and saved states."""
+    """Delete the entry's spool, saved states and counters."""
     await LastStates(hass, entry.entry_id).async_remove()
+    await counters_store(hass, entry.entry_id).async_remove()
     spool = _spool_path(hass, entry)
     await hass.async_add_executor_job(_delete_sqlite_files, spool)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import contextlib
+from datetime import datetime
 
 from homeassistant.core import callback
+from homeassistant.util import dt as dt_util
 
 from .const import LOGGER
 from .influx_client import InfluxError
@@ -51,6 +53,10 @@ class Batcher:
         # Event-loop time of the next attempt; None while writes succeed.
         self._retry_at: float | None = None
         self._spool_failed = False
+        self._spool_dropping = False
+        # Since when writes fail, and the last failure; None while writes succeed.
+        self.failing_since: datetime | None = None
+        self.last_error: InfluxError | None = None
 
     @property
     def pending(self) -> int:
@@ -78,32 +84,41 @@ class Batcher:
                     await self._wake.wait()
             await self.flush()
 
-    async def flush(self) -> None:
+    async def flush(self, *, force: bool = False) -> InfluxError | None:
         """Write the spool, then memory; while InfluxDB is unavailable, spool memory.
 
         A batch that fails (server down, credentials, missing database) stays where it
         was, and what is in memory goes to the spool; the next attempt waits out a
-        backoff. Rewriting a point InfluxDB may already hold is harmless: it stores one
-        point per series and timestamp.
+        backoff, unless `force`d. Rewriting a point InfluxDB may already hold is
+        harmless: it stores one point per series and timestamp.
+
+        Returns the error this attempt met; None if it succeeded or was not made.
         """
         async with self._flush_lock:
             self._wake.clear()
             loop = asyncio.get_running_loop()
-            if self._retry_at is not None and loop.time() < self._retry_at:
+            if (
+                not force
+                and self._retry_at is not None
+                and loop.time() < self._retry_at
+            ):
                 await self._spill()
-                return
+                return None
             try:
                 await self._write_spool()
                 await self._write_memory()
             except InfluxError as err:
                 self._failed(err, loop.time())
                 await self._spill()
-                return
+                return err
             if self._retry_at is not None:
                 LOGGER.info("Writing to InfluxDB works again")
                 self._retry_at = None
+                self.failing_since = None
+                self.last_error = None
                 self._backoff.reset()
                 self._on_recovery()
+            return None
 
     async def drain(self) -> None:
         """Leave nothing in memory: write it if InfluxDB works, else spool it.
@@ -154,12 +169,19 @@ class Batcher:
         lines, self._lines = self._lines, []
         try:
             # Runs to its end even when flush is cancelled: the lines are stored.
-            await self._spool.append(lines)
+            dropped = await self._spool.append(lines)
         except SpoolError as err:
             self._lines[:0] = lines
             self._log_spool_error(err)
             return
         self._spool_failed = False
+        if dropped and not self._spool_dropping:
+            LOGGER.warning(
+                "The spool is full (%d MB): the oldest points waiting are dropped to "
+                "make room for new ones",
+                self._spool.max_bytes >> 20,
+            )
+        self._spool_dropping = bool(dropped)
 
     def _failed(self, err: InfluxError, now: float) -> None:
         if self._retry_at is None:
@@ -168,6 +190,8 @@ class Batcher:
                 "works again: %s",
                 err,
             )
+            self.failing_since = dt_util.utcnow()
+        self.last_error = err
         self._retry_at = now + self._backoff.next_delay(err.retry_after)
         self._on_failure(err)
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 import contextlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE, EVENT_STATE_CHANGED
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import (
+    CALLBACK_TYPE,
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    State,
+    callback,
+)
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_time_interval
 
 from .batcher import Batcher
@@ -17,8 +26,10 @@ from .const import (
     CONF_BATCH_SIZE,
     CONF_FLUSH_INTERVAL,
     CONF_HEARTBEAT_MINUTES,
+    CONF_INCLUDE_ENTITIES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
+    DOMAIN,
     LOGGER,
 )
 from .filters import StateFilter
@@ -28,6 +39,32 @@ from .normalize import create_encoder, timestamp_us
 from .registry_cache import RegistryCache
 from .spool import Spool, SpoolError
 from .writer import PointWriter
+
+
+class _OwnEntitiesExcluded(StateFilter):
+    """The entry's filter, which also leaves out this integration's own entities.
+
+    Writing them would write a point about every write. An own entity listed among
+    the included entities is written all the same. Decided once per entity, like
+    the rest of the filter.
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        options: Mapping[str, Any],
+        registry: RegistryCache,
+    ) -> None:
+        super().__init__(options, registry)
+        self._hass = hass
+        self._included = frozenset(options.get(CONF_INCLUDE_ENTITIES, []))
+
+    def _decide(self, state: State) -> bool:
+        if state.entity_id not in self._included:
+            entry = er.async_get(self._hass).async_get(state.entity_id)
+            if entry is not None and entry.platform == DOMAIN:
+                return False
+        return super()._decide(state)
 
 
 class Ingestor:
@@ -47,7 +84,7 @@ class Ingestor:
         self.spool = spool
         self._last_states = last_states
         self._registry = RegistryCache(hass)
-        self._keep = StateFilter(entry.options, self._registry)
+        self._keep = _OwnEntitiesExcluded(hass, entry.options, self._registry)
         self.encoder = create_encoder(entry.options, self._registry)
         self.writer = PointWriter(client, self._async_points_refused)
         self.batcher = Batcher(
@@ -61,6 +98,8 @@ class Ingestor:
         )
         self._heartbeat_minutes = int(entry.options.get(CONF_HEARTBEAT_MINUTES, 0))
         self.state_changes_received = 0
+        self._status_listeners: list[Callable[[], None]] = []
+        self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._reauth_started = False
         self._stopped = False
         self._unsubscribers: list[Callable[[], None]] = []
@@ -94,6 +133,26 @@ class Ingestor:
         self._flush_loop = self._entry.async_create_background_task(
             self._hass, self.batcher.run(), "ha_ingestor flush loop"
         )
+
+    @callback
+    def async_add_status_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
+        """Call `listener` after each failed write attempt, and on recovery."""
+        self._status_listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            self._status_listeners.remove(listener)
+
+        return remove
+
+    def add_stop_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Await `hook` when the pipeline stops, once memory is written or spooled."""
+        self._stop_hooks.append(hook)
+
+    @callback
+    def _notify_status(self) -> None:
+        for listener in list(self._status_listeners):
+            listener()
 
     @callback
     def _async_state_changed(self, event: Event[EventStateChangedData]) -> None:
@@ -136,10 +195,12 @@ class Ingestor:
             # Points keep waiting in the spool until the user gives new credentials.
             self._reauth_started = True
             self._entry.async_start_reauth(self._hass)
+        self._notify_status()
 
     @callback
     def _write_recovered(self) -> None:
         self._reauth_started = False
+        self._notify_status()
 
     async def _async_final_write(self, _event: Event) -> None:
         self._unsubscribe_final_write = None  # a once-listener removes itself
@@ -172,5 +233,7 @@ class Ingestor:
                 "Neither InfluxDB nor the spool could take %d points: they are lost",
                 self.batcher.pending,
             )
+        for hook in self._stop_hooks:
+            await hook()
         await self._last_states.async_save()
         await self.spool.close()

@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 import random
+import time
 
-from .influx_client import InfluxClient, InfluxWriteRejectedError
+from homeassistant.util import dt as dt_util
+
+from .influx_client import InfluxClient, InfluxError, InfluxWriteRejectedError
 
 # First and longest wait between two attempts while InfluxDB is unavailable.
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 300.0
+
+# How many distinct write errors the writer remembers, for the diagnostics.
+RECENT_ERRORS = 20
+
+
+@dataclass(slots=True)
+class WriteError:
+    """A distinct error a write met: its type and the server's message."""
+
+    type: str
+    message: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
 
 
 class Backoff:
@@ -55,12 +74,27 @@ class PointWriter:
         self._on_refused = on_refused
         self.points_written = 0
         self.points_refused = 0
+        # When the last request that stored points ended, and how long it took (s).
+        self.last_write: datetime | None = None
+        self.last_latency: float | None = None
+        # The last RECENT_ERRORS distinct errors, keyed by type and message, the
+        # most recent last.
+        self._errors: dict[tuple[str, str], WriteError] = {}
+
+    @property
+    def recent_errors(self) -> list[WriteError]:
+        """The last distinct errors writes met, the most recent first."""
+        return list(reversed(self._errors.values()))
 
     async def write(self, lines: list[str]) -> None:
         """Write `lines`, isolating any the server refuses."""
+        started = time.monotonic()
         try:
             await self._client.write("\n".join(lines).encode())
-        except InfluxWriteRejectedError as err:
+        except InfluxError as err:
+            self._remember(err)
+            if not isinstance(err, InfluxWriteRejectedError):
+                raise
             if len(lines) == 1:
                 self.points_refused += 1
                 await self._on_refused(lines, str(err))
@@ -71,4 +105,17 @@ class PointWriter:
             await self.write(lines[:middle])
             await self.write(lines[middle:])
             return
+        self.last_latency = time.monotonic() - started
+        self.last_write = dt_util.utcnow()
         self.points_written += len(lines)
+
+    def _remember(self, err: InfluxError) -> None:
+        key = (type(err).__name__, str(err))
+        now = dt_util.utcnow()
+        if (seen := self._errors.pop(key, None)) is None:
+            seen = WriteError(key[0], key[1], 0, now, now)
+            if len(self._errors) >= RECENT_ERRORS:
+                del self._errors[next(iter(self._errors))]
+        seen.count += 1
+        seen.last_seen = now
+        self._errors[key] = seen

@@ -1,0 +1,165 @@
+"""The diagnostics download: configuration, counters, spool, quarantine and errors.
+
+Everything a bug report needs to tell where points go, and nothing that lets anyone
+into the database: the password, the token and any credentials in the URL are
+redacted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any, Final
+
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
+from homeassistant.const import CONF_PASSWORD, CONF_TOKEN, CONF_URL, __version__
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.loader import async_get_loaded_integration
+from homeassistant.util import dt as dt_util
+from yarl import URL
+
+from .const import CONF_PRESET, DOMAIN, PRESET_CORE_COMPATIBLE
+from .models import HaIngestorConfigEntry
+from .repairs import ISSUES, issue_id
+from .spool import SpoolError
+
+TO_REDACT: Final = {CONF_PASSWORD, CONF_TOKEN}
+# Quarantined points read to summarize the quarantine.
+QUARANTINE_READ: Final = 1000
+# Distinct quarantine reasons listed.
+QUARANTINE_REASONS: Final = 20
+
+
+def _redact_url(url: str) -> str:
+    """Keep the address, not a user or password written into it."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return REDACTED
+    if parsed.user is None and parsed.password is None:
+        return url
+    return str(parsed.with_user(None))
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _age(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else round((now - moment).total_seconds(), 1)
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry
+) -> dict[str, Any]:
+    """Return the entry's configuration and the state of its pipeline."""
+    data = entry.runtime_data
+    ingestor = data.ingestor
+    batcher, spool, writer = ingestor.batcher, ingestor.spool, ingestor.writer
+    counters = data.counters
+    snapshot = data.coordinator.snapshot()
+    now = dt_util.utcnow()
+    integration = async_get_loaded_integration(hass, DOMAIN)
+
+    entry_data = async_redact_data(dict(entry.data), TO_REDACT)
+    if isinstance(entry_data.get(CONF_URL), str):
+        entry_data[CONF_URL] = _redact_url(entry_data[CONF_URL])
+
+    try:
+        quarantined = await spool.quarantined_points(QUARANTINE_READ)
+        quarantine_error = None
+    except SpoolError as err:
+        quarantined, quarantine_error = [], str(err)
+    reasons = Counter(point.error for point in quarantined)
+
+    issue_registry = ir.async_get(hass)
+    mirror = data.mirror
+    error = batcher.last_error
+    return {
+        "versions": {
+            "home_assistant": __version__,
+            "integration": str(integration.version),
+        },
+        "entry": {
+            "title": entry.title,
+            "data": entry_data,
+            "options": async_redact_data(dict(entry.options), TO_REDACT),
+        },
+        "schema_preset": entry.options.get(CONF_PRESET, PRESET_CORE_COMPATIBLE),
+        "server": None
+        if data.server is None
+        else {"version": data.server.version, "build": data.server.build},
+        "writing": {
+            "connected": snapshot.connected,
+            "failing_since": _time(batcher.failing_since),
+            "last_error": None
+            if error is None
+            else {"type": type(error).__name__, "message": str(error)},
+            "last_write": _time(counters.last_write),
+            "last_write_latency_ms": snapshot.last_write_latency_ms,
+        },
+        "counters": {
+            "state_changes_received": counters.state_changes_received,
+            "points_written": counters.points_written,
+            "points_dropped": counters.points_dropped,
+            "dropped_non_finite_values": counters.dropped_non_finite,
+            "dropped_quarantined_conflicts": counters.dropped_quarantined,
+            "dropped_spool_full": counters.dropped_spool_full,
+            "dropped_spool_full_acknowledged": counters.acknowledged_spool_full,
+            "events_per_minute": snapshot.events_per_minute,
+            "since_start": {
+                "state_changes_received": ingestor.state_changes_received,
+                "points_written": writer.points_written,
+                "points_refused": writer.points_refused,
+                "non_finite_values_dropped": ingestor.encoder.non_finite_dropped,
+                "dropped_spool_full": spool.dropped_full,
+            },
+        },
+        "spool": {
+            "points": spool.count,
+            "in_memory": batcher.pending,
+            "memory_cap": batcher.memory_cap,
+            "size_bytes": spool.size_bytes,
+            "max_bytes": spool.max_bytes,
+            "fill_percent": round(100 * spool.size_bytes / spool.max_bytes, 1),
+            "oldest_point_age_seconds": _age(spool.oldest_time, now),
+        },
+        "quarantine": {
+            "points": spool.quarantined,
+            "oldest_point_age_seconds": _age(
+                quarantined[0].added_at if quarantined else None, now
+            ),
+            "reasons": [
+                {"message": reason, "points": count}
+                for reason, count in reasons.most_common(QUARANTINE_REASONS)
+            ],
+            "read_error": quarantine_error,
+        },
+        "write_errors": [
+            {
+                "type": seen.type,
+                "message": seen.message,
+                "count": seen.count,
+                "first_seen": _time(seen.first_seen),
+                "last_seen": _time(seen.last_seen),
+            }
+            for seen in writer.recent_errors
+        ],
+        "registry_mirror": {"enabled": False}
+        if mirror is None
+        else {
+            "enabled": True,
+            "path": str(mirror.path),
+            "healthy": mirror.healthy,
+            "rows": dict(mirror.rows),
+            "last_sync": _time(mirror.last_sync),
+            "last_error": mirror.last_error,
+        },
+        "repair_issues": [
+            issue
+            for issue in ISSUES
+            if issue_registry.async_get_issue(DOMAIN, issue_id(issue, entry.entry_id))
+            is not None
+        ],
+    }

@@ -1,0 +1,125 @@
+"""Actions: write everything now, and retry the quarantined points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.const import ATTR_CONFIG_ENTRY_ID, CONF_URL
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.service import async_get_config_entry
+import probatio
+
+from .const import DOMAIN
+from .models import HaIngestorConfigEntry
+from .spool import SpoolError
+
+SERVICE_FLUSH = "flush"
+SERVICE_REPLAY_QUARANTINE = "replay_quarantine"
+
+# Without a config entry: the only one there is.
+SCHEMA = probatio.Schema({probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+
+# Quarantined points are released this many at a time.
+_RELEASE_CHUNK = 1000
+
+
+async def async_flush(entry: HaIngestorConfigEntry) -> dict[str, Any]:
+    """Write what is in memory and in the spool now, even during a backoff.
+
+    Returns how many points this wrote and InfluxDB refused, and how many wait and
+    are in quarantine afterwards. Raises HomeAssistantError when InfluxDB cannot be
+    written; the points keep waiting in the spool.
+    """
+    data = entry.runtime_data
+    ingestor = data.ingestor
+    writer = ingestor.writer
+    written, refused = writer.points_written, writer.points_refused
+    error = await ingestor.batcher.flush(force=True)
+    data.coordinator.async_update_now()
+    waiting = ingestor.spool.count + ingestor.batcher.pending
+    if error is not None:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="write_failed",
+            translation_placeholders={
+                "url": entry.data[CONF_URL],
+                "error": str(error),
+                "waiting": str(waiting),
+            },
+        ) from error
+    return {
+        "written": writer.points_written - written,
+        "refused": writer.points_refused - refused,
+        "waiting": waiting,
+        "quarantined": ingestor.spool.quarantined,
+    }
+
+
+async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any]:
+    """Put every quarantined point back in the spool, then write it now.
+
+    For after the cause was fixed (a field's type, say). Points InfluxDB refuses
+    again go back into quarantine. Returns how many were released, and what
+    async_flush returns.
+    """
+    spool = entry.runtime_data.ingestor.spool
+    # Points refused again while this runs are quarantined anew, after these: only
+    # as many as there are now are released.
+    remaining = spool.quarantined
+    released = 0
+    try:
+        while remaining > 0:
+            points = await spool.quarantined_points(min(remaining, _RELEASE_CHUNK))
+            if not points:
+                break
+            released += await spool.release_quarantine(point.id for point in points)
+            remaining -= len(points)
+    except SpoolError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="spool_error",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    return {"released": released} | await async_flush(entry)
+
+
+def _loaded_entry(hass: HomeAssistant, call: ServiceCall) -> HaIngestorConfigEntry:
+    """Return the call's entry (or the only one); ServiceValidationError if not loaded."""
+    entry: HaIngestorConfigEntry = async_get_config_entry(
+        hass, DOMAIN, call.data.get(ATTR_CONFIG_ENTRY_ID)
+    )
+    return entry
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the integration's actions."""
+
+    async def _flush(call: ServiceCall) -> ServiceResponse:
+        return await async_flush(_loaded_entry(hass, call))
+
+    async def _replay_quarantine(call: ServiceCall) -> ServiceResponse:
+        return await async_replay_quarantine(_loaded_entry(hass, call))
+
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_FLUSH,
+        _flush,
+        schema=SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_REPLAY_QUARANTINE,
+        _replay_quarantine,
+        schema=SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
