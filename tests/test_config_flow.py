@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+from aiohttp import web
 from homeassistant.config_entries import SOURCE_USER, ConfigFlowResult
 from homeassistant.const import (
     CONF_PASSWORD,
@@ -463,3 +464,41 @@ async def test_registry_mirror_step(
         CONF_MIRROR_ENABLED: True,
         CONF_MIRROR_PATH: hass.config.path("registry.sqlite"),
     }
+
+
+async def test_unexpected_refusal_of_the_test_write(
+    hass: HomeAssistant, socket_enabled: None
+) -> None:
+    """A server that pings like InfluxDB but refuses the empty write: a form error.
+
+    As an InfluxDB 3 behind a proxy that rejects empty bodies does; the message
+    points to the server's log, and nothing is saved.
+    """
+
+    async def ping(_request: web.Request) -> web.Response:
+        return web.Response(status=204, headers={"X-Influxdb-Version": "3.0"})
+
+    async def write(_request: web.Request) -> web.Response:
+        return web.json_response({"error": "request body is empty"}, status=400)
+
+    app = web.Application()
+    app.router.add_get("/ping", ping)
+    app.router.add_post("/write", write)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        flow_id = await _v1_form(hass)
+        result = await hass.config_entries.flow.async_configure(
+            flow_id,
+            {
+                CONF_URL: f"http://127.0.0.1:{port}",
+                CONF_DATABASE: "home",
+                CONF_VERIFY_SSL: True,
+            },
+        )
+        assert result["errors"] == {"base": "write_rejected"}
+        assert not hass.config_entries.async_entries(DOMAIN)
+    finally:
+        await runner.cleanup()

@@ -102,7 +102,7 @@ async def test_every_option_is_saved_and_shown_again(
         CONF_MEASUREMENT_OVERRIDE: "home",
         CONF_GLOBAL_TAGS: "site=home\n\n  floor_plan = v2 ",
         CONF_IGNORE_ATTRIBUTES: ["friendly_name"],
-        CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "light: effect_list, color_mode\nclimate:x",
+        CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "light: effect_list, color_mode\n\nclimate:x",
         CONF_BATCH_SIZE: 5000,
         CONF_FLUSH_INTERVAL: 2.5,
         CONF_SPOOL_MAX_MB: 64,
