@@ -121,6 +121,10 @@ async def test_v1_retention_policy(
         ({CONF_URL: "not a url"}, {CONF_URL: "invalid_url"}),
         ({CONF_URL: "ftp://127.0.0.1:8086"}, {CONF_URL: "invalid_url"}),
         ({CONF_URL: "http://"}, {CONF_URL: "invalid_url"}),
+        (
+            {CONF_URL: "http://admin:secret@127.0.0.1:8086"},
+            {CONF_URL: "invalid_url"},
+        ),
         ({CONF_PASSWORD: "wrong"}, {CONF_PASSWORD: "invalid_auth"}),
         ({CONF_USERNAME: "", CONF_PASSWORD: ""}, {CONF_PASSWORD: "invalid_auth"}),
         ({CONF_DATABASE: "does_not_exist"}, {CONF_DATABASE: "database_not_found"}),

@@ -106,7 +106,14 @@ def parse_url(url: str) -> URL:
         parsed = URL(url.strip())
     except ValueError as err:
         raise InvalidURLError(url) from err
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    # Credentials belong in their own fields: in the URL they would be stored in
+    # clear text and clash with the Authorization header.
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.host
+        or parsed.user is not None
+        or parsed.password is not None
+    ):
         raise InvalidURLError(url)
     return parsed.with_query(None).with_fragment(None)
 
