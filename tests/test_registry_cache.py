@@ -94,6 +94,7 @@ def _metadata(home: Home, **changes: object) -> EntityMetadata:
         "device": "Thermometer",
         "label_ids": frozenset({home.climate.label_id, home.heating.label_id}),
         "labels": ("Climate", "Heating"),
+        "platform": "test",
     }
     return EntityMetadata(**(metadata | changes))  # type: ignore[arg-type]
 

@@ -3,6 +3,8 @@
 An entity is written when it passes Home Assistant's own entity filter (domains, entity
 ids and globs, as recorder and logbook apply them), matches one of the included device
 classes, areas or labels when any are included, and has none of the excluded ones.
+This integration's own entities are left out unless included by entity id: writing
+them would write a point about every write.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .const import (
     CONF_INCLUDE_ENTITY_GLOBS,
     CONF_INCLUDE_LABELS,
     CONF_SKIP_UNAVAILABLE,
+    DOMAIN,
 )
 from .registry_cache import RegistryCache
 
@@ -62,6 +65,7 @@ class StateFilter:
         self._exclude_areas = frozenset(options.get(CONF_EXCLUDE_AREAS, []))
         self._include_labels = frozenset(options.get(CONF_INCLUDE_LABELS, []))
         self._exclude_labels = frozenset(options.get(CONF_EXCLUDE_LABELS, []))
+        self._included_entities = frozenset(options.get(CONF_INCLUDE_ENTITIES, []))
         self._skip_no_value = options.get(CONF_SKIP_UNAVAILABLE, False)
         self._registry = registry
         self._decisions: dict[str, bool] = {}
@@ -86,9 +90,14 @@ class StateFilter:
         return decision
 
     def _decide(self, state: State) -> bool:
+        metadata = self._registry.get(state.entity_id)
+        if (
+            metadata.platform == DOMAIN
+            and state.entity_id not in self._included_entities
+        ):
+            return False
         if not self._entity_filter(state.entity_id):
             return False
-        metadata = self._registry.get(state.entity_id)
         device_class = metadata.device_class or state.attributes.get(ATTR_DEVICE_CLASS)
         device_classes = frozenset(() if device_class is None else (device_class,))
         areas = frozenset(() if metadata.area_id is None else (metadata.area_id,))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 import contextlib
 from datetime import datetime, timedelta
-from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE, EVENT_STATE_CHANGED
@@ -15,10 +14,8 @@ from homeassistant.core import (
     Event,
     EventStateChangedData,
     HomeAssistant,
-    State,
     callback,
 )
-from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_time_interval
 
 from .batcher import Batcher
@@ -26,10 +23,8 @@ from .const import (
     CONF_BATCH_SIZE,
     CONF_FLUSH_INTERVAL,
     CONF_HEARTBEAT_MINUTES,
-    CONF_INCLUDE_ENTITIES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
-    DOMAIN,
     LOGGER,
 )
 from .filters import StateFilter
@@ -39,32 +34,6 @@ from .normalize import create_encoder, timestamp_us
 from .registry_cache import RegistryCache
 from .spool import Spool, SpoolError
 from .writer import PointWriter
-
-
-class _OwnEntitiesExcluded(StateFilter):
-    """The entry's filter, which also leaves out this integration's own entities.
-
-    Writing them would write a point about every write. An own entity listed among
-    the included entities is written all the same. Decided once per entity, like
-    the rest of the filter.
-    """
-
-    def __init__(
-        self,
-        hass: HomeAssistant,
-        options: Mapping[str, Any],
-        registry: RegistryCache,
-    ) -> None:
-        super().__init__(options, registry)
-        self._hass = hass
-        self._included = frozenset(options.get(CONF_INCLUDE_ENTITIES, []))
-
-    def _decide(self, state: State) -> bool:
-        if state.entity_id not in self._included:
-            entry = er.async_get(self._hass).async_get(state.entity_id)
-            if entry is not None and entry.platform == DOMAIN:
-                return False
-        return super()._decide(state)
 
 
 class Ingestor:
@@ -84,7 +53,7 @@ class Ingestor:
         self.spool = spool
         self._last_states = last_states
         self._registry = RegistryCache(hass)
-        self._keep = _OwnEntitiesExcluded(hass, entry.options, self._registry)
+        self._keep = StateFilter(entry.options, self._registry)
         self.encoder = create_encoder(entry.options, self._registry)
         self.writer = PointWriter(client, self._async_points_refused)
         self.batcher = Batcher(

@@ -40,6 +40,8 @@ class EntityMetadata:
     """The labels of the entity and of its device, as in Home Assistant's targets."""
     labels: tuple[str, ...]
     """The names of those labels, sorted."""
+    platform: str | None = None
+    """The integration that registered the entity."""
 
 
 UNREGISTERED: Final = EntityMetadata(
@@ -169,6 +171,7 @@ class RegistryCache:
             device=None if device is None else device.name_by_user or device.name,
             label_ids=label_ids,
             labels=tuple(labels),
+            platform=entity.platform,
         )
         return metadata, frozenset(sources)
 
