@@ -108,7 +108,7 @@ class IngestionIssues:
             self._quarantine_task.cancel()
             self._quarantine_task = None
         for issue in ISSUES:
-            ir.async_delete_issue(self._hass, DOMAIN, self._id(issue))
+            self._delete(issue)
 
     @callback
     def _async_tick(self, _now: datetime) -> None:
@@ -134,6 +134,26 @@ class IngestionIssues:
     def _delete(self, issue: str) -> None:
         ir.async_delete_issue(self._hass, DOMAIN, self._id(issue))
 
+    def _raise(
+        self,
+        issue: str,
+        severity: ir.IssueSeverity,
+        placeholders: dict[str, str],
+        *,
+        fixable: bool = False,
+    ) -> None:
+        """Raise or update `issue`; its text names the entry. A fix flow gets its id."""
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            self._id(issue),
+            data={"entry_id": self._entry.entry_id} if fixable else None,
+            is_fixable=fixable,
+            severity=severity,
+            translation_key=issue,
+            translation_placeholders={"title": self._entry.title, **placeholders},
+        )
+
     def _backlog(self) -> int:
         ingestor = self._entry.runtime_data.ingestor
         return ingestor.spool.count + ingestor.batcher.pending
@@ -150,34 +170,20 @@ class IngestionIssues:
         url = self._entry.data[CONF_URL]
         if isinstance(error, InfluxNotFoundError):
             self._delete(ISSUE_UNREACHABLE)
-            ir.async_create_issue(
-                self._hass,
-                DOMAIN,
-                self._id(ISSUE_TARGET_MISSING),
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key=ISSUE_TARGET_MISSING,
-                translation_placeholders={
-                    "title": self._entry.title,
-                    "url": url,
-                    "error": str(error),
-                    "backlog": str(self._backlog()),
-                },
+            self._raise(
+                ISSUE_TARGET_MISSING,
+                ir.IssueSeverity.ERROR,
+                {"url": url, "error": str(error), "backlog": str(self._backlog())},
             )
             return
         self._delete(ISSUE_TARGET_MISSING)
         failing_for = dt_util.utcnow() - since
         if failing_for < UNREACHABLE_AFTER:
             return
-        ir.async_create_issue(
-            self._hass,
-            DOMAIN,
-            self._id(ISSUE_UNREACHABLE),
-            is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key=ISSUE_UNREACHABLE,
-            translation_placeholders={
-                "title": self._entry.title,
+        self._raise(
+            ISSUE_UNREACHABLE,
+            ir.IssueSeverity.ERROR,
+            {
                 "url": url,
                 "error": str(error),
                 "minutes": str(int(failing_for.total_seconds() // 60)),
@@ -193,15 +199,10 @@ class IngestionIssues:
         ):
             self._delete(ISSUE_SPOOL_NEARLY_FULL)
             return
-        ir.async_create_issue(
-            self._hass,
-            DOMAIN,
-            self._id(ISSUE_SPOOL_NEARLY_FULL),
-            is_fixable=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=ISSUE_SPOOL_NEARLY_FULL,
-            translation_placeholders={
-                "title": self._entry.title,
+        self._raise(
+            ISSUE_SPOOL_NEARLY_FULL,
+            ir.IssueSeverity.WARNING,
+            {
                 "percent": str(math.floor(share * 100)),
                 "size_mb": str(spool.size_bytes >> 20),
                 "max_mb": str(spool.max_bytes >> 20),
@@ -216,19 +217,14 @@ class IngestionIssues:
         if unacknowledged <= 0:
             self._delete(ISSUE_POINTS_DROPPED)
             return
-        ir.async_create_issue(
-            self._hass,
-            DOMAIN,
-            self._id(ISSUE_POINTS_DROPPED),
-            data={"entry_id": self._entry.entry_id},
-            is_fixable=True,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key=ISSUE_POINTS_DROPPED,
-            translation_placeholders={
-                "title": self._entry.title,
+        self._raise(
+            ISSUE_POINTS_DROPPED,
+            ir.IssueSeverity.ERROR,
+            {
                 "count": str(unacknowledged),
                 "max_mb": str(data.ingestor.spool.max_bytes >> 20),
             },
+            fixable=True,
         )
 
     def _check_quarantine(self) -> None:
@@ -259,20 +255,15 @@ class IngestionIssues:
         count = spool.quarantined
         if not count:
             return
-        ir.async_create_issue(
-            self._hass,
-            DOMAIN,
-            self._id(ISSUE_POINTS_QUARANTINED),
-            data={"entry_id": self._entry.entry_id},
-            is_fixable=True,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=ISSUE_POINTS_QUARANTINED,
-            translation_placeholders={
-                "title": self._entry.title,
+        self._raise(
+            ISSUE_POINTS_QUARANTINED,
+            ir.IssueSeverity.WARNING,
+            {
                 "count": str(count),
                 "entities": _entities_text(points),
                 "error": points[-1].error if points else "",
             },
+            fixable=True,
         )
         self._quarantine_described = count
 
