@@ -205,7 +205,7 @@ class IngestorCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             and (data.server is not None or writer.last_write is not None),
             state_changes_received=received,
             points_written=counters.points_written,
-            points_waiting=spool.count + ingestor.batcher.pending,
+            points_waiting=ingestor.points_waiting,
             spool_bytes=spool.size_bytes,
             dropped_non_finite=counters.dropped_non_finite,
             dropped_quarantined=counters.dropped_quarantined,

@@ -103,6 +103,11 @@ class Ingestor:
             self._hass, self.batcher.run(), "ha_ingestor flush loop"
         )
 
+    @property
+    def points_waiting(self) -> int:
+        """Points not written yet: in the spool and in memory."""
+        return self.spool.count + self.batcher.pending
+
     @callback
     def async_add_status_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
         """Call `listener` after each failed write attempt, and on recovery."""

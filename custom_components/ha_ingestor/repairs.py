@@ -155,8 +155,7 @@ class IngestionIssues:
         )
 
     def _backlog(self) -> int:
-        ingestor = self._entry.runtime_data.ingestor
-        return ingestor.spool.count + ingestor.batcher.pending
+        return self._entry.runtime_data.ingestor.points_waiting
 
     def _check_writes(self) -> None:
         batcher = self._entry.runtime_data.ingestor.batcher

@@ -44,7 +44,7 @@ async def async_flush(entry: HaIngestorConfigEntry) -> dict[str, Any]:
     written, refused = writer.points_written, writer.points_refused
     error = await ingestor.batcher.flush(force=True)
     data.coordinator.async_update_now()
-    waiting = ingestor.spool.count + ingestor.batcher.pending
+    waiting = ingestor.points_waiting
     if error is not None:
         raise HomeAssistantError(
             translation_domain=DOMAIN,
