@@ -68,6 +68,13 @@ _provision_root() {
   mountpoint -q "$PY_ROOT/proc" || mount -t proc proc "$PY_ROOT/proc"
   mountpoint -q "$PY_ROOT/dev" || mount --rbind /dev "$PY_ROOT/dev"
   mkdir -p "$PY_ROOT$REPO"
+  # A mount left by an earlier clone at the same path (CI reuses paths) still shows the
+  # deleted directory: nothing can be created in it. Same device and inode, or mount anew.
+  if mountpoint -q "$PY_ROOT$REPO" &&
+    [ "$(stat -c %d:%i "$REPO")" != "$(stat -c %d:%i "$PY_ROOT$REPO")" ]; then
+    _log "replacing a stale mount of an earlier checkout at $PY_ROOT$REPO"
+    umount -l "$PY_ROOT$REPO"
+  fi
   mountpoint -q "$PY_ROOT$REPO" || mount --bind "$REPO" "$PY_ROOT$REPO"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     _log "installing system packages in $PY_ROOT: ${SYSTEM_PACKAGES[*]} ${BROWSER_PACKAGES[*]}"
