@@ -119,6 +119,13 @@ class RecordedRequest(NamedTuple):
     status: int
 
 
+class RecordedBody(NamedTuple):
+    """A write request's body as it arrived: its Content-Encoding and size on the wire."""
+
+    content_encoding: str
+    size: int
+
+
 class LineProtocolError(ValueError):
     """A batch the 2.x parser rejects; ``str()`` is the message the server answers."""
 
@@ -828,6 +835,7 @@ class InfluxDBv2TestServer:
         self.commit = commit
         self.max_body_bytes = max_body_bytes
         self.requests: list[RecordedRequest] = []
+        self.write_bodies: list[RecordedBody] = []
         self._created = _rfc3339_nano(time.time_ns())
         self._grants = {token: _Grant(can_write=True, readable=None)}
         for ro_token, names in (read_only_tokens or {}).items():
@@ -1017,7 +1025,9 @@ class InfluxDBv2TestServer:
         if not bucket_ref:
             raise _ApiError("not found", "bucket not found")
         body = await request.content.read()
-        gzipped = request.headers.get("Content-Encoding") in {"gzip", "x-gzip"}
+        encoding = request.headers.get("Content-Encoding", "")
+        self.write_bodies.append(RecordedBody(encoding, len(body)))
+        gzipped = encoding in {"gzip", "x-gzip"}
         if gzipped and not _has_gzip_header(body):
             raise _ApiError("internal error", _INTERNAL_MESSAGE)
         self._check_org(query)

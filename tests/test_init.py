@@ -12,10 +12,16 @@ from homeassistant.helpers.storage import STORAGE_DIR
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.ha_ingestor.const import CONF_DATABASE, DOMAIN
+from custom_components.ha_ingestor.const import (
+    CONF_DATABASE,
+    CONF_FLUSH_INTERVAL,
+    CONF_GZIP,
+    DOMAIN,
+)
 
-from .conftest import wait_until
+from .conftest import v2_entry_data, wait_until
 from .influxdb_v1_server import InfluxDBv1Server, free_port
+from .influxdb_v2_server import InfluxDBv2TestServer
 
 
 async def test_setup_and_unload(
@@ -30,6 +36,56 @@ async def test_setup_and_unload(
 
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.NOT_LOADED
+
+
+async def test_gzip_option_writes_to_influxdb(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """With the gzip option on, the entry validates and its points reach influxd."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={CONF_GZIP: True, CONF_FLUSH_INTERVAL: 0.05}
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.runtime_data.server is not None
+
+    for watts in range(50):
+        hass.states.async_set("sensor.power", str(watts), {"unit_of_measurement": "W"})
+    writer = config_entry.runtime_data.ingestor.writer
+    await wait_until(lambda: writer.points_written == 50, "50 points written")
+    rows = influxdb.rows('SELECT "value" FROM "W"', database)
+    assert [row["value"] for row in rows] == [float(watts) for watts in range(50)]
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+@pytest.mark.parametrize(
+    ("options", "content_encoding"), [({CONF_GZIP: True}, "gzip"), ({}, "")]
+)
+async def test_gzip_option_compresses_the_entrys_writes(
+    hass: HomeAssistant,
+    influxdb_v2: InfluxDBv2TestServer,
+    options: dict[str, Any],
+    content_encoding: str,
+) -> None:
+    """The option reaches the entry's client: its writes are gzip only when it is on."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data=v2_entry_data(influxdb_v2),
+        options=options | {CONF_FLUSH_INTERVAL: 0.05},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
+    await wait_until(lambda: len(influxdb_v2.points("ha")) == 1, "the point is stored")
+
+    # Validation's empty body aside, the one batch carries the point.
+    assert [
+        body.content_encoding for body in influxdb_v2.write_bodies if body.size
+    ] == [content_encoding]
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 @pytest.mark.parametrize(

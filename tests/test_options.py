@@ -29,6 +29,7 @@ from custom_components.ha_ingestor.const import (
     CONF_EXCLUDE_LABELS,
     CONF_FLUSH_INTERVAL,
     CONF_GLOBAL_TAGS,
+    CONF_GZIP,
     CONF_HEARTBEAT_MINUTES,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
@@ -105,6 +106,7 @@ async def test_every_option_is_saved_and_shown_again(
         CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "light: effect_list, color_mode\n\nclimate:x",
         CONF_BATCH_SIZE: 5000,
         CONF_FLUSH_INTERVAL: 2.5,
+        CONF_GZIP: True,
         CONF_SPOOL_MAX_MB: 64,
         CONF_HEARTBEAT_MINUTES: 15,
     }
@@ -232,6 +234,20 @@ async def test_registry_mirror_option(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert loaded_entry.options[CONF_MIRROR_ENABLED] is True
     assert loaded_entry.options[CONF_MIRROR_PATH] == hass.config.path("mirror.sqlite")
+
+
+async def test_gzip_is_off_until_chosen_and_then_kept(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """The delivery form stores compression off by default; once on, it shows it on."""
+    stored = []
+    for changes in ({}, {CONF_GZIP: True}, {}):
+        result = await save_options(hass, loaded_entry, changes)
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        stored.append(loaded_entry.options[CONF_GZIP])
+    # The last save changed nothing: the form offered the stored value.
+    assert stored == [False, True, True]
+    assert loaded_entry.state is ConfigEntryState.LOADED
 
 
 async def test_a_corrected_form_goes_on(

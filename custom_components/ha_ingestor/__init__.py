@@ -15,9 +15,11 @@ from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.typing import ConfigType
 
 from .const import (
+    CONF_GZIP,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
     CONF_SPOOL_MAX_MB,
+    DEFAULT_GZIP,
     DEFAULT_MIRROR_FILE,
     DEFAULT_SPOOL_MAX_MB,
     DOMAIN,
@@ -82,7 +84,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     last_states = LastStates(hass, entry.entry_id)
     await last_states.async_load()
 
-    client = create_client(hass, entry.data)
+    client = create_client(
+        hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
+    )
     server: ServerInfo | None = None
     try:
         server = await client.validate()

@@ -75,4 +75,8 @@ DEFAULT_FLUSH_INTERVAL: Final = 1.0
 BATCH_SIZE_RANGE: Final = (100, 100_000)
 FLUSH_INTERVAL_RANGE: Final = (0.1, 60.0)
 
+# Gzip-compressed write requests: fewer bytes to a remote server, only CPU on localhost.
+CONF_GZIP: Final = "gzip"
+DEFAULT_GZIP: Final = False
+
 REQUEST_TIMEOUT: Final = 10.0

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
+import gzip
 from http import HTTPStatus
 import json
 from typing import Any
 
 import aiohttp
+from aiohttp import hdrs
 from homeassistant.const import (
     CONF_PASSWORD,
     CONF_TOKEN,
@@ -147,12 +151,18 @@ class InfluxClient(ABC):
         write_path: str,
         write_query: Mapping[str, str],
         headers: Mapping[str, str],
+        *,
+        gzip: bool = False,
     ) -> None:
-        """Use HA's shared session; never one of our own."""
+        """Use HA's shared session; never one of our own. `gzip` compresses writes."""
         self._session = session
         self._base_url = url
         self._write_url = self._endpoint(write_path).with_query(write_query)
         self._headers = headers
+        # Built once, not per write; None while writes go uncompressed.
+        self._gzip_headers: Mapping[str, str] | None = (
+            {**headers, hdrs.CONTENT_ENCODING: "gzip"} if gzip else None
+        )
         self._timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
 
     def _endpoint(self, path: str) -> URL:
@@ -164,11 +174,19 @@ class InfluxClient(ABC):
         """Name the configured thing a 404 (or 1.x's missing retention policy) refers to."""
 
     async def _request(
-        self, method: str, url: URL, body: bytes | None = None
+        self,
+        method: str,
+        url: URL,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[int, Mapping[str, str], str]:
         try:
             async with self._session.request(
-                method, url, data=body, headers=self._headers, timeout=self._timeout
+                method,
+                url,
+                data=body,
+                headers=self._headers if headers is None else headers,
+                timeout=self._timeout,
             ) as response:
                 return response.status, response.headers, await response.text()
         except aiohttp.ClientSSLError as err:
@@ -197,7 +215,18 @@ class InfluxClient(ABC):
 
     async def write(self, body: bytes) -> None:
         """Write line protocol, raising the InfluxError that says what went wrong."""
-        status, headers, text = await self._request("POST", self._write_url, body)
+        request_headers = self._headers
+        # An empty body (validation) stays as it is: there is nothing to save.
+        if self._gzip_headers is not None and body:
+            # In the executor, so the event loop never waits on it (zlib releases the
+            # GIL); level 1 is fast and still shrinks line protocol several times.
+            body = await asyncio.get_running_loop().run_in_executor(
+                None, partial(gzip.compress, body, compresslevel=1, mtime=0)
+            )
+            request_headers = self._gzip_headers
+        status, headers, text = await self._request(
+            "POST", self._write_url, body, request_headers
+        )
         if status == HTTPStatus.NO_CONTENT:
             return
         self._raise_for_write(status, headers, _error_message(text))
@@ -245,6 +274,7 @@ class InfluxV1Client(InfluxClient):
         retention_policy: str = "",
         username: str = "",
         password: str = "",
+        gzip: bool = False,
     ) -> None:
         """Write to `database`, optionally into a retention policy, optionally as a user."""
         query = {"db": database, "precision": "u"}
@@ -253,7 +283,7 @@ class InfluxV1Client(InfluxClient):
         headers = {}
         if username or password:
             headers["Authorization"] = aiohttp.encode_basic_auth(username, password)
-        super().__init__(session, url, "/write", query, headers)
+        super().__init__(session, url, "/write", query, headers, gzip=gzip)
 
     def _not_found(self, message: str) -> InfluxNotFoundError:
         if "retention policy" in message:
@@ -272,6 +302,7 @@ class InfluxV2Client(InfluxClient):
         token: str,
         organization: str,
         bucket: str,
+        gzip: bool = False,
     ) -> None:
         """Write to `bucket` of `organization` with an API token."""
         super().__init__(
@@ -280,6 +311,7 @@ class InfluxV2Client(InfluxClient):
             "/api/v2/write",
             {"org": organization, "bucket": bucket, "precision": "us"},
             {"Authorization": f"Token {token}"},
+            gzip=gzip,
         )
 
     def _not_found(self, message: str) -> InfluxNotFoundError:
@@ -297,8 +329,10 @@ class InfluxV2Client(InfluxClient):
                 raise
 
 
-def create_client(hass: HomeAssistant, data: Mapping[str, Any]) -> InfluxClient:
-    """Build the client a config entry's data describes."""
+def create_client(
+    hass: HomeAssistant, data: Mapping[str, Any], *, gzip: bool = False
+) -> InfluxClient:
+    """Build the client a config entry's data describes; `gzip` compresses writes."""
     session = async_get_clientsession(hass, verify_ssl=data[CONF_VERIFY_SSL])
     url = parse_url(data[CONF_URL])
     if data[CONF_API_VERSION] == API_V2:
@@ -308,6 +342,7 @@ def create_client(hass: HomeAssistant, data: Mapping[str, Any]) -> InfluxClient:
             token=data[CONF_TOKEN],
             organization=data[CONF_ORGANIZATION],
             bucket=data[CONF_BUCKET],
+            gzip=gzip,
         )
     return InfluxV1Client(
         session,
@@ -316,4 +351,5 @@ def create_client(hass: HomeAssistant, data: Mapping[str, Any]) -> InfluxClient:
         retention_policy=data.get(CONF_RETENTION_POLICY) or "",
         username=data.get(CONF_USERNAME) or "",
         password=data.get(CONF_PASSWORD) or "",
+        gzip=gzip,
     )

@@ -44,6 +44,7 @@ from .const import (
     CONF_EXCLUDE_LABELS,
     CONF_FLUSH_INTERVAL,
     CONF_GLOBAL_TAGS,
+    CONF_GZIP,
     CONF_HEARTBEAT_MINUTES,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
@@ -62,6 +63,7 @@ from .const import (
     CONF_SPOOL_MAX_MB,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_GZIP,
     DEFAULT_MIRROR_FILE,
     DEFAULT_SPOOL_MAX_MB,
     FLUSH_INTERVAL_RANGE,
@@ -225,7 +227,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
     async def async_step_delivery(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Choose how points reach InfluxDB: batches, spool and heartbeat."""
+        """Choose how points reach InfluxDB: batches, compression, spool, heartbeat."""
         if user_input is not None:
             self._options.update(user_input)
             return await self.async_step_registry_mirror()
@@ -354,6 +356,7 @@ _DELIVERY_SCHEMA = probatio.Schema(
         probatio.Required(CONF_FLUSH_INTERVAL, default=DEFAULT_FLUSH_INTERVAL): (
             _number(*FLUSH_INTERVAL_RANGE, 0.1, "s")
         ),
+        probatio.Required(CONF_GZIP, default=DEFAULT_GZIP): BooleanSelector(),
         probatio.Required(CONF_SPOOL_MAX_MB, default=DEFAULT_SPOOL_MAX_MB): _number(
             *SPOOL_MAX_MB_RANGE, 1, "MiB"
         ),
