@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from unittest.mock import patch
+
+from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -14,11 +18,11 @@ from .influxdb_v2_server import InfluxDBv2TestServer
 
 
 async def _setup_v2(
-    hass: HomeAssistant, server: InfluxDBv2TestServer
+    hass: HomeAssistant, server: InfluxDBv2TestServer, **data: str
 ) -> MockConfigEntry:
     entry = MockConfigEntry(
         domain=DOMAIN,
-        data=v2_entry_data(server),
+        data=v2_entry_data(server) | data,
         options={CONF_FLUSH_INTERVAL: 0.05},
     )
     entry.add_to_hass(hass)
@@ -69,6 +73,55 @@ async def test_server_busy_is_retried(
     assert [r.status for r in influxdb_v2.requests if r.path == "/api/v2/write"][
         1:4
     ] == [503, 503, 503]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_unreachable_server_is_pinged_before_the_backoff_ends(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """Once the server is back, the catch-up starts at the next ping, not the retry."""
+    # Every backoff is now at least 150 s: only the ping can bring the points in time.
+    with (
+        patch("custom_components.ha_ingestor.writer.FIRST_BACKOFF", 1000.0),
+        patch("custom_components.ha_ingestor.batcher.PROBE_INTERVAL", 0.2),
+    ):
+        entry = await _setup_v2(hass, influxdb_v2)
+        batcher = entry.runtime_data.ingestor.batcher
+        spool = entry.runtime_data.ingestor.spool
+        await influxdb_v2.stop()
+        for i in range(100):
+            hass.states.async_set("sensor.probe", str(i), {"unit_of_measurement": "W"})
+        await wait_until(lambda: spool.count == 100, "100 points in the spool")
+        requests_before = len(influxdb_v2.requests)
+
+        await influxdb_v2.start()
+        await wait_until(
+            lambda: len(influxdb_v2.points("ha")) == 100, "100 points", seconds=5
+        )
+        # The spool is emptied a moment after the server has the points.
+        await wait_until(lambda: not batcher.failing, "recovered", seconds=5)
+        assert spool.count == 0
+        ping, write = influxdb_v2.requests[requests_before:][:2]
+        assert (ping.path, ping.status) == ("/ping", 204)
+        assert (write.path, write.status) == ("/api/v2/write", 204)
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_server_that_answers_with_an_error_is_not_pinged(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """Refused credentials do not heal by themselves: the backoff alone paces retries."""
+    with patch("custom_components.ha_ingestor.batcher.PROBE_INTERVAL", 0.05):
+        entry = await _setup_v2(hass, influxdb_v2, **{CONF_TOKEN: "revoked"})
+        batcher = entry.runtime_data.ingestor.batcher
+        hass.states.async_set("sensor.probe", "1", {"unit_of_measurement": "W"})
+        await wait_until(lambda: batcher.failing, "the write refused")
+        failed_at = len(influxdb_v2.requests)
+        # Ten probe intervals, within the first backoffs (1 s, then 2 s).
+        await asyncio.sleep(0.5)
+    since_failure = influxdb_v2.requests[failed_at:]
+    assert all(request.path == "/api/v2/write" for request in since_failure)
+    assert all(request.status == 401 for request in since_failure)
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -3,7 +3,9 @@
 While InfluxDB answers, the spool is replayed first (oldest first, original
 timestamps), then memory is written. While it does not, memory is moved to the spool
 every flush interval, so that a hard kill loses one interval of points at most, and the
-next attempt waits out a backoff.
+next attempt waits out a backoff. While InfluxDB cannot be reached at all, it is pinged
+every PROBE_INTERVAL, so the catch-up starts soon after it is back, however long the
+backoff has grown.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from homeassistant.core import callback
 from homeassistant.util import dt as dt_util
 
 from .const import LOGGER
-from .influx_client import InfluxError
+from .influx_client import InfluxError, InfluxUnreachableError
 from .spool import Spool, SpoolError
 from .writer import Backoff, PointWriter
 
 # Memory holds at most this many batches; beyond them, points go to the spool.
 MEMORY_CAP_BATCHES = 10
+# Seconds between pings while InfluxDB cannot be reached. A ping is cheap for the
+# server, unlike the write the backoff holds back (up to 5 minutes).
+PROBE_INTERVAL = 10.0
 
 
 class Batcher:
@@ -52,6 +57,8 @@ class Batcher:
         self._backoff = Backoff()
         # Event-loop time of the next attempt; None while writes succeed.
         self._retry_at: float | None = None
+        # Event-loop time of the next ping, while InfluxDB cannot be reached.
+        self._probe_at = 0.0
         self._spool_failed = False
         self._spool_dropping = False
         # Since when writes fail, and the last failure; None while writes succeed.
@@ -103,7 +110,8 @@ class Batcher:
                 and loop.time() < self._retry_at
             ):
                 await self._spill()
-                return None
+                if not await self._back_before_retry(loop.time()):
+                    return None
             try:
                 await self._write_spool()
                 await self._write_memory()
@@ -119,6 +127,19 @@ class Batcher:
                 self._backoff.reset()
                 self._on_recovery()
             return None
+
+    async def _back_before_retry(self, now: float) -> bool:
+        """Whether an InfluxDB that could not be reached answers a ping again.
+
+        Only for unreachable servers: one that answered with an error (credentials,
+        database, overload) answers pings all along.
+        """
+        if not isinstance(self.last_error, InfluxUnreachableError) or (
+            now < self._probe_at
+        ):
+            return False
+        self._probe_at = now + PROBE_INTERVAL
+        return await self._writer.server_answers()
 
     async def drain(self) -> None:
         """Leave nothing in memory: write it if InfluxDB works, else spool it.
@@ -193,6 +214,7 @@ class Batcher:
             self.failing_since = dt_util.utcnow()
         self.last_error = err
         self._retry_at = now + self._backoff.next_delay(err.retry_after)
+        self._probe_at = now + PROBE_INTERVAL
         self._on_failure(err)
 
     def _log_spool_error(self, err: SpoolError) -> None:

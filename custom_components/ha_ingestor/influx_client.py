@@ -58,6 +58,10 @@ class InfluxConnectionError(InfluxError):
         self.retry_after = retry_after
 
 
+class InfluxUnreachableError(InfluxConnectionError):
+    """No answer at all: connection refused or reset, timed out, name not resolved."""
+
+
 class InfluxSSLError(InfluxConnectionError):
     """The TLS handshake or the server's certificate was rejected."""
 
@@ -192,7 +196,7 @@ class InfluxClient(ABC):
         except aiohttp.ClientSSLError as err:
             raise InfluxSSLError(str(err)) from err
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
-            raise InfluxConnectionError(str(err) or type(err).__name__) from err
+            raise InfluxUnreachableError(str(err) or type(err).__name__) from err
 
     async def ping(self) -> ServerInfo:
         """Return the server's version; raise InfluxConnectionError if it is no InfluxDB.

@@ -86,6 +86,14 @@ class PointWriter:
         """The last distinct errors writes met, the most recent first."""
         return list(reversed(self._errors.values()))
 
+    async def server_answers(self) -> bool:
+        """Whether InfluxDB answers a ping; nothing is written."""
+        try:
+            await self._client.ping()
+        except InfluxError:
+            return False
+        return True
+
     async def write(self, lines: list[str]) -> None:
         """Write `lines`, isolating any the server refuses."""
         started = time.monotonic()
