@@ -1,28 +1,48 @@
 """scripts/bench, small: every mode and the outage scenarios run and report correctly.
 
-One session of a few thousand state changes (all five modes, one repeat, a 12 s outage run
-and a down-burst per exporter) runs once for the module against the benchmark's own
-InfluxDB, which the tests then query themselves. Nothing here asserts on speed.
+One session of a few thousand state changes (all six modes, one repeat, a 12 s outage run
+per exporter, a down-burst per exporter and for mode l) runs once for the module against
+the benchmark's own InfluxDB, which the tests then query themselves. Nothing here asserts
+on speed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+import json
 import math
 import os
 from pathlib import Path
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
 
+from custom_components.ha_ingestor.batcher import MEMORY_CAP_BATCHES
+from custom_components.ha_ingestor.const import DEFAULT_BATCH_SIZE
+from scripts.bench_ha.__main__ import options_from, parse_args
 from scripts.bench_ha.chart import write_chart
-from scripts.bench_ha.ha_config import ALL_MODES, MODE_NAMES, MODES, REPO
-from scripts.bench_ha.influxdb import InfluxServer, PointCounter, running_influxdb
+from scripts.bench_ha.child import EXPORTER_DOMAINS
+from scripts.bench_ha.ha_config import (
+    ALL_MODES,
+    INGESTOR_OPTIONS,
+    MODE_NAMES,
+    MODES,
+    REPO,
+    write_config_dir,
+)
+from scripts.bench_ha.influxdb import (
+    InfluxConnection,
+    InfluxServer,
+    PointCounter,
+    running_influxdb,
+)
 from scripts.bench_ha.orchestrate import (
     EXPORTER_MODES,
+    MEMORY_REFERENCE,
     BenchOptions,
     BenchResults,
     interleaved,
@@ -30,7 +50,7 @@ from scripts.bench_ha.orchestrate import (
 )
 from scripts.bench_ha.probes import percentile
 from scripts.bench_ha.pyspy import summarize_profile
-from scripts.bench_ha.report import Session, render
+from scripts.bench_ha.report import STATED_OVERHEAD_MIB, Session, render
 from scripts.bench_ha.results import METRICS, RunResult
 from scripts.bench_ha.workload import make_entities
 
@@ -39,12 +59,18 @@ from .influxdb_v1_server import sockets_allowed
 # The session below takes about three minutes on two busy cores.
 pytestmark = pytest.mark.timeout(900)
 
-EVENTS = 3000
+EVENTS = 2000
 OPTIONS = BenchOptions(
     events=EVENTS, repeats=1, modes=ALL_MODES, outage=True, outage_seconds=12.0
 )
 # Metrics a mode without an exporter has nothing to report for.
 EXPORTER_ONLY = {"persisted_per_s", "stored_pct"}
+RATIO = r"\d+\.\d\dx"
+GZIP_NOTE = re.compile(
+    rf"^gzip on \(g\) vs off \(c\): CPU / state change {RATIO},"
+    rf" points persisted /s {RATIO}, loop lag p99 {RATIO}$",
+    re.MULTILINE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +99,18 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchSession]:
 def runs_of(bench: BenchSession, scenario: str) -> list[RunResult]:
     """The session's runs of one scenario."""
     return [run for run in bench.results.runs if run.scenario == scenario]
+
+
+def table_after(report: str, heading: str) -> dict[str, dict[str, str]]:
+    """The rows of the first table after `heading`: first cell -> column -> cell."""
+    rows: list[list[str]] = []
+    for line in report[report.index(heading) :].splitlines():
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif rows:
+            break
+    header, _rule, *body = rows
+    return {row[0]: dict(zip(header, row, strict=True)) for row in body}
 
 
 def points_in_influxdb(server: InfluxServer, run: RunResult) -> int:
@@ -150,8 +188,26 @@ def test_outage_runs_report_what_was_lost(bench: BenchSession) -> None:
         assert 0 <= run.stored_in_outage <= run.fired_in_outage, run
         assert run.stored, run
     down_bursts = runs_of(bench, "down_burst")
-    assert sorted(run.mode for run in down_bursts) == sorted(EXPORTER_MODES)
+    assert sorted(run.mode for run in down_bursts) == sorted(
+        [*EXPORTER_MODES, MEMORY_REFERENCE]
+    )
     assert all(run.events == EVENTS for run in down_bursts)
+
+
+def test_down_burst_knows_the_buffer_cap(bench: BenchSession) -> None:
+    """HA Ingestor's down-bursts know their buffer cap; mode l's stores nothing."""
+    down_bursts = {run.mode: run for run in runs_of(bench, "down_burst")}
+    reference = down_bursts[MEMORY_REFERENCE]
+    assert reference.stored is None
+    assert reference.buffer_cap_mib is None
+    assert reference.peak_rss_mib >= reference.rss_before_mib > 0
+    for mode in INGESTOR_OPTIONS:
+        run = down_bursts[mode]
+        assert run.batch_size == DEFAULT_BATCH_SIZE, run
+        assert run.buffer_cap_lines == DEFAULT_BATCH_SIZE * MEMORY_CAP_BATCHES, run
+        # Measurement, tags, the state and its attributes, `seq` and the time.
+        assert run.mean_line_bytes is not None
+        assert 100 < run.mean_line_bytes < 1000, run
 
 
 def test_report_and_chart(bench: BenchSession) -> None:
@@ -164,7 +220,31 @@ def test_report_and_chart(bench: BenchSession) -> None:
         assert f"| {metric.label} |" in report
     assert "## Targets (issue 7)" in report
     assert "## Outage:" in report
-    assert "with InfluxDB down: memory" in report
+    assert GZIP_NOTE.search(report), report
+    cap_lines = DEFAULT_BATCH_SIZE * MEMORY_CAP_BATCHES
+    assert (
+        f"HA Ingestor holds at most {cap_lines:,} lines in memory"
+        f" ({MEMORY_CAP_BATCHES} batches of {DEFAULT_BATCH_SIZE:,}); the rest waits"
+        " in the spool. Stated bound: growth over (l) ≤ buffer cap +"
+        f" {STATED_OVERHEAD_MIB} MiB fixed overhead"
+    ) in report
+    rows = table_after(report, "with InfluxDB down: memory")
+    down_bursts = {run.mode: run for run in runs_of(bench, "down_burst")}
+    reference = down_bursts[MEMORY_REFERENCE]
+    assert (
+        rows[f"({MEMORY_REFERENCE}) {MODE_NAMES[MEMORY_REFERENCE]}"]["buffer cap MiB"]
+        == "-"
+    )
+    for mode in INGESTOR_OPTIONS:
+        row = rows[f"({mode}) {MODE_NAMES[mode]}"]
+        assert re.fullmatch(r"-?[\d,]+", row["growth over (l) MiB"]), row
+        assert re.fullmatch(r"[\d,]+\.\d", row["buffer cap MiB"]), row
+        run = down_bursts[mode]
+        assert run.buffer_cap_mib is not None
+        within = run.peak_rss_mib - reference.peak_rss_mib <= (
+            run.buffer_cap_mib + STATED_OVERHEAD_MIB
+        )
+        assert row["within cap + overhead"] == ("yes" if within else "**no**"), row
     data = bench.chart.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 10_000
@@ -213,6 +293,34 @@ def test_command_line_writes_report_and_chart(tmp_path: Path) -> None:
     assert "(a) HA alone" in out.read_text()
     assert chart.read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "artifacts" / "results.json").exists()
+
+
+def test_mode_g_is_mode_c_with_gzip(tmp_path: Path) -> None:
+    """Mode g's entry is mode c's plus gzip; --option adds to every HA Ingestor mode."""
+    options = options_from(
+        parse_args(["--modes", "a,l,c,g", "--option", "batch_size=5000"])
+    )
+    assert options.modes == ("a", "l", "c", "g")
+    assert "g" in EXPORTER_MODES
+    assert EXPORTER_DOMAINS["g"] == "ha_ingestor"
+    entry_options = {}
+    for mode in INGESTOR_OPTIONS:
+        config_dir = tmp_path / mode
+        write_config_dir(
+            config_dir,
+            mode,
+            InfluxConnection("http://127.0.0.1:8086"),
+            "bench",
+            http_port=8123,
+            ingestor_options=dict(options.ingestor_options),
+        )
+        stored = json.loads(
+            (config_dir / ".storage" / "core.config_entries").read_text()
+        )
+        entry_options[mode] = stored["data"]["entries"][0]["options"]
+    assert entry_options["g"] == {**entry_options["c"], "gzip": True}
+    assert entry_options["c"] == {"preset": "core_compatible", "batch_size": 5000}
+    assert entry_options["d"] == {"preset": "rich", "batch_size": 5000}
 
 
 def test_bash_entry_point_is_executable() -> None:

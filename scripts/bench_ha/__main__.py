@@ -26,7 +26,7 @@ import tempfile
 from typing import Any, Final, cast
 
 from .chart import write_chart
-from .ha_config import ALL_MODES, MODES, REPO, Mode
+from .ha_config import ALL_MODES, INGESTOR_OPTIONS, MODES, REPO, Mode
 from .influxdb import running_influxdb
 from .orchestrate import (
     BenchError,
@@ -104,7 +104,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         type=_modes,
         default=MODES,
         help="comma-separated, in this order (default a,b,c,d); l adds Home Assistant"
-        " with an empty state_changed listener, the floor for any exporter",
+        " with an empty state_changed listener, the floor for any exporter (and, with"
+        " --outage, the reference for the down-burst's memory); g adds HA Ingestor"
+        " core_compatible with gzip-compressed writes",
     )
     parser.add_argument(
         "--outage",
@@ -135,8 +137,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="an HA Ingestor config-entry option for modes c and d, besides the preset"
-        " (repeatable), e.g. --option batch_size=5000",
+        help="an HA Ingestor config-entry option for every HA Ingestor mode"
+        f" ({', '.join(INGESTOR_OPTIONS)}), on top of the mode's own (repeatable),"
+        " e.g. --option batch_size=5000",
     )
     parser.add_argument(
         "--profile",

@@ -21,6 +21,7 @@ _LABELS: Final[dict[Mode, str]] = {
     "b": "(b) built-in\ninfluxdb",
     "c": "(c) HA Ingestor\ncore_compatible",
     "d": "(d) HA Ingestor\nrich",
+    "g": "(g) HA Ingestor\ncore_compatible\n+ gzip",
 }
 _LOOP_COLOUR = "#1f5f99"
 _OTHER_COLOUR = "#8fb8de"

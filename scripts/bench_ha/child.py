@@ -25,7 +25,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 
-from .ha_config import Mode, write_config_dir
+from .ha_config import INGESTOR_OPTIONS, Mode, write_config_dir
 from .influxdb import PointCounter
 from .measure import wait_stored_async
 from .protocol import RunSpec, receive, send
@@ -35,8 +35,7 @@ from .workload import BenchEntity, create_entities, make_entities
 
 EXPORTER_DOMAINS: Final[dict[Mode, str]] = {
     "b": "influxdb",
-    "c": "ha_ingestor",
-    "d": "ha_ingestor",
+    **dict.fromkeys(INGESTOR_OPTIONS, "ha_ingestor"),
 }
 SETUP_TIMEOUT: Final = 120.0
 # How long the first states may take to be stored before the run gives up.
@@ -123,13 +122,13 @@ async def run(spec: RunSpec) -> RunResult:
         await receive()
         if spec.scenario == "burst":
             result = await run_burst(hass, spec, entities, counter)
+        elif spec.scenario == "down_burst":
+            result = await run_down_burst(hass, spec, entities, counter)
         elif counter is None:
             msg = f"scenario {spec.scenario} needs an exporter"
             raise RuntimeError(msg)
-        elif spec.scenario == "outage":
-            result = await run_outage(hass, spec, entities, counter)
         else:
-            result = await run_down_burst(hass, spec, entities, counter)
+            result = await run_outage(hass, spec, entities, counter)
         send({"result": result.to_json()})
     finally:
         await hass.async_stop()

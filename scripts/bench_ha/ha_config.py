@@ -22,22 +22,28 @@ from .influxdb import InfluxConnection
 REPO: Final = Path(__file__).resolve().parents[2]
 INTEGRATION: Final = REPO / "custom_components" / "ha_ingestor"
 
-type Mode = Literal["a", "l", "b", "c", "d"]
+type Mode = Literal["a", "l", "b", "c", "d", "g"]
 # The issue's four modes, run by default.
 MODES: Final[tuple[Mode, ...]] = ("a", "b", "c", "d")
-# Mode l, on request: an empty state_changed listener. Home Assistant creates an Event
-# (and a reference cycle with its Context) per state change only when something listens,
-# so l is the floor any exporter that listens on the bus starts from.
-ALL_MODES: Final[tuple[Mode, ...]] = ("a", "l", "b", "c", "d")
+# On request: mode l, an empty state_changed listener (Home Assistant creates an Event,
+# and a reference cycle with its Context, per state change only when something listens,
+# so l is the floor any exporter that listens on the bus starts from); mode g, what
+# compressing each write costs and saves.
+ALL_MODES: Final[tuple[Mode, ...]] = ("a", "l", "b", "c", "d", "g")
 MODE_NAMES: Final[Mapping[str, str]] = {
     "a": "HA alone",
     "l": "HA + empty listener",
     "b": "built-in influxdb",
     "c": "HA Ingestor core_compatible",
     "d": "HA Ingestor rich",
+    "g": "HA Ingestor core_compatible, gzip",
 }
-# HA Ingestor's config-entry options for modes c and d (const.CONF_PRESET and values).
-PRESETS: Final[dict[Mode, str]] = {"c": "core_compatible", "d": "rich"}
+# The HA Ingestor modes and their config-entry options (const.CONF_PRESET, CONF_GZIP).
+INGESTOR_OPTIONS: Final[Mapping[Mode, Mapping[str, Any]]] = {
+    "c": {"preset": "core_compatible"},
+    "d": {"preset": "rich"},
+    "g": {"preset": "core_compatible", "gzip": True},
+}
 
 _CORE_YAML: Final = """\
 homeassistant:
@@ -94,7 +100,7 @@ def _http_store(port: int) -> dict[str, Any]:
 def _ingestor_entries(
     influx: InfluxConnection, database: str, options: dict[str, Any]
 ) -> dict[str, Any]:
-    """HA Ingestor's config entry as its config flow stores it, with the preset option."""
+    """HA Ingestor's config entry as its config flow stores it, with `options`."""
     entry = config_entries.ConfigEntry(
         domain="ha_ingestor",
         title=f"{database} (bench)",
@@ -134,17 +140,17 @@ def write_config_dir(
 ) -> None:
     """Write configuration.yaml and .storage for `mode` into an empty `config_dir`.
 
-    HA Ingestor gets `ingestor_options` besides its preset.
+    HA Ingestor gets `ingestor_options` on top of the mode's own options.
     """
     storage = config_dir / ".storage"
     storage.mkdir(parents=True)
     yaml = _CORE_YAML + (_builtin_yaml(influx, database) if mode == "b" else "")
     (config_dir / "configuration.yaml").write_text(yaml)
     save_json(str(storage / http_config.STORAGE_KEY), _http_store(http_port))
-    if (preset := PRESETS.get(mode)) is not None:
+    if (mode_options := INGESTOR_OPTIONS.get(mode)) is not None:
         (config_dir / "custom_components").mkdir()
         (config_dir / "custom_components" / "ha_ingestor").symlink_to(INTEGRATION)
         save_json(
             str(storage / config_entries.STORAGE_KEY),
-            _ingestor_entries(influx, database, {"preset": preset, **ingestor_options}),
+            _ingestor_entries(influx, database, {**mode_options, **ingestor_options}),
         )

@@ -16,13 +16,16 @@ import threading
 import time
 from typing import Any, Final
 
-from .ha_config import MODES, REPO, Mode
+from .ha_config import INGESTOR_OPTIONS, MODES, REPO, Mode
 from .influxdb import InfluxServer, free_port
 from .protocol import PREFIX, RunSpec
 from .pyspy import start_profiler, stop_profiler
 from .results import RunResult, Scenario
 
-EXPORTER_MODES: Final[tuple[Mode, ...]] = ("b", "c", "d")
+EXPORTER_MODES: Final[tuple[Mode, ...]] = ("b", *INGESTOR_OPTIONS)
+# Home Assistant's own memory growth under a down-burst, for the exporters' to be
+# compared with: same Home Assistant, same listener cost, no exporter.
+MEMORY_REFERENCE: Final[Mode] = "l"
 # A run that takes longer than this is stuck (an outage run takes ~5 minutes).
 CHILD_TIMEOUT: Final = 1800.0
 # How long InfluxDB stays down after a down-burst is fired.
@@ -45,7 +48,7 @@ class BenchOptions:
     outage_seconds: float = 180.0
     rate: float = 100.0
     profile_dir: Path | None = None
-    # HA Ingestor's config-entry options besides the preset (scripts/bench --option).
+    # HA Ingestor's config-entry options on top of each mode's (scripts/bench --option).
     ingestor_options: tuple[tuple[str, Any], ...] = ()
 
 
@@ -293,8 +296,9 @@ def run_benchmark(
     if options.outage:
         for mode in exporters:
             runner.run(mode, "outage", 0, OutageDriver(server, options.outage_seconds))
-        for mode in exporters:
-            runner.run(mode, "down_burst", 0, DownBurstDriver(server))
+        for mode in options.modes:
+            if mode in EXPORTER_MODES or mode == MEMORY_REFERENCE:
+                runner.run(mode, "down_burst", 0, DownBurstDriver(server))
     if options.profile_dir is not None:
         options.profile_dir.mkdir(parents=True, exist_ok=True)
         for mode in exporters:

@@ -37,7 +37,7 @@ class RunSpec:
     http_port: int
     rate: float
     outage_seconds: float
-    # More HA Ingestor options for modes c and d, besides the preset.
+    # HA Ingestor options on top of the mode's own (every HA Ingestor mode).
     ingestor_options: dict[str, Any]
 
     @property

@@ -6,9 +6,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from .ha_config import MODE_NAMES, Mode
-from .orchestrate import DOWN_AFTER_BURST, EXPORTER_MODES, BenchOptions, BenchResults
+from .ha_config import ALL_MODES, MODE_NAMES, Mode
+from .orchestrate import (
+    DOWN_AFTER_BURST,
+    EXPORTER_MODES,
+    MEMORY_REFERENCE,
+    BenchOptions,
+    BenchResults,
+)
 from .results import METRICS, RunResult, Summary, summarize
+
+# What HA Ingestor may hold in memory beyond its buffer cap during a down-burst, the
+# fixed overhead the issue asks to state: SQLite's page cache, aiosqlite's queue and
+# freed memory Python's allocator keeps. 32 until a full run settles it.
+STATED_OVERHEAD_MIB: Final = 32
+# Gzip on (g) against the same mode with it off (c): the figures compared.
+GZIP_MODES: Final[tuple[Mode, Mode]] = ("g", "c")
+GZIP_METRICS: Final = (
+    ("cpu_us_per_event", "CPU / state change"),
+    ("persisted_per_s", "points persisted /s"),
+    ("lag_p99_ms", "loop lag p99"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +163,18 @@ def ratio_table(results: BenchResults, modes: tuple[Mode, ...]) -> list[str]:
     return _table(["ratio of medians", *[_label(m) for m in modes]], rows)
 
 
+def gzip_note(results: BenchResults, modes: tuple[Mode, ...]) -> str:
+    """Compare gzip on (g) with off (c) in ratios of medians, when both ran."""
+    gzip_on, gzip_off = GZIP_MODES
+    if gzip_on not in modes or gzip_off not in modes:
+        return ""
+    figures = ", ".join(
+        f"{label} {_number(ratio(results, key, gzip_on, gzip_off), 2, 'x')}"
+        for key, label in GZIP_METRICS
+    )
+    return f"gzip on ({gzip_on}) vs off ({gzip_off}): {figures}"
+
+
 def _added_cpu(results: BenchResults, mode: str) -> str:
     """Return what a mode's own code costs on top of what any listener costs."""
     value = summarize(_runs(results, "burst", mode), "cpu_us_per_event")
@@ -196,7 +226,8 @@ def _floor_note(results: BenchResults) -> str:
 
 def _scenario_runs(results: BenchResults, scenario: str) -> list[RunResult]:
     return sorted(
-        (r for r in results.runs if r.scenario == scenario), key=lambda r: r.mode
+        (r for r in results.runs if r.scenario == scenario),
+        key=lambda r: ALL_MODES.index(r.mode),
     )
 
 
@@ -227,29 +258,89 @@ def outage_table(results: BenchResults) -> list[str]:
 
 
 def down_burst_table(results: BenchResults) -> list[str]:
-    """Memory during a burst while InfluxDB is down, and what it stores afterwards."""
-    rows = [
-        [
-            _label(r.mode),
-            f"{r.events:,}",
-            _number(r.rss_before_mib, 0),
-            _number(r.peak_rss_mib, 0),
-            _number(r.peak_rss_mib - r.rss_before_mib, 0),
-            _number(r.stored_pct, 2) + "%",
-            _number(r.caught_up_seconds, 1, " s"),
-        ]
-        for r in _scenario_runs(results, "down_burst")
-    ]
+    """Memory during a burst while InfluxDB is down, and what it stores afterwards.
+
+    HA Ingestor's growth over Home Assistant's own (mode l) is held against its buffer
+    cap plus the stated fixed overhead.
+    """
+    runs = _scenario_runs(results, "down_burst")
+    reference = next((r for r in runs if r.mode == MEMORY_REFERENCE), None)
+    rows = []
+    for r in runs:
+        growth_over_reference = (
+            None
+            if reference is None or r is reference
+            else r.peak_rss_mib - reference.peak_rss_mib
+        )
+        rows.append(
+            [
+                _label(r.mode),
+                f"{r.events:,}",
+                _number(r.rss_before_mib, 0),
+                _number(r.peak_rss_mib, 0),
+                _number(r.peak_rss_mib - r.rss_before_mib, 0),
+                _number(growth_over_reference, 0),
+                _number(r.buffer_cap_mib, 1),
+                _within_bound(growth_over_reference, r.buffer_cap_mib),
+                _number(r.stored_pct, 2, "%"),
+                _number(r.caught_up_seconds, 1, " s"),
+            ]
+        )
     header = [
         "exporter",
         "state changes",
         "RSS before MiB",
         "peak RSS MiB",
         "growth MiB",
+        f"growth over ({MEMORY_REFERENCE}) MiB",
+        "buffer cap MiB",
+        "within cap + overhead",
         "% stored once InfluxDB is back",
         "last point stored after the restart",
     ]
     return _table(header, rows)
+
+
+def _within_bound(growth: float | None, buffer_cap_mib: float | None) -> str:
+    """Whether a growth is within the buffer cap plus the stated overhead."""
+    if growth is None or buffer_cap_mib is None:
+        return "-"
+    return "yes" if growth <= buffer_cap_mib + STATED_OVERHEAD_MIB else "**no**"
+
+
+def _down_burst_intro(results: BenchResults) -> str:
+    """Say how the down-burst is driven, and the memory bound HA Ingestor is held to."""
+    runs = _scenario_runs(results, "down_burst")
+    intro = (
+        "InfluxDB is killed before the burst and restarted"
+        f" {DOWN_AFTER_BURST:g} s after its last state change. RSS of the whole Home"
+        " Assistant process; the peak covers the burst, the time InfluxDB stays"
+        " down, and the catch-up after it returns."
+    )
+    if any(r.mode == MEMORY_REFERENCE for r in runs):
+        intro += (
+            f" ({MEMORY_REFERENCE}) fires the same burst without an exporter: Home"
+            " Assistant's own growth."
+        )
+    caps = sorted(
+        {
+            (r.buffer_cap_lines, r.batch_size)
+            for r in runs
+            if r.buffer_cap_lines is not None and r.batch_size is not None
+        }
+    )
+    if caps:
+        held = " or ".join(
+            f"{lines:,} lines in memory ({lines // batch} batches of {batch:,})"
+            for lines, batch in caps
+        )
+        intro += (
+            f"\n\nHA Ingestor holds at most {held}; the rest waits in the spool."
+            f" Stated bound: growth over ({MEMORY_REFERENCE}) ≤ buffer cap +"
+            f" {STATED_OVERHEAD_MIB} MiB fixed overhead (SQLite page cache, aiosqlite's"
+            " queue, Python's allocator keeping freed arenas)."
+        )
+    return intro
 
 
 def _section(title: str, lines: list[str], intro: str = "") -> list[str]:
@@ -282,6 +373,8 @@ def render(
         "Ratios to Home Assistant alone (a) and the built-in integration (b)",
         ratio_table(results, modes),
     )
+    if note := gzip_note(results, modes):
+        lines += ["", note]
     lines += _section(
         f"Burst: {options.events:,} state changes, {options.entities} entities, "
         f"{options.repeats} repeats",
@@ -305,10 +398,7 @@ def render(
         lines += _section(
             f"Burst of {options.events:,} state changes with InfluxDB down: memory",
             down_burst_table(results),
-            "InfluxDB is killed before the burst and restarted"
-            f" {DOWN_AFTER_BURST:g} s after its last state change. RSS of the whole Home"
-            " Assistant process; the peak covers the burst, the time InfluxDB stays"
-            " down, and the catch-up after it returns.",
+            _down_burst_intro(results),
         )
     lines += _section("How it is measured", METHOD.splitlines())
     return "\n".join(lines) + "\n"
@@ -323,7 +413,8 @@ METHOD: Final = """\
   pip disabled. Modes: (a) nothing else; (b) the built-in `influxdb` integration,
   set up through its YAML import (`influxdb:` with host, port, database, username,
   password; default settings); (c) and (d) HA Ingestor from a config entry with the
-  option `preset` = `core_compatible` or `rich`.
+  option `preset` = `core_compatible` or `rich`; (g), on request, is (c) with the
+  option `gzip` on (each write request gzip-compressed).
 - The house: 500 entities, 70% numeric sensors (unit, device class, state class,
   friendly name), 20% on/off binary sensors, 10% text sensors. The entities' first
   states are created, and stored, before anything is measured. Then the state changes
@@ -356,6 +447,13 @@ METHOD: Final = """\
   of the way in and restarts it at two thirds; stored points are counted once the
   exporter has written all of them or stops writing (no growth for half the run's
   length, which outlasts HA Ingestor's backoff).
+- Down-burst memory: growth over (l) is a run's peak RSS less that of (l), which fires
+  the same burst with InfluxDB down the same way and no exporter. Buffer cap MiB: HA
+  Ingestor's cap in lines (`MEMORY_CAP_BATCHES` times the `batch_size` option) times the
+  mean size in bytes (UTF-8) of the lines the integration's own encoder
+  (`create_encoder`, given the run's entry options) makes, after the run, of each
+  entity's last state change of the burst (the entities take turns, so these are the
+  burst's mix); each line's Python string header (~50 bytes) is left to the overhead.
 - Every run's raw result is in `artifacts/bench/results.json`; `--profile` adds one
   more run per exporter under py-spy (not in the tables), summarized there."""
 

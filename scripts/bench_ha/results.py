@@ -50,6 +50,19 @@ class RunResult:
     stored_in_outage: int | None = None
     # Outage and down-burst: from InfluxDB's restart until the last point was counted.
     caught_up_seconds: float | None = None
+    # Down-burst, HA Ingestor: the most lines its memory buffer holds (beyond them,
+    # points go to the spool), the batch size it is a multiple of, and the mean size
+    # in bytes (UTF-8) of the lines its encoder makes of this workload's states.
+    buffer_cap_lines: int | None = None
+    batch_size: int | None = None
+    mean_line_bytes: float | None = None
+
+    @property
+    def buffer_cap_mib(self) -> float | None:
+        """The memory buffer's cap in MiB of this workload's lines."""
+        if self.buffer_cap_lines is None or self.mean_line_bytes is None:
+            return None
+        return self.buffer_cap_lines * self.mean_line_bytes / 2**20
 
     @property
     def stored_pct(self) -> float | None:

@@ -8,6 +8,7 @@ from typing import Final
 
 from homeassistant.core import HomeAssistant
 
+from .ha_config import INGESTOR_OPTIONS
 from .influxdb import PointCounter
 from .measure import Window, burst_lag_span, record_stored, wait_stored_async
 from .protocol import RunSpec, receive, send
@@ -83,15 +84,21 @@ async def run_down_burst(
     hass: HomeAssistant,
     spec: RunSpec,
     entities: list[BenchEntity],
-    counter: PointCounter,
+    counter: PointCounter | None,
 ) -> RunResult:
-    """Fire a burst while InfluxDB is down (the parent killed it), then wait for it."""
+    """Fire a burst while InfluxDB is down (the parent killed it), then wait for it.
+
+    Without an exporter (mode l) the window ends when InfluxDB is back: Home
+    Assistant's own memory under the same burst, for the exporters' to be compared with.
+    """
     window = Window()
     window.start()
     await fire_burst(hass, entities, spec.events)
     fired_at = time.monotonic()
     send({"fired": True})
     restarted_ns = (await receive())["restarted_ns"]
+    if counter is None:
+        return await window.stop(spec, spec.events, fired_at, 0.0)
     stored = await wait_stored_async(
         counter, window.since_ns, spec.events, DOWN_BURST_QUIET
     )
@@ -99,4 +106,10 @@ async def run_down_burst(
     record_stored(result, stored, window.started_at)
     if stored.count:
         result.caught_up_seconds = window.seconds_after(restarted_ns, stored.reached_at)
+    if spec.mode in INGESTOR_OPTIONS:
+        # Imported only here: other modes' processes must not hold the integration's
+        # modules, which count in their peak RSS.
+        from .buffer_cap import record_buffer_cap  # noqa: PLC0415
+
+        record_buffer_cap(hass, spec, entities, result)
     return result

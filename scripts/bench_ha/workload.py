@@ -93,15 +93,26 @@ def make_entities(count: int) -> list[BenchEntity]:
     ]
 
 
-def set_state(hass: HomeAssistant, entities: Sequence[BenchEntity], seq: int) -> None:
-    """Fire state change number `seq`: entities take turns, each moves to its next state."""
+def state_change(
+    entities: Sequence[BenchEntity], seq: int
+) -> tuple[str, str, dict[str, Any]]:
+    """State change number `seq`: entities take turns, each moves to its next state.
+
+    Return its entity id, state and attributes. A negative `seq` down to
+    -len(entities) is the entity's first state (with that `seq`).
+    """
     entity = entities[seq % len(entities)]
     rounds = seq // len(entities)
-    hass.states.async_set(
+    return (
         entity.entity_id,
         entity.states[rounds % len(entity.states)],
         {**entity.attributes, SEQ: seq},
     )
+
+
+def set_state(hass: HomeAssistant, entities: Sequence[BenchEntity], seq: int) -> None:
+    """Fire state change number `seq`."""
+    hass.states.async_set(*state_change(entities, seq))
 
 
 def create_entities(hass: HomeAssistant, entities: Sequence[BenchEntity]) -> None:
