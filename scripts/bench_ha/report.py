@@ -362,10 +362,10 @@ def render(
         f"Machine: {session.machine}. Software: {session.software}.",
         f"Load average (1, 5, 15 min) {session.load}.",
         "",
-        "Other work (other people's test runs) shared these cores: absolute",
-        "figures move by up to 1.7x within minutes on this machine, so the figures",
-        "to compare are the ratios between modes of the same session, whose runs were",
-        "interleaved. See [How it is measured](#how-it-is-measured).",
+        "Other work may share these cores (the load averages say how much), and",
+        "absolute figures move by up to 1.7x within minutes on this machine, so the",
+        "figures to compare are the ratios between modes of the same session, whose",
+        "runs were interleaved. See [How it is measured](#how-it-is-measured).",
     ]
     if target_rows := target_table(results):
         lines += _section("Targets (issue 7)", target_rows, _floor_note(results))
