@@ -314,12 +314,8 @@ class Spool:
             excess -= sizes[skip]
             skip += 1
         dropped += skip
-        # One statement for all lines: executemany takes the GIL back for every row,
-        # and in a burst the event loop holds it for up to 5 ms each time, so the spool
-        # fell behind and memory grew past its cap.
-        await db.execute(
-            "INSERT INTO points (line) SELECT value FROM json_each(?) ORDER BY key",
-            (json.dumps(lines[skip:], ensure_ascii=False),),
+        await db.executemany(
+            "INSERT INTO points (line) VALUES (?)", ((line,) for line in lines[skip:])
         )
         counters.count += len(lines) - skip
         counters.size_bytes += sum(sizes[skip:])
