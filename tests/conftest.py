@@ -58,6 +58,15 @@ async def wait_until(
     pytest.fail(f"not reached in {seconds} s: {what}")
 
 
+async def setup_entry(
+    hass: HomeAssistant, entry: MockConfigEntry, options: dict[str, Any]
+) -> None:
+    """Add `entry` with `options` to Home Assistant and set it up; it must load."""
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(entry, options=options)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+
+
 @contextlib.asynccontextmanager
 async def restarted(
     hass: HomeAssistant, entry: MockConfigEntry
@@ -150,6 +159,18 @@ def database(influxdb: InfluxDBv1Server, socket_enabled: None) -> Iterator[str]:
     influxdb.query(f'CREATE DATABASE "{name}"')
     yield name
     influxdb.query(f'DROP DATABASE "{name}"')
+
+
+@pytest.fixture
+def revive(influxdb: InfluxDBv1Server, database: str) -> Iterator[None]:
+    """Start the session's influxd again if a test left it killed.
+
+    (Before the test's database is dropped, which needs it.)
+    """
+    yield
+    if influxdb.pid is None:
+        with sockets_allowed():
+            influxdb.start()
 
 
 V2_TOKEN = "write-token"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from homeassistant.const import STATE_OFF, STATE_ON, EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -12,22 +10,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
 
-from .conftest import wait_until
-from .influxdb_v1_server import InfluxDBv1Server, sockets_allowed
+from .conftest import setup_entry, wait_until
+from .influxdb_v1_server import InfluxDBv1Server
 
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.05}
-
-
-@pytest.fixture
-def revive(influxdb: InfluxDBv1Server, database: str) -> Iterator[None]:
-    """Start the session's influxd again if a test left it killed.
-
-    (Before the test's database is dropped, which needs it.)
-    """
-    yield
-    if influxdb.pid is None:
-        with sockets_allowed():
-            influxdb.start()
 
 
 def _connectivity(hass: HomeAssistant, entry: MockConfigEntry) -> str:
@@ -40,18 +26,12 @@ def _connectivity(hass: HomeAssistant, entry: MockConfigEntry) -> str:
     return state.state
 
 
-async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, options=FAST_FLUSH)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-
-
 @pytest.mark.usefixtures("revive")
 async def test_connectivity_goes_off_and_on_with_influxd(
     hass: HomeAssistant, influxdb: InfluxDBv1Server, config_entry: MockConfigEntry
 ) -> None:
     """Off as soon as a write fails, on as soon as one works: not on the next tick."""
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     registered = er.async_get(hass).async_get(
         er.async_get(hass).async_get_entity_id(
             "binary_sensor", DOMAIN, f"{config_entry.entry_id}_connectivity"
@@ -84,7 +64,7 @@ async def test_server_down_at_start_is_off_until_it_answers(
 ) -> None:
     """Off while the server never answered; its version is learnt once it does."""
     await hass.async_add_executor_job(influxdb.kill)
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     assert config_entry.runtime_data.server is None
     assert _connectivity(hass, config_entry) == STATE_OFF
     device = dr.async_get(hass).async_get_device_by_identifier(

@@ -7,7 +7,6 @@ outage, 200,000 state changes with no server, a reload while changes keep coming
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 import datetime as dt
 
 from homeassistant.config_entries import ConfigEntryState
@@ -24,8 +23,8 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 
-from .conftest import restarted, save_options, wait_until
-from .influxdb_v1_server import InfluxDBv1Server, sockets_allowed
+from .conftest import restarted, save_options, setup_entry, wait_until
+from .influxdb_v1_server import InfluxDBv1Server
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.1}
@@ -80,15 +79,6 @@ async def _fire(hass: HomeAssistant, start: int, stop: int, chunk: int = 100) ->
             await asyncio.sleep(0)
 
 
-@pytest.fixture
-def revive(influxdb: InfluxDBv1Server) -> Iterator[None]:
-    """Start the session's influxd again if a test left it killed."""
-    yield
-    if influxdb.pid is None:
-        with sockets_allowed():
-            influxdb.start()
-
-
 @pytest.mark.usefixtures("revive")
 async def test_influxd_killed_during_10000_state_changes(
     hass: HomeAssistant,
@@ -97,9 +87,7 @@ async def test_influxd_killed_during_10000_state_changes(
     config_entry: MockConfigEntry,
 ) -> None:
     """Every change is in InfluxDB exactly once, with its original timestamp."""
-    config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(config_entry, options=FAST_FLUSH)
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     fired = _record_events(hass)
     spool = config_entry.runtime_data.ingestor.spool
 
@@ -125,9 +113,7 @@ async def test_restart_during_an_outage(
     revive: None,
 ) -> None:
     """Stopped while influxd is down, started again on the same config dir: all there."""
-    config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(config_entry, options=FAST_FLUSH)
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     fired = _record_events(hass)
     await hass.async_add_executor_job(influxdb.kill)
     await _fire(hass, 0, 500)
@@ -154,9 +140,7 @@ async def test_200000_state_changes_with_influxdb_down(
     config_entry: MockConfigEntry,
 ) -> None:
     """Memory stays at its cap, the rest waits on disk, and all of it arrives."""
-    config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(config_entry, options=FAST_FLUSH)
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     batcher = config_entry.runtime_data.ingestor.batcher
     spool = config_entry.runtime_data.ingestor.spool
     await hass.async_add_executor_job(influxdb.kill)
@@ -192,9 +176,7 @@ async def test_reload_while_state_changes_keep_coming(
     config_entry: MockConfigEntry,
 ) -> None:
     """Saving options reloads the entry; no change fired meanwhile is lost."""
-    config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(config_entry, options=FAST_FLUSH)
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     fired = _record_events(hass)
     keep_firing = True
 

@@ -7,12 +7,10 @@ credentials; each issue clears itself, or is fixed in its flow, once the cause i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import datetime as dt
 import json
 from pathlib import Path
 import re
-from typing import Any
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
@@ -44,8 +42,8 @@ from custom_components.ha_ingestor.repairs import (
 )
 from custom_components.ha_ingestor.spool import QuarantinedPoint, SpoolError
 
-from .conftest import wait_until
-from .influxdb_v1_server import InfluxDBv1Server, sockets_allowed
+from .conftest import setup_entry, wait_until
+from .influxdb_v1_server import InfluxDBv1Server
 
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.05}
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -54,26 +52,6 @@ STRINGS = json.loads(
         Path(__file__).parents[1] / "custom_components" / DOMAIN / "strings.json"
     ).read_text("utf-8")
 )
-
-
-@pytest.fixture
-def revive(influxdb: InfluxDBv1Server, database: str) -> Iterator[None]:
-    """Start the session's influxd again if a test left it killed.
-
-    (Before the test's database is dropped, which needs it.)
-    """
-    yield
-    if influxdb.pid is None:
-        with sockets_allowed():
-            influxdb.start()
-
-
-async def _setup(
-    hass: HomeAssistant, entry: MockConfigEntry, options: dict[str, Any] | None = None
-) -> None:
-    entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, options=options or FAST_FLUSH)
-    assert await hass.config_entries.async_setup(entry.entry_id)
 
 
 def _issue(
@@ -126,7 +104,7 @@ async def test_unreachable_for_five_minutes_raises_an_issue_that_clears_itself(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Not before five minutes; with the backlog; gone once writing works; logged once."""
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     batcher = config_entry.runtime_data.ingestor.batcher
     await hass.async_add_executor_job(influxdb.kill)
     _fire_power(hass, 0, 7)
@@ -168,7 +146,7 @@ async def test_missing_database_raises_an_issue_and_the_spool_keeps_everything(
 ) -> None:
     """At once (no five minutes); cleared once the database exists; nothing lost."""
     influxdb.query(f'DROP DATABASE "{database}"')
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     _fire_power(hass, 0, 5)
     await wait_until(
         lambda: _issue(hass, config_entry, ISSUE_TARGET_MISSING) is not None,
@@ -200,7 +178,7 @@ async def test_spool_nearly_full_then_points_dropped(
 ) -> None:
     """Above 80%: an issue; overflowing: another, acknowledged in its flow."""
     assert await async_setup_component(hass, "repairs", {})
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     data = config_entry.runtime_data
     spool = data.ingestor.spool
     await hass.async_add_executor_job(influxdb.kill)
@@ -282,7 +260,7 @@ async def test_quarantine_issue_names_the_entities_and_its_flow_replays(
     """
     assert await async_setup_component(hass, "repairs", {})
     influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     spool = config_entry.runtime_data.ingestor.spool
     _fire_power(hass, 0, 3)
     hass.states.async_set("sensor.voltage", "230", {"unit_of_measurement": "W"})
@@ -327,7 +305,7 @@ async def test_fix_flow_of_an_unloaded_entry_aborts(
 ) -> None:
     """An issue of an entry that is no longer loaded cannot be fixed."""
     assert await async_setup_component(hass, "repairs", {})
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     ir.async_create_issue(
         hass,
@@ -358,7 +336,7 @@ async def test_issues_are_withdrawn_at_unload(
 ) -> None:
     """An entry that is unloaded (disabled, removed) leaves no issue behind."""
     influxdb.query(f'DROP DATABASE "{database}"')
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     _fire_power(hass, 0, 1)
     await wait_until(
         lambda: _issue(hass, config_entry, ISSUE_TARGET_MISSING) is not None,
@@ -482,7 +460,7 @@ async def test_unreadable_quarantine_still_raises_the_issue(
 ) -> None:
     """The entities cannot be named, the points are still reported."""
     influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     spool = config_entry.runtime_data.ingestor.spool
     _fire_power(hass, 0, 1)
     await wait_until(lambda: spool.quarantined == 1, "quarantined")

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
 from unittest.mock import PropertyMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
@@ -38,7 +37,7 @@ from custom_components.ha_ingestor.const import (
 from custom_components.ha_ingestor.coordinator import UPDATE_INTERVAL
 from custom_components.ha_ingestor.sensor import SENSORS
 
-from .conftest import restarted, wait_until
+from .conftest import restarted, setup_entry, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
 
 INTEGRATION = Path(__file__).parents[1] / "custom_components" / DOMAIN
@@ -57,14 +56,6 @@ EXPECTED = {
     "events_per_minute": (None, "measurement", "events/min"),
 }
 DISABLED_BY_DEFAULT = {"spool_size", "write_latency"}
-
-
-async def _setup(
-    hass: HomeAssistant, entry: MockConfigEntry, options: dict[str, Any] | None = None
-) -> None:
-    entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, options=options or FAST_FLUSH)
-    assert await hass.config_entries.async_setup(entry.entry_id)
 
 
 def _entity_id(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> str:
@@ -106,7 +97,7 @@ async def test_entities_and_their_device(
     hass: HomeAssistant, influxdb: InfluxDBv1Server, config_entry: MockConfigEntry
 ) -> None:
     """One service device named after database and server; diagnostic entities."""
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     entities = er.async_get(hass)
     device = dr.async_get(hass).async_get_device_by_identifier(
         (DOMAIN, config_entry.entry_id), config_entry.entry_id
@@ -169,7 +160,9 @@ async def test_counters_match_what_influxdb_holds(
         received += 1
 
     hass.bus.async_listen(EVENT_STATE_CHANGED, _count)
-    await _setup(hass, config_entry, FAST_FLUSH | {CONF_EXCLUDE_DOMAINS: ["light"]})
+    await setup_entry(
+        hass, config_entry, FAST_FLUSH | {CONF_EXCLUDE_DOMAINS: ["light"]}
+    )
     data = config_entry.runtime_data
     for i in range(100):
         hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
@@ -227,7 +220,7 @@ async def test_counters_survive_a_restart(
     config_entry: MockConfigEntry,
 ) -> None:
     """Totals go on where they were; last write is still known before a new one."""
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     for i in range(10):
         hass.states.async_set(
             "sensor.power", str(i), {"unit_of_measurement": "W", "x": float("inf")}
@@ -261,7 +254,7 @@ async def test_entities_update_on_a_timer_not_per_state_change(
     hass: HomeAssistant, influxdb: InfluxDBv1Server, config_entry: MockConfigEntry
 ) -> None:
     """A thousand state changes write no state of ours; the next tick writes a few."""
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     own = _own_entity_ids(hass)
     assert len(own) == 8  # two are disabled by default
     ours: list[str] = []
@@ -293,7 +286,7 @@ async def test_own_entities_are_not_written_unless_included(
     config_entry: MockConfigEntry,
 ) -> None:
     """By default no point about a point; an own entity listed as included is."""
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
     data = config_entry.runtime_data
     await wait_until(lambda: data.ingestor.writer.points_written == 1, "written")
@@ -332,7 +325,7 @@ async def test_events_per_minute(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """State changes of the last minute, whatever happens to them."""
-    await _setup(hass, config_entry)
+    await setup_entry(hass, config_entry, FAST_FLUSH)
     coordinator = config_entry.runtime_data.coordinator
     assert _state(hass, config_entry, "events_per_minute").state == STATE_UNKNOWN
     # Counted from the first snapshot, taken at setup.
@@ -354,7 +347,7 @@ async def test_registry_mirror_rows(
 ) -> None:
     """With the mirror on, a sensor counts its rows, per table in its attributes."""
     path = hass.config.path("mirror.sqlite")
-    await _setup(
+    await setup_entry(
         hass,
         config_entry,
         FAST_FLUSH | {CONF_MIRROR_ENABLED: True, CONF_MIRROR_PATH: path},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from unittest.mock import patch
 
 from homeassistant.const import ATTR_CONFIG_ENTRY_ID
@@ -18,31 +17,11 @@ from custom_components.ha_ingestor.services import (
 )
 from custom_components.ha_ingestor.spool import SpoolError
 
-from .conftest import wait_until
-from .influxdb_v1_server import InfluxDBv1Server, sockets_allowed
+from .conftest import setup_entry, wait_until
+from .influxdb_v1_server import InfluxDBv1Server
 
 # The timed flush never comes during a test: only the action writes.
 NO_TIMED_FLUSH = {CONF_FLUSH_INTERVAL: 60.0}
-
-
-@pytest.fixture
-def revive(influxdb: InfluxDBv1Server, database: str) -> Iterator[None]:
-    """Start the session's influxd again if a test left it killed.
-
-    (Before the test's database is dropped, which needs it.)
-    """
-    yield
-    if influxdb.pid is None:
-        with sockets_allowed():
-            influxdb.start()
-
-
-async def _setup(
-    hass: HomeAssistant, entry: MockConfigEntry, options: dict[str, float]
-) -> None:
-    entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(entry, options=options)
-    assert await hass.config_entries.async_setup(entry.entry_id)
 
 
 def _count(influxdb: InfluxDBv1Server, database: str, measurement: str) -> int:
@@ -57,7 +36,7 @@ async def test_flush_writes_now_and_returns_counts(
     config_entry: MockConfigEntry,
 ) -> None:
     """What waits in memory is written by the call; the response counts it."""
-    await _setup(hass, config_entry, NO_TIMED_FLUSH)
+    await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
     for i in range(25):
         hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
     assert _count(influxdb, database, "W") == 0
@@ -87,7 +66,7 @@ async def test_flush_while_influxdb_is_down_raises_and_keeps_the_points(
     config_entry: MockConfigEntry,
 ) -> None:
     """A translated error; the points wait; once back, a flush needs no backoff."""
-    await _setup(hass, config_entry, NO_TIMED_FLUSH)
+    await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
     spool = config_entry.runtime_data.ingestor.spool
     await hass.async_add_executor_job(influxdb.kill)
     for i in range(10):
@@ -121,7 +100,7 @@ async def test_replay_quarantine_after_the_conflict_is_fixed(
 ) -> None:
     """Refused while the field had another type; written once the user dropped it."""
     influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
-    await _setup(hass, config_entry, NO_TIMED_FLUSH)
+    await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
     spool = config_entry.runtime_data.ingestor.spool
     for i in range(3):
         hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
@@ -172,7 +151,7 @@ async def test_replay_while_influxdb_is_down_keeps_the_points(
 ) -> None:
     """Released points that cannot be written wait in the spool, then arrive."""
     influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
-    await _setup(hass, config_entry, {CONF_FLUSH_INTERVAL: 0.05})
+    await setup_entry(hass, config_entry, {CONF_FLUSH_INTERVAL: 0.05})
     spool = config_entry.runtime_data.ingestor.spool
     hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
     await wait_until(lambda: spool.quarantined == 1, "quarantined")
@@ -195,7 +174,7 @@ async def test_actions_refuse_an_entry_that_is_not_loaded(
     hass: HomeAssistant, config_entry: MockConfigEntry
 ) -> None:
     """Unknown entry, unloaded entry: a translated ServiceValidationError."""
-    await _setup(hass, config_entry, NO_TIMED_FLUSH)
+    await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
     for service in (SERVICE_FLUSH, SERVICE_REPLAY_QUARANTINE):
         with pytest.raises(ServiceValidationError) as raised:
             await hass.services.async_call(
@@ -226,7 +205,7 @@ async def test_actions_without_entry_id_need_exactly_one_entry(
         domain=DOMAIN, data=config_entry.data, unique_id=f"{config_entry.unique_id}-2"
     )
     other.add_to_hass(hass)
-    await _setup(hass, config_entry, NO_TIMED_FLUSH)
+    await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
     with pytest.raises(ServiceValidationError) as raised:
         await hass.services.async_call(DOMAIN, SERVICE_FLUSH, blocking=True)
     assert (
@@ -240,7 +219,7 @@ async def test_replay_with_an_unusable_spool_raises(
     hass: HomeAssistant, influxdb: InfluxDBv1Server, config_entry: MockConfigEntry
 ) -> None:
     """The spool cannot be read: a translated error, nothing changed."""
-    await _setup(hass, config_entry, NO_TIMED_FLUSH)
+    await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
     spool = config_entry.runtime_data.ingestor.spool
     await spool.quarantine(["m value=1.0 1"], "refused")
     with (
