@@ -195,6 +195,28 @@ async def test_cap_drops_exactly_the_oldest(path: Path) -> None:
         await spool.close()
 
 
+async def test_a_large_append_takes_a_few_statements(path: Path) -> None:
+    """12,001 lines, past the cap, take nine statements, not one or more per line.
+
+    Each statement makes SQLite's thread take the GIL back, which a busy event loop
+    holds for up to the switch interval: one statement per line kept the spool
+    slower than a burst of state changes, which then waited in memory.
+    """
+    lines = [_line(i) for i in range(12_001)]
+    spool = await Spool.open(path, _bytes(lines[:11_000]))
+    statements: list[str] = []
+    try:
+        assert spool._db is not None
+        await spool._db.set_trace_callback(statements.append)
+        assert await spool.append(lines) == 1_001
+        assert await _all_lines(spool) == lines[1_001:]
+    finally:
+        await spool.close()
+    # BEGIN, three INSERTs of 5,000, the bytes added, the cut, DELETE, the new oldest
+    # time, COMMIT; then the read for _all_lines.
+    assert len(statements) == 9 + 1, statements
+
+
 async def test_cap_applies_to_a_spool_reopened_with_a_smaller_one(path: Path) -> None:
     """Lowering max_bytes takes effect at the next append."""
     spool = await Spool.open(path, LARGE)

@@ -51,6 +51,16 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# Lines per INSERT statement, far below SQLite's limit on parameters (32,766 since
+# 3.32). One statement for every chunk, the last one padded with NULLs, which it skips:
+# a single compiled statement, however many lines a spill holds.
+_INSERT_CHUNK = 5000
+_INSERT_CHUNK_SQL = (
+    "INSERT INTO points (line) SELECT column1 FROM (VALUES "  # noqa: S608 (only placeholders)
+    + ",".join(["(?)"] * _INSERT_CHUNK)
+    + ") WHERE column1 IS NOT NULL"
+)
+
 
 class SpoolError(Exception):
     """The spool file cannot be used: not a spool, corrupt, unreadable, or disk full."""
@@ -91,6 +101,13 @@ def _line_time(line: str) -> datetime | None:
         return _EPOCH + timedelta(microseconds=int(line.rpartition(" ")[2]))
     except ValueError, OverflowError:
         return None
+
+
+def _padded(chunk: Sequence[str]) -> Sequence[str | None]:
+    """`chunk`, then NULLs up to the parameters of _INSERT_CHUNK_SQL."""
+    if len(chunk) == _INSERT_CHUNK:
+        return chunk
+    return [*chunk, *[None] * (_INSERT_CHUNK - len(chunk))]
 
 
 def _check_limit(limit: int) -> None:
@@ -217,10 +234,16 @@ class Spool:
     async def oldest(self, limit: int) -> list[tuple[int, str]]:
         """Return the `limit` oldest points, oldest first, as (id, line)."""
         _check_limit(limit)
+        # As one JSON row: SQLite's thread takes the GIL back once for the lot, rather
+        # than once per row while a busy event loop holds it.
         rows = await self._read(
-            "SELECT id, line FROM points ORDER BY id LIMIT ?", (limit,)
+            "SELECT json_group_array(json_array(id, line)) FROM"
+            " (SELECT id, line FROM points ORDER BY id LIMIT ?)",
+            (limit,),
         )
-        return [(row[0], row[1]) for row in rows]
+        ((points,),) = rows
+        # Aggregates keep no order before SQLite 3.44: sort, in linear time if kept.
+        return sorted((row_id, line) for row_id, line in json.loads(points))
 
     async def remove_through(self, last_id: int) -> int:
         """Delete every point up to and including id `last_id`; returns how many.
@@ -295,59 +318,59 @@ class Spool:
     async def _store(
         self, lines: Sequence[str], db: aiosqlite.Connection, counters: _Counters
     ) -> int:
-        """Append `lines`, first deleting the oldest points they leave no room for."""
-        sizes = [len(line.encode()) for line in lines]
-        excess = counters.size_bytes + sum(sizes) - self._max_bytes
+        """Append `lines`, then delete the oldest points beyond `max_bytes`.
+
+        Within the transaction, so no reader sees the spool past its cap. The sizes are
+        summed by SQLite, off the event loop, and the rows go in many per statement:
+        aiosqlite's thread then waits for the GIL, which a busy event loop holds for up
+        to the switch interval, once per chunk instead of once per row.
+        """
+        await db.executemany(
+            _INSERT_CHUNK_SQL,
+            (
+                _padded(lines[start : start + _INSERT_CHUNK])
+                for start in range(0, len(lines), _INSERT_CHUNK)
+            ),
+        )
+        # Under the write lock, one transaction's new ids follow each other: the
+        # `len(lines)` highest are these lines.
+        ((added_bytes,),) = await db.execute_fetchall(
+            "SELECT sum(length(CAST(line AS BLOB))) FROM points"
+            " WHERE id > (SELECT max(id) FROM points) - ?",
+            (len(lines),),
+        )
+        counters.count += len(lines)
+        counters.size_bytes += added_bytes
         dropped = 0
-        if excess > 0 and counters.count:
-            if excess > counters.size_bytes:
-                await db.execute("DELETE FROM points")
-                dropped, freed = counters.count, counters.size_bytes
-            else:
-                dropped, freed = await self._delete_oldest(db, counters, excess)
-            excess -= freed
+        if (excess := counters.size_bytes - self._max_bytes) > 0:
+            dropped, freed = await self._delete_oldest(db, excess)
             counters.count -= dropped
             counters.size_bytes -= freed
-        # More than fits even in an empty spool: the first of the new lines go too.
-        skip = 0
-        while excess > 0:
-            excess -= sizes[skip]
-            skip += 1
-        dropped += skip
-        await db.executemany(
-            "INSERT INTO points (line) VALUES (?)", ((line,) for line in lines[skip:])
-        )
-        counters.count += len(lines) - skip
-        counters.size_bytes += sum(sizes[skip:])
-        counters.dropped_full += dropped
+            counters.dropped_full += dropped
         if dropped or counters.oldest_time is None:
             counters.oldest_time = await _oldest_time(db)
         return dropped
 
     async def _delete_oldest(
-        self, db: aiosqlite.Connection, counters: _Counters, excess: int
+        self, db: aiosqlite.Connection, excess: int
     ) -> tuple[int, int]:
         """Delete the fewest oldest points that free `excess` bytes: (points, bytes).
 
-        For `excess` below the stored size. Reads ids and sizes in chunks sized from the
-        average line, so that one query usually finds where to cut.
+        For `excess` below the stored size. Found by one query, which returns one row.
         """
-        average = counters.size_bytes // counters.count or 1
-        last_id = count = freed = 0
-        while freed < excess:
-            rows = await db.execute_fetchall(
-                "SELECT id, length(CAST(line AS BLOB)) FROM points"
-                " WHERE id > ? ORDER BY id LIMIT ?",
-                (last_id, (excess - freed) // average + 64),
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT id, n, freed FROM (SELECT id,"
+                " row_number() OVER oldest_first AS n,"
+                " sum(length(CAST(line AS BLOB))) OVER oldest_first AS freed"
+                " FROM points WINDOW oldest_first AS (ORDER BY id ROWS UNBOUNDED PRECEDING))"
+                " WHERE freed >= ? LIMIT 1",
+                (excess,),
             )
-            if not rows:
-                raise SpoolError(f"Spool {self._path} was changed by another program")
-            for row_id, size in rows:
-                last_id = row_id
-                count += 1
-                freed += size
-                if freed >= excess:
-                    break
+        )
+        if not rows:
+            raise SpoolError(f"Spool {self._path} was changed by another program")
+        ((last_id, count, freed),) = rows
         await db.execute("DELETE FROM points WHERE id <= ?", (last_id,))
         return count, freed
 
