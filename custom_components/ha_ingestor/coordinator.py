@@ -119,13 +119,6 @@ class PipelineCounters:
         return self._earlier[_SPOOL_FULL] + self._ingestor.spool.dropped_full
 
     @property
-    def points_dropped(self) -> int:
-        """Everything that did not reach InfluxDB as it was (filtered out is not)."""
-        return (
-            self.dropped_non_finite + self.dropped_quarantined + self.dropped_spool_full
-        )
-
-    @property
     def last_write(self) -> datetime | None:
         """When InfluxDB last accepted points."""
         return self._ingestor.writer.last_write or self._earlier_last_write

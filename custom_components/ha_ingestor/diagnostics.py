@@ -102,7 +102,7 @@ async def async_get_config_entry_diagnostics(
         "counters": {
             "state_changes_received": counters.state_changes_received,
             "points_written": counters.points_written,
-            "points_dropped": counters.points_dropped,
+            "points_dropped": snapshot.points_dropped,
             "dropped_non_finite_values": counters.dropped_non_finite,
             "dropped_quarantined_conflicts": counters.dropped_quarantined,
             "dropped_spool_full": counters.dropped_spool_full,
