@@ -1,8 +1,8 @@
 """The benchmark's InfluxDB 1.x: a plain influxd on 127.0.0.1, and how points are counted.
 
 Authentication is on, as in the tests and in most real installations, so the exporters
-pay for it as they would at home. Unlike tests/influxdb_v1_server.py, the server here can
-be killed and restarted on the same port and data, which the outage mode needs.
+pay for it as they would at home. The server can be killed and restarted on the same
+port and data, which the outage mode needs.
 """
 
 from __future__ import annotations
