@@ -131,9 +131,11 @@ _ESCAPING_BACKSLASH: Final = re.compile(r'\\(?=[ ,="]|\Z)')
 _READ_CACHE_SIZE: Final = 10_000
 
 
-def _remember[K, V](cache: dict[K, V], key: K, value: V) -> V:
-    """Keep what was read of `key` in `cache`, within _READ_CACHE_SIZE entries."""
-    if len(cache) >= _READ_CACHE_SIZE:
+def _remember[K, V](
+    cache: dict[K, V], key: K, value: V, limit: int = _READ_CACHE_SIZE
+) -> V:
+    """Keep what was read of `key` in `cache`, within `limit` entries."""
+    if len(cache) >= limit:
         cache.clear()
     cache[key] = value
     return value
@@ -465,9 +467,12 @@ class _CoreCompatibleEncoder(_PresetEncoder):
         try:
             layout = series.layouts[keys]
         except KeyError:
-            if len(series.layouts) >= _LAYOUT_CACHE_SIZE:
-                series.layouts.clear()
-            layout = series.layouts[keys] = _core_layout(keys, series.skipped)
+            layout = _remember(
+                series.layouts,
+                keys,
+                _core_layout(keys, series.skipped),
+                _LAYOUT_CACHE_SIZE,
+            )
         if layout is None:
             return None
         texts = self._texts
