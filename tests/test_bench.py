@@ -8,8 +8,10 @@ on speed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
+import gc
 import json
 import math
 import os
@@ -18,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -48,7 +51,13 @@ from scripts.bench_ha.orchestrate import (
     interleaved,
     run_benchmark,
 )
-from scripts.bench_ha.probes import percentile
+from scripts.bench_ha.probes import (
+    Collection,
+    GcProbe,
+    LoopLagProbe,
+    gc_share_of_lateness,
+    percentile,
+)
 from scripts.bench_ha.pyspy import summarize_profile
 from scripts.bench_ha.report import STATED_OVERHEAD_MIB, Session, render
 from scripts.bench_ha.results import METRICS, RunResult
@@ -353,6 +362,61 @@ def test_percentile() -> None:
     """Nearest rank: p99 of 1..100 is 99, of nothing is 0."""
     assert percentile([float(n) for n in range(100, 0, -1)], 0.99) == 99.0
     assert percentile([], 0.99) == 0.0
+
+
+def test_gc_probe_times_collections_by_generation() -> None:
+    """Each collection is kept with its generation; stats count those ended by then."""
+    probe = GcProbe()
+    probe.start()
+    try:
+        gc.collect(1)
+        gc.collect(1)
+        between = time.monotonic()
+        gc.collect(2)
+    finally:
+        probe.stop()
+    before = probe.stats(until=between)
+    after = probe.stats(until=time.monotonic())
+    assert before.middle_collections >= 2
+    assert before.middle_pause_median_ms > 0
+    assert before.full_collections == 0
+    assert after.full_collections == 1
+    assert after.pause_ms > before.pause_ms > 0
+    assert all(c.ended >= c.began for c in probe.collections)
+
+
+def test_gc_share_of_lateness() -> None:
+    """Only ticks late by the threshold count; a collection counts where it overlaps."""
+    ticks = [(0.0, 0.001), (0.010, 0.019), (0.029, 0.033)]
+    collections = [
+        Collection(0, 0.0, 0.001),  # overlaps only a tick under the threshold
+        Collection(1, 0.012, 0.016),  # inside the second tick: 4 ms of its 9
+        Collection(1, 0.032, 0.040),  # 1 ms of the third tick's 4
+    ]
+    share = gc_share_of_lateness(ticks, collections, at_least=0.0035)
+    assert share == pytest.approx(5 / 13)
+    assert gc_share_of_lateness(ticks, [], at_least=0.0035) == 0.0
+    assert gc_share_of_lateness(ticks, collections, at_least=1.0) == 0.0
+
+
+def test_loop_lag_probe_tells_which_lateness_was_gc() -> None:
+    """A stall the loop spends in a collection counts as GC; any other stall does not."""
+
+    async def stall_once() -> tuple[Collection, LoopLagProbe]:
+        probe = LoopLagProbe()
+        probe.start()
+        await asyncio.sleep(0.025)
+        began = time.monotonic()
+        time.sleep(0.05)  # noqa: ASYNC251 - holds the loop, as a long collection would
+        stall = Collection(2, began, time.monotonic())
+        await asyncio.sleep(0.025)
+        return stall, probe
+
+    stall, probe = asyncio.run(stall_once())
+    in_gc = probe.stop([stall])
+    assert in_gc.max_ms >= 40
+    assert in_gc.p99_gc_share > 0.8
+    assert probe.stop([]).p99_gc_share == 0.0
 
 
 def test_profile_summary(tmp_path: Path) -> None:

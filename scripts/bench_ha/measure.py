@@ -112,11 +112,12 @@ class Window:
         """
         cpu = process_cpu_seconds() - self._cpu - poll_cpu
         loop_cpu = thread_cpu_seconds() - self._loop_cpu
-        gc_stats = self._gc.stop()
+        gc_stats = self._gc.stats(until=time.monotonic())
         peak_rss = peak_rss_mib()
         if (remaining := self.started_at + lag_span - time.monotonic()) > 0:
             await asyncio.sleep(remaining)
-        lag = self._lag.stop()
+        self._gc.stop()
+        lag = self._lag.stop(self._gc.collections)
         fire_seconds = fired_at - self.started_at
         return RunResult(
             mode=spec.mode,
@@ -134,6 +135,9 @@ class Window:
             lag_seconds=time.monotonic() - self.started_at,
             gc_pause_ms=gc_stats.pause_ms,
             gc_full_collections=gc_stats.full_collections,
+            gc_middle_collections=gc_stats.middle_collections,
+            gc_middle_pause_median_ms=gc_stats.middle_pause_median_ms,
+            lag_p99_gc_pct=lag.p99_gc_share * 100,
             peak_rss_mib=peak_rss,
             rss_before_mib=self.rss_before_mib,
         )

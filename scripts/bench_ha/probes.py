@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 import gc
 import math
@@ -13,6 +14,7 @@ from typing import Final
 
 LAG_INTERVAL: Final = 0.010
 _OLDEST_GENERATION: Final = len(gc.get_threshold()) - 1
+_MIDDLE_GENERATION: Final = 1
 _PROC_STATUS: Final = Path("/proc/self/status")
 
 
@@ -71,11 +73,28 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class Collection:
+    """One garbage collection: its generation, and when it began and ended.
+
+    Times are time.monotonic, the clock of asyncio's loop.time.
+    """
+
+    generation: int
+    began: float
+    ended: float
+
+
+@dataclass(frozen=True, slots=True)
 class GcStats:
     """The garbage collector's pauses, in any thread (each holds the GIL)."""
 
     pause_ms: float
     full_collections: int
+    # The middle generation's collections free what lived through a young one: in a
+    # burst, the Events Home Assistant makes when something listens, once their entity
+    # has changed again. Each stops the event loop for milliseconds.
+    middle_collections: int
+    middle_pause_median_ms: float
 
 
 class GcProbe:
@@ -88,8 +107,7 @@ class GcProbe:
     def __init__(self) -> None:
         """Nothing is timed until start."""
         self._began = 0.0
-        self._pause = 0.0
-        self._full = 0
+        self.collections: list[Collection] = []
 
     def start(self) -> None:
         """Start timing collections."""
@@ -97,16 +115,54 @@ class GcProbe:
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._began = time.perf_counter()
+            self._began = time.monotonic()
             return
-        self._pause += time.perf_counter() - self._began
-        if info["generation"] == _OLDEST_GENERATION:
-            self._full += 1
+        self.collections.append(
+            Collection(info["generation"], self._began, time.monotonic())
+        )
 
-    def stop(self) -> GcStats:
-        """Stop timing; return the pauses so far."""
+    def stats(self, until: float) -> GcStats:
+        """Return the pauses of the collections that ended by `until` (monotonic)."""
+        collections = [c for c in self.collections if c.ended <= until]
+        middle_ms = [
+            (c.ended - c.began) * 1000
+            for c in collections
+            if c.generation == _MIDDLE_GENERATION
+        ]
+        return GcStats(
+            pause_ms=sum(c.ended - c.began for c in collections) * 1000,
+            full_collections=sum(
+                c.generation == _OLDEST_GENERATION for c in collections
+            ),
+            middle_collections=len(middle_ms),
+            middle_pause_median_ms=percentile(middle_ms, 0.5),
+        )
+
+    def stop(self) -> None:
+        """Stop timing collections."""
         gc.callbacks.remove(self._callback)
-        return GcStats(pause_ms=self._pause * 1000, full_collections=self._full)
+
+
+def gc_share_of_lateness(
+    ticks: Sequence[tuple[float, float]],
+    collections: Sequence[Collection],
+    at_least: float,
+) -> float:
+    """Return the share of the lateness of ticks late by `at_least` s or more spent in GC.
+
+    A tick is (due, ran); what a collection overlaps of the span between is its part.
+    0 when no tick is that late.
+    """
+    late = [(due, ran) for due, ran in ticks if ran - due >= at_least]
+    lateness = sum(ran - due for due, ran in late)
+    if lateness <= 0:
+        return 0.0
+    in_gc = sum(
+        max(0.0, min(c.ended, ran) - max(c.began, due))
+        for due, ran in late
+        for c in collections
+    )
+    return in_gc / lateness
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +172,8 @@ class LagStats:
     p99_ms: float
     max_ms: float
     samples: int
+    # Of the lateness of the ticks at p99 or later, the share garbage collection made.
+    p99_gc_share: float
 
 
 class LoopLagProbe:
@@ -128,7 +186,8 @@ class LoopLagProbe:
     def __init__(self, interval: float = LAG_INTERVAL) -> None:
         """Sample every `interval` seconds once started."""
         self._interval = interval
-        self._lateness: list[float] = []
+        # (due, ran) of every tick, in loop time.
+        self._ticks: list[tuple[float, float]] = []
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
 
@@ -140,20 +199,22 @@ class LoopLagProbe:
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
-        self._lateness.append(now - self._due)
+        self._ticks.append((self._due, now))
         # The next one is due an interval after this one ran: a long stall counts
         # once, not as a backlog of late timers.
         self._due = now + self._interval
         self._handle = loop.call_at(self._due, self._tick, loop)
 
-    def stop(self) -> LagStats:
-        """Stop sampling and summarize."""
+    def stop(self, collections: Sequence[Collection]) -> LagStats:
+        """Stop sampling; summarize, with the part `collections` had in the lag."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        late_ms = [late * 1000 for late in self._lateness]
+        lateness = [ran - due for due, ran in self._ticks]
+        p99 = percentile(lateness, 0.99)
         return LagStats(
-            p99_ms=percentile(late_ms, 0.99),
-            max_ms=max(late_ms, default=0.0),
-            samples=len(late_ms),
+            p99_ms=p99 * 1000,
+            max_ms=max(lateness, default=0.0) * 1000,
+            samples=len(lateness),
+            p99_gc_share=gc_share_of_lateness(self._ticks, collections, p99),
         )

@@ -224,6 +224,29 @@ def _floor_note(results: BenchResults) -> str:
     )
 
 
+def _lag_note(results: BenchResults) -> str:
+    """Say how much of the worst lag was garbage collection, mode by mode."""
+
+    def median(mode: str, metric: str) -> float | None:
+        summary = summarize(_runs(results, "burst", mode), metric)
+        return None if summary is None else summary.median
+
+    modes = [m for m in ("c", "d", "g", "b", "l") if median(m, "lag_p99_gc_pct")]
+    if not modes:
+        return ""
+    shares = ", ".join(f"{median(m, 'lag_p99_gc_pct'):.0f}% in ({m})" for m in modes)
+    pauses = ", ".join(
+        f"{median(m, 'gc_middle_pause_median_ms'):.1f} ms in ({m})" for m in modes
+    )
+    return (
+        f"Loop lag: of the lateness of the ticks at p99 and over, garbage collection"
+        f" made {shares} (medians over the repeats). The middle-generation"
+        f" collections that free Home Assistant's `Event` objects pause the loop"
+        f" {pauses} (median pause). See GC pauses in"
+        " [How it is measured](#how-it-is-measured) for why the built-in's are short."
+    )
+
+
 def _scenario_runs(results: BenchResults, scenario: str) -> list[RunResult]:
     return sorted(
         (r for r in results.runs if r.scenario == scenario),
@@ -368,7 +391,8 @@ def render(
         "runs were interleaved. See [How it is measured](#how-it-is-measured).",
     ]
     if target_rows := target_table(results):
-        lines += _section("Targets (issue 7)", target_rows, _floor_note(results))
+        intro = "\n\n".join(n for n in (_floor_note(results), _lag_note(results)) if n)
+        lines += _section("Targets (issue 7)", target_rows, intro)
     lines += _section(
         "Ratios to Home Assistant alone (a) and the built-in integration (b)",
         ratio_table(results, modes),
@@ -436,12 +460,22 @@ METHOD: Final = """\
 - Loop lag: a timer due every 10 ms records how late it runs; p99 and max. In a burst
   it is sampled over at least 150 µs per state change (15 s for 100,000) from the
   first one, the same span for every mode: most of the lag is garbage-collector
-  pauses, so a shorter window would give each pause more weight. GC pauses: every
-  collection in the CPU window, timed through `gc.callbacks`; full collections walk
-  Home Assistant's whole heap (~0.2 s each here). Home Assistant creates an `Event` per
-  state change only when something listens to `state_changed`, and each `Event`
-  forms a reference cycle with its `Context` that the entity's current state keeps
-  alive: mode (l), an empty listener, shows that cost, which every exporter pays.
+  pauses, so a shorter window would give each pause more weight. Each tick's
+  lateness is split into the part garbage collections overlapped and the rest, for
+  the ticks at p99 and over.
+- GC pauses: every collection in the CPU window, timed through `gc.callbacks`; full
+  collections walk Home Assistant's whole heap (~0.2 s each here). Home Assistant
+  creates an `Event` per state change only when something listens to
+  `state_changed`, and each `Event` forms a reference cycle with its `Context` that
+  the entity's current state keeps alive: mode (l), an empty listener, shows that
+  cost, which every exporter pays. An entity's `Event` becomes garbage when the
+  entity changes again, 500 state changes later here: it has lived through a young
+  collection, so a middle-generation one frees it, a pause of milliseconds that
+  stops the loop. The built-in integration's listener puts every `Event` in a queue
+  that its thread empties at its own pace, seconds behind in a burst: its `Event`
+  objects outlive the middle generation too, and full collections free them
+  instead, which makes its middle-generation pauses short and its full ones longer
+  (see lag max).
 - Peak RSS: `VmHWM`, reset (`/proc/self/clear_refs`) when the window starts.
 - Outage: state changes paced at ~100/s; the benchmark kills `influxd` by PID a third
   of the way in and restarts it at two thirds; stored points are counted once the

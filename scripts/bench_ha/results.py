@@ -37,6 +37,11 @@ class RunResult:
     # Garbage-collector pauses in the CPU window, any thread, and how many were full.
     gc_pause_ms: float
     gc_full_collections: int
+    # Collections of the middle generation in the CPU window, and their median pause.
+    gc_middle_collections: int
+    gc_middle_pause_median_ms: float
+    # Of the lateness of the loop-lag ticks at p99 or later, the % spent in GC.
+    lag_p99_gc_pct: float
     # Peak RSS during the measured window (the peak is reset when it starts), and RSS
     # when it started.
     peak_rss_mib: float
@@ -108,6 +113,11 @@ METRICS: Final = (
     Metric("lag_max_ms", "loop lag max ms", False, 1),
     Metric("gc_pause_ms", "GC pauses ms (total)", False, 0),
     Metric("gc_full_collections", "full GC collections", False, 0),
+    Metric("gc_middle_collections", "middle-generation GC collections", False, 0),
+    Metric(
+        "gc_middle_pause_median_ms", "middle-generation GC pause ms (median)", False, 2
+    ),
+    Metric("lag_p99_gc_pct", "% of lag at or over p99 spent in GC", False, 0),
     Metric("peak_rss_mib", "peak RSS MiB", False, 0),
     Metric("stored_pct", "% stored", True, 2),
 )
