@@ -58,6 +58,15 @@ async def wait_until(
     pytest.fail(f"not reached in {seconds} s: {what}")
 
 
+def seed_field_type_conflict(influxdb: InfluxDBv1Server, database: str) -> None:
+    """Write `value` as text into measurement `W`, as another program might have.
+
+    InfluxDB then refuses every point of ours that has a number as `value` in `W`
+    (a sensor in watts): a field type conflict.
+    """
+    influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
+
+
 async def setup_entry(
     hass: HomeAssistant, entry: MockConfigEntry, options: dict[str, Any]
 ) -> None:

@@ -12,7 +12,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
 
-from .conftest import v2_entry_data, wait_until
+from .conftest import seed_field_type_conflict, v2_entry_data, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
 
@@ -135,8 +135,7 @@ async def test_conflict_with_stored_field_is_quarantined(
 
     Writing goes on for the other points, in the same batch and after it.
     """
-    # Another program already wrote `value` as a string into the "W" measurement.
-    influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
+    seed_field_type_conflict(influxdb, database)
     config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
         config_entry, options={CONF_FLUSH_INTERVAL: 0.05}

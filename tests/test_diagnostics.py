@@ -29,7 +29,7 @@ from custom_components.ha_ingestor.influx_client import InfluxConnectionError
 from custom_components.ha_ingestor.spool import SpoolError
 from custom_components.ha_ingestor.writer import RECENT_ERRORS, PointWriter
 
-from .conftest import V2_TOKEN, v2_entry_data, wait_until
+from .conftest import V2_TOKEN, seed_field_type_conflict, v2_entry_data, wait_until
 from .influxdb_v1_server import ADMIN_PASSWORD, InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
 
@@ -81,8 +81,7 @@ async def test_diagnostics_snapshot(
 ) -> None:
     """Counters, spool, quarantine, write errors, mirror: the shape is pinned."""
     database = config_entry.data[CONF_DATABASE]
-    # Another program wrote `value` as text into "W": a point of ours is refused.
-    influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
+    seed_field_type_conflict(influxdb, database)
     mirror = hass.config.path("mirror.sqlite")
     config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(

@@ -42,7 +42,7 @@ from custom_components.ha_ingestor.repairs import (
 )
 from custom_components.ha_ingestor.spool import QuarantinedPoint, SpoolError
 
-from .conftest import setup_entry, wait_until
+from .conftest import seed_field_type_conflict, setup_entry, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
 
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.05}
@@ -92,6 +92,23 @@ def _checked(
 def _fire_power(hass: HomeAssistant, start: int, stop: int) -> None:
     for i in range(start, stop):
         hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
+
+
+async def _write_without_database(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+    points: int,
+) -> None:
+    """Drop the database, then write `points`: wait until the issue is raised."""
+    influxdb.query(f'DROP DATABASE "{database}"')
+    await setup_entry(hass, config_entry, FAST_FLUSH)
+    _fire_power(hass, 0, points)
+    await wait_until(
+        lambda: _issue(hass, config_entry, ISSUE_TARGET_MISSING) is not None,
+        "the issue",
+    )
 
 
 @pytest.mark.freeze_time(tick=True)
@@ -145,13 +162,7 @@ async def test_missing_database_raises_an_issue_and_the_spool_keeps_everything(
     config_entry: MockConfigEntry,
 ) -> None:
     """At once (no five minutes); cleared once the database exists; nothing lost."""
-    influxdb.query(f'DROP DATABASE "{database}"')
-    await setup_entry(hass, config_entry, FAST_FLUSH)
-    _fire_power(hass, 0, 5)
-    await wait_until(
-        lambda: _issue(hass, config_entry, ISSUE_TARGET_MISSING) is not None,
-        "the issue",
-    )
+    await _write_without_database(hass, influxdb, database, config_entry, 5)
     issue = _issue(hass, config_entry, ISSUE_TARGET_MISSING)
     assert issue is not None
     text = _render(issue)
@@ -259,7 +270,7 @@ async def test_quarantine_issue_names_the_entities_and_its_flow_replays(
     again once it is back, it writes.
     """
     assert await async_setup_component(hass, "repairs", {})
-    influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
+    seed_field_type_conflict(influxdb, database)
     await setup_entry(hass, config_entry, FAST_FLUSH)
     spool = config_entry.runtime_data.ingestor.spool
     _fire_power(hass, 0, 3)
@@ -335,13 +346,7 @@ async def test_issues_are_withdrawn_at_unload(
     config_entry: MockConfigEntry,
 ) -> None:
     """An entry that is unloaded (disabled, removed) leaves no issue behind."""
-    influxdb.query(f'DROP DATABASE "{database}"')
-    await setup_entry(hass, config_entry, FAST_FLUSH)
-    _fire_power(hass, 0, 1)
-    await wait_until(
-        lambda: _issue(hass, config_entry, ISSUE_TARGET_MISSING) is not None,
-        "the issue",
-    )
+    await _write_without_database(hass, influxdb, database, config_entry, 1)
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     assert all(_issue(hass, config_entry, issue) is None for issue in ISSUES)
 
@@ -459,7 +464,7 @@ async def test_unreadable_quarantine_still_raises_the_issue(
     config_entry: MockConfigEntry,
 ) -> None:
     """The entities cannot be named, the points are still reported."""
-    influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
+    seed_field_type_conflict(influxdb, database)
     await setup_entry(hass, config_entry, FAST_FLUSH)
     spool = config_entry.runtime_data.ingestor.spool
     _fire_power(hass, 0, 1)

@@ -17,7 +17,7 @@ from custom_components.ha_ingestor.services import (
 )
 from custom_components.ha_ingestor.spool import SpoolError
 
-from .conftest import setup_entry, wait_until
+from .conftest import seed_field_type_conflict, setup_entry, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
 
 # The timed flush never comes during a test: only the action writes.
@@ -99,7 +99,7 @@ async def test_replay_quarantine_after_the_conflict_is_fixed(
     config_entry: MockConfigEntry,
 ) -> None:
     """Refused while the field had another type; written once the user dropped it."""
-    influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
+    seed_field_type_conflict(influxdb, database)
     await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
     spool = config_entry.runtime_data.ingestor.spool
     for i in range(3):
@@ -150,7 +150,7 @@ async def test_replay_while_influxdb_is_down_keeps_the_points(
     config_entry: MockConfigEntry,
 ) -> None:
     """Released points that cannot be written wait in the spool, then arrive."""
-    influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
+    seed_field_type_conflict(influxdb, database)
     await setup_entry(hass, config_entry, {CONF_FLUSH_INTERVAL: 0.05})
     spool = config_entry.runtime_data.ingestor.spool
     hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
