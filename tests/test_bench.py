@@ -55,6 +55,7 @@ from scripts.bench_ha.probes import (
     Collection,
     GcProbe,
     LoopLagProbe,
+    YoungCensus,
     gc_share_of_lateness,
     percentile,
 )
@@ -288,7 +289,7 @@ def test_command_line_writes_report_and_chart(tmp_path: Path) -> None:
             sys.executable,
             "-m",
             "scripts.bench_ha",
-            *("--modes", "a", "--events", "500", "--repeats", "1"),
+            *("--modes", "a", "--events", "500", "--repeats", "1", "--census"),
             *("--out", str(out), "--chart", str(chart)),
         ],
         cwd=REPO,
@@ -302,6 +303,10 @@ def test_command_line_writes_report_and_chart(tmp_path: Path) -> None:
     assert "(a) HA alone" in out.read_text()
     assert chart.read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "artifacts" / "results.json").exists()
+    # The census run is reported on its own, not in the tables.
+    assert "- mode a: " in (tmp_path / "artifacts" / "census.txt").read_text()
+    runs = json.loads((tmp_path / "artifacts" / "results.json").read_text())
+    assert [run["mode"] for run in runs] == ["a"]
 
 
 def test_mode_g_is_mode_c_with_gzip(tmp_path: Path) -> None:
@@ -397,6 +402,28 @@ def test_gc_share_of_lateness() -> None:
     assert share == pytest.approx(5 / 13)
     assert gc_share_of_lateness(ticks, [], at_least=0.0035) == 0.0
     assert gc_share_of_lateness(ticks, collections, at_least=1.0) == 0.0
+
+
+class _Marker:
+    """An object only the census test makes."""
+
+
+def test_young_census_counts_what_a_middle_collection_walks() -> None:
+    """At each middle collection, the young objects by type; mean per collection."""
+    census = YoungCensus()
+    gc.disable()  # no collection but the test's own
+    try:
+        gc.collect()
+        census.start()
+        markers = [_Marker() for _ in range(100)]
+        gc.collect(0)  # a young collection: not counted
+        gc.collect(1)  # the markers are young: counted
+        gc.collect(1)  # they have moved to the oldest generation: not counted
+        counts = census.stop(most_common=10_000)
+    finally:
+        gc.enable()
+    assert census.collections == 2
+    assert counts["_Marker"] == len(markers) / 2
 
 
 def test_loop_lag_probe_tells_which_lateness_was_gc() -> None:

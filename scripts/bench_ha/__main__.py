@@ -5,8 +5,11 @@ Examples (scripts/bench passes its arguments here):
 - `scripts/bench`: 100,000 state changes, 3 repeats, modes a, b, c, d
 - `scripts/bench --outage`: and the outage and down-burst scenarios
 - `scripts/bench --events 5000 --repeats 1 --profile`: quick, with py-spy profiles
+- `scripts/bench --modes l,b,c --repeats 1 --census`: what the GC's young generations
+  hold at each middle-generation collection
 
-Raw results (and profiles) go to artifacts/bench/, or to $HA_BENCH_ARTIFACTS.
+Raw results (and profiles, and the census) go to artifacts/bench/, or to
+$HA_BENCH_ARTIFACTS.
 """
 
 from __future__ import annotations
@@ -146,6 +149,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="one more run per exporter under py-spy; profiles in artifacts/bench/",
     )
+    parser.add_argument(
+        "--census",
+        action="store_true",
+        help="one more run per mode that counts, by type, the objects in the young"
+        " GC generations at each middle-generation collection; in artifacts/bench/",
+    )
     return parser.parse_args(argv)
 
 
@@ -159,6 +168,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         outage=args.outage,
         outage_seconds=args.outage_seconds,
         profile_dir=ARTIFACTS if args.profile else None,
+        census=args.census,
         ingestor_options=tuple(args.option),
     )
 
@@ -227,6 +237,19 @@ def write_profiles(results: BenchResults) -> None:
         sys.stdout.write(text + "\n")
 
 
+def format_census(results: BenchResults) -> str:
+    """Say what the young generations held at a middle collection, mode by mode."""
+    lines = [
+        "Objects in the young generations at a middle-generation collection"
+        " (mean per collection, commonest types):"
+    ]
+    for mode, run in sorted(results.censuses.items()):
+        objects = run.young_objects or {}
+        counts = ", ".join(f"{name} {count:,.0f}" for name, count in objects.items())
+        lines.append(f"- mode {mode}: {counts}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; write the report, the chart and the raw results."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -254,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.chart,
     )
     write_profiles(results)
+    if results.censuses:
+        census = format_census(results)
+        (ARTIFACTS / "census.txt").write_text(census)
+        sys.stdout.write(census)
     shutil.rmtree(workdir, ignore_errors=True)
     log(
         f"wrote {args.out} and {args.chart}; raw results in {ARTIFACTS / 'results.json'}"

@@ -11,6 +11,7 @@ from .influxdb import InfluxQueryError, PointCounter
 from .probes import (
     GcProbe,
     LoopLagProbe,
+    YoungCensus,
     peak_rss_mib,
     process_cpu_seconds,
     reset_peak_rss,
@@ -72,10 +73,11 @@ async def wait_stored_async(
 class Window:
     """The measured window: CPU, GC, loop lag and memory between start and stop."""
 
-    def __init__(self) -> None:
-        """Nothing is measured until start."""
+    def __init__(self, *, young_census: bool = False) -> None:
+        """Nothing is measured until start; `young_census` adds a YoungCensus."""
         self._lag = LoopLagProbe()
         self._gc = GcProbe()
+        self._census = YoungCensus() if young_census else None
         self.since_ns = 0
         self.started_at = 0.0
         self._cpu = 0.0
@@ -92,6 +94,8 @@ class Window:
         self._loop_cpu = thread_cpu_seconds()
         self._gc.start()
         self._lag.start()
+        if self._census is not None:
+            self._census.start()
 
     def seconds_after(self, wall_ns: int, monotonic: float) -> float:
         """Return the seconds from a wall-clock moment to a monotonic one."""
@@ -113,6 +117,7 @@ class Window:
         cpu = process_cpu_seconds() - self._cpu - poll_cpu
         loop_cpu = thread_cpu_seconds() - self._loop_cpu
         gc_stats = self._gc.stats(until=time.monotonic())
+        young_objects = None if self._census is None else self._census.stop()
         peak_rss = peak_rss_mib()
         if (remaining := self.started_at + lag_span - time.monotonic()) > 0:
             await asyncio.sleep(remaining)
@@ -140,6 +145,7 @@ class Window:
             lag_p99_gc_pct=lag.p99_gc_share * 100,
             peak_rss_mib=peak_rss,
             rss_before_mib=self.rss_before_mib,
+            young_objects=young_objects,
         )
 
 

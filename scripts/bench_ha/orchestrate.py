@@ -48,6 +48,8 @@ class BenchOptions:
     outage_seconds: float = 180.0
     rate: float = 100.0
     profile_dir: Path | None = None
+    # One more burst per mode with a YoungCensus (not in the tables).
+    census: bool = False
     # HA Ingestor's config-entry options on top of each mode's (scripts/bench --option).
     ingestor_options: tuple[tuple[str, Any], ...] = ()
 
@@ -60,6 +62,8 @@ class BenchResults:
     ha_version: str = ""
     # The profiled runs (not in `runs`): their py-spy output and their own result.
     profiles: dict[str, tuple[Path, RunResult]] = field(default_factory=dict)
+    # The census runs (not in `runs`), by mode.
+    censuses: dict[str, RunResult] = field(default_factory=dict)
 
 
 def log(message: str) -> None:
@@ -210,10 +214,13 @@ class Runner:
         repeat: int,
         driver: Driver,
         profile: Path | None = None,
+        *,
+        young_census: bool = False,
     ) -> RunResult:
         """One child from start to exit; its result.
 
-        A profiled run's result is not kept: the profiler slows the process down.
+        A profiled or census run's result is kept apart: the profiler and the census
+        slow the process down.
         """
         name = f"{scenario}_{mode}_{repeat}"
         run_dir = self._workdir / name
@@ -234,16 +241,19 @@ class Runner:
             rate=self._options.rate,
             outage_seconds=self._options.outage_seconds,
             ingestor_options=dict(self._options.ingestor_options),
+            young_census=young_census,
         )
         child = Child(spec, run_dir)
         try:
             result = self._drive(child, driver, profile)
         finally:
             child.kill()
-        if profile is None:
-            self.results.runs.append(result)
-        else:
+        if profile is not None:
             self.results.profiles[mode] = (profile, result)
+        elif young_census:
+            self.results.censuses[mode] = result
+        else:
+            self.results.runs.append(result)
         log(f"{name}: {describe(result)}")
         return result
 
@@ -304,4 +314,7 @@ def run_benchmark(
         for mode in exporters:
             profile = options.profile_dir / f"profile-{mode}.txt"
             runner.run(mode, "burst", options.repeats, drive_burst, profile)
+    if options.census:
+        for mode in options.modes:
+            runner.run(mode, "burst", options.repeats, drive_burst, young_census=True)
     return runner.results

@@ -39,6 +39,8 @@ class RunSpec:
     outage_seconds: float
     # HA Ingestor options on top of the mode's own (every HA Ingestor mode).
     ingestor_options: dict[str, Any]
+    # Count the young generations' objects (YoungCensus): a run not measured.
+    young_census: bool = False
 
     @property
     def influx(self) -> InfluxConnection:

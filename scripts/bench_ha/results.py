@@ -61,6 +61,9 @@ class RunResult:
     buffer_cap_lines: int | None = None
     batch_size: int | None = None
     mean_line_bytes: float | None = None
+    # A census run (scripts/bench --census): the commonest types in the young
+    # generations at a middle-generation collection, and their mean count.
+    young_objects: dict[str, float] | None = None
 
     @property
     def buffer_cap_mib(self) -> float | None:

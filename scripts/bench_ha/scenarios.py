@@ -29,7 +29,7 @@ async def run_burst(
     counter: PointCounter | None,
 ) -> RunResult:
     """Fire spec.events state changes at full speed; wait for them in InfluxDB."""
-    window = Window()
+    window = Window(young_census=spec.young_census)
     window.start()
     await fire_burst(hass, entities, spec.events)
     fired_at = time.monotonic()
