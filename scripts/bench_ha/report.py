@@ -18,7 +18,7 @@ from .results import METRICS, RunResult, Summary, summarize
 
 # What HA Ingestor may hold in memory beyond its buffer cap during a down-burst, the
 # fixed overhead the issue asks to state: SQLite's page cache, aiosqlite's queue and
-# freed memory Python's allocator keeps. 32 until a full run settles it.
+# freed memory Python's allocator keeps.
 STATED_OVERHEAD_MIB: Final = 32
 # Gzip on (g) against the same mode with it off (c): the figures compared.
 GZIP_MODES: Final[tuple[Mode, Mode]] = ("g", "c")
@@ -105,15 +105,21 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _median(results: BenchResults, metric: str, mode: str) -> float | None:
+    """Median of `metric` over the burst runs of `mode`; None if none has it."""
+    summary = summarize(_runs(results, "burst", mode), metric)
+    return None if summary is None else summary.median
+
+
 def ratio(
     results: BenchResults, metric: str, mode: str, reference: str
 ) -> float | None:
     """Median of `metric` in `mode` over its median in `reference` (burst runs)."""
-    value = summarize(_runs(results, "burst", mode), metric)
-    base = summarize(_runs(results, "burst", reference), metric)
-    if value is None or base is None or base.median == 0:
+    value = _median(results, metric, mode)
+    base = _median(results, metric, reference)
+    if value is None or not base:
         return None
-    return value.median / base.median
+    return value / base
 
 
 def burst_table(results: BenchResults, modes: tuple[Mode, ...]) -> list[str]:
@@ -177,11 +183,11 @@ def gzip_note(results: BenchResults, modes: tuple[Mode, ...]) -> str:
 
 def _added_cpu(results: BenchResults, mode: str) -> str:
     """Return what a mode's own code costs on top of what any listener costs."""
-    value = summarize(_runs(results, "burst", mode), "cpu_us_per_event")
-    floor = summarize(_runs(results, "burst", "l"), "cpu_us_per_event")
+    value = _median(results, "cpu_us_per_event", mode)
+    floor = _median(results, "cpu_us_per_event", "l")
     if value is None or floor is None:
         return "-"
-    return _number(value.median - floor.median, 1)
+    return _number(value - floor, 1)
 
 
 def target_table(results: BenchResults) -> list[str]:
@@ -226,17 +232,20 @@ def _floor_note(results: BenchResults) -> str:
 
 def _lag_note(results: BenchResults) -> str:
     """Say how much of the worst lag was garbage collection, mode by mode."""
-
-    def median(mode: str, metric: str) -> float | None:
-        summary = summarize(_runs(results, "burst", mode), metric)
-        return None if summary is None else summary.median
-
-    modes = [m for m in ("c", "d", "g", "b", "l") if median(m, "lag_p99_gc_pct")]
-    if not modes:
+    gc_shares = {
+        mode: share
+        for mode in ("c", "d", "g", "b", "l")
+        if (share := _median(results, "lag_p99_gc_pct", mode))
+    }
+    if not gc_shares:
         return ""
-    shares = ", ".join(f"{median(m, 'lag_p99_gc_pct'):.0f}% in ({m})" for m in modes)
+    shares = ", ".join(
+        f"{_number(share, 0, '%')} in ({m})" for m, share in gc_shares.items()
+    )
     pauses = ", ".join(
-        f"{median(m, 'gc_middle_pause_median_ms'):.1f} ms in ({m})" for m in modes
+        f"{_number(_median(results, 'gc_middle_pause_median_ms', m), 1, ' ms')}"
+        f" in ({m})"
+        for m in gc_shares
     )
     return (
         f"Loop lag: of the lateness of the ticks at p99 and over, garbage collection"
