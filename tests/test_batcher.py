@@ -30,6 +30,21 @@ async def _setup_v2(
     return entry
 
 
+async def _spool_while_stopped(
+    hass: HomeAssistant,
+    server: InfluxDBv2TestServer,
+    entry: MockConfigEntry,
+    entity_id: str,
+    count: int,
+) -> None:
+    """Stop the server, then set `count` states: wait until all are in the spool."""
+    await server.stop()
+    for i in range(count):
+        hass.states.async_set(entity_id, str(i), {"unit_of_measurement": "W"})
+    spool = entry.runtime_data.ingestor.spool
+    await wait_until(lambda: spool.count == count, f"{count} points in the spool")
+
+
 async def test_outage_keeps_points_until_the_server_is_back(
     hass: HomeAssistant,
     influxdb_v2: InfluxDBv2TestServer,
@@ -39,10 +54,7 @@ async def test_outage_keeps_points_until_the_server_is_back(
     entry = await _setup_v2(hass, influxdb_v2)
     batcher = entry.runtime_data.ingestor.batcher
     spool = entry.runtime_data.ingestor.spool
-    await influxdb_v2.stop()
-    for i in range(300):
-        hass.states.async_set("sensor.outage", str(i), {"unit_of_measurement": "W"})
-    await wait_until(lambda: spool.count == 300, "300 points in the spool")
+    await _spool_while_stopped(hass, influxdb_v2, entry, "sensor.outage", 300)
     assert batcher.pending == 0
     assert batcher.failing
     assert caplog.text.count("Writing to InfluxDB failed") == 1
@@ -88,10 +100,7 @@ async def test_unreachable_server_is_pinged_before_the_backoff_ends(
         entry = await _setup_v2(hass, influxdb_v2)
         batcher = entry.runtime_data.ingestor.batcher
         spool = entry.runtime_data.ingestor.spool
-        await influxdb_v2.stop()
-        for i in range(100):
-            hass.states.async_set("sensor.probe", str(i), {"unit_of_measurement": "W"})
-        await wait_until(lambda: spool.count == 100, "100 points in the spool")
+        await _spool_while_stopped(hass, influxdb_v2, entry, "sensor.probe", 100)
         requests_before = len(influxdb_v2.requests)
 
         await influxdb_v2.start()

@@ -19,7 +19,7 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 
-from .conftest import v2_entry_data, wait_until
+from .conftest import setup_entry, v2_entry_data, wait_until
 from .influxdb_v1_server import InfluxDBv1Server, free_port
 from .influxdb_v2_server import InfluxDBv2TestServer
 
@@ -45,11 +45,7 @@ async def test_gzip_option_writes_to_influxdb(
     config_entry: MockConfigEntry,
 ) -> None:
     """With the gzip option on, the entry validates and its points reach influxd."""
-    config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        config_entry, options={CONF_GZIP: True, CONF_FLUSH_INTERVAL: 0.05}
-    )
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await setup_entry(hass, config_entry, {CONF_GZIP: True, CONF_FLUSH_INTERVAL: 0.05})
     assert config_entry.runtime_data.server is not None
 
     for watts in range(50):
