@@ -41,7 +41,7 @@ async def _spool_while_stopped(
     await server.stop()
     for i in range(count):
         hass.states.async_set(entity_id, str(i), {"unit_of_measurement": "W"})
-    spool = entry.runtime_data.ingestor.spool
+    spool = entry.runtime_data.pipeline.spool
     await wait_until(lambda: spool.count == count, f"{count} points in the spool")
 
 
@@ -52,11 +52,11 @@ async def test_outage_keeps_points_until_the_server_is_back(
 ) -> None:
     """While the server is down, points move to the spool; none lost, logged once."""
     entry = await _setup_v2(hass, influxdb_v2)
-    batcher = entry.runtime_data.ingestor.batcher
-    spool = entry.runtime_data.ingestor.spool
+    batcher = entry.runtime_data.pipeline.batcher
+    spool = entry.runtime_data.pipeline.spool
     await _spool_while_stopped(hass, influxdb_v2, entry, "sensor.outage", 300)
     assert batcher.pending == 0
-    assert batcher.failing
+    assert batcher.health.failing
     assert caplog.text.count("Writing to InfluxDB failed") == 1
 
     await influxdb_v2.start()
@@ -69,7 +69,7 @@ async def test_outage_keeps_points_until_the_server_is_back(
     values = [point.fields["value"] for point in influxdb_v2.points("ha")]
     assert values == [float(i) for i in range(300)]
     assert spool.count == 0
-    assert not batcher.failing
+    assert not batcher.health.failing
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -94,12 +94,12 @@ async def test_unreachable_server_is_pinged_before_the_backoff_ends(
     """Once the server is back, the catch-up starts at the next ping, not the retry."""
     # Every backoff is now at least 150 s: only the ping can bring the points in time.
     with (
-        patch("custom_components.ha_ingestor.writer.FIRST_BACKOFF", 1000.0),
-        patch("custom_components.ha_ingestor.batcher.PROBE_INTERVAL", 0.2),
+        patch("custom_components.ha_ingestor.pipeline.health.FIRST_BACKOFF", 1000.0),
+        patch("custom_components.ha_ingestor.pipeline.batcher.PROBE_INTERVAL", 0.2),
     ):
         entry = await _setup_v2(hass, influxdb_v2)
-        batcher = entry.runtime_data.ingestor.batcher
-        spool = entry.runtime_data.ingestor.spool
+        batcher = entry.runtime_data.pipeline.batcher
+        spool = entry.runtime_data.pipeline.spool
         await _spool_while_stopped(hass, influxdb_v2, entry, "sensor.probe", 100)
         requests_before = len(influxdb_v2.requests)
 
@@ -108,7 +108,7 @@ async def test_unreachable_server_is_pinged_before_the_backoff_ends(
             lambda: len(influxdb_v2.points("ha")) == 100, "100 points", seconds=5
         )
         # The spool is emptied a moment after the server has the points.
-        await wait_until(lambda: not batcher.failing, "recovered", seconds=5)
+        await wait_until(lambda: not batcher.health.failing, "recovered", seconds=5)
         assert spool.count == 0
         ping, write = influxdb_v2.requests[requests_before:][:2]
         assert (ping.path, ping.status) == ("/ping", 204)
@@ -120,11 +120,11 @@ async def test_server_that_answers_with_an_error_is_not_pinged(
     hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
 ) -> None:
     """Refused credentials do not heal by themselves: the backoff alone paces retries."""
-    with patch("custom_components.ha_ingestor.batcher.PROBE_INTERVAL", 0.05):
+    with patch("custom_components.ha_ingestor.pipeline.batcher.PROBE_INTERVAL", 0.05):
         entry = await _setup_v2(hass, influxdb_v2, **{CONF_TOKEN: "revoked"})
-        batcher = entry.runtime_data.ingestor.batcher
+        batcher = entry.runtime_data.pipeline.batcher
         hass.states.async_set("sensor.probe", "1", {"unit_of_measurement": "W"})
-        await wait_until(lambda: batcher.failing, "the write refused")
+        await wait_until(lambda: batcher.health.failing, "the write refused")
         failed_at = len(influxdb_v2.requests)
         # Ten probe intervals, within the first backoffs (1 s, then 2 s).
         await asyncio.sleep(0.5)
@@ -150,7 +150,7 @@ async def test_conflict_with_stored_field_is_quarantined(
         config_entry, options={CONF_FLUSH_INTERVAL: 0.05}
     )
     assert await hass.config_entries.async_setup(config_entry.entry_id)
-    spool = config_entry.runtime_data.ingestor.spool
+    spool = config_entry.runtime_data.pipeline.spool
 
     hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
     hass.states.async_set("sensor.temperature", "21", {"unit_of_measurement": "°C"})
@@ -163,7 +163,7 @@ async def test_conflict_with_stored_field_is_quarantined(
     (quarantined,) = await spool.quarantined_points(10)
     assert quarantined.line.startswith("W,domain=sensor,entity_id=power value=5.0 ")
     assert "field type conflict" in quarantined.error
-    assert config_entry.runtime_data.ingestor.writer.points_refused == 1
+    assert config_entry.runtime_data.pipeline.stats.points_refused == 1
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
@@ -183,7 +183,7 @@ async def test_conflict_inside_one_batch_is_quarantined(
         config_entry, options={CONF_FLUSH_INTERVAL: 60.0}
     )
     assert await hass.config_entries.async_setup(config_entry.entry_id)
-    ingestor = config_entry.runtime_data.ingestor
+    ingestor = config_entry.runtime_data.pipeline
     lines = [f"m value={i}.5 {1_000_000 + i}" for i in range(10)]
     lines[3] = 'm value="three" 1000003'
     for line in lines:

@@ -24,8 +24,8 @@ import time
 
 import pytest
 
-from custom_components.ha_ingestor.batcher import MEMORY_CAP_BATCHES
 from custom_components.ha_ingestor.const import DEFAULT_BATCH_SIZE
+from custom_components.ha_ingestor.pipeline.batcher import MEMORY_CAP_BATCHES
 from scripts.bench_ha.__main__ import options_from, parse_args
 from scripts.bench_ha.chart import write_chart
 from scripts.bench_ha.child import EXPORTER_DOMAINS

@@ -65,7 +65,7 @@ async def test_server_down_at_start_is_off_until_it_answers(
     """Off while the server never answered; its version is learnt once it does."""
     await hass.async_add_executor_job(influxdb.kill)
     await setup_entry(hass, config_entry, FAST_FLUSH)
-    assert config_entry.runtime_data.server is None
+    assert config_entry.runtime_data.pipeline.server is None
     assert _connectivity(hass, config_entry) == STATE_OFF
     device = dr.async_get(hass).async_get_device_by_identifier(
         (DOMAIN, config_entry.entry_id), config_entry.entry_id
@@ -75,14 +75,15 @@ async def test_server_down_at_start_is_off_until_it_answers(
 
     hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
     await wait_until(
-        lambda: config_entry.runtime_data.ingestor.batcher.failing, "writes fail"
+        lambda: config_entry.runtime_data.pipeline.batcher.health.failing, "writes fail"
     )
     await hass.async_add_executor_job(influxdb.start)
     await wait_until(
         lambda: _connectivity(hass, config_entry) == STATE_ON, "connectivity on"
     )
     await wait_until(
-        lambda: config_entry.runtime_data.server is not None, "the server's version"
+        lambda: config_entry.runtime_data.pipeline.server is not None,
+        "the server's version",
     )
     device = dr.async_get(hass).async_get_device_by_identifier(
         (DOMAIN, config_entry.entry_id), config_entry.entry_id

@@ -221,7 +221,7 @@ async def test_unexpected_exception(
     """A bug of ours shows `unknown` instead of a broken form."""
     flow_id = await _v1_form(hass)
     with patch(
-        "custom_components.ha_ingestor.influx_client.InfluxClient.validate",
+        "custom_components.ha_ingestor.influxdb.client.InfluxClient.validate",
         side_effect=RuntimeError("boom"),
     ):
         result = await hass.config_entries.flow.async_configure(

@@ -25,9 +25,10 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 from custom_components.ha_ingestor.diagnostics import _redact_url
-from custom_components.ha_ingestor.influx_client import InfluxConnectionError
-from custom_components.ha_ingestor.spool import SpoolError
-from custom_components.ha_ingestor.writer import RECENT_ERRORS, PointWriter
+from custom_components.ha_ingestor.influxdb.errors import InfluxConnectionError
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
+from custom_components.ha_ingestor.pipeline.writer import RECENT_ERRORS, PointWriter
+from custom_components.ha_ingestor.storage.spool import SpoolError
 
 from .conftest import V2_TOKEN, seed_field_type_conflict, v2_entry_data, wait_until
 from .influxdb_v1_server import ADMIN_PASSWORD, InfluxDBv1Server
@@ -99,8 +100,8 @@ async def test_diagnostics_snapshot(
     hass.states.async_set(
         "sensor.odd", "1", {"unit_of_measurement": "°C", "ratio": float("nan")}
     )
-    await wait_until(lambda: data.ingestor.spool.quarantined == 1, "quarantined")
-    await wait_until(lambda: data.ingestor.writer.points_written == 2, "2 written")
+    await wait_until(lambda: data.pipeline.spool.quarantined == 1, "quarantined")
+    await wait_until(lambda: data.pipeline.stats.points_written == 2, "2 written")
 
     diagnostics: dict[str, Any] = await get_diagnostics_for_config_entry(
         hass, hass_client, config_entry
@@ -165,7 +166,7 @@ async def test_unreadable_quarantine_is_reported(
     """The download still works, and says why the quarantine is not summarized."""
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
-    spool = config_entry.runtime_data.ingestor.spool
+    spool = config_entry.runtime_data.pipeline.spool
     with patch.object(
         spool, "quarantined_points", side_effect=SpoolError("disk on fire")
     ):
@@ -191,7 +192,7 @@ async def test_the_last_20_distinct_write_errors_are_kept() -> None:
             raise InfluxConnectionError(self.message)
 
     client = Failing()
-    writer = PointWriter(client, AsyncMock())  # type: ignore[arg-type]
+    writer = PointWriter(client, PipelineStats(), AsyncMock())  # type: ignore[arg-type]
     for message in [f"error {i}" for i in range(25)] + ["error 10"]:
         client.message = message
         with pytest.raises(InfluxConnectionError):

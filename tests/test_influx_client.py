@@ -7,12 +7,11 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 import pytest
 from yarl import URL
 
-from custom_components.ha_ingestor.influx_client import (
-    InfluxV1Client,
-    InfluxWriteRejectedError,
-    create_client,
-)
-from custom_components.ha_ingestor.writer import PointWriter
+from custom_components.ha_ingestor.influxdb.connection import create_client
+from custom_components.ha_ingestor.influxdb.errors import InfluxWriteRejectedError
+from custom_components.ha_ingestor.influxdb.v1 import InfluxV1Client
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
+from custom_components.ha_ingestor.pipeline.writer import PointWriter
 
 from .conftest import v2_entry_data
 from .influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server
@@ -58,7 +57,7 @@ async def test_gzip_refused_point_raises_write_rejected(
     async def on_refused(lines: list[str], reason: str) -> None:
         refused.append(lines)
 
-    writer = PointWriter(client, on_refused)
+    writer = PointWriter(client, PipelineStats(), on_refused)
     lines = [f"n value={i}.5 {1_000_000 + i}" for i in range(10)]
     lines[3] = "n value= 1000003"
     await writer.write(lines)

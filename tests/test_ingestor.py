@@ -144,9 +144,9 @@ async def test_5000_state_changes_arrive_exactly(
         ("device_class_str", "string"),
     }
     # Batches, not one request per point: 5000 points in a handful of writes.
-    writer = config_entry.runtime_data.ingestor.writer
+    stats = config_entry.runtime_data.pipeline.stats
     # InfluxDB may answer a moment after it stored the last batch.
-    await wait_until(lambda: writer.points_written == 5000, "5000 points counted")
+    await wait_until(lambda: stats.points_written == 5000, "5000 points counted")
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 

@@ -31,8 +31,8 @@ async def test_setup_and_unload(
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.LOADED
-    assert config_entry.runtime_data.server.version.startswith("1.")
-    assert config_entry.runtime_data.server.build == "OSS"
+    assert config_entry.runtime_data.pipeline.server.version.startswith("1.")
+    assert config_entry.runtime_data.pipeline.server.build == "OSS"
 
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.NOT_LOADED
@@ -46,12 +46,12 @@ async def test_gzip_option_writes_to_influxdb(
 ) -> None:
     """With the gzip option on, the entry validates and its points reach influxd."""
     await setup_entry(hass, config_entry, {CONF_GZIP: True, CONF_FLUSH_INTERVAL: 0.05})
-    assert config_entry.runtime_data.server is not None
+    assert config_entry.runtime_data.pipeline.server is not None
 
     for watts in range(50):
         hass.states.async_set("sensor.power", str(watts), {"unit_of_measurement": "W"})
-    writer = config_entry.runtime_data.ingestor.writer
-    await wait_until(lambda: writer.points_written == 50, "50 points written")
+    stats = config_entry.runtime_data.pipeline.stats
+    await wait_until(lambda: stats.points_written == 50, "50 points written")
     rows = influxdb.rows('SELECT "value" FROM "W"', database)
     assert [row["value"] for row in rows] == [float(watts) for watts in range(50)]
     assert await hass.config_entries.async_unload(config_entry.entry_id)
@@ -109,7 +109,7 @@ async def test_setup_records_even_when_influxdb_cannot_be_written(
     )
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.LOADED
-    assert config_entry.runtime_data.server is None
+    assert config_entry.runtime_data.pipeline.server is None
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == (
         [SOURCE_REAUTH] if reauth else []
@@ -117,7 +117,7 @@ async def test_setup_records_even_when_influxdb_cannot_be_written(
 
     hass.states.async_set("sensor.kept", "1")
     await hass.async_block_till_done()
-    spool = config_entry.runtime_data.ingestor.spool
+    spool = config_entry.runtime_data.pipeline.spool
     await wait_until(lambda: spool.count == 1, "the point waits in the spool")
 
 

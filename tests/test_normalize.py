@@ -32,7 +32,6 @@ from homeassistant.helpers.state import state_as_number
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 import pytest
 
-from custom_components.ha_ingestor import normalize
 from custom_components.ha_ingestor.const import (
     CONF_GLOBAL_TAGS,
     CONF_IGNORE_ATTRIBUTES,
@@ -47,8 +46,15 @@ from custom_components.ha_ingestor.const import (
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
 )
-from custom_components.ha_ingestor.normalize import create_encoder, timestamp_us
-from custom_components.ha_ingestor.registry_cache import (
+from custom_components.ha_ingestor.line_protocol import (
+    core_compatible,
+    create_encoder,
+    encoder as encoder_module,
+    rich,
+)
+from custom_components.ha_ingestor.line_protocol.encoder import timestamp_us
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
+from custom_components.ha_ingestor.registry.cache import (
     UNREGISTERED,
     EntityMetadata,
     RegistryCache,
@@ -87,7 +93,7 @@ def encode(
 ) -> str | None:
     """The line a new encoder makes of one state change."""
     registry = FixedRegistry(None if metadata is None else {state.entity_id: metadata})
-    return create_encoder(options, registry)(state, old_state, TIME_US)
+    return create_encoder(options, registry, PipelineStats())(state, old_state, TIME_US)
 
 
 def test_presets() -> None:
@@ -108,7 +114,7 @@ def test_presets() -> None:
 def test_unknown_options_are_refused(options: dict[str, Any]) -> None:
     """A preset or measurement rule the integration does not know is an error."""
     with pytest.raises(ValueError, match="Unknown"):
-        create_encoder(options, FixedRegistry())
+        create_encoder(options, FixedRegistry(), PipelineStats())
 
 
 @given(st.floats(min_value=0, max_value=4e9))
@@ -890,21 +896,22 @@ def test_core_options(
 
 def test_core_counts_what_it_leaves_out() -> None:
     """Each NaN or infinite value left out, of the state or an attribute, is counted."""
-    encoder = create_encoder(CORE, FixedRegistry())
+    stats = PipelineStats()
+    encoder = create_encoder(CORE, FixedRegistry(), stats)
     line = encoder(
         State("sensor.a", "nan", {"b": math.inf, "c": "-inf", "d": 10**400, "e": 1}),
         None,
         TIME_US,
     )
     assert line == "sensor.a,domain=sensor,entity_id=a e=1.0 1732262400123456"
-    assert encoder.non_finite_dropped == 4
+    assert stats.non_finite_values_skipped == 4
     assert encoder(State("sensor.a", "inf"), None, TIME_US) is None
-    assert encoder.non_finite_dropped == 5
+    assert stats.non_finite_values_skipped == 5
 
 
 def test_core_series_follow_the_measurement_attribute() -> None:
     """A changed unit changes the measurement, also between equal numbers."""
-    encoder = create_encoder(CORE, FixedRegistry())
+    encoder = create_encoder(CORE, FixedRegistry(), PipelineStats())
     measurements = []
     for unit in ("W", "kW", 5, 5.0, None, "W"):
         line = encoder(State("sensor.a", "1", {"unit_of_measurement": unit}), None, 0)
@@ -926,7 +933,7 @@ def test_core_lines_read_back(influxdb: InfluxDBv1Server, database: str) -> None
     """Real InfluxDB takes every line and stores the expected names, values, types."""
     lines, points = [], []
     for offset, (_, entity_id, state, attributes, expected) in enumerate(CORE_CASES):
-        line = create_encoder(CORE, FixedRegistry())(
+        line = create_encoder(CORE, FixedRegistry(), PipelineStats())(
             State(entity_id, state, attributes), None, TIME_US + offset
         )
         if expected is not None:
@@ -1030,13 +1037,13 @@ _WORDS = sorted(
 
 def test_core_constants_are_cores(core_influxdb: ModuleType) -> None:
     """The digit pattern and state words are core's own."""
-    assert normalize._CORE_NOT_DECIMAL.pattern == core_influxdb.RE_DECIMAL.pattern
+    assert core_compatible._CORE_NOT_DECIMAL.pattern == core_influxdb.RE_DECIMAL.pattern
     numbers = {}
     for word in _WORDS:
         with contextlib.suppress(ValueError):
             numbers[word] = float(state_as_number(State("sensor.x", word)))
     del numbers[STATE_UNKNOWN]  # never written as a value
-    assert numbers == normalize._STATE_NUMBERS
+    assert numbers == encoder_module.STATE_NUMBERS
 
 
 def _core_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -1239,7 +1246,7 @@ OPTIONS = st.fixed_dictionaries(
 def test_digit_tail_is_cores(core_influxdb: ModuleType, text: str) -> None:
     """Texts get a float of their digits exactly where core's pattern says so."""
     core_says = core_influxdb.RE_DIGIT_TAIL.match(text) is not None
-    assert normalize._has_core_digit_tail(text) is core_says
+    assert core_compatible._has_core_digit_tail(text) is core_says
 
 
 def test_long_texts_are_read_at_once() -> None:
@@ -1247,7 +1254,7 @@ def test_long_texts_are_read_at_once() -> None:
 
     Core's pattern would take about a minute on it, in Home Assistant's event loop.
     """
-    encoder = create_encoder(CORE, FixedRegistry())
+    encoder = create_encoder(CORE, FixedRegistry(), PipelineStats())
     state = State("weather.home", "sunny", {"forecast": [1.5, 2.5] * 15_000})
     started = time.perf_counter()
     assert encoder(state, None, TIME_US) is not None
@@ -1448,7 +1455,7 @@ def attribute_fields(fields: Fields) -> Fields:
     return {
         key: value
         for key, value in fields.items()
-        if key not in normalize._RICH_STATE_FIELDS
+        if key not in rich._RICH_STATE_FIELDS
     }
 
 
@@ -1619,11 +1626,12 @@ def test_rich_measurement(
 )
 def test_rich_state(state: str, fields: Fields, dropped: int) -> None:
     """The state is always its text, and its number when it has one."""
-    encoder = create_encoder(RICH, FixedRegistry())
+    stats = PipelineStats()
+    encoder = create_encoder(RICH, FixedRegistry(), stats)
     line = encoder(State("sensor.a", state, context=CONTEXT), None, TIME_US)
     assert line is not None
     assert parse_influx_line(line)[2] == fields | {"context_id": CONTEXT.id}
-    assert encoder.non_finite_dropped == dropped
+    assert stats.non_finite_values_skipped == dropped
 
 
 def test_rich_previous_state() -> None:
@@ -1698,11 +1706,12 @@ def test_rich_attribute_types(value: object, fields: Fields) -> None:
 @pytest.mark.parametrize("value", [math.nan, -math.inf, 10**400])
 def test_rich_counts_what_it_leaves_out(value: object) -> None:
     """NaN and infinity are never written: the field is left out, and counted."""
-    encoder = create_encoder(RICH, FixedRegistry())
+    stats = PipelineStats()
+    encoder = create_encoder(RICH, FixedRegistry(), stats)
     line = encoder(State("sensor.a", "1", {"a": value, "b": 1}), None, TIME_US)
     assert line is not None
     assert attribute_fields(parse_influx_line(line)[2]) == {"b": 1.0}
-    assert encoder.non_finite_dropped == 1
+    assert stats.non_finite_values_skipped == 1
 
 
 @pytest.mark.parametrize(
@@ -1773,7 +1782,7 @@ def test_unknown_and_unavailable_are_the_state_alone(
 def test_rich_series_follow_the_registry_and_attributes() -> None:
     """New registry metadata or a new unit gives the entity's new tags at once."""
     registry = FixedRegistry({"sensor.a": _THERMOMETER})
-    encoder = create_encoder(RICH, registry)
+    encoder = create_encoder(RICH, registry, PipelineStats())
 
     def tags(unit: str) -> dict[str, str]:
         line = encoder(State("sensor.a", "1", {"unit_of_measurement": unit}), None, 0)
@@ -1815,7 +1824,9 @@ def test_rich_field_types_never_change(
     metadata: EntityMetadata,
 ) -> None:
     """Whatever an entity's states and attributes, a field key keeps one type."""
-    encoder = create_encoder(RICH | options, FixedRegistry({entity_id: metadata}))
+    encoder = create_encoder(
+        RICH | options, FixedRegistry({entity_id: metadata}), PipelineStats()
+    )
     types: dict[str, type] = {}
     old_state = None
     for text, attributes in changes:
@@ -1847,12 +1858,12 @@ def test_what_encoders_remember_changes_nothing(
     """An encoder that has seen other changes writes what a new one would."""
     registry = FixedRegistry({"sensor.a": metadata[0], "light.b": metadata[1]})
     options = options | {CONF_PRESET: preset}
-    encoder = create_encoder(options, registry)
+    encoder = create_encoder(options, registry, PipelineStats())
     for entity_id, text, attributes in changes:
         state = State(entity_id, text, attributes)
-        assert encoder(state, None, TIME_US) == create_encoder(options, registry)(
-            state, None, TIME_US
-        )
+        assert encoder(state, None, TIME_US) == create_encoder(
+            options, registry, PipelineStats()
+        )(state, None, TIME_US)
 
 
 # Identifier keys, whose core fields have a place of their own in the sorted field set:
@@ -1875,15 +1886,16 @@ def test_core_layouts_write_what_the_general_rules_do(
 ) -> None:
     """Attributes laid out once per key sequence get the general rules' very bytes."""
     assume(text and text not in ("unknown", "unavailable"))
-    encoder = create_encoder(CORE | options, FixedRegistry())
+    stats = PipelineStats()
+    encoder = create_encoder(CORE | options, FixedRegistry(), stats)
     state = State("sensor.a", text, attributes)
     line = encoder(state, None, TIME_US)
-    laid_out_dropped = encoder.non_finite_dropped
+    laid_out_dropped = stats.non_finite_values_skipped
     series = encoder._series["sensor.a"]  # type: ignore[attr-defined]
-    encoder.non_finite_dropped = 0
+    stats.non_finite_values_skipped = 0
     field_set = encoder._field_set(encoder._fields(state, series.skipped))  # type: ignore[attr-defined]
     assert line == (f"{series.prefix} {field_set} {TIME_US}" if field_set else None)
-    assert encoder.non_finite_dropped == laid_out_dropped
+    assert stats.non_finite_values_skipped == laid_out_dropped
 
 
 @settings(max_examples=300, deadline=None)
@@ -1913,7 +1925,8 @@ def test_kept_attributes_change_nothing(
     """
     registry = FixedRegistry()
     options = options | {CONF_PRESET: preset}
-    encoder = create_encoder(options, registry)
+    stats = PipelineStats()
+    encoder = create_encoder(options, registry, stats)
     dropped = 0
     states: dict[str, State] = {}
     for entity_id, text, attributes in changes:
@@ -1922,11 +1935,11 @@ def test_kept_attributes_change_nothing(
             state = State(entity_id, text, old_state.attributes)
         else:
             state = State(entity_id, text, attributes)
-        new_encoder = create_encoder(options, registry)
-        line = new_encoder(state, old_state, TIME_US)
+        new_stats = PipelineStats()
+        line = create_encoder(options, registry, new_stats)(state, old_state, TIME_US)
         assert encoder(state, old_state, TIME_US) == line
-        dropped += new_encoder.non_finite_dropped
-        assert encoder.non_finite_dropped == dropped
+        dropped += new_stats.non_finite_values_skipped
+        assert stats.non_finite_values_skipped == dropped
         states[entity_id] = state
 
 
@@ -1949,14 +1962,16 @@ class _CountedNumber:
 def test_kept_attributes_are_read_once(options: dict[str, Any]) -> None:
     """A change that keeps its entity's attributes object does not read them again."""
     value = _CountedNumber()
-    encoder = create_encoder(options, FixedRegistry())
+    encoder = create_encoder(options, FixedRegistry(), PipelineStats())
     first = State("sensor.a", "1", {"b": value})
     second = State("sensor.a", "2", first.attributes)
     assert first.attributes is second.attributes
     encoder(first, None, TIME_US)
     line = encoder(second, first, TIME_US)
     assert value.reads == 1
-    assert line == create_encoder(options, FixedRegistry())(second, first, TIME_US)
+    assert line == create_encoder(options, FixedRegistry(), PipelineStats())(
+        second, first, TIME_US
+    )
 
 
 @pytest.mark.parametrize("options", [CORE, RICH])
@@ -1969,9 +1984,11 @@ def test_attributes_changed_in_place_are_read_again(options: dict[str, Any]) -> 
     attributes = {"b": 1}
     state = State("sensor.a", "1")
     state.attributes = attributes  # type: ignore[assignment]
-    encoder = create_encoder(options, FixedRegistry())
+    encoder = create_encoder(options, FixedRegistry(), PipelineStats())
     first = encoder(state, None, TIME_US)
     attributes["b"] = 2
     second = encoder(state, None, TIME_US)
     assert first != second
-    assert second == create_encoder(options, FixedRegistry())(state, None, TIME_US)
+    assert second == create_encoder(options, FixedRegistry(), PipelineStats())(
+        state, None, TIME_US
+    )

@@ -125,7 +125,7 @@ async def test_every_option_is_saved_and_shown_again(
     }
     assert dict(loaded_entry.options) == changes | parsed | mirror_off
     assert loaded_entry.state is ConfigEntryState.LOADED
-    assert loaded_entry.runtime_data.ingestor.spool.max_bytes == 64 << 20
+    assert loaded_entry.runtime_data.pipeline.spool.max_bytes == 64 << 20
 
     # Opening the options again shows every value as it was typed (tags as text).
     form = await hass.config_entries.options.async_init(loaded_entry.entry_id)
@@ -458,7 +458,7 @@ async def test_heartbeat_rewrites_current_states(
     # Jumping the clock also times out a write in flight, whose points then wait in
     # the spool: after a reload (a fresh backoff), a flush replays them.
     assert await hass.config_entries.async_reload(loaded_entry.entry_id)
-    await loaded_entry.runtime_data.ingestor.batcher.flush()
+    await loaded_entry.runtime_data.pipeline.batcher.flush()
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
 
     rows = influxdb.rows('SELECT * FROM /.*/ GROUP BY "entity_id"', database)

@@ -89,7 +89,7 @@ async def test_influxd_killed_during_10000_state_changes(
     """Every change is in InfluxDB exactly once, with its original timestamp."""
     await setup_entry(hass, config_entry, FAST_FLUSH)
     fired = _record_events(hass)
-    spool = config_entry.runtime_data.ingestor.spool
+    spool = config_entry.runtime_data.pipeline.spool
 
     await _fire(hass, 0, 3000)
     await hass.async_add_executor_job(influxdb.kill)
@@ -141,8 +141,8 @@ async def test_200000_state_changes_with_influxdb_down(
 ) -> None:
     """Memory stays at its cap, the rest waits on disk, and all of it arrives."""
     await setup_entry(hass, config_entry, FAST_FLUSH)
-    batcher = config_entry.runtime_data.ingestor.batcher
-    spool = config_entry.runtime_data.ingestor.spool
+    batcher = config_entry.runtime_data.pipeline.batcher
+    spool = config_entry.runtime_data.pipeline.spool
     await hass.async_add_executor_job(influxdb.kill)
 
     chunk = 1000

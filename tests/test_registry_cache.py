@@ -18,8 +18,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import CONF_PRESET, PRESET_RICH
-from custom_components.ha_ingestor.normalize import create_encoder
-from custom_components.ha_ingestor.registry_cache import (
+from custom_components.ha_ingestor.line_protocol import create_encoder
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
+from custom_components.ha_ingestor.registry.cache import (
     UNREGISTERED,
     EntityMetadata,
     RegistryCache,
@@ -33,7 +34,8 @@ class Home:
     """A floor, an area on it, two labels, a device in the area and its entity."""
 
     cache: RegistryCache
-    changes: list[None]
+    changes: list[list[str]]
+    """The entity ids of each change listeners heard of."""
     """One item per call of the cache's listener."""
     owner: MockConfigEntry
     floor: fr.FloorEntry
@@ -75,8 +77,10 @@ def home(hass: HomeAssistant) -> Iterator[Home]:
     er.async_get(hass).async_update_entity(entity.entity_id, labels={climate.label_id})
     cache = RegistryCache(hass)
     cache.async_start()
-    changes: list[None] = []
-    unsubscribe = cache.async_listen(lambda: changes.append(None))
+    changes: list[list[str]] = []
+    unsubscribe = cache.async_listen(
+        lambda entity_ids: changes.append(list(entity_ids))
+    )
     yield Home(
         cache, changes, owner, floor, area, climate, heating, device, entity.entity_id
     )
@@ -250,8 +254,10 @@ async def test_listeners(hass: HomeAssistant, home: Home) -> None:
     assert home.changes == []
 
     assert home.cache.get(home.entity_id).area == "Lounge"
-    later: list[None] = []
-    unsubscribe = home.cache.async_listen(lambda: later.append(None))
+    later: list[list[str]] = []
+    unsubscribe = home.cache.async_listen(
+        lambda entity_ids: later.append(list(entity_ids))
+    )
     areas.async_update(home.area.id, name="Living room")
     await hass.async_block_till_done()
     assert (len(home.changes), len(later)) == (1, 1)
@@ -276,7 +282,7 @@ async def test_rich_lines_follow_the_registries(
     hass: HomeAssistant, home: Home
 ) -> None:
     """The rich encoder's tags change as soon as the registries do."""
-    encoder = create_encoder({CONF_PRESET: PRESET_RICH}, home.cache)
+    encoder = create_encoder({CONF_PRESET: PRESET_RICH}, home.cache, PipelineStats())
 
     def tags() -> dict[str, str]:
         state = State(home.entity_id, "21.5", {"unit_of_measurement": "°C"})

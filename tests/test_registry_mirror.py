@@ -33,11 +33,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import DOMAIN
-from custom_components.ha_ingestor.registry_mirror import RegistryMirror
-from custom_components.ha_ingestor.registry_mirror_schema import (
-    APPLICATION_ID,
-    SCHEMA_VERSION,
-)
+from custom_components.ha_ingestor.mirror.mirror import RegistryMirror
+from custom_components.ha_ingestor.mirror.schema import APPLICATION_ID, SCHEMA_VERSION
 
 ENTRY_ID = "mirror_entry"
 ISSUE_ID = f"mirror_unavailable_{ENTRY_ID}"

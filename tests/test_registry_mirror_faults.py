@@ -23,7 +23,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.ha_ingestor.registry_mirror import RETRY_INTERVAL, RegistryMirror
+from custom_components.ha_ingestor.mirror.mirror import RETRY_INTERVAL, RegistryMirror
 
 from .test_registry_mirror import (
     ENTRY_ID,

@@ -17,16 +17,16 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er, label_registry as lr
 import pytest
 
-from custom_components.ha_ingestor.registry_mirror import (
+from custom_components.ha_ingestor.mirror.mirror import RegistryMirror
+from custom_components.ha_ingestor.mirror.path_check import (
     MIRROR_PATH_IS_DIRECTORY,
     MIRROR_PATH_NEWER_VERSION,
     MIRROR_PATH_NOT_SQLITE,
     MIRROR_PATH_NOT_WRITABLE,
     MIRROR_PATH_OTHER_DATABASE,
-    RegistryMirror,
     validate_mirror_path,
 )
-from custom_components.ha_ingestor.registry_mirror_schema import (
+from custom_components.ha_ingestor.mirror.schema import (
     SCHEMA_VERSION,
     TABLE_NAMES,
     TABLES,
@@ -101,7 +101,9 @@ async def test_schema_has_the_columns_the_code_writes(
     assert set(mirror.rows) == set(TABLE_NAMES)
     # Foreign keys are enforced on the mirror's own connection.
     assert mirror._file is not None
-    assert await mirror._file._db.execute_fetchall("PRAGMA foreign_keys") == [(1,)]
+    assert await mirror._file._connection.db.execute_fetchall(
+        "PRAGMA foreign_keys"
+    ) == [(1,)]
 
 
 async def test_validate_accepts_new_empty_and_own_files(

@@ -31,7 +31,7 @@ from hypothesis import given, settings, strategies as st
 import pytest
 from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
-from custom_components.ha_ingestor.registry_mirror import RegistryMirror
+from custom_components.ha_ingestor.mirror.mirror import RegistryMirror
 
 from .test_registry_mirror import (
     ENTRY_ID,

@@ -28,7 +28,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
-from custom_components.ha_ingestor.repairs import (
+from custom_components.ha_ingestor.issues import (
     ISSUE_POINTS_DROPPED,
     ISSUE_POINTS_QUARANTINED,
     ISSUE_SPOOL_NEARLY_FULL,
@@ -36,11 +36,11 @@ from custom_components.ha_ingestor.repairs import (
     ISSUE_UNREACHABLE,
     ISSUES,
     _entities_text,
-    async_create_fix_flow,
     issue_id,
-    line_entity,
 )
-from custom_components.ha_ingestor.spool import QuarantinedPoint, SpoolError
+from custom_components.ha_ingestor.line_protocol.parse import line_entity
+from custom_components.ha_ingestor.repairs import async_create_fix_flow
+from custom_components.ha_ingestor.storage.spool import QuarantinedPoint, SpoolError
 
 from .conftest import seed_field_type_conflict, setup_entry, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
@@ -122,10 +122,10 @@ async def test_unreachable_for_five_minutes_raises_an_issue_that_clears_itself(
 ) -> None:
     """Not before five minutes; with the backlog; gone once writing works; logged once."""
     await setup_entry(hass, config_entry, FAST_FLUSH)
-    batcher = config_entry.runtime_data.ingestor.batcher
+    batcher = config_entry.runtime_data.pipeline.batcher
     await hass.async_add_executor_job(influxdb.kill)
     _fire_power(hass, 0, 7)
-    await wait_until(lambda: batcher.failing, "writing fails")
+    await wait_until(lambda: batcher.health.failing, "writing fails")
 
     freezer.tick(dt.timedelta(minutes=4))
     async_fire_time_changed(hass)
@@ -149,7 +149,7 @@ async def test_unreachable_for_five_minutes_raises_an_issue_that_clears_itself(
         lambda: _issue(hass, config_entry, ISSUE_UNREACHABLE) is None,
         "the issue clears itself",
     )
-    assert config_entry.runtime_data.ingestor.spool.count == 0
+    assert config_entry.runtime_data.pipeline.spool.count == 0
     assert caplog.text.count("Writing to InfluxDB failed") == 1
     assert caplog.text.count("Writing to InfluxDB works again") == 1
     assert await hass.config_entries.async_unload(config_entry.entry_id)
@@ -191,7 +191,8 @@ async def test_spool_nearly_full_then_points_dropped(
     assert await async_setup_component(hass, "repairs", {})
     await setup_entry(hass, config_entry, FAST_FLUSH)
     data = config_entry.runtime_data
-    spool = data.ingestor.spool
+    spool = data.pipeline.spool
+    stats = data.pipeline.stats
     await hass.async_add_executor_job(influxdb.kill)
     # A small spool: each point of sensor.power is about 60 bytes.
     line = "W,domain=sensor,entity_id=power value=10.0 1000000000000000"
@@ -208,7 +209,7 @@ async def test_spool_nearly_full_then_points_dropped(
     assert _issue(hass, config_entry, ISSUE_POINTS_DROPPED) is None
 
     _fire_power(hass, 27, 33)
-    await wait_until(lambda: spool.dropped_full == 3, "3 points dropped")
+    await wait_until(lambda: stats.points_dropped_spool_full == 3, "3 points dropped")
     await wait_until(
         lambda: _checked(hass, config_entry, ISSUE_POINTS_DROPPED) is not None,
         "the dropped issue",
@@ -228,13 +229,13 @@ async def test_spool_nearly_full_then_points_dropped(
     result = await manager.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert _issue(hass, config_entry, ISSUE_POINTS_DROPPED) is None
-    assert data.counters.acknowledged_spool_full == 3
+    assert stats.points_dropped_acknowledged == 3
     data.coordinator.async_update_now()
     await hass.async_block_till_done()
     assert _issue(hass, config_entry, ISSUE_POINTS_DROPPED) is None
 
     _fire_power(hass, 33, 35)
-    await wait_until(lambda: spool.dropped_full == 5, "2 more dropped")
+    await wait_until(lambda: stats.points_dropped_spool_full == 5, "2 more dropped")
     await wait_until(
         lambda: _checked(hass, config_entry, ISSUE_POINTS_DROPPED) is not None,
         "the dropped issue again",
@@ -272,7 +273,7 @@ async def test_quarantine_issue_names_the_entities_and_its_flow_replays(
     assert await async_setup_component(hass, "repairs", {})
     seed_field_type_conflict(influxdb, database)
     await setup_entry(hass, config_entry, FAST_FLUSH)
-    spool = config_entry.runtime_data.ingestor.spool
+    spool = config_entry.runtime_data.pipeline.spool
     _fire_power(hass, 0, 3)
     hass.states.async_set("sensor.voltage", "230", {"unit_of_measurement": "W"})
     await wait_until(lambda: spool.quarantined == 4, "4 points quarantined")
@@ -466,7 +467,7 @@ async def test_unreadable_quarantine_still_raises_the_issue(
     """The entities cannot be named, the points are still reported."""
     seed_field_type_conflict(influxdb, database)
     await setup_entry(hass, config_entry, FAST_FLUSH)
-    spool = config_entry.runtime_data.ingestor.spool
+    spool = config_entry.runtime_data.pipeline.spool
     _fire_power(hass, 0, 1)
     await wait_until(lambda: spool.quarantined == 1, "quarantined")
     with patch.object(

@@ -35,8 +35,9 @@ from custom_components.ha_ingestor.const import (
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
 )
-from custom_components.ha_ingestor.normalize import create_encoder
-from custom_components.ha_ingestor.registry_cache import EntityMetadata
+from custom_components.ha_ingestor.line_protocol import create_encoder
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
+from custom_components.ha_ingestor.registry.cache import EntityMetadata
 
 from .influxdb_v1_server import InfluxDBv1Server
 from .test_normalize import (
@@ -352,6 +353,7 @@ def test_lines_read_back_as_documented(
     encoder = create_encoder(
         options,
         FixedRegistry(dict(zip(scenario.entity_ids, scenario.metadata, strict=True))),
+        PipelineStats(),
     )
     written: list[tuple[str, Point]] = []
     previous: dict[str, State] = {}

@@ -176,8 +176,8 @@ async def test_counters_match_what_influxdb_holds(
         )
     await wait_until(
         lambda: (
-            data.ingestor.writer.points_written == 103
-            and data.ingestor.spool.quarantined == 5
+            data.pipeline.stats.points_written == 103
+            and data.pipeline.spool.quarantined == 5
         ),
         "everything written or quarantined",
     )
@@ -192,18 +192,21 @@ async def test_counters_match_what_influxdb_holds(
 
     expected_received = received
     await data.coordinator.async_refresh()
-    assert _state(hass, config_entry, "points_written").state == "103"
+    written = _state(hass, config_entry, "points_written")
+    assert written.state == "103"
+    # NaN is left out of a point that is written: a value skipped, no point dropped.
+    assert written.attributes["non_finite_values_skipped"] == 3
     assert _state(hass, config_entry, "state_changes_received").state == str(
         expected_received
     )
     assert int(_state(hass, config_entry, "state_changes_received").state) >= 118
+    # Quarantined points are not dropped: they can be replayed.
     dropped = _state(hass, config_entry, "points_dropped")
-    assert dropped.state == "8"
-    assert {
-        key: dropped.attributes[key]
-        for key in ("non_finite_values", "quarantined_conflicts", "spool_full")
-    } == {"non_finite_values": 3, "quarantined_conflicts": 5, "spool_full": 0}
-    assert _state(hass, config_entry, "points_quarantined").state == "5"
+    assert dropped.state == "0"
+    assert dropped.attributes["points_dropped_spool_full"] == 0
+    quarantined = _state(hass, config_entry, "points_quarantined")
+    assert quarantined.state == "5"
+    assert quarantined.attributes["points_refused"] == 5
     assert _state(hass, config_entry, "points_waiting").state == "0"
     assert float(_state(hass, config_entry, "spool_size").state) == 0
     last_write = dt_util.parse_datetime(_state(hass, config_entry, "last_write").state)
@@ -225,7 +228,7 @@ async def test_counters_survive_a_restart(
         hass.states.async_set(
             "sensor.power", str(i), {"unit_of_measurement": "W", "x": float("inf")}
         )
-    counters = config_entry.runtime_data.counters
+    counters = config_entry.runtime_data.pipeline.stats
     await wait_until(lambda: counters.points_written == 10, "10 written")
     received = counters.state_changes_received
     last_write = counters.last_write
@@ -233,9 +236,9 @@ async def test_counters_survive_a_restart(
 
     async with restarted(hass, config_entry) as second:
         entry = second.config_entries.async_entries(DOMAIN)[0]
-        again = entry.runtime_data.counters
+        again = entry.runtime_data.pipeline.stats
         assert again.points_written == 10
-        assert again.dropped_non_finite == 10
+        assert again.non_finite_values_skipped == 10
         assert again.state_changes_received >= received
         assert again.last_write == last_write
         for i in range(5):
@@ -268,7 +271,7 @@ async def test_entities_update_on_a_timer_not_per_state_change(
     for i in range(1000):
         hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
     # Written before the clock moves: moving it would time out a write in flight.
-    await config_entry.runtime_data.ingestor.batcher.flush()
+    await config_entry.runtime_data.pipeline.batcher.flush()
     await hass.async_block_till_done()
     assert ours == []
 
@@ -289,9 +292,9 @@ async def test_own_entities_are_not_written_unless_included(
     await setup_entry(hass, config_entry, FAST_FLUSH)
     hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
     data = config_entry.runtime_data
-    await wait_until(lambda: data.ingestor.writer.points_written == 1, "written")
+    await wait_until(lambda: data.pipeline.stats.points_written == 1, "written")
     await data.coordinator.async_refresh()
-    await data.ingestor.batcher.flush()
+    await data.pipeline.batcher.flush()
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 
     def entities_written() -> set[str]:
@@ -312,7 +315,7 @@ async def test_own_entities_are_not_written_unless_included(
     hass.states.async_set("sensor.power", "2", {"unit_of_measurement": "W"})
     data = config_entry.runtime_data
     await data.coordinator.async_refresh()
-    await wait_until(lambda: data.ingestor.writer.points_written >= 1, "written")
+    await wait_until(lambda: data.pipeline.stats.points_written >= 1, "written")
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     assert entities_written() == {"sensor.power", points_written}
 
@@ -334,7 +337,7 @@ async def test_events_per_minute(
         hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
     freezer.tick(dt.timedelta(seconds=60))
     await coordinator.async_refresh()
-    since = config_entry.runtime_data.counters.state_changes_received - first
+    since = config_entry.runtime_data.pipeline.stats.state_changes_received - first
     rate = float(_state(hass, config_entry, "events_per_minute").state)
     # Measured over a little more than the minute the clock moved.
     assert since * 60 / 62 <= rate <= since
@@ -379,8 +382,8 @@ async def test_a_failed_setup_stops_the_pipeline(
     ):
         assert not await hass.config_entries.async_setup(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.SETUP_ERROR
-    ingestor = config_entry.runtime_data.ingestor
-    received = ingestor.state_changes_received
+    stats = config_entry.runtime_data.pipeline.stats
+    received = stats.state_changes_received
     hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
     await hass.async_block_till_done()
-    assert ingestor.state_changes_received == received
+    assert stats.state_changes_received == received

@@ -15,7 +15,7 @@ from custom_components.ha_ingestor.services import (
     SERVICE_FLUSH,
     SERVICE_REPLAY_QUARANTINE,
 )
-from custom_components.ha_ingestor.spool import SpoolError
+from custom_components.ha_ingestor.storage.spool import SpoolError
 
 from .conftest import seed_field_type_conflict, setup_entry, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
@@ -67,7 +67,7 @@ async def test_flush_while_influxdb_is_down_raises_and_keeps_the_points(
 ) -> None:
     """A translated error; the points wait; once back, a flush needs no backoff."""
     await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
-    spool = config_entry.runtime_data.ingestor.spool
+    spool = config_entry.runtime_data.pipeline.spool
     await hass.async_add_executor_job(influxdb.kill)
     for i in range(10):
         hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
@@ -88,7 +88,7 @@ async def test_flush_while_influxdb_is_down_raises_and_keeps_the_points(
     )
     assert response == {"written": 10, "refused": 0, "waiting": 0, "quarantined": 0}
     assert _count(influxdb, database, "W") == 10
-    assert not config_entry.runtime_data.ingestor.batcher.failing
+    assert not config_entry.runtime_data.pipeline.batcher.health.failing
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
@@ -101,7 +101,7 @@ async def test_replay_quarantine_after_the_conflict_is_fixed(
     """Refused while the field had another type; written once the user dropped it."""
     seed_field_type_conflict(influxdb, database)
     await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
-    spool = config_entry.runtime_data.ingestor.spool
+    spool = config_entry.runtime_data.pipeline.spool
     for i in range(3):
         hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
     hass.states.async_set("sensor.temperature", "21", {"unit_of_measurement": "°C"})
@@ -152,7 +152,7 @@ async def test_replay_while_influxdb_is_down_keeps_the_points(
     """Released points that cannot be written wait in the spool, then arrive."""
     seed_field_type_conflict(influxdb, database)
     await setup_entry(hass, config_entry, {CONF_FLUSH_INTERVAL: 0.05})
-    spool = config_entry.runtime_data.ingestor.spool
+    spool = config_entry.runtime_data.pipeline.spool
     hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
     await wait_until(lambda: spool.quarantined == 1, "quarantined")
     influxdb.query('DROP MEASUREMENT "W"', database)
@@ -220,7 +220,7 @@ async def test_replay_with_an_unusable_spool_raises(
 ) -> None:
     """The spool cannot be read: a translated error, nothing changed."""
     await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
-    spool = config_entry.runtime_data.ingestor.spool
+    spool = config_entry.runtime_data.pipeline.spool
     await spool.quarantine(["m value=1.0 1"], "refused")
     with (
         patch.object(

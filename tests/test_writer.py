@@ -6,8 +6,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from yarl import URL
 
-from custom_components.ha_ingestor.influx_client import InfluxV1Client
-from custom_components.ha_ingestor.writer import MAX_BACKOFF, Backoff, PointWriter
+from custom_components.ha_ingestor.influxdb.v1 import InfluxV1Client
+from custom_components.ha_ingestor.pipeline.health import MAX_BACKOFF, Backoff
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
+from custom_components.ha_ingestor.pipeline.writer import PointWriter
 
 from .influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server
 
@@ -27,7 +29,7 @@ def _writer(
         username=ADMIN_USER,
         password=ADMIN_PASSWORD,
     )
-    return PointWriter(client, on_refused), refused
+    return PointWriter(client, PipelineStats(), on_refused), refused
 
 
 def _values(server: InfluxDBv1Server, database: str, measurement: str) -> list[object]:
@@ -49,7 +51,8 @@ async def test_conflict_inside_one_batch(
     assert len(refused) == 1
     assert refused[0][0] == ['m value="seven" 1000007']
     assert "field type conflict" in refused[0][1]
-    assert (writer.points_written, writer.points_refused) == (9, 1)
+    stats = writer._stats
+    assert (stats.points_written, stats.points_refused) == (9, 1)
 
 
 async def test_conflict_with_stored_data(

@@ -1,8 +1,10 @@
-"""HA Ingestor: every Home Assistant state change, written to InfluxDB."""
+"""HA Ingestor: every Home Assistant state change, written to InfluxDB.
+
+docs/architecture.md draws the path of a state change through the packages.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -10,7 +12,6 @@ from homeassistant.const import CONF_URL, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
-from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.typing import ConfigType
 
@@ -25,21 +26,18 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .coordinator import (
-    SAVE_INTERVAL,
-    IngestorCoordinator,
-    PipelineCounters,
-    counters_store,
-)
-from .handover import async_begin_handover, async_take_handover
-from .influx_client import InfluxAuthError, InfluxError, ServerInfo, create_client
-from .ingestor import Ingestor
-from .last_states import LastStates
-from .models import HaIngestorConfigEntry, HaIngestorData
-from .registry_mirror import RegistryMirror
-from .repairs import IngestionIssues
+from .coordinator import HaIngestorConfigEntry, HaIngestorData, IngestorCoordinator
+from .influxdb.connection import create_client
+from .influxdb.errors import InfluxAuthError, InfluxError
+from .issues import IngestionIssues
+from .mirror.mirror import RegistryMirror
+from .pipeline.handover import async_begin_handover, async_take_handover
+from .pipeline.last_states import LastStates
+from .pipeline.pipeline import Pipeline
+from .pipeline.stats import StatsStore
 from .services import async_setup_services
-from .spool import Spool, SpoolError
+from .storage.spool import Spool, SpoolError
+from .storage.sqlite import delete_sqlite_files
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
@@ -83,13 +81,23 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
         ) from err
     last_states = LastStates(hass, entry.entry_id)
     await last_states.async_load()
+    stats_store = StatsStore(hass, entry.entry_id)
+    stats = await stats_store.async_load()
 
     client = create_client(
         hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
     )
-    server: ServerInfo | None = None
+    pipeline = Pipeline(
+        hass,
+        entry,
+        client=client,
+        spool=spool,
+        last_states=last_states,
+        stats_store=stats_store,
+        stats=stats,
+    )
     try:
-        server = await client.validate()
+        pipeline.server = await client.validate()
     except InfluxAuthError:
         entry.async_start_reauth(hass)
     except InfluxError as err:
@@ -99,24 +107,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
             err,
         )
 
-    ingestor = Ingestor(hass, entry, client, spool, last_states)
-    counters = PipelineCounters(hass, entry.entry_id, ingestor)
-    await counters.async_load()
-    # Saved once what is in memory is written or spooled, at unload and at stop.
-    ingestor.add_stop_hook(counters.async_save)
-    coordinator = IngestorCoordinator(hass, entry)
-    entry.runtime_data = HaIngestorData(
-        client=client,
-        server=server,
-        ingestor=ingestor,
-        counters=counters,
-        coordinator=coordinator,
-    )
-    ingestor.async_start(async_take_handover(hass, entry))
-    # Should the rest of the setup fail, the pipeline stops with it (an unload has
-    # stopped it already: then this does nothing).
-    entry.async_on_unload(ingestor.async_stop)
-
+    mirror = None
     if entry.options.get(CONF_MIRROR_ENABLED):
         mirror = RegistryMirror(
             hass,
@@ -126,67 +117,42 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
                 or hass.config.path(DEFAULT_MIRROR_FILE)
             ),
         )
-        entry.runtime_data.mirror = mirror
+    coordinator = IngestorCoordinator(hass, entry, pipeline, mirror)
+    entry.runtime_data = HaIngestorData(pipeline, coordinator, mirror)
+    pipeline.async_start(async_take_handover(hass, entry))
+    # Should the rest of the setup fail, the pipeline stops with it (an unload has
+    # stopped it already: then this does nothing).
+    entry.async_on_unload(pipeline.async_stop)
+    if mirror is not None:
         entry.async_on_unload(mirror.async_stop)
         await mirror.async_start()
 
     await coordinator.async_config_entry_first_refresh()
     entry.async_on_unload(
-        ingestor.async_add_status_listener(coordinator.async_update_now)
+        pipeline.async_add_status_listener(coordinator.async_update_now)
     )
     entry.async_on_unload(
-        ingestor.async_add_status_listener(partial(_async_status_changed, hass, entry))
+        pipeline.async_add_status_listener(
+            partial(_async_update_sw_version, hass, entry)
+        )
     )
-    issues = IngestionIssues(hass, entry)
+    issues = IngestionIssues(hass, entry, coordinator, spool)
     issues.async_start()
     entry.async_on_unload(issues.async_stop)
-
-    @callback
-    def _save_counters(_now: datetime) -> None:
-        # Between restarts too, so that a crash loses a few minutes of counts at most.
-        entry.async_create_background_task(
-            hass, counters.async_save(), "ha_ingestor save counters"
-        )
-
-    entry.async_on_unload(
-        async_track_time_interval(
-            hass,
-            _save_counters,
-            SAVE_INTERVAL,
-            name="ha_ingestor save counters",
-            cancel_on_shutdown=True,
-        )
-    )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 
 @callback
-def _async_status_changed(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> None:
-    """Ask the server its version again once writing works again (it may be new)."""
-    if not entry.runtime_data.ingestor.batcher.failing:
-        entry.async_create_background_task(
-            hass, _async_refresh_server(hass, entry), "ha_ingestor server version"
-        )
-
-
-async def _async_refresh_server(
-    hass: HomeAssistant, entry: HaIngestorConfigEntry
-) -> None:
-    data = entry.runtime_data
-    try:
-        server = await data.client.ping()
-    except InfluxError as err:
-        LOGGER.debug("InfluxDB at %s did not say its version: %s", entry.title, err)
+def _async_update_sw_version(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> None:
+    """Show the version the server last said on the entry's device."""
+    server = entry.runtime_data.pipeline.server
+    if server is None:
         return
-    data.server = server
     registry = dr.async_get(hass)
-    device = registry.async_get_device_by_identifier(
-        (DOMAIN, entry.entry_id), entry.entry_id
-    )
+    device = registry.async_get_device(identifiers={(DOMAIN, entry.entry_id)})
     if device is not None and device.sw_version != server.version:
         registry.async_update_device(device.id, sw_version=server.version)
-    data.coordinator.async_update_now()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> bool:
@@ -195,7 +161,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
         return False
     async_begin_handover(hass, entry)
     data = entry.runtime_data
-    await data.ingestor.async_stop()
+    await data.pipeline.async_stop()
     if data.mirror is not None:
         await data.mirror.async_stop()
     return True
@@ -204,11 +170,5 @@ async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
 async def async_remove_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> None:
     """Delete the entry's spool, saved states and counters."""
     await LastStates(hass, entry.entry_id).async_remove()
-    await counters_store(hass, entry.entry_id).async_remove()
-    spool = _spool_path(hass, entry)
-    await hass.async_add_executor_job(_delete_sqlite_files, spool)
-
-
-def _delete_sqlite_files(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    await StatsStore(hass, entry.entry_id).async_remove()
+    await hass.async_add_executor_job(delete_sqlite_files, _spool_path(hass, entry))

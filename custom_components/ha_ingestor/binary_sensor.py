@@ -10,9 +10,8 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import IngestorCoordinator
+from .coordinator import HaIngestorConfigEntry, IngestorCoordinator
 from .entity import IngestorEntity
-from .models import HaIngestorConfigEntry
 
 # The coordinator updates every entity at once; nothing is fetched per entity.
 PARALLEL_UPDATES = 0

@@ -36,14 +36,13 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .influx_client import (
+from .influxdb.connection import connection_title, connection_unique_id, create_client
+from .influxdb.errors import (
     InfluxAuthError,
     InfluxConnectionError,
     InfluxError,
     InfluxNotFoundError,
     InvalidURLError,
-    create_client,
-    parse_url,
 )
 from .options_flow import MIRROR_SCHEMA, HaIngestorOptionsFlow, async_check_mirror
 
@@ -91,21 +90,6 @@ _V1_OPTIONAL_DEFAULTS = {
 }
 
 
-def _unique_id(data: Mapping[str, Any]) -> str:
-    """Server and database (1.x) or organization and bucket (2.x), however typed."""
-    url = parse_url(data[CONF_URL])
-    server = f"{url.scheme}://{url.host}:{url.port}{url.path.rstrip('/')}"
-    if data[CONF_API_VERSION] == API_V1:
-        return f"{server}/{data[CONF_DATABASE]}"
-    return f"{server}/{data[CONF_ORGANIZATION]}/{data[CONF_BUCKET]}"
-
-
-def _title(data: Mapping[str, Any]) -> str:
-    url = parse_url(data[CONF_URL])
-    target = data[CONF_DATABASE if data[CONF_API_VERSION] == API_V1 else CONF_BUCKET]
-    return f"{target} on {url.host}:{url.port}"
-
-
 class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a connection to one InfluxDB database or bucket."""
 
@@ -149,7 +133,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data = _with_defaults({CONF_API_VERSION: api_version, **user_input})
             if not (errors := await self._async_validate(data)):
-                await self.async_set_unique_id(_unique_id(data))
+                await self.async_set_unique_id(connection_unique_id(data))
                 self._abort_if_unique_id_configured()
                 self._data = data
                 return await self.async_step_registry_mirror()
@@ -170,7 +154,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
             options, errors = await async_check_mirror(self.hass, user_input)
             if not errors:
                 return self.async_create_entry(
-                    title=_title(self._data), data=self._data, options=options
+                    title=connection_title(self._data), data=self._data, options=options
                 )
         return self.async_show_form(
             step_id="registry_mirror",
@@ -223,7 +207,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data = _with_defaults({CONF_API_VERSION: api_version, **user_input})
             if not (errors := await self._async_validate(data)):
-                unique_id = _unique_id(data)
+                unique_id = connection_unique_id(data)
                 if any(
                     other.unique_id == unique_id
                     for other in self._async_current_entries(include_ignore=False)
@@ -231,7 +215,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
                 ):
                     return self.async_abort(reason="already_configured")
                 return self.async_update_reload_and_abort(
-                    entry, unique_id=unique_id, title=_title(data), data=data
+                    entry, unique_id=unique_id, title=connection_title(data), data=data
                 )
         return self.async_show_form(
             step_id="reconfigure",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+
 DOMAIN: Final = "ha_ingestor"
 LOGGER = logging.getLogger(__package__)
 
@@ -29,6 +31,8 @@ CONF_EXCLUDE_DOMAINS: Final = "exclude_domains"
 CONF_EXCLUDE_ENTITIES: Final = "exclude_entities"
 CONF_EXCLUDE_ENTITY_GLOBS: Final = "exclude_entity_globs"
 CONF_SKIP_UNAVAILABLE: Final = "skip_unavailable"
+# States that hold no value: skipped by that option, else written as the text alone.
+NO_VALUE_STATES: Final = frozenset((STATE_UNKNOWN, STATE_UNAVAILABLE))
 CONF_INCLUDE_DEVICE_CLASSES: Final = "include_device_classes"
 CONF_EXCLUDE_DEVICE_CLASSES: Final = "exclude_device_classes"
 CONF_INCLUDE_AREAS: Final = "include_areas"
@@ -63,7 +67,7 @@ DEFAULT_SPOOL_MAX_MB: Final = 1024
 SPOOL_MAX_MB_RANGE: Final = (16, 1_048_576)
 CONF_HEARTBEAT_MINUTES: Final = "heartbeat_minutes"  # 0: off
 
-# The registry mirror (registry_mirror.py), set in the config flow and the options.
+# The registry mirror (mirror/), set in the config flow and the options.
 CONF_MIRROR_ENABLED: Final = "registry_mirror"
 CONF_MIRROR_PATH: Final = "registry_mirror_path"
 DEFAULT_MIRROR_FILE: Final = "ha_ingestor_registry.sqlite"  # in the config dir
@@ -80,3 +84,6 @@ CONF_GZIP: Final = "gzip"
 DEFAULT_GZIP: Final = False
 
 REQUEST_TIMEOUT: Final = 10.0
+
+# Quarantined points read to summarize the quarantine (repair issue, diagnostics).
+QUARANTINE_SUMMARY_POINTS: Final = 1000

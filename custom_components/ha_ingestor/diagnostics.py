@@ -19,14 +19,17 @@ from homeassistant.loader import async_get_loaded_integration
 from homeassistant.util import dt as dt_util
 from yarl import URL
 
-from .const import CONF_PRESET, DOMAIN, PRESET_CORE_COMPATIBLE
-from .models import HaIngestorConfigEntry
-from .repairs import ISSUES, issue_id
-from .spool import SpoolError
+from .const import (
+    CONF_PRESET,
+    DOMAIN,
+    PRESET_CORE_COMPATIBLE,
+    QUARANTINE_SUMMARY_POINTS,
+)
+from .coordinator import HaIngestorConfigEntry
+from .issues import ISSUES, issue_id
+from .storage.spool import SpoolError
 
 TO_REDACT: Final = {CONF_PASSWORD, CONF_TOKEN}
-# Quarantined points read to summarize the quarantine.
-QUARANTINE_READ: Final = 1000
 # Distinct quarantine reasons listed.
 QUARANTINE_REASONS: Final = 20
 
@@ -55,9 +58,10 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return the entry's configuration and the state of its pipeline."""
     data = entry.runtime_data
-    ingestor = data.ingestor
-    batcher, spool, writer = ingestor.batcher, ingestor.spool, ingestor.writer
-    counters = data.counters
+    pipeline = data.pipeline
+    batcher, spool, writer = pipeline.batcher, pipeline.spool, pipeline.writer
+    stats = pipeline.stats
+    earlier = pipeline.stats_at_start.counts()
     snapshot = data.coordinator.snapshot()
     now = dt_util.utcnow()
     integration = async_get_loaded_integration(hass, DOMAIN)
@@ -67,7 +71,7 @@ async def async_get_config_entry_diagnostics(
         entry_data[CONF_URL] = _redact_url(entry_data[CONF_URL])
 
     try:
-        quarantined = await spool.quarantined_points(QUARANTINE_READ)
+        quarantined = await spool.quarantined_points(QUARANTINE_SUMMARY_POINTS)
         quarantine_error = None
     except SpoolError as err:
         quarantined, quarantine_error = [], str(err)
@@ -75,7 +79,8 @@ async def async_get_config_entry_diagnostics(
 
     issue_registry = ir.async_get(hass)
     mirror = data.mirror
-    error = batcher.last_error
+    server = pipeline.server
+    error = snapshot.last_error
     return {
         "versions": {
             "home_assistant": __version__,
@@ -88,32 +93,25 @@ async def async_get_config_entry_diagnostics(
         },
         "schema_preset": entry.options.get(CONF_PRESET, PRESET_CORE_COMPATIBLE),
         "server": None
-        if data.server is None
-        else {"version": data.server.version, "build": data.server.build},
+        if server is None
+        else {"version": server.version, "build": server.build},
         "writing": {
             "connected": snapshot.connected,
-            "failing_since": _time(batcher.failing_since),
+            "failing_since": _time(snapshot.failing_since),
             "last_error": None
             if error is None
             else {"type": type(error).__name__, "message": str(error)},
-            "last_write": _time(counters.last_write),
+            "last_write": _time(snapshot.last_write),
             "last_write_latency_ms": snapshot.last_write_latency_ms,
         },
-        "counters": {
-            "state_changes_received": counters.state_changes_received,
-            "points_written": counters.points_written,
-            "points_dropped": snapshot.points_dropped,
-            "dropped_non_finite_values": counters.dropped_non_finite,
-            "dropped_quarantined_conflicts": counters.dropped_quarantined,
-            "dropped_spool_full": counters.dropped_spool_full,
-            "dropped_spool_full_acknowledged": counters.acknowledged_spool_full,
+        # Named as the entities' attributes and the stats: totals since the entry
+        # was added, and this run's share.
+        "stats": {
+            **stats.counts(),
+            "points_dropped": stats.points_dropped,
             "events_per_minute": snapshot.events_per_minute,
             "since_start": {
-                "state_changes_received": ingestor.state_changes_received,
-                "points_written": writer.points_written,
-                "points_refused": writer.points_refused,
-                "non_finite_values_dropped": ingestor.encoder.non_finite_dropped,
-                "dropped_spool_full": spool.dropped_full,
+                name: count - earlier[name] for name, count in stats.counts().items()
             },
         },
         "spool": {

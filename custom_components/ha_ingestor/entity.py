@@ -7,31 +7,22 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import API_V1, API_V2, CONF_API_VERSION, CONF_BUCKET, CONF_DATABASE, DOMAIN
-from .coordinator import IngestorCoordinator
-from .influx_client import parse_url
-from .models import HaIngestorConfigEntry
-
-
-def device_name(entry: HaIngestorConfigEntry) -> str:
-    """Name the database (1.x) or bucket (2.x), and the server: `db on host:port`."""
-    data = entry.data
-    target = data[CONF_DATABASE if data[CONF_API_VERSION] == API_V1 else CONF_BUCKET]
-    # Valid: the client was made from it.
-    url = parse_url(data[CONF_URL])
-    return f"{target} on {url.host}:{url.port}"
+from .const import API_V2, CONF_API_VERSION, DOMAIN
+from .coordinator import HaIngestorConfigEntry, IngestorCoordinator
+from .influxdb.connection import connection_title
 
 
 def device_info(entry: HaIngestorConfigEntry) -> DeviceInfo:
     """Describe the service device that stands for the entry's database or bucket."""
     data = entry.data
-    server = entry.runtime_data.server
+    server = entry.runtime_data.pipeline.server
     info = DeviceInfo(
         identifiers={(DOMAIN, entry.entry_id)},
         entry_type=DeviceEntryType.SERVICE,
         manufacturer="InfluxData",
         model=f"InfluxDB {data[CONF_API_VERSION]}.x",
-        name=device_name(entry),
+        # The data is valid: the client was made from it.
+        name=connection_title(data),
     )
     if server is not None:
         info["sw_version"] = server.version

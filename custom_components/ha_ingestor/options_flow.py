@@ -77,7 +77,7 @@ from .const import (
     RESERVED_TAGS,
     SPOOL_MAX_MB_RANGE,
 )
-from .registry_mirror import validate_mirror_path
+from .mirror.path_check import validate_mirror_path
 
 _DOMAIN = re.compile(r"[a-z0-9_]+")
 _ENTITY_GLOB = re.compile(r"[a-z0-9_*?]+\.[a-z0-9_*?]+")

@@ -17,9 +17,8 @@ from homeassistant.const import UnitOfInformation, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import PipelineSnapshot
+from .coordinator import HaIngestorConfigEntry, PipelineSnapshot
 from .entity import IngestorEntity
-from .models import HaIngestorConfigEntry
 
 # The coordinator updates every entity at once; nothing is fetched per entity.
 PARALLEL_UPDATES = 0
@@ -46,6 +45,9 @@ SENSORS: tuple[IngestorSensorEntityDescription, ...] = (
         translation_key="points_written",
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=lambda s: s.points_written,
+        attributes_fn=lambda s: {
+            "non_finite_values_skipped": s.non_finite_values_skipped
+        },
     ),
     IngestorSensorEntityDescription(
         key="points_waiting",
@@ -70,9 +72,7 @@ SENSORS: tuple[IngestorSensorEntityDescription, ...] = (
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=lambda s: s.points_dropped,
         attributes_fn=lambda s: {
-            "non_finite_values": s.dropped_non_finite,
-            "quarantined_conflicts": s.dropped_quarantined,
-            "spool_full": s.dropped_spool_full,
+            "points_dropped_spool_full": s.points_dropped_spool_full
         },
     ),
     IngestorSensorEntityDescription(
@@ -80,6 +80,7 @@ SENSORS: tuple[IngestorSensorEntityDescription, ...] = (
         translation_key="points_quarantined",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda s: s.points_quarantined,
+        attributes_fn=lambda s: {"points_refused": s.points_refused},
     ),
     IngestorSensorEntityDescription(
         key="last_write",

@@ -18,8 +18,8 @@ from homeassistant.helpers.service import async_get_config_entry
 import probatio
 
 from .const import DOMAIN
-from .models import HaIngestorConfigEntry
-from .spool import SpoolError
+from .coordinator import HaIngestorConfigEntry
+from .storage.spool import SpoolError
 
 SERVICE_FLUSH = "flush"
 SERVICE_REPLAY_QUARANTINE = "replay_quarantine"
@@ -39,12 +39,12 @@ async def async_flush(entry: HaIngestorConfigEntry) -> dict[str, Any]:
     written; the points keep waiting in the spool.
     """
     data = entry.runtime_data
-    ingestor = data.ingestor
-    writer = ingestor.writer
-    written, refused = writer.points_written, writer.points_refused
-    error = await ingestor.batcher.flush(force=True)
+    pipeline = data.pipeline
+    stats = pipeline.stats
+    written, refused = stats.points_written, stats.points_refused
+    error = await pipeline.batcher.flush(force=True)
     data.coordinator.async_update_now()
-    waiting = ingestor.points_waiting
+    waiting = pipeline.points_waiting
     if error is not None:
         raise HomeAssistantError(
             translation_domain=DOMAIN,
@@ -56,10 +56,10 @@ async def async_flush(entry: HaIngestorConfigEntry) -> dict[str, Any]:
             },
         ) from error
     return {
-        "written": writer.points_written - written,
-        "refused": writer.points_refused - refused,
+        "written": stats.points_written - written,
+        "refused": stats.points_refused - refused,
         "waiting": waiting,
-        "quarantined": ingestor.spool.quarantined,
+        "quarantined": pipeline.spool.quarantined,
     }
 
 
@@ -70,7 +70,8 @@ async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any
     again go back into quarantine. Returns how many were released, and what
     async_flush returns.
     """
-    spool = entry.runtime_data.ingestor.spool
+    pipeline = entry.runtime_data.pipeline
+    spool = pipeline.spool
     # Points refused again while this runs are quarantined anew, after these: only
     # as many as there are now are released.
     remaining = spool.quarantined
@@ -80,7 +81,9 @@ async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any
             points = await spool.quarantined_points(min(remaining, _RELEASE_CHUNK))
             if not points:
                 break
-            released += await spool.release_quarantine(point.id for point in points)
+            result = await spool.release_quarantine(point.id for point in points)
+            released += result.released
+            pipeline.stats.points_dropped_spool_full += result.dropped
             remaining -= len(points)
     except SpoolError as err:
         raise HomeAssistantError(

@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import contextlib
-from datetime import datetime
 
 from homeassistant.core import callback
-from homeassistant.util import dt as dt_util
 
-from .const import LOGGER
-from .influx_client import InfluxError, InfluxUnreachableError
-from .spool import Spool, SpoolError
-from .writer import Backoff, PointWriter
+from ..const import LOGGER
+from ..influxdb.errors import InfluxError, InfluxUnreachableError
+from ..storage.spool import Spool, SpoolError
+from .health import WriteHealth
+from .stats import PipelineStats
+from .writer import PointWriter
 
 # Memory holds at most this many batches; beyond them, points go to the spool.
 MEMORY_CAP_BATCHES = 10
@@ -37,6 +37,7 @@ class Batcher:
         self,
         writer: PointWriter,
         spool: Spool,
+        stats: PipelineStats,
         batch_size: int,
         flush_interval: float,
         *,
@@ -46,34 +47,27 @@ class Batcher:
         """Batch for `writer`, keeping in `spool` what cannot be written now."""
         self._writer = writer
         self._spool = spool
+        self._stats = stats
         self._batch_size = batch_size
         self.memory_cap = batch_size * MEMORY_CAP_BATCHES
         self._flush_interval = flush_interval
         self._on_failure = on_failure
         self._on_recovery = on_recovery
         self._lines: list[str] = []
+        # Lines taken out of memory for a write or a spill that has not ended yet.
+        self._in_flight = 0
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self._backoff = Backoff()
-        # Event-loop time of the next attempt; None while writes succeed.
-        self._retry_at: float | None = None
+        self.health = WriteHealth()
         # Event-loop time of the next ping, while InfluxDB cannot be reached.
         self._probe_at = 0.0
         self._spool_failed = False
         self._spool_dropping = False
-        # Since when writes fail, and the last failure; None while writes succeed.
-        self.failing_since: datetime | None = None
-        self.last_error: InfluxError | None = None
 
     @property
     def pending(self) -> int:
-        """Lines waiting in memory."""
-        return len(self._lines)
-
-    @property
-    def failing(self) -> bool:
-        """Whether the last write failed (and nothing has been written since)."""
-        return self._retry_at is not None
+        """Lines in memory, including those on their way to InfluxDB or the spool."""
+        return len(self._lines) + self._in_flight
 
     @callback
     def add(self, line: str) -> None:
@@ -104,11 +98,8 @@ class Batcher:
         async with self._flush_lock:
             self._wake.clear()
             loop = asyncio.get_running_loop()
-            if (
-                not force
-                and self._retry_at is not None
-                and loop.time() < self._retry_at
-            ):
+            retry_at = self.health.retry_at
+            if not force and retry_at is not None and loop.time() < retry_at:
                 await self._spill()
                 if not await self._back_before_retry(loop.time()):
                     return None
@@ -119,12 +110,8 @@ class Batcher:
                 self._failed(err, loop.time())
                 await self._spill()
                 return err
-            if self._retry_at is not None:
+            if self.health.succeeded():
                 LOGGER.info("Writing to InfluxDB works again")
-                self._retry_at = None
-                self.failing_since = None
-                self.last_error = None
-                self._backoff.reset()
                 self._on_recovery()
             return None
 
@@ -134,7 +121,7 @@ class Batcher:
         Only for unreachable servers: one that answered with an error (credentials,
         database, overload) answers pings all along.
         """
-        if not isinstance(self.last_error, InfluxUnreachableError) or (
+        if not isinstance(self.health.last_error, InfluxUnreachableError) or (
             now < self._probe_at
         ):
             return False
@@ -148,7 +135,7 @@ class Batcher:
         when nothing older waits in the spool; that replays on the next start.
         """
         async with self._flush_lock:
-            if self._retry_at is None and not self._spool.count:
+            if not self.health.failing and not self._spool.count:
                 with contextlib.suppress(InfluxError):
                     await self._write_memory()
             await self._spill()
@@ -177,17 +164,21 @@ class Batcher:
         while self._lines:
             batch = self._lines[: self._batch_size]
             del self._lines[: self._batch_size]
+            self._in_flight = len(batch)
             try:
                 await self._writer.write(batch)
             except BaseException:
                 self._lines[:0] = batch
                 raise
+            finally:
+                self._in_flight = 0
 
     async def _spill(self) -> None:
         """Move memory to the spool; if the spool cannot take it, keep it in memory."""
         if not self._lines:
             return
         lines, self._lines = self._lines, []
+        self._in_flight = len(lines)
         try:
             # Runs to its end even when flush is cancelled: the lines are stored.
             dropped = await self._spool.append(lines)
@@ -195,7 +186,10 @@ class Batcher:
             self._lines[:0] = lines
             self._log_spool_error(err)
             return
+        finally:
+            self._in_flight = 0
         self._spool_failed = False
+        self._stats.points_dropped_spool_full += dropped
         if dropped and not self._spool_dropping:
             LOGGER.warning(
                 "The spool is full (%d MB): the oldest points waiting are dropped to "
@@ -205,15 +199,12 @@ class Batcher:
         self._spool_dropping = bool(dropped)
 
     def _failed(self, err: InfluxError, now: float) -> None:
-        if self._retry_at is None:
+        if self.health.failed(err, now):
             LOGGER.warning(
                 "Writing to InfluxDB failed, points wait in the spool until it "
                 "works again: %s",
                 err,
             )
-            self.failing_since = dt_util.utcnow()
-        self.last_error = err
-        self._retry_at = now + self._backoff.next_delay(err.retry_after)
         self._probe_at = now + PROBE_INTERVAL
         self._on_failure(err)
 

@@ -17,21 +17,19 @@ point twice is harmless: InfluxDB keeps one point per series and timestamp.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 import functools
 import json
 from pathlib import Path
 import sqlite3
-import threading
 import time
 from typing import NamedTuple, Self
 
 import aiosqlite
 
-from .sqlite_schema import migrate, use_wal
+from .sqlite import SqliteConnection, SqliteFileError, migrate, sqlite_errors, use_wal
 
 # Statements that take the schema from version N (the index) to N + 1; the file's version
 # is kept in `PRAGMA user_version`. A new version is a new entry, never an edited one.
@@ -62,7 +60,7 @@ _INSERT_CHUNK_SQL = (
 )
 
 
-class SpoolError(Exception):
+class SpoolError(SqliteFileError):
     """The spool file cannot be used: not a spool, corrupt, unreadable, or disk full."""
 
 
@@ -75,6 +73,13 @@ class QuarantinedPoint(NamedTuple):
     added_at: datetime
 
 
+class Released(NamedTuple):
+    """What release_quarantine did: points put back, and oldest points dropped for room."""
+
+    released: int
+    dropped: int
+
+
 @dataclass(slots=True)
 class _Counters:
     """What the file holds, kept in memory so that reading it costs no I/O."""
@@ -83,16 +88,6 @@ class _Counters:
     size_bytes: int
     oldest_time: datetime | None
     quarantined: int
-    dropped_full: int = 0
-
-
-@contextlib.contextmanager
-def _sqlite_errors(path: Path) -> Iterator[None]:
-    """Raise SQLite's errors as SpoolError, naming the file."""
-    try:
-        yield
-    except sqlite3.Error as err:
-        raise SpoolError(f"Spool {path}: {err}") from err
 
 
 def _line_time(line: str) -> datetime | None:
@@ -128,15 +123,13 @@ class Spool:
 
     def __init__(
         self,
-        db: aiosqlite.Connection,
-        worker: threading.Thread,
+        connection: SqliteConnection,
         path: Path,
         max_bytes: int,
         counters: _Counters,
     ) -> None:
         """Wrap an open, migrated connection; `open` is the way to make one."""
-        self._db: aiosqlite.Connection | None = db
-        self._worker = worker
+        self._connection: SqliteConnection | None = connection
         self._path = path
         self._max_bytes = max_bytes
         self._counters = counters
@@ -153,43 +146,21 @@ class Spool:
         """
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive: {max_bytes}")
-        threads: list[threading.Thread] = []
+        counters: list[_Counters] = []
 
-        def connect() -> sqlite3.Connection:
-            # Runs in aiosqlite's thread: remember it, to join it when closing.
-            threads.append(threading.current_thread())
-            # isolation_level=None: transactions are begun explicitly, see _transaction.
-            return sqlite3.connect(path, isolation_level=None)
+        async def prepare(db: aiosqlite.Connection) -> None:
+            await _prepare(db, path)
+            counters.append(await _read_counters(db))
 
-        db = aiosqlite.Connection(connect, iter_chunk_size=64)  # aiosqlite's default
-        with _sqlite_errors(path):
-            try:
-                await db
-                await _prepare(db, path)
-                counters = await _read_counters(db)
-            except BaseException:
-                try:
-                    await db.close()
-                finally:
-                    for thread in threads:
-                        thread.join()
-                raise
-        return cls(db, threads[0], path, max_bytes, counters)
+        connection = await SqliteConnection.open(path, prepare, _error_for(path))
+        return cls(connection, path, max_bytes, counters[0])
 
     async def close(self) -> None:
         """Close the file and end its thread; nothing runs on once this returns."""
         async with self._lock:
-            if self._db is None:
-                return
-            db, self._db = self._db, None
-            try:
-                with _sqlite_errors(self._path):
-                    await db.close()
-            finally:
-                # aiosqlite's close() returns before its thread has ended
-                # (omnilib/aiosqlite#387); the thread is past its last statement, so
-                # this waits for a few instructions only.
-                self._worker.join()
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                await connection.close()
 
     @property
     def max_bytes(self) -> int:
@@ -205,11 +176,6 @@ class Spool:
     def size_bytes(self) -> int:
         """UTF-8 bytes of the lines waiting, the measure `max_bytes` bounds."""
         return self._counters.size_bytes
-
-    @property
-    def dropped_full(self) -> int:
-        """Points deleted since open to stay within `max_bytes`, oldest first."""
-        return self._counters.dropped_full
 
     @property
     def oldest_time(self) -> datetime | None:
@@ -253,14 +219,8 @@ class Spool:
         """
         return await self._transaction(functools.partial(self._remove, last_id))
 
-    async def quarantine(
-        self, lines: Sequence[str], error: str, *, remove_through: int | None = None
-    ) -> None:
-        """Set aside `lines`, which InfluxDB refused for `error`, out of the queue.
-
-        With `remove_through`, the points up to that id leave the queue in the same
-        transaction: a crash can then neither lose them nor keep them in both places.
-        """
+    async def quarantine(self, lines: Sequence[str], error: str) -> None:
+        """Set aside `lines`, which InfluxDB refused for `error`, out of the queue."""
 
         async def body(db: aiosqlite.Connection, counters: _Counters) -> None:
             added_at = time.time()
@@ -269,8 +229,6 @@ class Spool:
                 ((line, error, added_at) for line in lines),
             )
             counters.quarantined += len(lines)
-            if remove_through is not None:
-                await self._remove(remove_through, db, counters)
 
         await self._transaction(body)
 
@@ -288,16 +246,16 @@ class Spool:
             for row in rows
         ]
 
-    async def release_quarantine(self, ids: Iterable[int]) -> int:
+    async def release_quarantine(self, ids: Iterable[int]) -> Released:
         """Put quarantined points back at the end of the queue, to be written again.
 
         For after the cause was fixed (a field's type, say). They count against
-        `max_bytes` again like appended lines. Returns how many were released; ids not
-        in quarantine are ignored.
+        `max_bytes` again like appended lines, which may drop the oldest waiting. Ids
+        not in quarantine are ignored.
         """
         selected = json.dumps(sorted(set(ids)))
 
-        async def body(db: aiosqlite.Connection, counters: _Counters) -> int:
+        async def body(db: aiosqlite.Connection, counters: _Counters) -> Released:
             rows = await db.execute_fetchall(
                 "SELECT line FROM quarantine"
                 " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
@@ -309,9 +267,8 @@ class Spool:
                 (selected,),
             )
             counters.quarantined -= len(lines)
-            if lines:
-                await self._store(lines, db, counters)
-            return len(lines)
+            dropped = await self._store(lines, db, counters) if lines else 0
+            return Released(len(lines), dropped)
 
         return await self._transaction(body)
 
@@ -346,7 +303,6 @@ class Spool:
             dropped, freed = await self._delete_oldest(db, excess)
             counters.count -= dropped
             counters.size_bytes -= freed
-            counters.dropped_full += dropped
         if dropped or counters.oldest_time is None:
             counters.oldest_time = await _oldest_time(db)
         return dropped
@@ -390,17 +346,17 @@ class Spool:
             counters.oldest_time = await _oldest_time(db)
         return int(removed)
 
-    def _connection(self) -> aiosqlite.Connection:
-        if self._db is None:
+    def _db(self) -> aiosqlite.Connection:
+        if self._connection is None:
             raise SpoolError(f"Spool {self._path} is closed")
-        return self._db
+        return self._connection.db
 
     async def _read(
         self, sql: str, parameters: tuple[int, ...]
     ) -> Iterable[sqlite3.Row]:
         async with self._lock:
-            db = self._connection()
-            with _sqlite_errors(self._path):
+            db = self._db()
+            with sqlite_errors(_error_for(self._path)):
                 return await db.execute_fetchall(sql, parameters)
 
     async def _transaction[T](
@@ -424,9 +380,9 @@ class Spool:
         self, body: Callable[[aiosqlite.Connection, _Counters], Awaitable[T]]
     ) -> T:
         async with self._lock:
-            db = self._connection()
+            db = self._db()
             counters = replace(self._counters)
-            with _sqlite_errors(self._path):
+            with sqlite_errors(_error_for(self._path)):
                 # IMMEDIATE: take the write lock now, so that another process holding
                 # it fails us here (after the busy timeout), not halfway through.
                 await db.execute("BEGIN IMMEDIATE")
@@ -438,6 +394,11 @@ class Spool:
                     raise
             self._counters = counters
             return result
+
+
+def _error_for(path: Path) -> Callable[[str], SpoolError]:
+    """Make SQLite's errors SpoolErrors that name the file."""
+    return lambda message: SpoolError(f"Spool {path}: {message}")
 
 
 async def _prepare(db: aiosqlite.Connection, path: Path) -> None:

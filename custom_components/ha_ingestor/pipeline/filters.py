@@ -9,14 +9,14 @@ them would write a point about every write.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from homeassistant.const import ATTR_DEVICE_CLASS, STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.const import ATTR_DEVICE_CLASS
 from homeassistant.core import State
 from homeassistant.helpers.entityfilter import generate_filter
 
-from .const import (
+from ..const import (
     CONF_EXCLUDE_AREAS,
     CONF_EXCLUDE_DEVICE_CLASSES,
     CONF_EXCLUDE_DOMAINS,
@@ -31,10 +31,9 @@ from .const import (
     CONF_INCLUDE_LABELS,
     CONF_SKIP_UNAVAILABLE,
     DOMAIN,
+    NO_VALUE_STATES,
 )
-from .registry_cache import RegistryCache
-
-_NO_VALUE_STATES = frozenset((STATE_UNKNOWN, STATE_UNAVAILABLE))
+from ..registry.cache import RegistryCache
 
 
 class StateFilter:
@@ -42,7 +41,7 @@ class StateFilter:
 
     Globs are regular expressions, and areas and labels come from the registries: too
     slow to evaluate for every state change in the event loop. A decision is kept
-    until the registries change.
+    until the entity's registry metadata changes.
     """
 
     def __init__(self, options: Mapping[str, Any], registry: RegistryCache) -> None:
@@ -72,8 +71,8 @@ class StateFilter:
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
-        """Forget decisions whenever the registries change (areas, labels, classes)."""
-        self._unsubscribe = self._registry.async_listen(self._decisions.clear)
+        """Forget an entity's decision when its metadata changes (area, labels, class)."""
+        self._unsubscribe = self._registry.async_listen(self._forget)
 
     def stop(self) -> None:
         """Stop following the registries."""
@@ -81,9 +80,13 @@ class StateFilter:
             self._unsubscribe()
             self._unsubscribe = None
 
+    def _forget(self, entity_ids: Collection[str]) -> None:
+        for entity_id in entity_ids:
+            self._decisions.pop(entity_id, None)
+
     def __call__(self, state: State) -> bool:
         """Whether `state` is written; runs for every state change."""
-        if self._skip_no_value and state.state in _NO_VALUE_STATES:
+        if self._skip_no_value and state.state in NO_VALUE_STATES:
             return False
         if (decision := self._decisions.get(state.entity_id)) is None:
             decision = self._decisions[state.entity_id] = self._decide(state)

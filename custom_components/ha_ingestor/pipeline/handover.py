@@ -15,7 +15,7 @@ from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.util.hass_dict import HassKey
 
-from .const import DOMAIN
+from ..const import DOMAIN
 
 _HANDOVERS: HassKey[dict[str, StateChangeHandover]] = HassKey(f"{DOMAIN}_handovers")
 

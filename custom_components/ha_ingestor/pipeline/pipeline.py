@@ -1,14 +1,21 @@
-"""Listen to Home Assistant's event bus and feed every state change into the pipeline."""
+"""One config entry's pipeline: its stages built, started and stopped together.
+
+A state change goes: listener (filters, last_states, the encoder of line_protocol) ->
+batcher -> writer -> InfluxDB; while InfluxDB cannot be written, batcher -> spool, and
+back to the writer once it can. This module wires the stages, runs the flush loop,
+and stops them in order: nothing in memory is left behind.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 import contextlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE, EVENT_STATE_CHANGED
+from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import (
     CALLBACK_TYPE,
     Event,
@@ -18,8 +25,7 @@ from homeassistant.core import (
 )
 from homeassistant.helpers.event import async_track_time_interval
 
-from .batcher import Batcher
-from .const import (
+from ..const import (
     CONF_BATCH_SIZE,
     CONF_FLUSH_INTERVAL,
     CONF_HEARTBEAT_MINUTES,
@@ -27,80 +33,115 @@ from .const import (
     DEFAULT_FLUSH_INTERVAL,
     LOGGER,
 )
+from ..influxdb.client import InfluxClient, ServerInfo
+from ..influxdb.errors import InfluxAuthError, InfluxError
+from ..line_protocol import create_encoder
+from ..registry.cache import RegistryCache
+from ..shutdown import StopOnce
+from ..storage.spool import Spool, SpoolError
+from .batcher import Batcher
 from .filters import StateFilter
-from .influx_client import InfluxAuthError, InfluxClient, InfluxError
 from .last_states import LastStates
-from .normalize import create_encoder, timestamp_us
-from .registry_cache import RegistryCache
-from .spool import Spool, SpoolError
+from .listener import StateChangeListener
+from .stats import SAVE_INTERVAL, PipelineStats, StatsStore
 from .writer import PointWriter
 
 
-class Ingestor:
-    """Owns the listener, the batcher and its flush loop for one config entry."""
+class Pipeline:
+    """Owns the listener, the batcher and its flush loop, and the stats of one entry."""
 
     def __init__(
         self,
         hass: HomeAssistant,
         entry: ConfigEntry,
+        *,
         client: InfluxClient,
         spool: Spool,
         last_states: LastStates,
+        stats_store: StatsStore,
+        stats: PipelineStats,
     ) -> None:
-        """Prepare the pipeline; nothing runs until async_start."""
+        """Wire the stages; nothing runs until async_start."""
         self._hass = hass
         self._entry = entry
+        self.client = client
         self.spool = spool
+        self.stats = stats
+        # The totals of earlier runs, to tell this run's share apart.
+        self.stats_at_start = replace(stats)
+        self._stats_store = stats_store
         self._last_states = last_states
+        # What the server said about itself; None until it has answered.
+        self.server: ServerInfo | None = None
         self._registry = RegistryCache(hass)
         self._keep = StateFilter(entry.options, self._registry)
-        self.encoder = create_encoder(entry.options, self._registry)
-        self.writer = PointWriter(client, self._async_points_refused)
+        self.writer = PointWriter(client, stats, self._async_points_refused)
         self.batcher = Batcher(
             self.writer,
             spool,
+            stats,
             # The options form's number selector gives floats.
             int(entry.options.get(CONF_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
             entry.options.get(CONF_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL),
             on_failure=self._write_failed,
             on_recovery=self._write_recovered,
         )
+        self._listener = StateChangeListener(
+            self._keep,
+            last_states,
+            create_encoder(entry.options, self._registry, stats),
+            self.batcher,
+            stats,
+        )
         self._heartbeat_minutes = int(entry.options.get(CONF_HEARTBEAT_MINUTES, 0))
-        self.state_changes_received = 0
         self._status_listeners: list[Callable[[], None]] = []
-        self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._reauth_started = False
-        self._stopped = False
-        self._unsubscribers: list[Callable[[], None]] = []
-        self._unsubscribe_final_write: Callable[[], None] | None = None
+        self._unsubscribers: list[CALLBACK_TYPE] = []
         self._flush_loop: asyncio.Task[None] | None = None
+        self._stop_once = StopOnce(self._async_shut_down)
 
     @callback
     def async_start(self, earlier: list[Event[EventStateChangedData]]) -> None:
         """Take the state changes fired since setup began, then listen for more."""
         self._registry.async_start()
         self._keep.start()
+        state_changed = self._listener.async_state_changed
         for event in earlier:
-            self._async_state_changed(event)
+            state_changed(event)
+        hass = self._hass
         self._unsubscribers.append(
-            self._hass.bus.async_listen(EVENT_STATE_CHANGED, self._async_state_changed)
+            hass.bus.async_listen(EVENT_STATE_CHANGED, state_changed)
         )
         # Background tasks are cancelled when Home Assistant stops; what is still in
         # memory is handled in the final-write stage, while the HTTP session is open.
-        self._unsubscribe_final_write = self._hass.bus.async_listen_once(
-            EVENT_HOMEASSISTANT_FINAL_WRITE, self._async_final_write
-        )
+        self._stop_once.async_stop_at_final_write(hass)
         if self._heartbeat_minutes:
             self._unsubscribers.append(
                 async_track_time_interval(
-                    self._hass,
-                    self._async_heartbeat,
+                    hass,
+                    lambda now: self._listener.async_heartbeat(hass, now),
                     timedelta(minutes=self._heartbeat_minutes),
                     name="ha_ingestor heartbeat",
                 )
             )
+        self._unsubscribers.append(
+            async_track_time_interval(
+                hass,
+                self._async_save_stats_now,
+                SAVE_INTERVAL,
+                name="ha_ingestor save counters",
+                cancel_on_shutdown=True,
+            )
+        )
         self._flush_loop = self._entry.async_create_background_task(
-            self._hass, self.batcher.run(), "ha_ingestor flush loop"
+            hass, self.batcher.run(), "ha_ingestor flush loop"
+        )
+
+    @property
+    def connected(self) -> bool:
+        """Whether InfluxDB takes writes: it answered, and the last write did not fail."""
+        return not self.batcher.health.failing and (
+            self.server is not None or self.writer.has_written
         )
 
     @property
@@ -110,7 +151,7 @@ class Ingestor:
 
     @callback
     def async_add_status_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
-        """Call `listener` after each failed write attempt, and on recovery."""
+        """Call `listener` when writes fail, work again, or the server's version is read."""
         self._status_listeners.append(listener)
 
         @callback
@@ -119,40 +160,21 @@ class Ingestor:
 
         return remove
 
-    def add_stop_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
-        """Await `hook` when the pipeline stops, once memory is written or spooled."""
-        self._stop_hooks.append(hook)
+    async def async_save_stats(self) -> None:
+        """Save the totals now (after the user acknowledged dropped points, say)."""
+        await self._stats_store.async_save(self.stats)
+
+    @callback
+    def _async_save_stats_now(self, _now: datetime) -> None:
+        # Between restarts too, so that a crash loses a few minutes of counts at most.
+        self._entry.async_create_background_task(
+            self._hass, self.async_save_stats(), "ha_ingestor save counters"
+        )
 
     @callback
     def _notify_status(self) -> None:
         for listener in list(self._status_listeners):
             listener()
-
-    @callback
-    def _async_state_changed(self, event: Event[EventStateChangedData]) -> None:
-        # The hot path: runs in the event loop for every state change in the house.
-        self.state_changes_received += 1
-        state = event.data["new_state"]
-        if state is None or not self._keep(state):
-            return
-        old_state = event.data["old_state"]
-        if old_state is None and self._last_states.unchanged_since_restart(state):
-            return
-        line = self.encoder(state, old_state, timestamp_us(event.time_fired_timestamp))
-        if line is not None:
-            self.batcher.add(line)
-            self._last_states.written(state)
-
-    @callback
-    def _async_heartbeat(self, now: datetime) -> None:
-        """Write every included entity's current state again, so graphs have no gaps."""
-        time_us = timestamp_us(now.timestamp())
-        for state in self._hass.states.async_all():
-            if (
-                self._keep(state)
-                and (line := self.encoder(state, None, time_us)) is not None
-            ):
-                self.batcher.add(line)
 
     async def _async_points_refused(self, lines: list[str], reason: str) -> None:
         LOGGER.warning(
@@ -175,25 +197,28 @@ class Ingestor:
     def _write_recovered(self) -> None:
         self._reauth_started = False
         self._notify_status()
+        # The server may be a new one, or a new version of it.
+        self._entry.async_create_background_task(
+            self._hass, self._async_refresh_server(), "ha_ingestor server version"
+        )
 
-    async def _async_final_write(self, _event: Event) -> None:
-        self._unsubscribe_final_write = None  # a once-listener removes itself
-        await self._async_shut_down()
+    async def _async_refresh_server(self) -> None:
+        try:
+            self.server = await self.client.ping()
+        except InfluxError as err:
+            LOGGER.debug(
+                "InfluxDB at %s did not say its version: %s", self._entry.title, err
+            )
+            return
+        self._notify_status()
 
     async def async_stop(self) -> None:
         """Stop listening and the loop; write or spool what is still in memory."""
-        await self._async_shut_down()
+        await self._stop_once()
 
     async def _async_shut_down(self) -> None:
-        # Home Assistant's stop, then an unload (as tests do), shut down twice.
-        if self._stopped:
-            return
-        self._stopped = True
         while self._unsubscribers:
             self._unsubscribers.pop()()
-        if self._unsubscribe_final_write is not None:
-            self._unsubscribe_final_write()
-            self._unsubscribe_final_write = None
         self._keep.stop()
         self._registry.async_stop()
         if self._flush_loop is not None:
@@ -207,7 +232,6 @@ class Ingestor:
                 "Neither InfluxDB nor the spool could take %d points: they are lost",
                 self.batcher.pending,
             )
-        for hook in self._stop_hooks:
-            await hook()
+        await self.async_save_stats()
         await self._last_states.async_save()
         await self.spool.close()

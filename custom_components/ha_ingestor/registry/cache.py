@@ -8,11 +8,11 @@ until a registry event says that something it was computed from has changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import (
     area_registry as ar,
     device_registry as dr,
@@ -20,6 +20,8 @@ from homeassistant.helpers import (
     floor_registry as fr,
     label_registry as lr,
 )
+
+from .events import Registry, async_track_registry_changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,71 +57,60 @@ UNREGISTERED: Final = EntityMetadata(
 )
 """The metadata of an entity the entity registry does not know (it has no unique id)."""
 
-# Which registry a source of an entity's metadata is in; areas, floors and labels use
-# the same kind of ids (slugs), so an id alone could name entries of several.
-_DEVICE: Final = "device"
-_AREA: Final = "area"
-_FLOOR: Final = "floor"
-_LABEL: Final = "label"
+# A registry entry an entity's metadata was read from: areas, floors and labels use the
+# same kind of ids (slugs), so an id alone could name entries of several registries.
+type _Source = tuple[Registry, str]
 
-type _Source = tuple[str, str]
+type MetadataChanged = Callable[[Collection[str]], None]
+"""Called with the ids of the entities whose metadata changed."""
 
 
 class RegistryCache:
-    """Each entity's registry metadata, looked up once and refreshed on registry events."""
+    """Each entity's registry metadata, looked up once and refreshed on registry events.
+
+    A reverse index from each registry entry to the entities read from it lets a
+    change of a device, area, floor or label touch only those entities.
+    """
 
     def __init__(self, hass: HomeAssistant) -> None:
         """Prepare an empty cache; async_start follows the registries' changes."""
         self._hass = hass
         self._metadata: dict[str, EntityMetadata] = {}
         # The device, area, floor and label entries each cached entity's metadata was
-        # read from: an update of any of them refreshes it.
+        # read from, and the other way round.
         self._sources: dict[str, frozenset[_Source]] = {}
-        self._listeners: list[Callable[[], None]] = []
-        self._unsubscribers: list[Callable[[], None]] = []
+        self._users: dict[_Source, set[str]] = {}
+        self._listeners: list[MetadataChanged] = []
+        self._unsubscribe: Callable[[], None] | None = None
 
     @callback
     def async_start(self) -> None:
         """Follow the entity, device, area, floor and label registries."""
-        bus = self._hass.bus
-        self._unsubscribers = [
-            bus.async_listen(
-                er.EVENT_ENTITY_REGISTRY_UPDATED, self._async_entity_registry_updated
-            ),
-            bus.async_listen(
-                dr.EVENT_DEVICE_REGISTRY_UPDATED, self._async_device_registry_updated
-            ),
-            bus.async_listen(
-                ar.EVENT_AREA_REGISTRY_UPDATED, self._async_area_registry_updated
-            ),
-            bus.async_listen(
-                fr.EVENT_FLOOR_REGISTRY_UPDATED, self._async_floor_registry_updated
-            ),
-            bus.async_listen(
-                lr.EVENT_LABEL_REGISTRY_UPDATED, self._async_label_registry_updated
-            ),
-        ]
+        self._unsubscribe = async_track_registry_changes(
+            self._hass, self._async_registry_changed
+        )
 
     @callback
     def async_stop(self) -> None:
         """Stop following the registries, and forget what would no longer be updated."""
-        while self._unsubscribers:
-            self._unsubscribers.pop()()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         self._metadata.clear()
         self._sources.clear()
+        self._users.clear()
 
     def get(self, entity_id: str) -> EntityMetadata:
         """Return the entity's metadata: from memory, or from the registries once."""
         try:
             return self._metadata[entity_id]
         except KeyError:
-            metadata, self._sources[entity_id] = self._look_up(entity_id)
-            self._metadata[entity_id] = metadata
+            metadata = self._metadata[entity_id] = self._read(entity_id)
             return metadata
 
     @callback
-    def async_listen(self, on_change: Callable[[], None]) -> Callable[[], None]:
-        """Call `on_change` whenever the metadata of an entity asked about changes."""
+    def async_listen(self, on_change: MetadataChanged) -> Callable[[], None]:
+        """Call `on_change` with the entities asked about whose metadata changed."""
         self._listeners.append(on_change)
 
         @callback
@@ -127,6 +118,20 @@ class RegistryCache:
             self._listeners.remove(on_change)
 
         return unsubscribe
+
+    def _read(self, entity_id: str) -> EntityMetadata:
+        """Read an entity's metadata, and index the entries it was read from."""
+        metadata, sources = self._look_up(entity_id)
+        before = self._sources.get(entity_id, frozenset())
+        for source in before - sources:
+            users = self._users[source]
+            users.discard(entity_id)
+            if not users:
+                del self._users[source]
+        for source in sources - before:
+            self._users.setdefault(source, set()).add(entity_id)
+        self._sources[entity_id] = sources
+        return metadata
 
     def _look_up(self, entity_id: str) -> tuple[EntityMetadata, frozenset[_Source]]:
         """Read an entity's metadata from the registries, and what it was read from."""
@@ -136,19 +141,19 @@ class RegistryCache:
         sources: set[_Source] = set()
         device = None
         if entity.device_id is not None:
-            sources.add((_DEVICE, entity.device_id))
+            sources.add((Registry.DEVICE, entity.device_id))
             device = dr.async_get(self._hass).async_get(entity.device_id)
             # A child device without an area of its own is in its parent's.
             if isinstance(device, dr.ChildDeviceEntry):
-                sources.add((_DEVICE, device.parent_device_id))
+                sources.add((Registry.DEVICE, device.parent_device_id))
         area = floor = None
         if (area_id := er.async_get_effective_area_id(self._hass, entity)) is not None:
-            sources.add((_AREA, area_id))
+            sources.add((Registry.AREA, area_id))
             area_entry = ar.async_get(self._hass).async_get_area(area_id)
             if area_entry is not None:
                 area = area_entry.name
                 if area_entry.floor_id is not None:
-                    sources.add((_FLOOR, area_entry.floor_id))
+                    sources.add((Registry.FLOOR, area_entry.floor_id))
                     floor_entry = fr.async_get(self._hass).async_get_floor(
                         area_entry.floor_id
                     )
@@ -156,7 +161,7 @@ class RegistryCache:
         label_ids = frozenset(entity.labels).union(
             () if device is None else device.labels
         )
-        sources.update((_LABEL, label_id) for label_id in label_ids)
+        sources.update((Registry.LABEL, label_id) for label_id in label_ids)
         label_registry = lr.async_get(self._hass)
         labels = sorted(
             label.name
@@ -176,71 +181,28 @@ class RegistryCache:
         return metadata, frozenset(sources)
 
     @callback
-    def _async_refresh(self, entity_ids: Iterable[str]) -> None:
-        """Read these entities again; tell the listeners if any of them changed.
+    def _async_registry_changed(self, registry: Registry, ids: list[str]) -> None:
+        """Read the entities again that these entries concern; tell who listens.
 
         Entities nobody asked about are left alone: they are read when first asked.
         """
-        changed = False
+        if registry is Registry.ENTITY:
+            entity_ids: Iterable[str] = ids
+        else:
+            entity_ids = {
+                entity_id
+                for entry_id in ids
+                for entity_id in self._users.get((registry, entry_id), ())
+            }
+        changed = []
         for entity_id in entity_ids:
             if (cached := self._metadata.get(entity_id)) is None:
                 continue
-            metadata, self._sources[entity_id] = self._look_up(entity_id)
             # Unchanged metadata stays the same object, which users may compare by
             # identity to know whether what they built from it still holds.
-            if metadata != cached:
+            if (metadata := self._read(entity_id)) != cached:
                 self._metadata[entity_id] = metadata
-                changed = True
+                changed.append(entity_id)
         if changed:
             for listener in list(self._listeners):
-                listener()
-
-    @callback
-    def _async_refresh_users_of(self, source: _Source) -> None:
-        self._async_refresh(
-            [
-                entity_id
-                for entity_id, sources in self._sources.items()
-                if source in sources
-            ]
-        )
-
-    @callback
-    def _async_entity_registry_updated(
-        self, event: Event[er.EventEntityRegistryUpdatedData]
-    ) -> None:
-        data = event.data
-        entity_ids = [data["entity_id"]]
-        # A renamed entity: what was cached under its old id is read again (and found
-        # unregistered).
-        if data["action"] == "update" and "old_entity_id" in data:
-            entity_ids.append(data["old_entity_id"])
-        self._async_refresh(entity_ids)
-
-    @callback
-    def _async_device_registry_updated(
-        self, event: Event[dr.EventDeviceRegistryUpdatedData]
-    ) -> None:
-        self._async_refresh_users_of((_DEVICE, event.data["device_id"]))
-
-    @callback
-    def _async_area_registry_updated(
-        self, event: Event[ar.EventAreaRegistryUpdatedData]
-    ) -> None:
-        # Reordering areas names no area, and changes no name.
-        if (area_id := event.data["area_id"]) is not None:
-            self._async_refresh_users_of((_AREA, area_id))
-
-    @callback
-    def _async_floor_registry_updated(
-        self, event: Event[fr.EventFloorRegistryUpdatedData]
-    ) -> None:
-        # Reordering floors names no floor, and changes no name.
-        if event.data["action"] != "reorder":
-            self._async_refresh_users_of((_FLOOR, event.data["floor_id"]))
-
-    @callback
-    def _async_label_registry_updated(
-        self, event: Event[lr.EventLabelRegistryUpdatedData]
-    ) -> None:
-        self._async_refresh_users_of((_LABEL, event.data["label_id"]))
+                listener(changed)

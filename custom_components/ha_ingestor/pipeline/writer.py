@@ -1,20 +1,17 @@
-"""Write batches of lines to InfluxDB: isolate refused points, back off when it fails."""
+"""Write a batch to InfluxDB in one request; set apart the points it refuses."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-import random
 import time
 
 from homeassistant.util import dt as dt_util
 
-from .influx_client import InfluxClient, InfluxError, InfluxWriteRejectedError
-
-# First and longest wait between two attempts while InfluxDB is unavailable.
-FIRST_BACKOFF = 1.0
-MAX_BACKOFF = 300.0
+from ..influxdb.client import InfluxClient
+from ..influxdb.errors import InfluxError, InfluxWriteRejectedError
+from .stats import PipelineStats
 
 # How many distinct write errors the writer remembers, for the diagnostics.
 RECENT_ERRORS = 20
@@ -31,30 +28,6 @@ class WriteError:
     last_seen: datetime
 
 
-class Backoff:
-    """Exponential waits with jitter, capped; a server's Retry-After is honoured."""
-
-    def __init__(self, rng: Callable[[], float] = random.random) -> None:
-        """Double the wait per failure; `rng` draws the jitter (fixed in tests)."""
-        self._rng = rng
-        self._failures = 0
-
-    def next_delay(self, retry_after: float | None = None) -> float:
-        """Count one more failure and return the wait before the next attempt."""
-        ceiling = min(MAX_BACKOFF, FIRST_BACKOFF * 2.0**self._failures)
-        self._failures += 1
-        # Half fixed, half random: spread out retries of many homes without ever
-        # retrying at once.
-        delay = ceiling / 2 + self._rng() * ceiling / 2
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, MAX_BACKOFF))
-        return delay
-
-    def reset(self) -> None:
-        """Start from the first wait again: a write succeeded."""
-        self._failures = 0
-
-
 class PointWriter:
     """Writes a batch in one request; points the server refuses are set apart.
 
@@ -67,19 +40,23 @@ class PointWriter:
     def __init__(
         self,
         client: InfluxClient,
+        stats: PipelineStats,
         on_refused: Callable[[list[str], str], Awaitable[None]],
     ) -> None:
         """Write through `client`; hand refused points and the server's reason on."""
         self._client = client
+        self._stats = stats
         self._on_refused = on_refused
-        self.points_written = 0
-        self.points_refused = 0
-        # When the last request that stored points ended, and how long it took (s).
-        self.last_write: datetime | None = None
+        # How long the last request that stored points took (s); None before it.
         self.last_latency: float | None = None
         # The last RECENT_ERRORS distinct errors, keyed by type and message, the
         # most recent last.
         self._errors: dict[tuple[str, str], WriteError] = {}
+
+    @property
+    def has_written(self) -> bool:
+        """Whether InfluxDB has accepted points since the writer was made."""
+        return self.last_latency is not None
 
     @property
     def recent_errors(self) -> list[WriteError]:
@@ -104,7 +81,7 @@ class PointWriter:
             if not isinstance(err, InfluxWriteRejectedError):
                 raise
             if len(lines) == 1:
-                self.points_refused += 1
+                self._stats.points_refused += 1
                 await self._on_refused(lines, str(err))
                 return
             # Rewriting the points a partial write already stored is harmless:
@@ -114,8 +91,8 @@ class PointWriter:
             await self.write(lines[middle:])
             return
         self.last_latency = time.monotonic() - started
-        self.last_write = dt_util.utcnow()
-        self.points_written += len(lines)
+        self._stats.last_write = dt_util.utcnow()
+        self._stats.points_written += len(lines)
 
     def _remember(self, err: InfluxError) -> None:
         key = (type(err).__name__, str(err))

@@ -8,13 +8,12 @@ point into every series on every restart.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.helpers.json import json_bytes_sorted
 from homeassistant.helpers.storage import Store
 
-from .const import DOMAIN
+from ..const import DOMAIN
 
 _STORAGE_VERSION = 1
 
@@ -25,11 +24,17 @@ def _fingerprint(state: State) -> str:
     return hashlib.blake2b(content, digest_size=12).hexdigest()
 
 
+def _fingerprints(states: dict[str, State]) -> dict[str, str]:
+    """Digest every state: for the executor, as it takes a while for a large house."""
+    return {entity_id: _fingerprint(state) for entity_id, state in states.items()}
+
+
 class LastStates:
     """The state last written for each entity, saved when the pipeline stops."""
 
     def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
         """Keep them in `.storage`, one file per config entry."""
+        self._hass = hass
         self._store: Store[dict[str, str]] = Store(
             hass, _STORAGE_VERSION, f"{DOMAIN}.{entry_id}.last_states"
         )
@@ -61,10 +66,11 @@ class LastStates:
 
     async def async_save(self) -> None:
         """Save the last written states; entities not seen since start keep theirs."""
-        fingerprints: dict[str, Any] = self._before_restart | {
-            entity_id: _fingerprint(state) for entity_id, state in self._written.items()
-        }
-        await self._store.async_save(fingerprints)
+        # States are immutable: a copy of the dict is all the executor needs.
+        written = await self._hass.async_add_executor_job(
+            _fingerprints, dict(self._written)
+        )
+        await self._store.async_save(self._before_restart | written)
 
     async def async_remove(self) -> None:
         """Delete the file: the config entry is gone."""

@@ -1,0 +1,95 @@
+"""A config entry's connection: its URL, the client it describes, and its names.
+
+The config flow and the entry's device name a connection the same way; both read it
+from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.const import (
+    CONF_PASSWORD,
+    CONF_TOKEN,
+    CONF_URL,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from yarl import URL
+
+from ..const import (
+    API_V1,
+    API_V2,
+    CONF_API_VERSION,
+    CONF_BUCKET,
+    CONF_DATABASE,
+    CONF_ORGANIZATION,
+    CONF_RETENTION_POLICY,
+)
+from .client import InfluxClient
+from .errors import InvalidURLError
+from .v1 import InfluxV1Client
+from .v2 import InfluxV2Client
+
+
+def parse_url(url: str) -> URL:
+    """Return the server's base URL, or raise InvalidURLError."""
+    try:
+        parsed = URL(url.strip())
+    except ValueError as err:
+        raise InvalidURLError(url) from err
+    # Credentials belong in their own fields: in the URL they would be stored in
+    # clear text and clash with the Authorization header.
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.host
+        or parsed.user is not None
+        or parsed.password is not None
+    ):
+        raise InvalidURLError(url)
+    return parsed.with_query(None).with_fragment(None)
+
+
+def create_client(
+    hass: HomeAssistant, data: Mapping[str, Any], *, gzip: bool = False
+) -> InfluxClient:
+    """Build the client a config entry's data describes; `gzip` compresses writes."""
+    session = async_get_clientsession(hass, verify_ssl=data[CONF_VERIFY_SSL])
+    url = parse_url(data[CONF_URL])
+    if data[CONF_API_VERSION] == API_V2:
+        return InfluxV2Client(
+            session,
+            url,
+            token=data[CONF_TOKEN],
+            organization=data[CONF_ORGANIZATION],
+            bucket=data[CONF_BUCKET],
+            gzip=gzip,
+        )
+    return InfluxV1Client(
+        session,
+        url,
+        database=data[CONF_DATABASE],
+        retention_policy=data.get(CONF_RETENTION_POLICY) or "",
+        username=data.get(CONF_USERNAME) or "",
+        password=data.get(CONF_PASSWORD) or "",
+        gzip=gzip,
+    )
+
+
+def connection_title(data: Mapping[str, Any]) -> str:
+    """Name the database (1.x) or bucket (2.x), and the server: `db on host:port`."""
+    url = parse_url(data[CONF_URL])
+    target = data[CONF_DATABASE if data[CONF_API_VERSION] == API_V1 else CONF_BUCKET]
+    return f"{target} on {url.host}:{url.port}"
+
+
+def connection_unique_id(data: Mapping[str, Any]) -> str:
+    """Server and database (1.x) or organization and bucket (2.x), however typed."""
+    url = parse_url(data[CONF_URL])
+    server = f"{url.scheme}://{url.host}:{url.port}{url.path.rstrip('/')}"
+    if data[CONF_API_VERSION] == API_V1:
+        return f"{server}/{data[CONF_DATABASE]}"
+    return f"{server}/{data[CONF_ORGANIZATION]}/{data[CONF_BUCKET]}"

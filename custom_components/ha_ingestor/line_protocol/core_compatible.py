@@ -1,0 +1,510 @@
+"""The `core_compatible` preset: the lines Home Assistant's own influxdb integration writes.
+
+It reproduces core's integration (2026.10: homeassistant/components/influxdb/__init__.py,
+_generate_event_to_json) followed by the influxdb client it writes with (influxdb 5.3.2,
+line_protocol.make_line), byte for byte, so that InfluxDB stores the same names, types
+and values and existing queries keep working. The options are core's: measurement_attr,
+override_measurement, tags, ignore_attributes and component_config_domain's
+ignore_attributes. docs/schema.md lists the rules and the few places where it
+deliberately differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+import math
+import re
+from typing import Any, Final
+
+from homeassistant.const import ATTR_DEVICE_CLASS, ATTR_UNIT_OF_MEASUREMENT
+from homeassistant.core import State
+from homeassistant.util.read_only_dict import ReadOnlyDict
+
+from ..const import (
+    MEASUREMENT_DEVICE_CLASS,
+    MEASUREMENT_DOMAIN_DEVICE_CLASS,
+    MEASUREMENT_ENTITY_ID,
+    MEASUREMENT_UNIT,
+    NO_VALUE_STATES,
+)
+from .encoder import (
+    STATE_NUMBERS,
+    PresetEncoder,
+    SkippedValues,
+    kept_attributes,
+    remember,
+    state_number,
+)
+from .escaping import (
+    ESCAPING_BACKSLASH,
+    LINE_START_BLANKS,
+    STRING_FIELD_ESCAPES,
+    TIME_KEY,
+    single_line,
+    string_field,
+)
+
+# The attribute each of core's measurement_attr values reads the measurement from.
+_CORE_MEASUREMENT_ATTRIBUTES: Final[Mapping[str, str | None]] = {
+    MEASUREMENT_UNIT: ATTR_UNIT_OF_MEASUREMENT,
+    MEASUREMENT_DOMAIN_DEVICE_CLASS: ATTR_DEVICE_CLASS,
+    MEASUREMENT_DEVICE_CLASS: ATTR_DEVICE_CLASS,
+    MEASUREMENT_ENTITY_ID: None,
+}
+
+# Core's const.RE_DECIMAL: a text attribute such as "Version 2.3" also gets a float
+# field of its digits (when _has_core_digit_tail). Copied rather than imported from
+# core's influxdb package, which a custom integration must not depend on;
+# test_normalize checks that it stays equal.
+_CORE_NOT_DECIMAL: Final = re.compile(r"[^\d.]+")
+_TWO_DIGITS: Final = re.compile(r"\d\d")
+
+# The client's _escape_tag, for the measurement, tag keys and values and field keys.
+# Exactly its escapes and no others: InfluxDB 1.x keeps some backslashes in names (`\\`
+# stays two), so only the same bytes give the same stored names. A line break becomes
+# the two characters `\n`, which InfluxDB stores as they are.
+_CORE_NAME_ESCAPES: Final = str.maketrans(
+    {"\\": "\\\\", " ": "\\ ", ",": "\\,", "=": "\\=", "\n": "\\n"}
+)
+
+# Types of attribute values (not their subclasses, which may convert) that float()
+# refuses.
+_NEVER_FLOATS: Final = frozenset((list, tuple, dict, type(None)))
+
+# What core writes for an attribute: its float field, or None; and its text field
+# (`key_str`), or None.
+type _CoreReading = tuple[float | None, str | None]
+
+# A state's own fields as core writes them, each preceded by a comma, empty if not
+# written: `state`, `value`; and 1 if the value is NaN or infinite (left out), else 0.
+type _CoreStateFields = tuple[str, str, int]
+
+# Attribute keys whose fields core renames: its own fields of the state, and `time`.
+_CORE_RENAMED_KEYS: Final = frozenset(("state", "value", TIME_KEY))
+
+# Key sequences whose layout an encoder keeps per set of attributes left out; past
+# this many, the memory is emptied and filled anew.
+_LAYOUT_CACHE_SIZE: Final = 1_000
+
+# Where an attribute's fields go: the position of its attribute in the layout's
+# `read`, then the key of its float field and of its text field (`key_str`) where
+# they come next in the sorted field set, else None. Both fields of a key are nearly
+# always next to each other: one slot holds both. Another key may sort between them
+# (`effect`, `effect_list`, `effect_str`): each then gets a slot of its own.
+type _CoreSlot = tuple[int, str | None, str | None]
+
+# An entity's attribute fields, rendered: those sorted before core's `state` field,
+# those between `state` and `value`, and those after `value`, each preceded by a comma.
+type _CoreAttributeFields = tuple[str, str, str]
+
+# Layouts by attribute key sequence (None: the general way), for one set of attributes
+# left out.
+type _CoreLayouts = dict[tuple[str, ...], _CoreLayout | None]
+
+
+@dataclass(slots=True)
+class _CoreSeries:
+    """How an entity's lines start, while the measurement's attribute keeps its value."""
+
+    source: object
+    """The value of the attribute the measurement was read from, None if none."""
+    prefix: str
+    """The escaped measurement and tags."""
+    skipped: frozenset[str]
+    """Attributes not written as fields."""
+    layouts: _CoreLayouts
+    """Shared by the series that leave out the same attributes."""
+    attributes: ReadOnlyDict[str, Any] | None = None
+    """The attributes `attribute_fields` were rendered from: kept, so that no other
+    object can take its id."""
+    attribute_fields: _CoreAttributeFields = ("", "", "")
+    attribute_non_finite: int = 0
+    """The NaN and infinite values they left out."""
+
+
+@dataclass(frozen=True, slots=True)
+class _CoreLayout:
+    """Where the fields of one sequence of attribute keys go, in the client's order.
+
+    Only for keys whose fields cannot collide: identifiers (no escape, none empty),
+    none of them `state`, `value` or `time`, and no `x` beside an `x_str`. Then core
+    neither renames nor overwrites a field, and every field has its place in the sorted
+    field set whatever the values: only whether it is written depends on them.
+    """
+
+    read: tuple[str, ...]
+    """The attribute keys written as fields, in the order they are read."""
+    before_state: tuple[_CoreSlot, ...]
+    before_value: tuple[_CoreSlot, ...]
+    after_value: tuple[_CoreSlot, ...]
+
+
+def _core_layout(keys: tuple[str, ...], skipped: frozenset[str]) -> _CoreLayout | None:
+    """Return the layout of attribute keys, None where core's fields could collide."""
+    read = tuple(key for key in keys if key not in skipped)
+    written = frozenset(read)
+    if (
+        not all(isinstance(key, str) and key.isidentifier() for key in read)
+        or not written.isdisjoint(_CORE_RENAMED_KEYS)
+        or any(f"{key}_str" in written for key in read)
+    ):
+        return None
+    fields = sorted(
+        (field_key, index, is_text)
+        for index, key in enumerate(read)
+        for field_key, is_text in ((key, False), (f"{key}_str", True))
+    )
+    # Before core's `state` field, between `state` and `value`, after `value`.
+    segments: tuple[list[_CoreSlot], ...] = ([], [], [])
+    for field_key, index, is_text in fields:
+        segment = segments[(field_key > "state") + (field_key > "value")]
+        if not is_text:
+            segment.append((index, field_key, None))
+        elif segment and segment[-1][0] == index:  # right after its float field
+            segment[-1] = (index, segment[-1][1], field_key)
+        else:
+            segment.append((index, None, field_key))
+    before_state, before_value, after_value = map(tuple, segments)
+    return _CoreLayout(read, before_state, before_value, after_value)
+
+
+def _core_name(name: str) -> str:
+    # Attribute keys are nearly always identifiers, which need no escape: no copy.
+    return name if name.isidentifier() else name.translate(_CORE_NAME_ESCAPES)
+
+
+def _core_measurement(value: object) -> str | None:
+    """Return the escaped measurement core writes for a value, if InfluxDB keeps it.
+
+    None where core's line would be a comment, refused, stored under another
+    measurement, or stored where no query finds it.
+    """
+    # Core single-lines a text; the client turns anything else into text.
+    text = single_line(value) if isinstance(value, str) else str(value)
+    name = _core_name(text)
+    start = name.lstrip(LINE_START_BLANKS)
+    if not start or start[0] == "#" or ESCAPING_BACKSLASH.search(text):
+        return None
+    return name
+
+
+def _has_core_digit_tail(text: str) -> bool:
+    r"""Return whether core's RE_DIGIT_TAIL, `^[^\.]*\d+\.?\d+[^\.]*$`, matches a text.
+
+    It does when the text has no dot and two digits in a row, or one dot with a digit
+    on each side. The pattern itself backtracks for a time quadratic in the text's
+    length (a tenth of a second for the text of a 3,000 character list of floats):
+    too long for the event loop. test_normalize checks that both agree.
+    """
+    match text.count("."):
+        case 0:
+            return _TWO_DIGITS.search(text) is not None
+        case 1:
+            before, _, after = text.partition(".")
+            return before[-1:].isdecimal() and after[:1].isdecimal()
+    return False
+
+
+def _core_text(text: str) -> _CoreReading:
+    """Core's reading of a text float() refuses: the text, and maybe its digits."""
+    string = single_line(text)
+    if not _has_core_digit_tail(string):
+        return None, string
+    return float(_CORE_NOT_DECIMAL.sub("", string)), string
+
+
+def _core_reading(value: object) -> _CoreReading:
+    """Core's reading of an attribute value that is not a text."""
+    # float() refuses these for sure: no exception to raise and catch.
+    if type(value) in _NEVER_FLOATS:
+        return _core_text(str(value))
+    try:
+        return float(value), None  # type: ignore[arg-type]
+    except ValueError, TypeError:
+        return _core_text(str(value))
+    except OverflowError:
+        # An int beyond float's range, which core does not catch (its writer thread
+        # stops); it is the infinity core leaves out.
+        return math.inf, None
+
+
+class CoreCompatibleEncoder(PresetEncoder):
+    """Home Assistant's influxdb integration's lines, with its options."""
+
+    def __init__(self, options: Mapping[str, Any], skipped: SkippedValues) -> None:
+        """Encode with the options' rules; count left-out values in `skipped`."""
+        super().__init__(options, skipped)
+        # An override InfluxDB could not keep is treated as none.
+        self._override_measurement = (
+            _core_measurement(self._override) if self._override else None
+        )
+        self._measurement_attribute = (
+            None
+            if self._override_measurement is not None
+            else _CORE_MEASUREMENT_ATTRIBUTES[self._rule]
+        )
+        # Core's tags replace its own of the same name. Empty ones the client leaves
+        # out; those InfluxDB would refuse with the point are left out here.
+        self._core_tags = {
+            key: text
+            for key, value in self._global_tags.items()
+            if key != TIME_KEY
+            and not key.endswith("\\")
+            and not (text := single_line(value)).endswith("\\")
+        }
+        self._texts: dict[str, _CoreReading] = {}
+        self._state_fields: dict[str, _CoreStateFields] = {}
+        # One entry per entity ever written: as many as Home Assistant has entities.
+        self._series: dict[str, _CoreSeries] = {}
+        # By the attributes left out: one per domain and measurement attribute at most.
+        self._layouts: dict[frozenset[str], _CoreLayouts] = {}
+
+    def __call__(
+        self, new_state: State, old_state: State | None, time_us: int
+    ) -> str | None:
+        """Return the line core would write for `new_state`, or None."""
+        text = new_state.state
+        if not text:  # core writes nothing for the empty state
+            return None
+        attributes = new_state.attributes
+        attribute = self._measurement_attribute
+        source = None if attribute is None else attributes.get(attribute)
+        series = self._series.get(new_state.entity_id)
+        if (
+            series is None
+            # The type too: 5 and 5.0 are equal but give measurements "5" and "5.0".
+            or type(source) is not type(series.source)
+            or (source is not series.source and source != series.source)
+        ):
+            series = self._new_series(new_state, source)
+        if text in NO_VALUE_STATES:
+            return f'{series.prefix} state="{text}" {time_us}'
+        attribute_fields = self._attribute_fields(attributes, series)
+        if attribute_fields is None:
+            field_set = self._field_set(self._fields(new_state, series.skipped))
+        else:
+            field_set = self._laid_out_field_set(text, attribute_fields)
+        if field_set:
+            return f"{series.prefix} {field_set} {time_us}"
+        return None
+
+    def _attribute_fields(
+        self, attributes: Mapping[str, Any], series: _CoreSeries
+    ) -> _CoreAttributeFields | None:
+        """Render the attributes' fields by their layout; None if they have none.
+
+        Counts the NaN and infinite values left out, also of fields rendered before.
+        """
+        if attributes is series.attributes:
+            if series.attribute_non_finite:
+                self._skipped.non_finite_values_skipped += series.attribute_non_finite
+            return series.attribute_fields
+        keys = tuple(attributes)
+        try:
+            layout = series.layouts[keys]
+        except KeyError:
+            layout = remember(
+                series.layouts,
+                keys,
+                _core_layout(keys, series.skipped),
+                _LAYOUT_CACHE_SIZE,
+            )
+        if layout is None:
+            return None
+        texts = self._texts
+        readings = [
+            # Texts are the most common attributes: no call for them.
+            (texts.get(value) or self._read_text(value))
+            if type(value) is str
+            else _core_reading(value)
+            for value in map(attributes.__getitem__, layout.read)
+        ]
+        skipped = self._skipped
+        skipped_before = skipped.non_finite_values_skipped
+        attribute_fields = (
+            self._rendered_fields(layout.before_state, readings),
+            self._rendered_fields(layout.before_value, readings),
+            self._rendered_fields(layout.after_value, readings),
+        )
+        if (kept := kept_attributes(attributes)) is not None:
+            series.attributes = kept
+            series.attribute_fields = attribute_fields
+            series.attribute_non_finite = (
+                skipped.non_finite_values_skipped - skipped_before
+            )
+        return attribute_fields
+
+    def _rendered_fields(
+        self, slots: tuple[_CoreSlot, ...], readings: list[_CoreReading]
+    ) -> str:
+        """Write these slots' fields as the client does, each preceded by a comma."""
+        rendered = ""
+        for index, number_key, text_key in slots:
+            number, string = readings[index]
+            if number is not None and number_key is not None:
+                if math.isfinite(number):
+                    rendered += f",{number_key}={number!r}"
+                else:
+                    self._skipped.non_finite_values_skipped += 1
+            if string is not None and text_key is not None:
+                if "\\" in string or '"' in string:
+                    string = string.translate(STRING_FIELD_ESCAPES)
+                rendered += f',{text_key}="{string}"'
+        return rendered
+
+    def _laid_out_field_set(
+        self, text: str, attribute_fields: _CoreAttributeFields
+    ) -> str:
+        """Return what _field_set would of the state and its rendered attribute fields.
+
+        A NaN or infinite state stays in core's `value` for the client to leave out:
+        it is counted.
+        """
+        before_state, before_value, after_value = attribute_fields
+        try:
+            state, value, non_finite = self._state_fields[text]
+        except KeyError:
+            state, value, non_finite = self._read_state(text)
+        if non_finite:
+            self._skipped.non_finite_values_skipped += non_finite
+        # Every part starts with a comma: the first one is not written.
+        return f"{before_state}{state}{before_value}{value}{after_value}"[1:]
+
+    def _read_state(self, text: str) -> _CoreStateFields:
+        """Render a state's own fields, and remember them: most states recur."""
+        number = state_number(text)
+        state = value = ""
+        non_finite = 0
+        # A word such as `on` is both.
+        if number is None or text in STATE_NUMBERS:
+            state = f',state="{string_field(text)}"'
+        if number is not None:
+            if math.isfinite(number):
+                value = f",value={number!r}"
+            else:
+                non_finite = 1
+        return remember(self._state_fields, text, (state, value, non_finite))
+
+    def _reading(self, value: object) -> _CoreReading:
+        """Core's reading of an attribute value."""
+        if type(value) is str:
+            return self._texts.get(value) or self._read_text(value)
+        return _core_reading(value)
+
+    def _new_series(self, state: State, source: object) -> _CoreSeries:
+        measurement, measured_attribute = self._measurement(state, source)
+        tags = {"domain": state.domain, "entity_id": state.object_id} | self._core_tags
+        # Sorted by key, as the client writes them; it leaves out empty ones.
+        tag_set = [
+            f"{_core_name(key)}={_core_name(value)}"
+            for key, value in sorted(tags.items())
+            if key and value
+        ]
+        skipped = self._ignored_in(state.domain)
+        if measured_attribute is not None:
+            skipped = skipped | {measured_attribute}
+        series = _CoreSeries(
+            source,
+            ",".join((measurement, *tag_set)),
+            skipped,
+            self._layouts.setdefault(skipped, {}),
+        )
+        self._series[state.entity_id] = series
+        return series
+
+    def _measurement(self, state: State, source: object) -> tuple[str, str | None]:
+        """Core's escaped measurement, and the attribute it leaves out of the fields.
+
+        Where InfluxDB could not keep the measurement, the point is written as if the
+        attribute it was read from were missing.
+        """
+        if self._override_measurement is not None:
+            return self._override_measurement, None
+        if self._rule == MEASUREMENT_DOMAIN_DEVICE_CLASS:
+            if source is not None and (
+                name := _core_measurement(f"{state.domain}__{source}")
+            ):
+                return name, ATTR_DEVICE_CLASS
+            return _core_name(state.domain), None
+        if (
+            self._rule != MEASUREMENT_ENTITY_ID
+            and source not in (None, "")
+            and (name := _core_measurement(source))
+        ):
+            measured = self._rule == MEASUREMENT_UNIT
+            return name, ATTR_UNIT_OF_MEASUREMENT if measured else None
+        return _core_name(single_line(state.entity_id)), None
+
+    def _fields(self, state: State, skipped: frozenset[str]) -> dict[str, float | str]:
+        """Build the fields of core's event_to_json, in its order of assignment.
+
+        For attributes without a layout, whose fields core may rename or overwrite.
+        """
+        text = state.state
+        fields: dict[str, float | str] = {}
+        number = state_number(text)
+        # A word such as `on` is both.
+        if number is None or text in STATE_NUMBERS:
+            fields["state"] = single_line(text)
+        if number is not None:
+            fields["value"] = number
+
+        for key, value in state.attributes.items():
+            if key in skipped:
+                continue
+            field = f"{key}_" if key in fields else key
+            number, string = self._reading(value)
+            if string is not None:
+                fields[f"{field}_str"] = string
+            if number is None:
+                continue
+            # Core assigns, then deletes NaN and infinity (which InfluxDB cannot
+            # store): an earlier field of that name is gone too.
+            if math.isfinite(number):
+                fields[field] = number
+            else:
+                fields.pop(field, None)
+                self._skipped.non_finite_values_skipped += 1
+
+        # InfluxDB 1.x silently drops a field named `time`; core renames it.
+        if TIME_KEY in fields:
+            field = "time_"
+            while field in fields:
+                field += "_"
+            fields[field] = fields.pop(TIME_KEY)
+        return fields
+
+    def _read_text(self, text: str) -> _CoreReading:
+        """Read a text attribute as core does, and remember it: most texts recur."""
+        reading: _CoreReading
+        try:
+            reading = float(text), None
+        except ValueError:
+            reading = _core_text(text)
+        return remember(self._texts, text, reading)
+
+    def _field_set(self, fields: dict[str, float | str]) -> str:
+        """Write the fields as the client does, sorted by key; empty if none is left.
+
+        The same order gives the same stored names: InfluxDB strips blanks from the
+        start of the first field key only.
+        """
+        rendered = []
+        for key in sorted(fields):
+            value = fields[key]
+            # The client leaves out empty keys. A key ending in a backslash escapes
+            # its `=`, which InfluxDB refuses.
+            if not key or key[-1] == "\\":
+                continue
+            if isinstance(value, str):
+                if "\\" in value or '"' in value:
+                    value = value.translate(STRING_FIELD_ESCAPES)
+                rendered.append(f'{_core_name(key)}="{value}"')
+            # A state of NaN or infinity stays in core's `value`: the 2.x client leaves
+            # it out, while the 1.x client writes it and InfluxDB refuses the batch.
+            elif math.isfinite(value):
+                rendered.append(f"{_core_name(key)}={value!r}")
+            else:
+                self._skipped.non_finite_values_skipped += 1
+        return ",".join(rendered)
