@@ -8,6 +8,7 @@ import contextlib
 from pathlib import Path
 import shutil
 from typing import Any
+from unittest.mock import PropertyMock, patch
 import uuid
 
 from homeassistant import loader
@@ -17,6 +18,7 @@ from homeassistant.const import (
     CONF_URL,
     CONF_USERNAME,
     CONF_VERIFY_SSL,
+    Platform,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -26,6 +28,8 @@ from pytest_homeassistant_custom_component.common import (
     async_test_home_assistant,
     get_test_config_dir,
 )
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.ha_ingestor.const import (
     API_V1,
@@ -126,6 +130,23 @@ async def save_options(
     return dict(result)
 
 
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Enable the entities that are disabled by default, as the user may."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Home Assistant's snapshot format, in a snapshots/ folder beside the test."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/ha_ingestor in every test."""
@@ -221,6 +242,36 @@ def v1_entry_data(server: InfluxDBv1Server, database: str) -> dict[str, Any]:
         CONF_USERNAME: ADMIN_USER,
         CONF_PASSWORD: ADMIN_PASSWORD,
     }
+
+
+async def setup_unreachable_platform(
+    hass: HomeAssistant, platform: Platform
+) -> MockConfigEntry:
+    """Set up one platform of an entry whose InfluxDB does not answer, for snapshots.
+
+    Every name, id and value is fixed: the entry's, the database's, the server's
+    (nothing listens on port 1), so its entities look the same in every run.
+    """
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        entry_id="01JSNAPSH0TENTRY000000000",
+        title="home_assistant on 127.0.0.1:1",
+        unique_id="http://127.0.0.1:1/home_assistant",
+        data={
+            CONF_API_VERSION: API_V1,
+            CONF_URL: "http://127.0.0.1:1",
+            CONF_VERIFY_SSL: True,
+            CONF_DATABASE: "home_assistant",
+            CONF_RETENTION_POLICY: "",
+            CONF_USERNAME: "",
+            CONF_PASSWORD: "",
+        },
+    )
+    entry.add_to_hass(hass)
+    with patch("custom_components.ha_ingestor.PLATFORMS", [platform]):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
 
 
 @pytest.fixture

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from homeassistant.const import STATE_OFF, STATE_ON, EntityCategory
+from homeassistant.const import STATE_OFF, STATE_ON, EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    snapshot_platform,
+)
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
 
-from .conftest import setup_entry, wait_until
+from .conftest import setup_entry, setup_unreachable_platform, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
 
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.05}
@@ -91,3 +95,14 @@ async def test_server_down_at_start_is_off_until_it_answers(
     assert device is not None
     assert (device.sw_version or "").startswith("1.")
     assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+@pytest.mark.freeze_time("2026-12-03 12:00:00+00:00")
+@pytest.mark.usefixtures("socket_enabled")
+async def test_binary_sensor_entities_snapshot(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, snapshot: SnapshotAssertion
+) -> None:
+    """The connectivity sensor as registered and as first shown: off, not connected."""
+    entry = await setup_unreachable_platform(hass, Platform.BINARY_SENSOR)
+    await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
+    assert await hass.config_entries.async_unload(entry.entry_id)

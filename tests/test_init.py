@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_URL
@@ -165,3 +166,22 @@ async def test_removing_the_entry_deletes_its_spool(
     await hass.config_entries.async_remove(config_entry.entry_id)
     assert not await hass.async_add_executor_job(_spool_files, spool_path)
     assert last_states not in hass_storage
+
+
+async def test_a_failed_setup_stops_the_pipeline(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, config_entry: MockConfigEntry
+) -> None:
+    """The platforms fail to set up: nothing keeps listening behind the entry."""
+    config_entry.add_to_hass(hass)
+    with patch.object(
+        hass.config_entries,
+        "async_forward_entry_setups",
+        side_effect=RuntimeError("broken platform"),
+    ):
+        assert not await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
+    stats = config_entry.runtime_data.pipeline.stats
+    received = stats.state_changes_received
+    hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
+    await hass.async_block_till_done()
+    assert stats.state_changes_received == received

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import datetime as dt
 import json
 from pathlib import Path
-from unittest.mock import PropertyMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNKNOWN, EntityCategory
+from homeassistant.const import (
+    EVENT_STATE_CHANGED,
+    STATE_UNKNOWN,
+    EntityCategory,
+    Platform,
+)
 from homeassistant.core import (
     Event,
     EventStateChangedData,
@@ -24,7 +26,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
+    snapshot_platform,
 )
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.ha_ingestor.const import (
     CONF_EXCLUDE_DOMAINS,
@@ -37,7 +41,7 @@ from custom_components.ha_ingestor.const import (
 from custom_components.ha_ingestor.coordinator import UPDATE_INTERVAL
 from custom_components.ha_ingestor.sensor import SENSORS
 
-from .conftest import restarted, setup_entry, wait_until
+from .conftest import setup_entry, setup_unreachable_platform, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
 
 INTEGRATION = Path(__file__).parents[1] / "custom_components" / DOMAIN
@@ -81,32 +85,17 @@ def _own_entity_ids(hass: HomeAssistant) -> set[str]:
     }
 
 
-@pytest.fixture
-def entity_registry_enabled_by_default() -> Iterator[None]:
-    """Enable the entities that are disabled by default, as the user may."""
-    with patch(
-        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
-        return_value=True,
-        new_callable=PropertyMock,
-    ):
-        yield
-
-
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_entities_and_their_device(
     hass: HomeAssistant, influxdb: InfluxDBv1Server, config_entry: MockConfigEntry
 ) -> None:
-    """One service device named after database and server; diagnostic entities."""
+    """Diagnostic entities of the entry's device (test_entity checks the device)."""
     await setup_entry(hass, config_entry, FAST_FLUSH)
     entities = er.async_get(hass)
     device = dr.async_get(hass).async_get_device_by_identifier(
         (DOMAIN, config_entry.entry_id), config_entry.entry_id
     )
     assert device is not None
-    assert device.name == config_entry.title  # "<database> on 127.0.0.1:<port>"
-    assert device.entry_type is dr.DeviceEntryType.SERVICE
-    assert (device.manufacturer, device.model) == ("InfluxData", "InfluxDB 1.x")
-    assert (device.sw_version or "").startswith("1.")
 
     registered = er.async_entries_for_config_entry(entities, config_entry.entry_id)
     assert {entry.unique_id for entry in registered} == {
@@ -214,43 +203,6 @@ async def test_counters_match_what_influxdb_holds(
     assert dt_util.utcnow() - last_write < dt.timedelta(seconds=30)
     assert float(_state(hass, config_entry, "write_latency").state) >= 0
     assert await hass.config_entries.async_unload(config_entry.entry_id)
-
-
-async def test_counters_survive_a_restart(
-    hass: HomeAssistant,
-    influxdb: InfluxDBv1Server,
-    database: str,
-    config_entry: MockConfigEntry,
-) -> None:
-    """Totals go on where they were; last write is still known before a new one."""
-    await setup_entry(hass, config_entry, FAST_FLUSH)
-    for i in range(10):
-        hass.states.async_set(
-            "sensor.power", str(i), {"unit_of_measurement": "W", "x": float("inf")}
-        )
-    counters = config_entry.runtime_data.pipeline.stats
-    await wait_until(lambda: counters.points_written == 10, "10 written")
-    received = counters.state_changes_received
-    last_write = counters.last_write
-    await hass.async_stop()
-
-    async with restarted(hass, config_entry) as second:
-        entry = second.config_entries.async_entries(DOMAIN)[0]
-        again = entry.runtime_data.pipeline.stats
-        assert again.points_written == 10
-        assert again.non_finite_values_skipped == 10
-        assert again.state_changes_received >= received
-        assert again.last_write == last_write
-        for i in range(5):
-            second.states.async_set(
-                "sensor.power", str(i + 10), {"unit_of_measurement": "W"}
-            )
-        await wait_until(lambda: again.points_written == 15, "15 written")
-        await entry.runtime_data.coordinator.async_refresh()
-        state = second.states.get(_entity_id(second, config_entry, "points_written"))
-        assert state is not None
-        assert state.state == "15"
-    assert len(influxdb.rows('SELECT * FROM "W"', database)) == 15
 
 
 async def test_entities_update_on_a_timer_not_per_state_change(
@@ -370,20 +322,12 @@ async def test_registry_mirror_rows(
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
-async def test_a_failed_setup_stops_the_pipeline(
-    hass: HomeAssistant, influxdb: InfluxDBv1Server, config_entry: MockConfigEntry
+@pytest.mark.freeze_time("2026-12-03 12:00:00+00:00")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default", "socket_enabled")
+async def test_sensor_entities_snapshot(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, snapshot: SnapshotAssertion
 ) -> None:
-    """The platforms fail to set up: nothing keeps listening behind the entry."""
-    config_entry.add_to_hass(hass)
-    with patch.object(
-        hass.config_entries,
-        "async_forward_entry_setups",
-        side_effect=RuntimeError("broken platform"),
-    ):
-        assert not await hass.config_entries.async_setup(config_entry.entry_id)
-    assert config_entry.state is ConfigEntryState.SETUP_ERROR
-    stats = config_entry.runtime_data.pipeline.stats
-    received = stats.state_changes_received
-    hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
-    await hass.async_block_till_done()
-    assert stats.state_changes_received == received
+    """Every sensor as registered and as first shown, InfluxDB not answering yet."""
+    entry = await setup_unreachable_platform(hass, Platform.SENSOR)
+    await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
+    assert await hass.config_entries.async_unload(entry.entry_id)

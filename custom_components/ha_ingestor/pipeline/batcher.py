@@ -66,8 +66,13 @@ class Batcher:
 
     @property
     def pending(self) -> int:
-        """Lines in memory, including those on their way to InfluxDB or the spool."""
-        return len(self._lines) + self._in_flight
+        """Lines waiting in memory to be written or spooled."""
+        return len(self._lines)
+
+    @property
+    def in_flight(self) -> int:
+        """Lines taken from memory by a write or a spill that has not ended yet."""
+        return self._in_flight
 
     @callback
     def add(self, line: str) -> None:

@@ -146,8 +146,9 @@ class Pipeline:
 
     @property
     def points_waiting(self) -> int:
-        """Points not written yet: in the spool and in memory."""
-        return self.spool.count + self.batcher.pending
+        """Points not written yet: in the spool, in memory, and on their way."""
+        batcher = self.batcher
+        return self.spool.count + batcher.pending + batcher.in_flight
 
     @callback
     def async_add_status_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:

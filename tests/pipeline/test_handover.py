@@ -10,7 +10,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL
 
-from .influxdb_v1_server import InfluxDBv1Server
+from ..influxdb_v1_server import InfluxDBv1Server
 
 
 def _listeners(hass: HomeAssistant) -> int:

@@ -11,10 +11,11 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
+from custom_components.ha_ingestor.storage.spool import Spool
 
-from .conftest import seed_field_type_conflict, v2_entry_data, wait_until
-from .influxdb_v1_server import InfluxDBv1Server
-from .influxdb_v2_server import InfluxDBv2TestServer
+from ..conftest import seed_field_type_conflict, v2_entry_data, wait_until
+from ..influxdb_v1_server import InfluxDBv1Server
+from ..influxdb_v2_server import InfluxDBv2TestServer
 
 
 async def _setup_v2(
@@ -197,3 +198,35 @@ async def test_conflict_inside_one_batch_is_quarantined(
     assert quarantined.line == 'm value="three" 1000003'
     assert "field type conflict" in quarantined.error
     assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+async def test_points_on_their_way_to_the_spool_still_wait(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """While a spill is being stored, its points count as waiting, not as gone."""
+    entry = await _setup_v2(hass, influxdb_v2)
+    pipeline = entry.runtime_data.pipeline
+    spool: Spool = pipeline.spool
+    await _spool_while_stopped(hass, influxdb_v2, entry, "sensor.first", 3)
+    store = spool.append
+    gate = asyncio.Event()
+    storing = asyncio.Event()
+
+    async def slow_append(lines: list[str]) -> int:
+        storing.set()
+        await gate.wait()
+        return await store(lines)
+
+    with patch.object(spool, "append", slow_append):
+        for i in range(5):
+            hass.states.async_set("sensor.second", str(i), {"unit_of_measurement": "W"})
+        await storing.wait()
+        # Taken out of memory, not yet in the spool: still waiting.
+        assert (pipeline.batcher.pending, pipeline.batcher.in_flight) == (0, 5)
+        assert pipeline.points_waiting == 8
+        assert entry.runtime_data.coordinator.snapshot().points_waiting == 8
+        gate.set()
+        await wait_until(lambda: spool.count == 8, "8 points in the spool")
+    assert pipeline.batcher.pending == 0
+    assert pipeline.points_waiting == 8
+    assert await hass.config_entries.async_unload(entry.entry_id)

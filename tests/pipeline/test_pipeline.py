@@ -23,8 +23,8 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 
-from .conftest import restarted, save_options, setup_entry, wait_until
-from .influxdb_v1_server import InfluxDBv1Server
+from ..conftest import restarted, save_options, setup_entry, wait_until
+from ..influxdb_v1_server import InfluxDBv1Server
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.1}

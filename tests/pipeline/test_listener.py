@@ -1,10 +1,10 @@
-"""State changes, end to end, into a real InfluxDB 1.x."""
+"""The listener: every state change becomes exactly one point in a real InfluxDB."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
@@ -14,13 +14,21 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
     CONF_BATCH_SIZE,
+    CONF_EXCLUDE_DOMAINS,
     CONF_FLUSH_INTERVAL,
     DOMAIN,
 )
+from custom_components.ha_ingestor.line_protocol import create_encoder
+from custom_components.ha_ingestor.pipeline.batcher import Batcher
+from custom_components.ha_ingestor.pipeline.filters import StateFilter
+from custom_components.ha_ingestor.pipeline.last_states import LastStates
+from custom_components.ha_ingestor.pipeline.listener import StateChangeListener
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
+from custom_components.ha_ingestor.registry.cache import RegistryCache
 
-from .conftest import v2_entry_data, wait_until
-from .influxdb_v1_server import InfluxDBv1Server
-from .influxdb_v2_server import InfluxDBv2TestServer
+from ..conftest import v2_entry_data, wait_until
+from ..influxdb_v1_server import InfluxDBv1Server
+from ..influxdb_v2_server import InfluxDBv2TestServer
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 Expected = set[tuple[str, str, str, str | None, float | None, int]]
@@ -219,3 +227,82 @@ async def test_v2_state_changes_arrive_exactly(
     }
     assert len(influxdb_v2.points("ha")) == 2000
     assert stored == expected
+
+
+class _RecordingBatcher:
+    """Takes lines as the batcher's `add` does, and keeps them for the test."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+
+async def test_the_hot_path_counts_everything_and_enqueues_what_is_written(
+    hass: HomeAssistant,
+) -> None:
+    """Every state change is counted; only included ones with a line are enqueued.
+
+    A removed entity (no new state), an excluded domain and the empty state (core
+    writes nothing for it) count as received and add nothing.
+    """
+    registry = RegistryCache(hass)
+    options = {CONF_EXCLUDE_DOMAINS: ["light"]}
+    keep = StateFilter(options, registry)
+    last_states = LastStates(hass, "entry")
+    stats = PipelineStats()
+    batcher = _RecordingBatcher()
+    listener = StateChangeListener(
+        keep,
+        last_states,
+        create_encoder(options, registry, stats),
+        cast(Batcher, batcher),
+        stats,
+    )
+    unsubscribe = hass.bus.async_listen(
+        EVENT_STATE_CHANGED, listener.async_state_changed
+    )
+    hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
+    hass.states.async_set("light.kitchen", "on")
+    hass.states.async_set("sensor.empty", "")
+    hass.states.async_remove("sensor.power")
+    await hass.async_block_till_done()
+    unsubscribe()
+
+    assert stats.state_changes_received == 4
+    assert len(batcher.lines) == 1
+    assert batcher.lines[0].startswith("W,domain=sensor,entity_id=power value=5.0 ")
+    # Only what was written is remembered as an entity's last written state.
+    assert set(last_states._written) == {"sensor.power"}
+
+
+async def test_heartbeat_enqueues_every_included_state_at_its_time(
+    hass: HomeAssistant,
+) -> None:
+    """The heartbeat writes current states with the heartbeat's own timestamp."""
+    registry = RegistryCache(hass)
+    options = {CONF_EXCLUDE_DOMAINS: ["light"]}
+    stats = PipelineStats()
+    batcher = _RecordingBatcher()
+    listener = StateChangeListener(
+        StateFilter(options, registry),
+        LastStates(hass, "entry"),
+        create_encoder(options, registry, stats),
+        cast(Batcher, batcher),
+        stats,
+    )
+    hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
+    hass.states.async_set("sensor.temperature", "21", {"unit_of_measurement": "°C"})
+    hass.states.async_set("light.kitchen", "on")
+    now = dt.datetime(2026, 12, 3, 12, 0, 0, 250_000, tzinfo=dt.UTC)
+    listener.async_heartbeat(hass, now)
+    assert sorted(line.split(" ")[0] for line in batcher.lines) == [
+        "W,domain=sensor,entity_id=power",
+        "°C,domain=sensor,entity_id=temperature",
+    ]
+    assert {line.rpartition(" ")[2] for line in batcher.lines} == {
+        str(int(now.timestamp()) * 1_000_000 + 250_000)
+    }
+    # A heartbeat is no state change.
+    assert stats.state_changes_received == 0

@@ -1,0 +1,145 @@
+"""The stats: one object every stage counts in, kept across restarts under one name each."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats, StatsStore
+
+from ..conftest import restarted, setup_entry, wait_until
+from ..influxdb_v1_server import InfluxDBv1Server
+
+FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.05}
+ENTRY_ID = "01JABCDEF0000000000000000"
+
+
+KEY = f"{DOMAIN}.{ENTRY_ID}.counters"
+
+
+async def test_saved_and_loaded_under_one_name_each(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """Every count and the last write survive a save and a load; names are the fields'."""
+    store = StatsStore(hass, ENTRY_ID)
+    stats = await store.async_load()
+    assert stats == PipelineStats()
+    stats.state_changes_received = 7
+    stats.points_written = 5
+    stats.points_refused = 1
+    stats.points_dropped_spool_full = 3
+    stats.points_dropped_acknowledged = 2
+    stats.non_finite_values_skipped = 4
+    stats.last_write = dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)
+    await store.async_save(stats)
+
+    assert await StatsStore(hass, ENTRY_ID).async_load() == stats
+    stored = hass_storage[KEY]
+    assert (stored["version"], stored["minor_version"]) == (1, 2)
+    assert stored["data"] == {
+        "state_changes_received": 7,
+        "points_written": 5,
+        "points_refused": 1,
+        "points_dropped_spool_full": 3,
+        "points_dropped_acknowledged": 2,
+        "non_finite_values_skipped": 4,
+        "last_write": "2026-12-01T12:30:00+00:00",
+    }
+    assert stats.counts() == {
+        key: value for key, value in stored["data"].items() if key != "last_write"
+    }
+    assert stats.points_dropped == 3
+    assert stats.points_dropped_unacknowledged == 1
+
+    await store.async_remove()
+    assert await StatsStore(hass, ENTRY_ID).async_load() == PipelineStats()
+
+
+async def test_counters_of_version_1_are_renamed_not_reset(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """A file saved before the names were unified loads with every total kept."""
+    hass_storage[KEY] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": KEY,
+        "data": {
+            "state_changes_received": 100,
+            "points_written": 90,
+            "dropped_non_finite": 4,
+            "dropped_quarantined": 6,
+            "dropped_spool_full": 3,
+            "dropped_spool_full_acknowledged": 3,
+            "last_write": "2026-11-30T08:00:00+00:00",
+        },
+    }
+    stats = await StatsStore(hass, ENTRY_ID).async_load()
+    assert stats == PipelineStats(
+        state_changes_received=100,
+        points_written=90,
+        points_refused=6,
+        points_dropped_spool_full=3,
+        points_dropped_acknowledged=3,
+        non_finite_values_skipped=4,
+        last_write=dt.datetime(2026, 11, 30, 8, tzinfo=dt.UTC),
+    )
+
+
+async def test_unreadable_values_start_at_zero(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """A hand-edited file with wrong types loses those values, not the others."""
+    hass_storage[KEY] = {
+        "version": 1,
+        "minor_version": 2,
+        "key": KEY,
+        "data": {"points_written": "many", "points_refused": 2, "last_write": 12},
+    }
+    stats = await StatsStore(hass, ENTRY_ID).async_load()
+    assert stats == PipelineStats(points_refused=2)
+
+
+async def test_counters_survive_a_restart(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Totals go on where they were; last write is still known before a new one."""
+    await setup_entry(hass, config_entry, FAST_FLUSH)
+    for i in range(10):
+        hass.states.async_set(
+            "sensor.power", str(i), {"unit_of_measurement": "W", "x": float("inf")}
+        )
+    counters = config_entry.runtime_data.pipeline.stats
+    await wait_until(lambda: counters.points_written == 10, "10 written")
+    received = counters.state_changes_received
+    last_write = counters.last_write
+    await hass.async_stop()
+
+    async with restarted(hass, config_entry) as second:
+        entry = second.config_entries.async_entries(DOMAIN)[0]
+        again = entry.runtime_data.pipeline.stats
+        assert again.points_written == 10
+        assert again.non_finite_values_skipped == 10
+        assert again.state_changes_received >= received
+        assert again.last_write == last_write
+        for i in range(5):
+            second.states.async_set(
+                "sensor.power", str(i + 10), {"unit_of_measurement": "W"}
+            )
+        await wait_until(lambda: again.points_written == 15, "15 written")
+        await entry.runtime_data.coordinator.async_refresh()
+        entity_id = er.async_get(second).async_get_entity_id(
+            "sensor", DOMAIN, f"{config_entry.entry_id}_points_written"
+        )
+        assert entity_id is not None
+        state = second.states.get(entity_id)
+        assert state is not None
+        assert state.state == "15"
+    assert len(influxdb.rows('SELECT * FROM "W"', database)) == 15
