@@ -26,9 +26,8 @@ from typing import Any
 from homeassistant import const as ha_const
 from homeassistant.components.lock.const import LockState
 from homeassistant.components.sun.const import STATE_ABOVE_HORIZON, STATE_BELOW_HORIZON
-from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNKNOWN
+from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Context, Event, EventStateChangedData, State
-from homeassistant.helpers.state import state_as_number
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 import pytest
 
@@ -49,10 +48,8 @@ from custom_components.ha_ingestor.const import (
 from custom_components.ha_ingestor.line_protocol import (
     core_compatible,
     create_encoder,
-    encoder as encoder_module,
     rich,
 )
-from custom_components.ha_ingestor.line_protocol.encoder import timestamp_us
 from custom_components.ha_ingestor.pipeline.stats import PipelineStats
 from custom_components.ha_ingestor.registry.cache import (
     UNREGISTERED,
@@ -94,41 +91,6 @@ def encode(
     """The line a new encoder makes of one state change."""
     registry = FixedRegistry(None if metadata is None else {state.entity_id: metadata})
     return create_encoder(options, registry, PipelineStats())(state, old_state, TIME_US)
-
-
-def test_presets() -> None:
-    """The preset option chooses the encoder; core_compatible is the default."""
-    state = State("sensor.a", "1", {"unit_of_measurement": "W"})
-    core_line = "W,domain=sensor,entity_id=a value=1.0 1732262400123456"
-    assert encode({}, state) == encode(CORE, state) == core_line
-    assert encode(RICH, state, metadata=UNREGISTERED) != core_line
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {CONF_PRESET: "basic"},
-        {CONF_PRESET: PRESET_RICH, CONF_MEASUREMENT_RULE: "friendly_name"},
-    ],
-)
-def test_unknown_options_are_refused(options: dict[str, Any]) -> None:
-    """A preset or measurement rule the integration does not know is an error."""
-    with pytest.raises(ValueError, match="Unknown"):
-        create_encoder(options, FixedRegistry(), PipelineStats())
-
-
-@given(st.floats(min_value=0, max_value=4e9))
-def test_timestamp_equals_home_assistants_datetime(timestamp: float) -> None:
-    """Microseconds round exactly as Home Assistant's `time_fired` datetime does."""
-    fired = dt.datetime.fromtimestamp(timestamp, dt.UTC)
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    assert timestamp_us(timestamp) == (fired - epoch) // dt.timedelta(microseconds=1)
-
-
-def test_timestamp_keeps_microseconds() -> None:
-    """Float seconds become exact integer microseconds, rounding not truncating."""
-    assert timestamp_us(1732262400.123456) == TIME_US
-    assert timestamp_us(0.0000019999) == 2
 
 
 # ---------------------------------------------------------------------------------------
@@ -1036,14 +998,8 @@ _WORDS = sorted(
 
 
 def test_core_constants_are_cores(core_influxdb: ModuleType) -> None:
-    """The digit pattern and state words are core's own."""
+    """The digit pattern is core's own."""
     assert core_compatible._CORE_NOT_DECIMAL.pattern == core_influxdb.RE_DECIMAL.pattern
-    numbers = {}
-    for word in _WORDS:
-        with contextlib.suppress(ValueError):
-            numbers[word] = float(state_as_number(State("sensor.x", word)))
-    del numbers[STATE_UNKNOWN]  # never written as a value
-    assert numbers == encoder_module.STATE_NUMBERS
 
 
 def _core_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -1765,20 +1721,6 @@ def test_rich_attributes_left_out() -> None:
     assert attribute_fields(light[2]) == {"level": 1.0, "other": 2.0}
 
 
-@pytest.mark.parametrize("options", [CORE, RICH, RICH | {CONF_GLOBAL_TAGS: {"a": "b"}}])
-@pytest.mark.parametrize("state", ["unknown", "unavailable"])
-def test_unknown_and_unavailable_are_the_state_alone(
-    options: dict[str, Any], state: str
-) -> None:
-    """Both presets write unknown and unavailable as the `state` field alone."""
-    attributes = {"unit_of_measurement": "W", "friendly_name": "A", "b": 1}
-    old = State("sensor.a", "1", attributes)
-    line = encode(options, State("sensor.a", state, attributes), old, _POWER)
-    assert line is not None
-    assert parse_influx_line(line)[0] == "W"
-    assert parse_influx_line(line)[2] == {"state": state}
-
-
 def test_rich_series_follow_the_registry_and_attributes() -> None:
     """New registry metadata or a new unit gives the entity's new tags at once."""
     registry = FixedRegistry({"sensor.a": _THERMOMETER})
@@ -1838,34 +1780,6 @@ def test_rich_field_types_never_change(
         old_state = state
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    options=OPTIONS,
-    preset=st.sampled_from([PRESET_CORE_COMPATIBLE, PRESET_RICH]),
-    changes=st.lists(
-        st.tuples(st.sampled_from(["sensor.a", "light.b"]), STATE_TEXTS, ATTRIBUTES),
-        min_size=2,
-        max_size=5,
-    ),
-    metadata=st.lists(METADATA, min_size=2, max_size=2),
-)
-def test_what_encoders_remember_changes_nothing(
-    options: dict[str, Any],
-    preset: str,
-    changes: list[tuple[str, str, dict[str, Any]]],
-    metadata: list[EntityMetadata],
-) -> None:
-    """An encoder that has seen other changes writes what a new one would."""
-    registry = FixedRegistry({"sensor.a": metadata[0], "light.b": metadata[1]})
-    options = options | {CONF_PRESET: preset}
-    encoder = create_encoder(options, registry, PipelineStats())
-    for entity_id, text, attributes in changes:
-        state = State(entity_id, text, attributes)
-        assert encoder(state, None, TIME_US) == create_encoder(
-            options, registry, PipelineStats()
-        )(state, None, TIME_US)
-
-
 # Identifier keys, whose core fields have a place of their own in the sorted field set:
 # around core's `state` and `value`, and keys whose fields interleave (`effect`,
 # `effect_list`, `effect_str`); with a few that collide (`x`, `x_str`).
@@ -1896,99 +1810,3 @@ def test_core_layouts_write_what_the_general_rules_do(
     field_set = encoder._field_set(encoder._fields(state, series.skipped))  # type: ignore[attr-defined]
     assert line == (f"{series.prefix} {field_set} {TIME_US}" if field_set else None)
     assert stats.non_finite_values_skipped == laid_out_dropped
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    options=OPTIONS,
-    preset=st.sampled_from([PRESET_CORE_COMPATIBLE, PRESET_RICH]),
-    changes=st.lists(
-        st.tuples(
-            st.sampled_from(["sensor.a", "light.b"]),
-            STATE_TEXTS,
-            st.none() | ATTRIBUTES | LAID_OUT_ATTRIBUTES,
-        ),
-        min_size=2,
-        max_size=6,
-    ),
-)
-def test_kept_attributes_change_nothing(
-    options: dict[str, Any],
-    preset: str,
-    changes: list[tuple[str, str, dict[str, Any] | None]],
-) -> None:
-    """A change that keeps its entity's attributes object writes what a new encoder would.
-
-    Home Assistant hands on the previous state's attributes object when they are equal
-    (None in `changes`); the encoder then writes the fields it rendered from it before,
-    and counts their NaN and infinities again.
-    """
-    registry = FixedRegistry()
-    options = options | {CONF_PRESET: preset}
-    stats = PipelineStats()
-    encoder = create_encoder(options, registry, stats)
-    dropped = 0
-    states: dict[str, State] = {}
-    for entity_id, text, attributes in changes:
-        old_state = states.get(entity_id)
-        if attributes is None and old_state is not None:
-            state = State(entity_id, text, old_state.attributes)
-        else:
-            state = State(entity_id, text, attributes)
-        new_stats = PipelineStats()
-        line = create_encoder(options, registry, new_stats)(state, old_state, TIME_US)
-        assert encoder(state, old_state, TIME_US) == line
-        dropped += new_stats.non_finite_values_skipped
-        assert stats.non_finite_values_skipped == dropped
-        states[entity_id] = state
-
-
-class _CountedNumber:
-    """An attribute value that counts how often it is read."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    def __float__(self) -> float:
-        self.reads += 1
-        return 1.5
-
-    def __str__(self) -> str:
-        self.reads += 1
-        return "1.5"
-
-
-@pytest.mark.parametrize("options", [CORE, RICH])
-def test_kept_attributes_are_read_once(options: dict[str, Any]) -> None:
-    """A change that keeps its entity's attributes object does not read them again."""
-    value = _CountedNumber()
-    encoder = create_encoder(options, FixedRegistry(), PipelineStats())
-    first = State("sensor.a", "1", {"b": value})
-    second = State("sensor.a", "2", first.attributes)
-    assert first.attributes is second.attributes
-    encoder(first, None, TIME_US)
-    line = encoder(second, first, TIME_US)
-    assert value.reads == 1
-    assert line == create_encoder(options, FixedRegistry(), PipelineStats())(
-        second, first, TIME_US
-    )
-
-
-@pytest.mark.parametrize("options", [CORE, RICH])
-def test_attributes_changed_in_place_are_read_again(options: dict[str, Any]) -> None:
-    """Only Home Assistant's read-only attributes are known unchanged by their identity.
-
-    A state given another mapping (Home Assistant's own always hold a ReadOnlyDict) may
-    see it changed in place between two changes.
-    """
-    attributes = {"b": 1}
-    state = State("sensor.a", "1")
-    state.attributes = attributes  # type: ignore[assignment]
-    encoder = create_encoder(options, FixedRegistry(), PipelineStats())
-    first = encoder(state, None, TIME_US)
-    attributes["b"] = 2
-    second = encoder(state, None, TIME_US)
-    assert first != second
-    assert second == create_encoder(options, FixedRegistry(), PipelineStats())(
-        state, None, TIME_US
-    )
