@@ -432,6 +432,166 @@ def test_rich_context() -> None:
     assert "context_user_id" not in fields
 
 
+def _context_of(fields: Fields) -> Fields:
+    """The fields of a line that tell its context."""
+    return {key: value for key, value in fields.items() if key.startswith("context_")}
+
+
+def _expected_context_fields(context: Context) -> Fields:
+    """The context fields docs/schema.md promises: its ids, each on one line."""
+    fields: Fields = {"context_id": " ".join(context.id.splitlines())}
+    if context.parent_id is not None:
+        fields["context_parent_id"] = " ".join(context.parent_id.splitlines())
+    if context.user_id is not None:
+        fields["context_user_id"] = " ".join(context.user_id.splitlines())
+    return fields
+
+
+def test_rich_context_shared_by_changes_is_rendered_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One service call changes several entities in one context: its fields once.
+
+    Each line still holds them, as a new encoder would write it.
+    """
+    context = Context(
+        id="01JDA7Q3ZK8V5N2W4X6Y8B0C1E",
+        parent_id="01JDA7Q3ZK8V5N2W4X6Y8B0C1F",
+        user_id="5f4dcc3b5aa765d61d8327deb882cf99",
+    )
+    states = [
+        State("light.kitchen", "on", context=context),
+        State("light.hall", "on", {"brightness": 255}, context=context),
+        State("light.kitchen", "on", {"brightness": 128}, context=context),
+    ]
+    expected = [encode(RICH, state) for state in states]
+    render = rich._context_fields
+    rendered: list[Context] = []
+
+    def counted(context: Context) -> str:
+        rendered.append(context)
+        return render(context)
+
+    monkeypatch.setattr(rich, "_context_fields", counted)
+    encoder = create_encoder(RICH, FixedRegistry(), PipelineStats())
+    lines = [encoder(state, None, TIME_US) for state in states]
+    assert rendered == [context]
+    assert rendered[0] is context
+    assert lines == expected
+    for line in lines:
+        assert line is not None
+        assert _context_of(parse_influx_line(line)[2]) == {
+            "context_id": "01JDA7Q3ZK8V5N2W4X6Y8B0C1E",
+            "context_parent_id": "01JDA7Q3ZK8V5N2W4X6Y8B0C1F",
+            "context_user_id": "5f4dcc3b5aa765d61d8327deb882cf99",
+        }
+
+
+def test_rich_each_new_context_gives_its_own_fields() -> None:
+    """A new context object gives its fields, never those of the one before.
+
+    Also one equal to the one before (Context compares ids alone) with another parent
+    or user, and a context seen before the last one.
+    """
+    first = Context(id="01JDA7Q3ZK8V5N2W4X6Y8B0C1A", parent_id="p1", user_id="u1")
+    contexts = [
+        first,
+        Context(id="01JDA7Q3ZK8V5N2W4X6Y8B0C1B"),
+        Context(id="01JDA7Q3ZK8V5N2W4X6Y8B0C1B", user_id="u2"),
+        Context(id="01JDA7Q3ZK8V5N2W4X6Y8B0C1B", parent_id="p3"),
+        Context(id="01JDA7Q3ZK8V5N2W4X6Y8B0C1C", parent_id="p4", user_id="u4"),
+        first,
+    ]
+    encoder = create_encoder(RICH, FixedRegistry(), PipelineStats())
+    for number, context in enumerate(contexts):
+        line = encoder(State("sensor.a", str(number), context=context), None, TIME_US)
+        assert line is not None
+        assert _context_of(parse_influx_line(line)[2]) == (
+            _expected_context_fields(context)
+        ), number
+
+
+def test_rich_context_between_states_alone() -> None:
+    """Unknown and unavailable have no context fields, and leave the next change's."""
+    context = Context(id="01JDA7Q3ZK8V5N2W4X6Y8B0C1A", user_id="u1")
+    encoder = create_encoder(RICH, FixedRegistry(), PipelineStats())
+    for text in ("1", "unavailable", "2"):
+        line = encoder(State("sensor.a", text, context=context), None, TIME_US)
+        assert line is not None
+        fields = _context_of(parse_influx_line(line)[2])
+        if text == "unavailable":
+            assert fields == {}
+        else:
+            assert fields == {"context_id": context.id, "context_user_id": "u1"}
+
+
+# Context ids anyone can set (a service call's, an automation's): texts that need
+# escaping in a string field, line breaks, and ones that need none.
+AWKWARD_IDS = [
+    'say "hi"',
+    '"',
+    "C:\\temp\\",
+    "\\",
+    '\\"',
+    "two\nlines",
+    "\r\n",
+    "a b,c=d",
+    "température",
+    "01JDA7Q3ZK8V5N2W4X6Y8B0C1D",
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD_IDS)
+def test_rich_context_ids_that_need_escaping(text: str) -> None:
+    """Each id is its string field: escaped, and on one line."""
+    contexts = [
+        Context(id=text),
+        Context(id=f"{text}1", parent_id=text),
+        Context(id=f"{text}2", user_id=text),
+        Context(id=text, parent_id=f"p{text}", user_id=f"{text}u"),
+    ]
+    for context in contexts:
+        line = encode(RICH, State("sensor.a", "1", context=context))
+        assert line is not None
+        assert _context_of(parse_influx_line(line)[2]) == (
+            _expected_context_fields(context)
+        )
+
+
+def test_rich_context_ids_that_need_no_escape_are_written_as_they_are() -> None:
+    """Home Assistant's own ids (ULIDs, hex user ids) are not copied or escaped."""
+    ulid = "01JDA7Q3ZK8V5N2W4X6Y8B0C1D"
+    assert rich._context_id(ulid) is ulid
+    assert rich._context_id('a"b\\c\nd') == 'a\\"b\\\\c d'
+
+
+def test_rich_awkward_context_ids_read_back(
+    influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """Real InfluxDB takes the escaped ids and stores each id as its field's value."""
+    contexts = [
+        Context(id=text, parent_id=f"p{text}", user_id=f"{text}u")
+        for text in AWKWARD_IDS
+    ]
+    encoder = create_encoder(RICH, FixedRegistry(), PipelineStats())
+    lines = []
+    for offset, context in enumerate(contexts):
+        line = encoder(State("sensor.a", "1", context=context), None, TIME_US + offset)
+        assert line is not None
+        lines.append(line)
+    status, body = influxdb.request(
+        "POST", "/write", {"db": database, "precision": "u"}, "\n".join(lines).encode()
+    )
+    assert status == 204, body
+    rows = influxdb.rows(
+        "SELECT context_id, context_parent_id, context_user_id FROM sensor", database
+    )
+    assert [
+        {key: value for key, value in row.items() if key.startswith("context_")}
+        for row in rows
+    ] == [_expected_context_fields(context) for context in contexts]
+
+
 # Older integrations' enums, whose str() is their name: their text is their value.
 class _Mode(str, enum.Enum):  # noqa: UP042
     HEAT = "heat"
