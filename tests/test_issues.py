@@ -31,7 +31,6 @@ from custom_components.ha_ingestor.issues import (
     ISSUES,
     _entities_text,
 )
-from custom_components.ha_ingestor.line_protocol.parse import line_entity
 from custom_components.ha_ingestor.storage.spool import QuarantinedPoint, SpoolError
 
 from .conftest import seed_field_type_conflict, setup_entry, wait_until
@@ -208,24 +207,6 @@ async def test_rejected_credentials_start_reauth_not_anissue_of(
         assert await hass.config_entries.async_unload(config_entry.entry_id)
     finally:
         influxdb.query(f"DROP USER {user}")
-
-
-@pytest.mark.parametrize(
-    ("line", "entity"),
-    [
-        ("W,domain=sensor,entity_id=power value=1.0 1", "sensor.power"),
-        (
-            r"m,domain=sensor,entity_id=a\ b\,c\=d,unit=W value=1.0 1",
-            "sensor.a b,c=d",
-        ),
-        (r"m\ x,entity_id=y,domain=light state=\"on\" 1", "light.y"),
-        ("m value=1.0 1", None),
-        ("m,domain=sensor value=1.0 1", None),
-    ],
-)
-def test_line_entity(line: str, entity: str | None) -> None:
-    """The entity a quarantined line is about, from the tags both presets write."""
-    assert line_entity(line) == entity
 
 
 def test_entities_text() -> None:

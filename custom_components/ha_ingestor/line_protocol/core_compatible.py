@@ -56,7 +56,7 @@ _CORE_MEASUREMENT_ATTRIBUTES: Final[Mapping[str, str | None]] = {
 # Core's const.RE_DECIMAL: a text attribute such as "Version 2.3" also gets a float
 # field of its digits (when _has_core_digit_tail). Copied rather than imported from
 # core's influxdb package, which a custom integration must not depend on;
-# test_normalize checks that it stays equal.
+# tests/line_protocol/test_core_compatible.py checks that it stays equal.
 _CORE_NOT_DECIMAL: Final = re.compile(r"[^\d.]+")
 _TWO_DIGITS: Final = re.compile(r"\d\d")
 
@@ -195,7 +195,8 @@ def _has_core_digit_tail(text: str) -> bool:
     It does when the text has no dot and two digits in a row, or one dot with a digit
     on each side. The pattern itself backtracks for a time quadratic in the text's
     length (a tenth of a second for the text of a 3,000 character list of floats):
-    too long for the event loop. test_normalize checks that both agree.
+    too long for the event loop. tests/line_protocol/test_core_compatible.py checks
+    that both agree.
     """
     match text.count("."):
         case 0:

@@ -1,0 +1,256 @@
+"""What both presets share: create_encoder, timestamps, state numbers, what they keep.
+
+The tests of one preset's rules are in test_core_compatible.py and test_rich.py; these
+hold for both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from typing import Any
+
+from homeassistant.const import STATE_UNKNOWN
+from homeassistant.core import State
+from homeassistant.helpers.state import state_as_number
+from homeassistant.util.read_only_dict import ReadOnlyDict
+from hypothesis import given, settings, strategies as st
+import pytest
+
+from custom_components.ha_ingestor.const import (
+    CONF_GLOBAL_TAGS,
+    CONF_MEASUREMENT_RULE,
+    CONF_PRESET,
+    PRESET_CORE_COMPATIBLE,
+    PRESET_RICH,
+)
+from custom_components.ha_ingestor.line_protocol import (
+    create_encoder,
+    encoder as encoder_module,
+)
+from custom_components.ha_ingestor.line_protocol.encoder import (
+    kept_attributes,
+    remember,
+    timestamp_us,
+)
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
+from custom_components.ha_ingestor.registry.cache import UNREGISTERED, EntityMetadata
+
+from .helpers import (
+    CORE,
+    POWER,
+    RICH,
+    TIME_US,
+    FixedRegistry,
+    encode,
+    parse_influx_line,
+)
+from .strategies import (
+    ATTRIBUTES,
+    LAID_OUT_ATTRIBUTES,
+    METADATA,
+    OPTIONS,
+    STATE_TEXTS,
+    WORDS,
+)
+
+
+def test_presets() -> None:
+    """The preset option chooses the encoder; core_compatible is the default."""
+    state = State("sensor.a", "1", {"unit_of_measurement": "W"})
+    core_line = "W,domain=sensor,entity_id=a value=1.0 1732262400123456"
+    assert encode({}, state) == encode(CORE, state) == core_line
+    assert encode(RICH, state, metadata=UNREGISTERED) != core_line
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {CONF_PRESET: "basic"},
+        {CONF_PRESET: PRESET_RICH, CONF_MEASUREMENT_RULE: "friendly_name"},
+    ],
+)
+def test_unknown_options_are_refused(options: dict[str, Any]) -> None:
+    """A preset or measurement rule the integration does not know is an error."""
+    with pytest.raises(ValueError, match="Unknown"):
+        create_encoder(options, FixedRegistry(), PipelineStats())
+
+
+@given(st.floats(min_value=0, max_value=4e9))
+def test_timestamp_equals_home_assistants_datetime(timestamp: float) -> None:
+    """Microseconds round exactly as Home Assistant's `time_fired` datetime does."""
+    fired = dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    assert timestamp_us(timestamp) == (fired - epoch) // dt.timedelta(microseconds=1)
+
+
+def test_timestamp_keeps_microseconds() -> None:
+    """Float seconds become exact integer microseconds, rounding not truncating."""
+    assert timestamp_us(1732262400.123456) == TIME_US
+    assert timestamp_us(0.0000019999) == 2
+
+
+def test_state_numbers_are_cores() -> None:
+    """The state words written as numbers are those of core's state_as_number."""
+    numbers = {}
+    for word in WORDS:
+        with contextlib.suppress(ValueError):
+            numbers[word] = float(state_as_number(State("sensor.x", word)))
+    del numbers[STATE_UNKNOWN]  # never written as a value
+    assert numbers == encoder_module.STATE_NUMBERS
+
+
+@pytest.mark.parametrize("options", [CORE, RICH, RICH | {CONF_GLOBAL_TAGS: {"a": "b"}}])
+@pytest.mark.parametrize("state", ["unknown", "unavailable"])
+def test_unknown_and_unavailable_are_the_state_alone(
+    options: dict[str, Any], state: str
+) -> None:
+    """Both presets write unknown and unavailable as the `state` field alone."""
+    attributes = {"unit_of_measurement": "W", "friendly_name": "A", "b": 1}
+    old = State("sensor.a", "1", attributes)
+    line = encode(options, State("sensor.a", state, attributes), old, POWER)
+    assert line is not None
+    assert parse_influx_line(line)[0] == "W"
+    assert parse_influx_line(line)[2] == {"state": state}
+
+
+def test_remember_keeps_within_its_limit() -> None:
+    """A full memory is emptied before it takes the next entry, which it returns."""
+    cache: dict[str, int] = {}
+    assert remember(cache, "a", 1, limit=2) == 1
+    assert remember(cache, "b", 2, limit=2) == 2
+    assert cache == {"a": 1, "b": 2}
+    assert remember(cache, "c", 3, limit=2) == 3
+    assert cache == {"c": 3}
+
+
+def test_only_read_only_attributes_are_kept() -> None:
+    """Home Assistant's ReadOnlyDict is kept by identity; any other mapping is not."""
+    read_only = ReadOnlyDict({"a": 1})
+    assert kept_attributes(read_only) is read_only
+    assert kept_attributes(State("sensor.a", "1", {"a": 1}).attributes) is not None
+    assert kept_attributes({"a": 1}) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    options=OPTIONS,
+    preset=st.sampled_from([PRESET_CORE_COMPATIBLE, PRESET_RICH]),
+    changes=st.lists(
+        st.tuples(st.sampled_from(["sensor.a", "light.b"]), STATE_TEXTS, ATTRIBUTES),
+        min_size=2,
+        max_size=5,
+    ),
+    metadata=st.lists(METADATA, min_size=2, max_size=2),
+)
+def test_what_encoders_remember_changes_nothing(
+    options: dict[str, Any],
+    preset: str,
+    changes: list[tuple[str, str, dict[str, Any]]],
+    metadata: list[EntityMetadata],
+) -> None:
+    """An encoder that has seen other changes writes what a new one would."""
+    registry = FixedRegistry({"sensor.a": metadata[0], "light.b": metadata[1]})
+    options = options | {CONF_PRESET: preset}
+    encoder = create_encoder(options, registry, PipelineStats())
+    for entity_id, text, attributes in changes:
+        state = State(entity_id, text, attributes)
+        assert encoder(state, None, TIME_US) == create_encoder(
+            options, registry, PipelineStats()
+        )(state, None, TIME_US)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    options=OPTIONS,
+    preset=st.sampled_from([PRESET_CORE_COMPATIBLE, PRESET_RICH]),
+    changes=st.lists(
+        st.tuples(
+            st.sampled_from(["sensor.a", "light.b"]),
+            STATE_TEXTS,
+            st.none() | ATTRIBUTES | LAID_OUT_ATTRIBUTES,
+        ),
+        min_size=2,
+        max_size=6,
+    ),
+)
+def test_kept_attributes_change_nothing(
+    options: dict[str, Any],
+    preset: str,
+    changes: list[tuple[str, str, dict[str, Any] | None]],
+) -> None:
+    """A change that keeps its entity's attributes object writes what a new encoder would.
+
+    Home Assistant hands on the previous state's attributes object when they are equal
+    (None in `changes`); the encoder then writes the fields it rendered from it before,
+    and counts their NaN and infinities again.
+    """
+    registry = FixedRegistry()
+    options = options | {CONF_PRESET: preset}
+    stats = PipelineStats()
+    encoder = create_encoder(options, registry, stats)
+    dropped = 0
+    states: dict[str, State] = {}
+    for entity_id, text, attributes in changes:
+        old_state = states.get(entity_id)
+        if attributes is None and old_state is not None:
+            state = State(entity_id, text, old_state.attributes)
+        else:
+            state = State(entity_id, text, attributes)
+        new_stats = PipelineStats()
+        line = create_encoder(options, registry, new_stats)(state, old_state, TIME_US)
+        assert encoder(state, old_state, TIME_US) == line
+        dropped += new_stats.non_finite_values_skipped
+        assert stats.non_finite_values_skipped == dropped
+        states[entity_id] = state
+
+
+class _CountedNumber:
+    """An attribute value that counts how often it is read."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __float__(self) -> float:
+        self.reads += 1
+        return 1.5
+
+    def __str__(self) -> str:
+        self.reads += 1
+        return "1.5"
+
+
+@pytest.mark.parametrize("options", [CORE, RICH])
+def test_kept_attributes_are_read_once(options: dict[str, Any]) -> None:
+    """A change that keeps its entity's attributes object does not read them again."""
+    value = _CountedNumber()
+    encoder = create_encoder(options, FixedRegistry(), PipelineStats())
+    first = State("sensor.a", "1", {"b": value})
+    second = State("sensor.a", "2", first.attributes)
+    assert first.attributes is second.attributes
+    encoder(first, None, TIME_US)
+    line = encoder(second, first, TIME_US)
+    assert value.reads == 1
+    assert line == create_encoder(options, FixedRegistry(), PipelineStats())(
+        second, first, TIME_US
+    )
+
+
+@pytest.mark.parametrize("options", [CORE, RICH])
+def test_attributes_changed_in_place_are_read_again(options: dict[str, Any]) -> None:
+    """Only Home Assistant's read-only attributes are known unchanged by their identity.
+
+    A state given another mapping (Home Assistant's own always hold a ReadOnlyDict) may
+    see it changed in place between two changes.
+    """
+    attributes = {"b": 1}
+    state = State("sensor.a", "1")
+    state.attributes = attributes  # type: ignore[assignment]
+    encoder = create_encoder(options, FixedRegistry(), PipelineStats())
+    first = encoder(state, None, TIME_US)
+    attributes["b"] = 2
+    second = encoder(state, None, TIME_US)
+    assert first != second
+    assert second == create_encoder(options, FixedRegistry(), PipelineStats())(
+        state, None, TIME_US
+    )
