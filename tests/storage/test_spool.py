@@ -23,7 +23,7 @@ from custom_components.ha_ingestor.storage.spool import (
     SpoolError,
 )
 
-REPOSITORY = Path(__file__).parent.parent
+REPOSITORY = Path(__file__).parents[2]
 
 LARGE = 10**9
 BASE_US = 1_760_000_000_000_000
