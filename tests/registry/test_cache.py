@@ -26,7 +26,7 @@ from custom_components.ha_ingestor.registry.cache import (
     RegistryCache,
 )
 
-from .test_normalize import parse_influx_line
+from ..test_normalize import parse_influx_line
 
 
 @dataclass
