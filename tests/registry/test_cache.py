@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from unittest.mock import patch
 
 from homeassistant.core import HomeAssistant, State
@@ -17,8 +18,13 @@ from homeassistant.helpers import (
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.ha_ingestor.const import CONF_PRESET, PRESET_RICH
+from custom_components.ha_ingestor.const import (
+    CONF_INCLUDE_AREAS,
+    CONF_PRESET,
+    PRESET_RICH,
+)
 from custom_components.ha_ingestor.line_protocol import create_encoder
+from custom_components.ha_ingestor.pipeline.filters import StateFilter
 from custom_components.ha_ingestor.pipeline.stats import PipelineStats
 from custom_components.ha_ingestor.registry.cache import (
     UNREGISTERED,
@@ -303,3 +309,335 @@ async def test_rich_lines_follow_the_registries(
     ar.async_get(hass).async_update(home.area.id, name="Lounge")
     await hass.async_block_till_done()
     assert tags()["area"] == "Lounge"
+
+
+# ---------------------------------------------------------------------------------------
+# The reverse index: a change of a device, area, floor or label reads again only the
+# entities whose metadata was read from it.
+
+
+@dataclass
+class Rooms:
+    """Two floors, two areas, three labels, two devices and a child, five entities.
+
+    `temperature`, `probe`, `lamp` and `outdoor` were asked about; `unasked` was not.
+    """
+
+    cache: RegistryCache
+    looked_up: list[str]
+    """The entity ids the cache read from the registries, in order."""
+    changes: list[list[str]]
+    """The entity ids of each change listeners heard of."""
+    ground: fr.FloorEntry
+    attic: fr.FloorEntry
+    kitchen: ar.AreaEntry
+    hall: ar.AreaEntry
+    climate: lr.LabelEntry
+    heating: lr.LabelEntry
+    lighting: lr.LabelEntry
+    thermostat: dr.DeviceEntry
+    probe_device: dr.ChildDeviceEntry
+    lamp_device: dr.DeviceEntry
+    temperature: str
+    """On the thermostat (kitchen, ground floor, label heating); label climate."""
+    probe: str
+    """On the thermostat's child device, in its parent's area."""
+    lamp: str
+    """On the lamp device (hall, attic); label lighting."""
+    outdoor: str
+    """No device, no area, no label."""
+    unasked: str
+    """On the thermostat, never asked about."""
+
+    async def settle(self, hass: HomeAssistant) -> tuple[set[str], list[list[str]]]:
+        """Wait for the registries' events; take what was read and what changed."""
+        await hass.async_block_till_done()
+        looked_up, changes = set(self.looked_up), [sorted(c) for c in self.changes]
+        self.looked_up.clear()
+        self.changes.clear()
+        return looked_up, changes
+
+
+@pytest.fixture
+def rooms(hass: HomeAssistant) -> Iterator[Rooms]:
+    """The registries of Rooms, and a started cache that counts its look-ups."""
+    owner = MockConfigEntry(domain="test")
+    owner.add_to_hass(hass)
+    floors, areas, labels = fr.async_get(hass), ar.async_get(hass), lr.async_get(hass)
+    devices, entities = dr.async_get(hass), er.async_get(hass)
+    ground, attic = floors.async_create("Ground"), floors.async_create("Attic")
+    kitchen = areas.async_create("Kitchen", floor_id=ground.floor_id)
+    hall = areas.async_create("Hall", floor_id=attic.floor_id)
+    climate, heating = labels.async_create("Climate"), labels.async_create("Heating")
+    lighting = labels.async_create("Lighting")
+    thermostat = devices.async_get_or_create(
+        config_entry_id=owner.entry_id,
+        identifiers={("test", "thermostat")},
+        name="Thermostat",
+    )
+    thermostat = devices.async_update_device(
+        thermostat.id, area_id=kitchen.id, labels={heating.label_id}
+    ) or pytest.fail("thermostat not updated")
+    probe_device = devices.async_get_or_create_child(
+        config_entry_id=owner.entry_id,
+        identifiers={("test", "probe")},
+        name="Probe",
+        parent_device_id=thermostat.id,
+    )
+    lamp_device = devices.async_get_or_create(
+        config_entry_id=owner.entry_id, identifiers={("test", "lamp")}, name="Lamp"
+    )
+    lamp_device = devices.async_update_device(
+        lamp_device.id, area_id=hall.id
+    ) or pytest.fail("lamp not updated")
+
+    def entity(unique_id: str, device_id: str | None, *labels: str) -> str:
+        entity_id = entities.async_get_or_create(
+            "sensor",
+            "test",
+            unique_id,
+            config_entry=owner,
+            device_id=device_id,
+            # A name of its own: an entity of a device may then have its own area.
+            original_name=unique_id.title(),
+        ).entity_id
+        entities.async_update_entity(entity_id, labels=set(labels))
+        return entity_id
+
+    temperature = entity("temperature", thermostat.id, climate.label_id)
+    probe = entity("probe", probe_device.id)
+    lamp = entity("lamp", lamp_device.id, lighting.label_id)
+    outdoor = entity("outdoor", None)
+    unasked = entity("unasked", thermostat.id)
+
+    cache = RegistryCache(hass)
+    looked_up: list[str] = []
+    look_up = cache._look_up
+
+    def counting_look_up(entity_id: str) -> Any:
+        looked_up.append(entity_id)
+        return look_up(entity_id)
+
+    changes: list[list[str]] = []
+    with patch.object(cache, "_look_up", counting_look_up):
+        cache.async_start()
+        unsubscribe = cache.async_listen(
+            lambda entity_ids: changes.append(list(entity_ids))
+        )
+        for entity_id in (temperature, probe, lamp, outdoor):
+            cache.get(entity_id)
+        looked_up.clear()
+        yield Rooms(
+            cache,
+            looked_up,
+            changes,
+            ground,
+            attic,
+            kitchen,
+            hall,
+            climate,
+            heating,
+            lighting,
+            thermostat,
+            probe_device,
+            lamp_device,
+            temperature,
+            probe,
+            lamp,
+            outdoor,
+            unasked,
+        )
+        unsubscribe()
+        cache.async_stop()
+
+
+async def test_a_device_change_reads_only_its_entities(
+    hass: HomeAssistant, rooms: Rooms
+) -> None:
+    """Its own entities and its child devices' (which may be in its area), no other."""
+    devices = dr.async_get(hass)
+    # Settled first: the fixture's own changes have no events left to deliver.
+    assert await rooms.settle(hass) == (set(), [])
+
+    devices.async_update_device(rooms.thermostat.id, name_by_user="Heating")
+    assert await rooms.settle(hass) == (
+        {rooms.temperature, rooms.probe},
+        [[rooms.temperature]],  # the probe's device is still the Probe
+    )
+    assert rooms.cache.get(rooms.temperature).device == "Heating"
+
+    devices.async_update_device(rooms.thermostat.id, area_id=rooms.hall.id)
+    assert await rooms.settle(hass) == (
+        {rooms.temperature, rooms.probe},
+        [sorted([rooms.temperature, rooms.probe])],
+    )
+    assert rooms.cache.get(rooms.probe).area == "Hall"
+
+    devices.async_update_child_device(rooms.probe_device.id, name_by_user="Probe 1")
+    assert await rooms.settle(hass) == ({rooms.probe}, [[rooms.probe]])
+
+    # Read again, found the same: nobody is told.
+    devices.async_update_device(rooms.lamp_device.id, sw_version="2.0")
+    assert await rooms.settle(hass) == ({rooms.lamp}, [])
+
+
+async def test_an_area_change_reads_only_its_entities(
+    hass: HomeAssistant, rooms: Rooms
+) -> None:
+    """The entities in the area, through their device or their own."""
+    areas = ar.async_get(hass)
+    areas.async_update(rooms.kitchen.id, name="Cooking")
+    assert await rooms.settle(hass) == (
+        {rooms.temperature, rooms.probe},
+        [sorted([rooms.temperature, rooms.probe])],
+    )
+    areas.async_update(rooms.hall.id, name="Corridor")
+    assert await rooms.settle(hass) == ({rooms.lamp}, [[rooms.lamp]])
+    assert rooms.cache.get(rooms.lamp).area == "Corridor"
+
+    # A new area: nothing was read from it.
+    areas.async_create("Garden")
+    assert await rooms.settle(hass) == (set(), [])
+
+
+async def test_a_floor_change_reads_only_the_entities_of_its_areas(
+    hass: HomeAssistant, rooms: Rooms
+) -> None:
+    """The entities whose area is on the floor."""
+    floors = fr.async_get(hass)
+    floors.async_update(rooms.attic.floor_id, name="Loft")
+    assert await rooms.settle(hass) == ({rooms.lamp}, [[rooms.lamp]])
+    assert rooms.cache.get(rooms.lamp).floor == "Loft"
+
+    floors.async_update(rooms.ground.floor_id, name="Ground floor")
+    assert await rooms.settle(hass) == (
+        {rooms.temperature, rooms.probe},
+        [sorted([rooms.temperature, rooms.probe])],
+    )
+
+
+async def test_a_label_change_reads_only_its_entities(
+    hass: HomeAssistant, rooms: Rooms
+) -> None:
+    """The entities with the label, their own or their device's."""
+    labels = lr.async_get(hass)
+    labels.async_update(rooms.heating.label_id, name="Warmth")  # on the device
+    assert await rooms.settle(hass) == ({rooms.temperature}, [[rooms.temperature]])
+    assert rooms.cache.get(rooms.temperature).labels == ("Climate", "Warmth")
+
+    labels.async_update(rooms.lighting.label_id, name="Light")
+    assert await rooms.settle(hass) == ({rooms.lamp}, [[rooms.lamp]])
+
+    labels.async_create("Spare")
+    assert await rooms.settle(hass) == (set(), [])
+
+
+async def test_a_moved_entity_is_no_longer_read_for_its_old_place(
+    hass: HomeAssistant, rooms: Rooms
+) -> None:
+    """Moved to another device or area: the old one's changes leave it alone."""
+    devices, areas = dr.async_get(hass), ar.async_get(hass)
+    floors, entities = fr.async_get(hass), er.async_get(hass)
+
+    # The lamp goes to the thermostat: now in the kitchen, on the ground floor.
+    entities.async_update_entity(rooms.lamp, device_id=rooms.thermostat.id)
+    assert await rooms.settle(hass) == ({rooms.lamp}, [[rooms.lamp]])
+    devices.async_update_device(rooms.lamp_device.id, name_by_user="Old lamp")
+    areas.async_update(rooms.hall.id, name="Corridor")
+    floors.async_update(rooms.attic.floor_id, name="Loft")
+    assert await rooms.settle(hass) == (set(), [])
+    devices.async_update_device(rooms.thermostat.id, name_by_user="Heating")
+    assert await rooms.settle(hass) == (
+        {rooms.temperature, rooms.probe, rooms.lamp},
+        [sorted([rooms.temperature, rooms.lamp])],
+    )
+
+    # The temperature sensor gets an area of its own, no longer its device's.
+    entities.async_update_entity(rooms.temperature, area_id=rooms.hall.id)
+    assert await rooms.settle(hass) == ({rooms.temperature}, [[rooms.temperature]])
+    areas.async_update(rooms.kitchen.id, name="Cooking")
+    assert await rooms.settle(hass) == (
+        {rooms.probe, rooms.lamp},
+        [sorted([rooms.probe, rooms.lamp])],
+    )
+    floors.async_update(rooms.attic.floor_id, name="Top floor")
+    assert await rooms.settle(hass) == ({rooms.temperature}, [[rooms.temperature]])
+
+    # A label taken off is no longer followed.
+    entities.async_update_entity(rooms.lamp, labels=set())
+    assert await rooms.settle(hass) == ({rooms.lamp}, [[rooms.lamp]])
+    lr.async_get(hass).async_update(rooms.lighting.label_id, name="Light")
+    assert await rooms.settle(hass) == (set(), [])
+
+    # Removed entities are followed by nothing; the index keeps nothing for them.
+    for entity_id in (rooms.temperature, rooms.probe, rooms.lamp):
+        entities.async_remove(entity_id)
+    await rooms.settle(hass)
+    devices.async_update_device(rooms.thermostat.id, name_by_user="Thermostat")
+    areas.async_update(rooms.hall.id, name="Hall")
+    assert await rooms.settle(hass) == (set(), [])
+    assert rooms.cache._users == {}
+
+
+async def test_the_filter_forgets_only_the_changed_entities(
+    hass: HomeAssistant, rooms: Rooms
+) -> None:
+    """A change decides again for the entities whose metadata changed, and no other."""
+    state_filter = StateFilter({CONF_INCLUDE_AREAS: [rooms.hall.id]}, rooms.cache)
+    state_filter.start()
+    decided: list[str] = []
+    decide = state_filter._decide
+
+    def counting_decide(state: State) -> bool:
+        decided.append(state.entity_id)
+        return decide(state)
+
+    def written() -> dict[str, bool]:
+        return {
+            entity_id: state_filter(State(entity_id, "1"))
+            for entity_id in (rooms.temperature, rooms.probe, rooms.lamp, rooms.outdoor)
+        }
+
+    try:
+        with patch.object(state_filter, "_decide", counting_decide):
+            assert written() == {
+                rooms.temperature: False,
+                rooms.probe: False,
+                rooms.lamp: True,
+                rooms.outdoor: False,
+            }
+            assert sorted(decided) == sorted(
+                [rooms.temperature, rooms.probe, rooms.lamp, rooms.outdoor]
+            )
+            decided.clear()
+            assert written()[rooms.lamp]
+            assert decided == []  # decided once
+
+            # The thermostat moves to the hall: its two entities are decided again.
+            dr.async_get(hass).async_update_device(
+                rooms.thermostat.id, area_id=rooms.hall.id
+            )
+            await hass.async_block_till_done()
+            assert written() == {
+                rooms.temperature: True,
+                rooms.probe: True,
+                rooms.lamp: True,
+                rooms.outdoor: False,
+            }
+            assert sorted(decided) == sorted([rooms.temperature, rooms.probe])
+            decided.clear()
+
+            # A change the metadata does not show: nothing is decided again.
+            dr.async_get(hass).async_update_device(rooms.lamp_device.id, model="L2")
+            await hass.async_block_till_done()
+            written()
+            assert decided == []
+
+            # A label renamed: its entity's metadata changed, its decision is taken
+            # again (and stays the same).
+            lr.async_get(hass).async_update(rooms.lighting.label_id, name="Light")
+            await hass.async_block_till_done()
+            assert written()[rooms.lamp]
+            assert decided == [rooms.lamp]
+    finally:
+        state_filter.stop()
