@@ -1,21 +1,29 @@
-"""The mirror's file format: TABLES, opening files, the documented queries."""
+"""The mirror's file format: TABLES, migration 1, opening files, the documented queries."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 import re
+import sqlite3
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
+from custom_components.ha_ingestor.mirror import schema
 from custom_components.ha_ingestor.mirror.mirror import RegistryMirror
 from custom_components.ha_ingestor.mirror.schema import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     TABLE_NAMES,
     TABLES,
+    MirrorError,
+    prepare,
 )
+from custom_components.ha_ingestor.storage.sqlite import SqliteConnection
 
 from .conftest import (
     ENTRY_ID,
@@ -28,6 +36,23 @@ from .conftest import (
     running_mirror,
     settle,
 )
+
+# Each column definition TABLES uses, as PRAGMA table_info reports it: the declared
+# type, NOT NULL and the position in the primary key. A definition not listed here
+# (a DEFAULT, UNIQUE or CHECK) fails the test until it is listed and checked.
+_TABLE_INFO = {
+    "TEXT PRIMARY KEY NOT NULL": ("TEXT", 1, 1),
+    "TEXT NOT NULL": ("TEXT", 1, 0),
+    "TEXT": ("TEXT", 0, 0),
+    "INTEGER NOT NULL": ("INTEGER", 1, 0),
+    "INTEGER": ("INTEGER", 0, 0),
+}
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Home Assistant's snapshot format, in tests/mirror/snapshots/."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 async def test_schema_has_the_columns_the_code_writes(
@@ -126,3 +151,87 @@ async def test_documented_queries_answer_what_they_promise(
         None,
     )
     assert sorted(labels.split(", ")) == ["Critical", "Energy"]
+
+
+def test_migration_1_is_frozen(snapshot: SnapshotAssertion) -> None:
+    """What version 1 creates is fixed: a change to TABLES must not change it silently.
+
+    Migration 1 is generated from TABLES. Before a version 2 changes a table, version
+    1 must be written out as these statements, and this snapshot stays as it is.
+    """
+    assert schema._MIGRATIONS[0] == snapshot
+
+
+async def test_a_new_file_has_exactly_the_columns_of_tables(path: Path) -> None:
+    """Created by migration 1: each table's columns, in order, typed and constrained.
+
+    The rows the code writes follow TABLES; this is what holds them. Link tables have
+    the entry's key and a label id as their primary key, and reference the entry's
+    row with ON DELETE CASCADE; registry tables reference nothing.
+    """
+    connection = await SqliteConnection.open(path, prepare, MirrorError)
+    await connection.close()
+
+    # The file holds what migration 1's statements create, in their order.
+    assert [
+        sql
+        for (sql,) in await query(
+            path, "SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid"
+        )
+    ] == list(schema._MIGRATIONS[0])
+    assert {
+        name
+        for (name,) in await query(
+            path, "SELECT name FROM sqlite_schema WHERE type = 'table'"
+        )
+    } == set(TABLE_NAMES)
+
+    for table in TABLES:
+        unknown = {sql for _, sql in table.definition} - set(_TABLE_INFO)
+        assert not unknown, f"{table.name}: add {unknown} to _TABLE_INFO"
+        assert await query(path, f"PRAGMA table_info('{table.name}')") == [
+            (cid, name, *_TABLE_INFO[sql][:2], None, _TABLE_INFO[sql][2])
+            for cid, (name, sql) in enumerate(table.definition)
+        ]
+        assert await query(path, f"PRAGMA foreign_key_list('{table.name}')") == []
+        if table.labels is None:
+            continue
+        assert await query(path, f"PRAGMA table_info('{table.labels}')") == [
+            (0, table.key, "TEXT", 1, None, 1),
+            (1, "label_id", "TEXT", 1, None, 2),
+        ]
+        # id, seq, table, from, to (None: the primary key), on update, on delete, match
+        assert await query(path, f"PRAGMA foreign_key_list('{table.labels}')") == [
+            (0, 0, table.name, table.key, None, "NO ACTION", "CASCADE", "NONE")
+        ]
+        assert await query(
+            path, f"SELECT wr FROM pragma_table_list WHERE name = '{table.labels}'"
+        ) == [(1,)]  # WITHOUT ROWID
+
+
+async def test_removing_a_row_removes_its_label_links(path: Path) -> None:
+    """The link tables' foreign keys hold on the mirror's connection, and cascade."""
+    connection = await SqliteConnection.open(path, prepare, MirrorError)
+    try:
+        db = connection.db
+        for table in TABLES:
+            if table.labels is None:
+                continue
+            # The least a row holds: a value in each NOT NULL column, the key 'x'.
+            row = [
+                (0 if sql.startswith("INTEGER") else "x") if "NOT NULL" in sql else None
+                for _, sql in table.definition
+            ]
+            columns = ", ".join(table.columns)
+            marks = ", ".join("?" * len(row))
+            await db.execute(
+                f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", row
+            )
+            await db.execute(f"INSERT INTO {table.labels} VALUES ('x', 'energy')")
+            # A link to a row that does not exist is refused.
+            with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+                await db.execute(f"INSERT INTO {table.labels} VALUES ('y', 'energy')")
+            await db.execute(f"DELETE FROM {table.name} WHERE {table.key} = 'x'")
+            assert await db.execute_fetchall(f"SELECT * FROM {table.labels}") == []
+    finally:
+        await connection.close()
