@@ -19,11 +19,12 @@ import pytest
 
 from custom_components.ha_ingestor.storage.spool import (
     SCHEMA_VERSION,
+    Released,
     Spool,
     SpoolError,
 )
 
-REPOSITORY = Path(__file__).parent.parent
+REPOSITORY = Path(__file__).parents[2]
 
 LARGE = 10**9
 BASE_US = 1_760_000_000_000_000
@@ -364,6 +365,45 @@ async def test_quarantine_round_trip(path: Path) -> None:
         ]
         assert [p.line for p in await spool.quarantined_points(1)] == [lines[1]]
         assert await spool.release_quarantine([]) == (0, 0)
+    finally:
+        await spool.close()
+
+
+async def test_released_points_past_the_cap_drop_the_oldest_waiting(
+    path: Path,
+) -> None:
+    """Released points count against max_bytes: the oldest waiting go, and are counted."""
+    waiting = [_line(i) for i in range(8)]  # all of the same size
+    refused = [_line(i) for i in range(50, 56)]
+    size = len(waiting[0].encode())
+    spool = await Spool.open(path, 10 * size)
+    try:
+        await spool.append(waiting)
+        await spool.quarantine(refused, "field type conflict")
+        ids = [point.id for point in await spool.quarantined_points(10)]
+
+        # 8 waiting + 3 released = 11 points for room for 10: the oldest waiting goes.
+        released = await spool.release_quarantine(ids[:3])
+        assert isinstance(released, Released)
+        assert (released.released, released.dropped) == (3, 1)
+        assert await _all_lines(spool) == [*waiting[1:], *refused[:3]]
+        assert (spool.count, spool.size_bytes, spool.quarantined) == (10, 10 * size, 3)
+        assert spool.oldest_time == _time(BASE_US + 1)
+        assert [p.line for p in await spool.quarantined_points(10)] == refused[3:]
+    finally:
+        await spool.close()
+
+    # What was counted is what the file holds.
+    spool = await Spool.open(path, 2 * size)
+    try:
+        assert (spool.count, spool.size_bytes, spool.quarantined) == (10, 10 * size, 3)
+        # Released points that alone exceed the cap: every waiting point goes, then
+        # the released ones' own first, as for an append.
+        await spool.remove_through((await spool.oldest(8))[-1][0])
+        assert await spool.release_quarantine(ids) == Released(3, 3)
+        assert await _all_lines(spool) == refused[4:]
+        assert (spool.count, spool.size_bytes, spool.quarantined) == (2, 2 * size, 0)
+        assert spool.oldest_time == _time(BASE_US + 54)
     finally:
         await spool.close()
 

@@ -1,8 +1,8 @@
-"""The registry mirror against real registries and real SQLite files: start, live, stop.
+"""Shared by the mirror's tests: the registries' expected content, files, fixtures.
 
-The expected content of the file is worked out here from the registries' own entries,
+The expected content of a file is worked out here from the registries' own entries,
 independently of the mirror's code, and compared with what another connection reads
-from the file. The helpers are shared with the other tests/test_registry_mirror_*.py.
+from the file.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 import fcntl
 import os
 from pathlib import Path
 import sqlite3
 import struct
-import time
 from typing import Any
 
-from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE, EntityCategory
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import (
     area_registry as ar,
@@ -29,15 +28,20 @@ from homeassistant.helpers import (
     issue_registry as ir,
     label_registry as lr,
 )
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from custom_components.ha_ingestor.const import DOMAIN
-from custom_components.ha_ingestor.mirror.mirror import RegistryMirror
-from custom_components.ha_ingestor.mirror.schema import APPLICATION_ID, SCHEMA_VERSION
+from custom_components.ha_ingestor.mirror.mirror import RETRY_INTERVAL, RegistryMirror
 
 ENTRY_ID = "mirror_entry"
 ISSUE_ID = f"mirror_unavailable_{ENTRY_ID}"
+REPOSITORY = Path(__file__).parents[2]
+
 
 type Content = dict[str, dict[Any, dict[str, Any]]]
 
@@ -224,6 +228,17 @@ async def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
     return await asyncio.to_thread(run)
 
 
+def run_sql(path: Path, *statements: str) -> None:
+    """Run `statements` on a connection of its own and commit, as another program would."""
+    connection = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            connection.execute(statement)
+        connection.commit()
+    finally:
+        connection.close()
+
+
 async def settle(hass: HomeAssistant) -> None:
     """Wait until the mirror has written every change made so far."""
     await hass.async_block_till_done(wait_background_tasks=True)
@@ -236,6 +251,14 @@ async def assert_mirrored(hass: HomeAssistant, mirror: RegistryMirror) -> None:
     expected = expected_content(hass)
     assert await read_content(mirror.path) == expected
     assert mirror.rows == {table: len(rows) for table, rows in expected.items()}
+
+
+async def retry_now(hass: HomeAssistant) -> None:
+    """Let the retry interval pass, and the mirror do what it then does."""
+    async_fire_time_changed(
+        hass, dt_util.utcnow() + RETRY_INTERVAL + timedelta(seconds=1)
+    )
+    await settle(hass)
 
 
 def issue(hass: HomeAssistant) -> ir.IssueEntry | None:
@@ -288,7 +311,8 @@ def immutable(*paths: Path) -> Iterator[None]:
             _set_immutable(path, False)
 
 
-def _with_suffix(path: Path, suffix: str) -> Path:
+def with_suffix(path: Path, suffix: str) -> Path:
+    """One of the files SQLite keeps beside the database: `suffix` is -wal or -shm."""
     return path.with_name(path.name + suffix)
 
 
@@ -322,7 +346,6 @@ def mirror_path(tmp_path: Path) -> Path:
     return folder / "registry.db"
 
 
-# The same three fixtures are in each tests/test_registry_mirror_*.py that uses them.
 @pytest.fixture
 def config_entry_id(hass: HomeAssistant) -> str:
     """A config entry that devices and entities can belong to."""
@@ -427,238 +450,3 @@ def populate(hass: HomeAssistant, config_entry_id: str) -> None:
         labels={critical.label_id},
         device_class="lamp",
     )
-
-
-async def test_start_mirrors_every_registry(
-    hass: HomeAssistant, config_entry_id: str, path: Path
-) -> None:
-    """A first start writes every entry of the five registries, with their labels."""
-    populate(hass, config_entry_id)
-    mirror = RegistryMirror(hass, ENTRY_ID, path)
-    assert (mirror.healthy, mirror.last_sync, mirror.rows) == (False, None, {})
-    await mirror.async_start()
-    try:
-        await assert_mirrored(hass, mirror)
-        assert mirror.last_error is None
-        assert mirror.last_sync is not None
-        content = await read_content(path)
-        # The populated values really are there, not only equal to an oracle.
-        assert {row["level"] for row in content["floors"].values()} == {0, 2}
-        devices = {row["name"]: row for row in content["devices"].values()}
-        assert devices["Hub"]["entry_type"] == "service"
-        assert devices["Thermostat"]["via_device_id"] == devices["Hub"]["device_id"]
-        channel = devices["Channel 2"]
-        assert channel["parent_device_id"] == devices["Thermostat"]["device_id"]
-        assert channel["manufacturer"] is None
-        rssi = content["entities"]["sensor.hub_rssi"]
-        assert (rssi["entity_category"], rssi["disabled_by"], rssi["hidden_by"]) == (
-            "diagnostic",
-            "integration",
-            "integration",
-        )
-        assert content["entities"]["light.garden_lamp"]["area_id"] == "garden"
-        assert set(content["device_labels"]) == {
-            (devices["Thermostat"]["device_id"], "critical"),
-            (devices["Thermostat"]["device_id"], "energy"),
-            (channel["device_id"], "energy"),
-        }
-        assert await query(path, "PRAGMA journal_mode") == [("wal",)]
-        assert await query(path, "PRAGMA application_id") == [(APPLICATION_ID,)]
-        assert await query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-        assert issue(hass) is None
-    finally:
-        await mirror.async_stop()
-
-
-async def test_live_changes_to_every_registry(
-    hass: HomeAssistant, config_entry_id: str, mirror: RegistryMirror
-) -> None:
-    """Creations, updates and removals in each registry reach the file as they happen."""
-    await assert_mirrored(hass, mirror)
-    populate(hass, config_entry_id)
-    await assert_mirrored(hass, mirror)
-
-    floor_registry = fr.async_get(hass)
-    label_registry = lr.async_get(hass)
-    area_registry = ar.async_get(hass)
-    device_registry = dr.async_get(hass)
-    entity_registry = er.async_get(hass)
-
-    floor_registry.async_update("ground_floor", name="Ground", level=-1)
-    label_registry.async_update("critical", color="orange")
-    area_registry.async_update("kitchen", name="Cooking", labels={"critical"})
-    hub = device_registry.async_get_device_by_identifier(
-        ("demo", "hub"), config_entry_id
-    )
-    assert hub is not None
-    device_registry.async_update_device(hub.id, sw_version="2.0", area_id="garden")
-    entity_registry.async_update_entity(
-        "sensor.kitchen_temperature", unit_of_measurement="K", labels={"energy"}
-    )
-    await assert_mirrored(hass, mirror)
-
-    # Renamed: the row moves to the new entity id, with its labels.
-    entity_registry.async_update_entity(
-        "light.garden_lamp", new_entity_id="light.terrace_lamp"
-    )
-    await assert_mirrored(hass, mirror)
-    content = await read_content(mirror.path)
-    assert "light.garden_lamp" not in content["entities"]
-    assert ("light.terrace_lamp", "critical") in content["entity_labels"]
-
-    # Removals that Home Assistant cascades to other registries: a removed label
-    # leaves entities, devices and areas; a removed floor leaves its areas; a removed
-    # device takes its child device and its entities along.
-    label_registry.async_delete("critical")
-    floor_registry.async_delete("ground_floor")
-    area_registry.async_delete("garden")
-    thermostat = device_registry.async_get_device_by_identifier(
-        ("demo", "thermostat"), config_entry_id
-    )
-    assert thermostat is not None
-    device_registry.async_remove_device(thermostat.id)
-    await assert_mirrored(hass, mirror)
-    content = await read_content(mirror.path)
-    assert "critical" not in {label for _, label in content["entity_labels"]}
-    assert content["areas"]["kitchen"]["floor_id"] is None
-    assert [row["name"] for row in content["devices"].values()] == ["Hub"]
-    assert "sensor.kitchen_temperature" not in content["entities"]
-
-    for entity_id in list(entity_registry.entities):
-        entity_registry.async_remove(entity_id)
-    device_registry.async_remove_device(hub.id)
-    for area in list(area_registry.async_list_areas()):
-        area_registry.async_delete(area.id)
-    for floor in list(floor_registry.async_list_floors()):
-        floor_registry.async_delete(floor.floor_id)
-    for label in list(label_registry.async_list_labels()):
-        label_registry.async_delete(label.label_id)
-    await assert_mirrored(hass, mirror)
-    assert set(mirror.rows.values()) == {0}
-
-
-async def test_changes_made_while_stopped_are_reconciled_at_start(
-    hass: HomeAssistant, config_entry_id: str, path: Path
-) -> None:
-    """Entries created, changed or removed while the mirror was off: fixed at start."""
-    populate(hass, config_entry_id)
-    mirror = RegistryMirror(hass, ENTRY_ID, path)
-    await mirror.async_start()
-    await assert_mirrored(hass, mirror)
-    await mirror.async_stop()
-    before = await read_content(path)
-
-    entity_registry = er.async_get(hass)
-    entity_registry.async_remove("sensor.hub_rssi")
-    entity_registry.async_update_entity("light.garden_lamp", labels={"energy"})
-    lr.async_get(hass).async_delete("critical")
-    ar.async_get(hass).async_create("Cellar", floor_id="attic")
-    fr.async_get(hass).async_update("attic", name="Loft")
-    await hass.async_block_till_done()
-    # Stopped means stopped: nothing of this reached the file.
-    assert await read_content(path) == before
-
-    mirror = RegistryMirror(hass, ENTRY_ID, path)
-    await mirror.async_start()
-    try:
-        # async_start returns with the file resynced, without waiting for anything.
-        assert await read_content(path) == expected_content(hass)
-        await assert_mirrored(hass, mirror)
-        content = await read_content(path)
-        assert "sensor.hub_rssi" not in content["entities"]
-        assert "critical" not in content["labels"]
-        assert content["floors"]["attic"]["name"] == "Loft"
-        assert content["entity_labels"] == {
-            ("light.garden_lamp", "energy"): {
-                "entity_id": "light.garden_lamp",
-                "label_id": "energy",
-            }
-        }
-    finally:
-        await mirror.async_stop()
-
-
-async def test_stop_writes_pending_changes_and_is_idempotent(
-    hass: HomeAssistant, config_entry_id: str, path: Path
-) -> None:
-    """Changes fired just before stopping are in the file once async_stop returns."""
-    mirror = RegistryMirror(hass, ENTRY_ID, path)
-    await mirror.async_start()
-    populate(hass, config_entry_id)  # no waiting: the changes are still pending
-    await mirror.async_stop()
-    assert await read_content(path) == expected_content(hass)
-    await mirror.async_stop()
-    # No longer listening.
-    lr.async_get(hass).async_create("After stop")
-    await settle(hass)
-    assert "after_stop" not in (await read_content(path))["labels"]
-
-
-async def test_final_write_stops_the_mirror(
-    hass: HomeAssistant, config_entry_id: str, path: Path
-) -> None:
-    """When Home Assistant stops, pending changes are written and the file closed."""
-    mirror = RegistryMirror(hass, ENTRY_ID, path)
-    await mirror.async_start()
-    populate(hass, config_entry_id)
-    hass.bus.async_fire(EVENT_HOMEASSISTANT_FINAL_WRITE)
-    await hass.async_block_till_done()
-    # Closed: the write-ahead log was checkpointed and removed.
-    assert not _with_suffix(path, "-wal").exists()
-    assert await read_content(path) == expected_content(hass)
-    await mirror.async_stop()  # the unload that may follow
-
-
-async def test_resync_of_5000_entities_is_fast(
-    hass: HomeAssistant, config_entry_id: str, path: Path
-) -> None:
-    """A house of 500 devices and 5,000 entities is mirrored in one quick transaction."""
-    device_registry = dr.async_get(hass)
-    entity_registry = er.async_get(hass)
-    label_registry = lr.async_get(hass)
-    labels = [label_registry.async_create(f"Label {i}").label_id for i in range(20)]
-    for d in range(500):
-        device = device_registry.async_get_or_create(
-            config_entry_id=config_entry_id,
-            identifiers={("demo", f"device-{d}")},
-            name=f"Device {d}",
-            manufacturer="Acme",
-        )
-        for e in range(10):
-            entity = entity_registry.async_get_or_create(
-                "sensor",
-                "demo",
-                f"sensor-{d}-{e}",
-                suggested_object_id=f"sensor_{d}_{e}",
-                device_id=device.id,
-                unit_of_measurement="°C",
-            )
-            if e % 3 == 0:
-                entity_registry.async_update_entity(
-                    entity.entity_id, labels={labels[(d + e) % 20]}
-                )
-    await hass.async_block_till_done()
-
-    mirror = RegistryMirror(hass, ENTRY_ID, path)
-    started = time.perf_counter()
-    await mirror.async_start()
-    first = time.perf_counter() - started
-    try:
-        assert mirror.rows["entities"] == 5_000
-        await assert_mirrored(hass, mirror)
-    finally:
-        await mirror.async_stop()
-
-    # Unchanged since: the resync compares, and writes no page into the log.
-    mirror = RegistryMirror(hass, ENTRY_ID, path)
-    started = time.perf_counter()
-    await mirror.async_start()
-    again = time.perf_counter() - started
-    try:
-        assert mirror.rows["entity_labels"] == 2_000
-        assert _with_suffix(path, "-wal").stat().st_size == 0
-    finally:
-        await mirror.async_stop()
-    # Generous bounds for slow CI machines; measured ~0.1 s on a laptop.
-    assert first < 5, first
-    assert again < 5, again

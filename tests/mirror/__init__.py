@@ -1,0 +1,1 @@
+"""Tests of mirror/: lifecycle, file, path check, schema and rows."""

@@ -1,0 +1,1 @@
+"""Tests of storage/: the shared SQLite opener and the spool."""
