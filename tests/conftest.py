@@ -81,6 +81,28 @@ async def setup_entry(
 
 
 @contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[str]:
+    """A server that accepts connections and never answers: a hung InfluxDB.
+
+    Yields its URL. Each connection is held open until the server is closed.
+    """
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+        await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
 async def restarted(
     hass: HomeAssistant, entry: MockConfigEntry
 ) -> AsyncIterator[HomeAssistant]:

@@ -155,17 +155,24 @@ async def test_removing_the_entry_deletes_its_spool(
     config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
-    """Spool file, its log and the saved last states go with the entry."""
+    """The spool file and its log go with the entry: last states and counters too.
+
+    So do the `.storage` files of a version before 0.2 that was never started since.
+    """
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     spool_path = _spool_path(hass, config_entry)
     assert await hass.async_add_executor_job(_spool_files, spool_path)
     assert await hass.config_entries.async_unload(config_entry.entry_id)
-    last_states = f"{DOMAIN}.{config_entry.entry_id}.last_states"
-    assert last_states in hass_storage
+    legacy = [
+        f"{DOMAIN}.{config_entry.entry_id}.last_states",
+        f"{DOMAIN}.{config_entry.entry_id}.counters",
+    ]
+    for key in legacy:
+        hass_storage[key] = {"version": 1, "minor_version": 1, "key": key, "data": {}}
     await hass.config_entries.async_remove(config_entry.entry_id)
     assert not await hass.async_add_executor_job(_spool_files, spool_path)
-    assert last_states not in hass_storage
+    assert not set(legacy) & set(hass_storage)
 
 
 async def test_a_failed_setup_stops_the_pipeline(

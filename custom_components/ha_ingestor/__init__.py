@@ -32,9 +32,9 @@ from .influxdb.errors import InfluxAuthError, InfluxError
 from .issues import IngestionIssues
 from .mirror.mirror import RegistryMirror
 from .pipeline.handover import async_begin_handover, async_take_handover
-from .pipeline.last_states import LastStates
+from .pipeline.last_states import LastStates, legacy_store as legacy_last_states
 from .pipeline.pipeline import Pipeline
-from .pipeline.stats import StatsStore
+from .pipeline.stats import StatsStore, legacy_store as legacy_stats
 from .services import async_setup_services
 from .storage.spool import Spool, SpoolError
 from .storage.sqlite import delete_sqlite_files
@@ -79,10 +79,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
             translation_key="spool_unusable",
             translation_placeholders={"error": str(err)},
         ) from err
-    last_states = LastStates(hass, entry.entry_id)
+    last_states = LastStates(hass, entry.entry_id, spool)
     await last_states.async_load()
-    stats_store = StatsStore(hass, entry.entry_id)
-    stats = await stats_store.async_load()
+    stats = await StatsStore(hass, entry.entry_id, spool).async_load()
 
     client = create_client(
         hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
@@ -93,7 +92,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
         client=client,
         spool=spool,
         last_states=last_states,
-        stats_store=stats_store,
         stats=stats,
     )
     try:
@@ -168,7 +166,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> None:
-    """Delete the entry's spool, saved states and counters."""
-    await LastStates(hass, entry.entry_id).async_remove()
-    await StatsStore(hass, entry.entry_id).async_remove()
+    """Delete the entry's spool, which holds its last states and counters too."""
     await hass.async_add_executor_job(delete_sqlite_files, _spool_path(hass, entry))
+    # Where versions before 0.2 kept them, if they were never started since.
+    await legacy_last_states(hass, entry.entry_id).async_remove()
+    await legacy_stats(hass, entry.entry_id).async_remove()

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from unittest.mock import patch
 
-from homeassistant.const import CONF_TOKEN
-from homeassistant.core import HomeAssistant
+from homeassistant.const import CONF_TOKEN, CONF_URL
+from homeassistant.core import HomeAssistant, State
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
-from custom_components.ha_ingestor.storage.spool import Spool
+from custom_components.ha_ingestor.const import (
+    CONF_BATCH_SIZE,
+    CONF_FLUSH_INTERVAL,
+    DOMAIN,
+)
+from custom_components.ha_ingestor.influxdb.errors import InfluxConnectionError
+from custom_components.ha_ingestor.storage.spool import Appended, Spool, SpoolError
 
-from ..conftest import seed_field_type_conflict, v2_entry_data, wait_until
+from ..conftest import (
+    seed_field_type_conflict,
+    silent_server,
+    v2_entry_data,
+    wait_until,
+)
 from ..influxdb_v1_server import InfluxDBv1Server
 from ..influxdb_v2_server import InfluxDBv2TestServer
 
@@ -62,14 +73,13 @@ async def test_outage_keeps_points_until_the_server_is_back(
 
     await influxdb_v2.start()
     await wait_until(lambda: len(influxdb_v2.points("ha")) == 300, "300 points")
-    # Logged once the written points have left the spool, a moment after the
-    # server has them.
+    # Logged with the first batch written; the points leave the spool right after.
     await wait_until(
         lambda: "Writing to InfluxDB works again" in caplog.text, "recovery logged"
     )
+    await wait_until(lambda: spool.count == 0, "the spool is empty again")
     values = [point.fields["value"] for point in influxdb_v2.points("ha")]
     assert values == [float(i) for i in range(300)]
-    assert spool.count == 0
     assert not batcher.health.failing
     assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -108,9 +118,9 @@ async def test_unreachable_server_is_pinged_before_the_backoff_ends(
         await wait_until(
             lambda: len(influxdb_v2.points("ha")) == 100, "100 points", seconds=5
         )
-        # The spool is emptied a moment after the server has the points.
+        # Recovered with the first batch written; the spool is emptied right after.
         await wait_until(lambda: not batcher.health.failing, "recovered", seconds=5)
-        assert spool.count == 0
+        await wait_until(lambda: spool.count == 0, "the spool is empty", seconds=5)
         ping, write = influxdb_v2.requests[requests_before:][:2]
         assert (ping.path, ping.status) == ("/ping", 204)
         assert (write.path, write.status) == ("/api/v2/write", 204)
@@ -188,7 +198,7 @@ async def test_conflict_inside_one_batch_is_quarantined(
     lines = [f"m value={i}.5 {1_000_000 + i}" for i in range(10)]
     lines[3] = 'm value="three" 1000003'
     for line in lines:
-        ingestor.batcher.add(line)
+        ingestor.batcher.add(line, State("sensor.m", "1"))
     await ingestor.batcher.flush()
 
     values = [row["value"] for row in influxdb.rows('SELECT * FROM "m"', database)]
@@ -212,10 +222,10 @@ async def test_points_on_their_way_to_the_spool_still_wait(
     gate = asyncio.Event()
     storing = asyncio.Event()
 
-    async def slow_append(lines: list[str]) -> int:
+    async def slow_append(lines: list[str], **state: Any) -> Appended:
         storing.set()
         await gate.wait()
-        return await store(lines)
+        return await store(lines, **state)
 
     with patch.object(spool, "append", slow_append):
         for i in range(5):
@@ -229,4 +239,117 @@ async def test_points_on_their_way_to_the_spool_still_wait(
         await wait_until(lambda: spool.count == 8, "8 points in the spool")
     assert pipeline.batcher.pending == 0
     assert pipeline.points_waiting == 8
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_hung_write_does_not_keep_memory_from_the_spool(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A server that never answers: memory reaches the spool every flush interval.
+
+    The batch whose write hangs is copied to the spool too, once the write has taken
+    longer than an interval; so a hard kill would lose an interval at most.
+    """
+    async with silent_server() as url:
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            data=v2_entry_data(influxdb_v2) | {CONF_URL: url},
+            options={CONF_FLUSH_INTERVAL: 0.1},
+        )
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        pipeline = entry.runtime_data.pipeline
+        spool: Spool = pipeline.spool
+        hass.states.async_set("sensor.first", "1", {"unit_of_measurement": "W"})
+        # Its write starts, and hangs until the request times out (10 s).
+        await wait_until(lambda: pipeline.batcher.in_flight == 1, "the write began")
+        for i in range(5):
+            hass.states.async_set("sensor.next", str(i), {"unit_of_measurement": "W"})
+        await wait_until(lambda: spool.count == 6, "all six in the spool", seconds=2)
+        assert pipeline.batcher.pending == 0
+        assert pipeline.batcher.in_flight == 0  # its copy is in the spool
+        assert pipeline.points_waiting == 6
+        assert not pipeline.batcher.health.failing  # the write has not failed yet
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_backoff_starts_again_once_a_batch_is_written(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A partial success ends the outage: writes work, the next wait is the first.
+
+    The server takes the spool's first batch, then fails again: the backoff does not
+    keep growing from where the outage left it, and the connection shows on between.
+    """
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data=v2_entry_data(influxdb_v2),
+        options={CONF_FLUSH_INTERVAL: 60.0, CONF_BATCH_SIZE: 100},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    pipeline = entry.runtime_data.pipeline
+    batcher = pipeline.batcher
+    await _spool_while_stopped(hass, influxdb_v2, entry, "sensor.a", 150)
+    health = batcher.health
+    for _ in range(3):  # the backoff grows: 1, 2, 4, 8 s
+        await batcher.flush()
+    assert health.failing
+    assert pipeline.spool.count == 150
+    assert health._backoff._failures == 4
+
+    await influxdb_v2.start()
+    write = pipeline.client.write
+    calls = 0
+    seen: list[bool] = []
+
+    async def first_write_only(body: bytes) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            seen.append(pipeline.connected)
+            raise InfluxConnectionError("HTTP 503: busy")
+        await write(body)
+
+    with patch.object(pipeline.client, "write", first_write_only):
+        assert await batcher.flush() is not None
+    assert len(influxdb_v2.points("ha")) == 100
+    assert seen == [True]  # on while InfluxDB took the first batch
+    assert health.failing  # a new outage, counted from its first wait
+    assert health._backoff._failures == 1
+    assert pipeline.spool.count == 50
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_memory_never_holds_more_than_its_cap(
+    hass: HomeAssistant,
+    influxdb_v2: InfluxDBv2TestServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """InfluxDB down and the spool refusing everything (a full disk, say).
+
+    Memory keeps ten batches; beyond them the oldest batch goes, counted, logged once.
+    """
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data=v2_entry_data(influxdb_v2),
+        options={CONF_FLUSH_INTERVAL: 0.05, CONF_BATCH_SIZE: 100},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    pipeline = entry.runtime_data.pipeline
+    batcher = pipeline.batcher
+    await influxdb_v2.stop()
+    full = SpoolError("Spool x: database or disk is full")
+    with patch.object(pipeline.spool, "append", side_effect=full):
+        for i in range(1_250):
+            hass.states.async_set("sensor.a", str(i), {"unit_of_measurement": "W"})
+            if i % 100 == 99:
+                await asyncio.sleep(0.06)
+                assert batcher.pending <= batcher.memory_cap
+        await wait_until(lambda: batcher.spool_error is full, "the spool failed")
+    assert batcher.memory_cap == 1_000
+    assert pipeline.stats.points_dropped_memory_full >= 200
+    assert batcher.pending + pipeline.stats.points_dropped_memory_full == 1_250
+    assert caplog.text.count("the oldest are dropped") == 1
     assert await hass.config_entries.async_unload(entry.entry_id)

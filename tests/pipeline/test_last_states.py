@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections import Counter
+import copy
+import datetime as dt
+import math
+import re
 import threading
 from typing import Any
 from unittest.mock import patch
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, State
+from hypothesis import given, settings, strategies as st
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.pipeline import last_states as last_states_module
-from custom_components.ha_ingestor.pipeline.last_states import LastStates
+from custom_components.ha_ingestor.pipeline.last_states import LastStates, fingerprint
+from custom_components.ha_ingestor.storage.spool import Spool
 
 from ..conftest import restarted
 from ..influxdb_v1_server import InfluxDBv1Server
@@ -56,30 +64,161 @@ async def test_unchanged_states_are_not_written_again_after_a_restart(
 
 
 async def test_fingerprints_are_computed_off_the_event_loop(
-    hass: HomeAssistant, hass_storage: dict[str, Any]
+    hass: HomeAssistant, spool: Spool
 ) -> None:
-    """Saving digests every written state in the executor, not in the event loop."""
-    last_states = LastStates(hass, "entry")
+    """Digesting states runs in the executor; one per entity, its last state."""
+    last_states = LastStates(hass, "entry", spool)
     await last_states.async_load()
-    for i in range(100):
-        last_states.written(State(f"sensor.s{i}", str(i), {"unit": "W"}))
     threads: list[threading.Thread] = []
-    digest = last_states_module._fingerprints
+    digest = last_states_module.fingerprints
 
-    def recording(states: dict[str, State]) -> dict[str, str]:
+    def recording(states: list[State]) -> dict[str, str]:
         threads.append(threading.current_thread())
         return digest(states)
 
-    with patch.object(last_states_module, "_fingerprints", recording):
-        await last_states.async_save()
+    states = [State(f"sensor.s{i % 10}", str(i), {"unit": "W"}) for i in range(100)]
+    with patch.object(last_states_module, "fingerprints", recording):
+        saved = await last_states.async_fingerprints(states)
     assert threads
     assert threads[0] is not threading.main_thread()
-    await hass.async_block_till_done()
-    saved = hass_storage["ha_ingestor.entry.last_states"]["data"]
-    assert len(saved) == 100
+    assert saved == {
+        f"sensor.s{i}": fingerprint(State(f"sensor.s{i}", str(90 + i), {"unit": "W"}))
+        for i in range(10)
+    }
 
-    # The next start skips exactly those states.
-    again = LastStates(hass, "entry")
+    # Saved in the spool, they are what the next start compares with.
+    await spool.save_state(saved, None)
+    again = LastStates(hass, "entry", spool)
     await again.async_load()
-    assert again.unchanged_since_restart(State("sensor.s7", "7", {"unit": "W"}))
+    assert again.unchanged_since_restart(State("sensor.s7", "97", {"unit": "W"}))
     assert not again.unchanged_since_restart(State("sensor.s8", "9", {"unit": "W"}))
+    # Only an entity's first state after a start is compared.
+    assert not again.unchanged_since_restart(State("sensor.s7", "97", {"unit": "W"}))
+
+
+async def test_states_saved_before_0_2_are_taken_over_once(
+    hass: HomeAssistant, spool: Spool, hass_storage: dict[str, Any]
+) -> None:
+    """The `.storage` file of an older version: read into the spool, then removed."""
+    state = State("sensor.old", "5", {"unit": "W"})
+    key = "ha_ingestor.entry.last_states"
+    hass_storage[key] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": key,
+        "data": {"sensor.old": fingerprint(state), "sensor.both": "stale"},
+    }
+    newer = State("sensor.both", "1")
+    await spool.save_state({"sensor.both": fingerprint(newer)}, None)
+    last_states = LastStates(hass, "entry", spool)
+    await last_states.async_load()
+    await hass.async_block_till_done()
+    assert key not in hass_storage
+    assert await spool.last_states() == {
+        "sensor.old": fingerprint(state),
+        "sensor.both": fingerprint(newer),  # the spool's own is newer
+    }
+    assert last_states.unchanged_since_restart(state)
+    assert last_states.unchanged_since_restart(newer)
+
+
+class _Reading:
+    """An object as integrations put into attributes: it says what it holds."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def as_dict(self) -> dict[str, object]:
+        return {"value": self.value}
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**130), max_value=2**130)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+    | st.binary(max_size=8)
+    | st.datetimes(timezones=st.just(dt.UTC))
+    | st.dates()
+)
+HOSTILE = st.recursive(
+    _SCALARS | st.builds(_Reading, _SCALARS),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(
+            st.text(max_size=5) | st.integers() | st.booleans() | st.none(),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(attributes=st.dictionaries(st.text(max_size=8), HOSTILE, max_size=5))
+def test_any_attribute_value_has_a_fingerprint(attributes: dict[str, Any]) -> None:
+    """Any value an attribute can hold digests, and a copy of it digests the same.
+
+    Huge and negative ints, NaN, nested containers, non-text keys, bytes, dates and
+    objects with `as_dict`.
+    """
+    state = State("sensor.hostile", "1", attributes)
+    digest = fingerprint(state)
+    assert re.fullmatch(r"[0-9a-f]{24}", digest)
+    assert fingerprint(State("sensor.hostile", "1", copy.deepcopy(attributes))) == (
+        digest
+    )
+    reordered = dict(reversed(list(attributes.items())))
+    assert fingerprint(State("sensor.hostile", "1", reordered)) == digest
+
+
+HOSTILE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "sensor.huge": {"unit_of_measurement": "W", "counter": 2**70},
+    "sensor.negative": {"unit_of_measurement": "W", "counter": -(2**65)},
+    "sensor.nan": {"unit_of_measurement": "W", "ratio": math.nan, "inf": math.inf},
+    "sensor.nested": {"unit_of_measurement": "W", "deep": {"a": [1, {"b": (2, 3)}]}},
+    "sensor.keys": {"unit_of_measurement": "W", "map": {1: "one", None: "none"}},
+    "sensor.bytes": {"unit_of_measurement": "W", "raw": b"\x00\xff"},
+    "sensor.when": {
+        "unit_of_measurement": "W",
+        "at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    },
+    "sensor.object": {"unit_of_measurement": "W", "reading": _Reading(5)},
+    "sensor.text": {"unit_of_measurement": "W", "note": 'line\nbreak "quoted" \\ ☃'},
+}
+
+
+async def test_hostile_attributes_are_written_once_across_a_restart(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Every hostile value of the property test, through a whole stop and start.
+
+    Unloading works whatever the data; after the restart, the same states are not
+    written again: no point twice.
+    """
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    for entity_id, attributes in HOSTILE_EXAMPLES.items():
+        hass.states.async_set(entity_id, "1", attributes)
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.NOT_LOADED
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_stop()
+
+    async with restarted(hass, config_entry) as second:
+        for entity_id, attributes in HOSTILE_EXAMPLES.items():
+            second.states.async_set(entity_id, "1", attributes)
+        await second.async_block_till_done()
+
+    rows = influxdb.rows('SELECT * FROM "W" GROUP BY "entity_id"', database)
+    written = Counter(row["entity_id"] for row in rows)
+    assert written == Counter(
+        {entity_id.split(".")[1]: 1 for entity_id in HOSTILE_EXAMPLES}
+    )

@@ -8,7 +8,13 @@ from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import (
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    State,
+    callback,
+)
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -25,6 +31,7 @@ from custom_components.ha_ingestor.pipeline.last_states import LastStates
 from custom_components.ha_ingestor.pipeline.listener import StateChangeListener
 from custom_components.ha_ingestor.pipeline.stats import PipelineStats
 from custom_components.ha_ingestor.registry.cache import RegistryCache
+from custom_components.ha_ingestor.storage.spool import Spool
 
 from ..conftest import v2_entry_data, wait_until
 from ..influxdb_v1_server import InfluxDBv1Server
@@ -234,13 +241,15 @@ class _RecordingBatcher:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.states: list[State] = []
 
-    def add(self, line: str) -> None:
+    def add(self, line: str, state: State) -> None:
         self.lines.append(line)
+        self.states.append(state)
 
 
 async def test_the_hot_path_counts_everything_and_enqueues_what_is_written(
-    hass: HomeAssistant,
+    hass: HomeAssistant, spool: Spool
 ) -> None:
     """Every state change is counted; only included ones with a line are enqueued.
 
@@ -250,12 +259,11 @@ async def test_the_hot_path_counts_everything_and_enqueues_what_is_written(
     registry = RegistryCache(hass)
     options = {CONF_EXCLUDE_DOMAINS: ["light"]}
     keep = StateFilter(options, registry)
-    last_states = LastStates(hass, "entry")
     stats = PipelineStats()
     batcher = _RecordingBatcher()
     listener = StateChangeListener(
         keep,
-        last_states,
+        LastStates(hass, "entry", spool),
         create_encoder(options, registry, stats),
         cast(Batcher, batcher),
         stats,
@@ -273,12 +281,12 @@ async def test_the_hot_path_counts_everything_and_enqueues_what_is_written(
     assert stats.state_changes_received == 4
     assert len(batcher.lines) == 1
     assert batcher.lines[0].startswith("W,domain=sensor,entity_id=power value=5.0 ")
-    # Only what was written is remembered as an entity's last written state.
-    assert set(last_states._written) == {"sensor.power"}
+    # Each line goes with the state it was made of: its fingerprint is saved with it.
+    assert [state.entity_id for state in batcher.states] == ["sensor.power"]
 
 
 async def test_heartbeat_enqueues_every_included_state_at_its_time(
-    hass: HomeAssistant,
+    hass: HomeAssistant, spool: Spool
 ) -> None:
     """The heartbeat writes current states with the heartbeat's own timestamp."""
     registry = RegistryCache(hass)
@@ -287,7 +295,7 @@ async def test_heartbeat_enqueues_every_included_state_at_its_time(
     batcher = _RecordingBatcher()
     listener = StateChangeListener(
         StateFilter(options, registry),
-        LastStates(hass, "entry"),
+        LastStates(hass, "entry", spool),
         create_encoder(options, registry, stats),
         cast(Batcher, batcher),
         stats,

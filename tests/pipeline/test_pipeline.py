@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+from pathlib import Path
+import re
+import textwrap
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
+from homeassistant.util.yaml import parse_yaml
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -202,3 +209,60 @@ async def test_reload_while_state_changes_keep_coming(
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 
     assert sorted(_stored(influxdb, database)) == sorted(fired)
+
+
+def _readme_logger_config() -> dict[str, Any]:
+    """The logger configuration the README's troubleshooting section gives."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
+    section = readme.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_yaml(textwrap.dedent(block))
+    assert isinstance(config, dict)
+    return config
+
+
+@pytest.mark.usefixtures("revive")
+async def test_the_log_says_what_the_readme_says(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One warning when an outage starts, one line when it ends, a debug line a write.
+
+    The logger is set up exactly as the README's troubleshooting section says.
+    """
+    assert await async_setup_component(hass, "logger", _readme_logger_config())
+    await setup_entry(hass, config_entry, FAST_FLUSH)
+    stats = config_entry.runtime_data.pipeline.stats
+    await _fire(hass, 0, 10)
+    await wait_until(lambda: stats.points_written == 10, "10 written")
+    writes = re.findall(r"Wrote (\d+) points \((\d+) bytes\) in \d+ ms", caplog.text)
+    assert sum(int(points) for points, _ in writes) == 10
+    assert all(int(size) > 0 for _, size in writes)
+
+    await hass.async_add_executor_job(influxdb.kill)
+    await _fire(hass, 10, 30)
+    spool = config_entry.runtime_data.pipeline.spool
+    await wait_until(lambda: spool.count == 20, "20 spooled")
+    await _fire(hass, 30, 40)
+    await wait_until(lambda: spool.count == 30, "30 spooled")
+    await hass.async_add_executor_job(influxdb.start)
+    await hass.services.async_call(DOMAIN, "flush", blocking=True)
+    await wait_until(lambda: stats.points_written == 40, "40 written")
+
+    assert caplog.text.count("Writing to InfluxDB failed") == 1
+    (ended,) = re.findall(
+        r"Writing to InfluxDB works again after (\S+); (\d+) points waited in the "
+        r"spool meanwhile",
+        caplog.text,
+    )
+    assert ended[1] == "30"
+    assert [
+        record.levelname
+        for record in caplog.records
+        if record.name == "custom_components.ha_ingestor"
+        and record.levelno >= logging.WARNING
+    ] == ["WARNING"]
+    assert await hass.config_entries.async_unload(config_entry.entry_id)

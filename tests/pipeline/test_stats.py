@@ -10,7 +10,12 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
-from custom_components.ha_ingestor.pipeline.stats import PipelineStats, StatsStore
+from custom_components.ha_ingestor.pipeline.stats import (
+    PipelineStats,
+    StatsStore,
+    stats_to_dict,
+)
+from custom_components.ha_ingestor.storage.spool import Spool
 
 from ..conftest import restarted, setup_entry, wait_until
 from ..influxdb_v1_server import InfluxDBv1Server
@@ -22,48 +27,52 @@ ENTRY_ID = "01JABCDEF0000000000000000"
 KEY = f"{DOMAIN}.{ENTRY_ID}.counters"
 
 
-async def test_saved_and_loaded_under_one_name_each(
-    hass: HomeAssistant, hass_storage: dict[str, Any]
+async def test_saved_in_the_spool_under_one_name_each(
+    hass: HomeAssistant, spool: Spool
 ) -> None:
     """Every count and the last write survive a save and a load; names are the fields'."""
-    store = StatsStore(hass, ENTRY_ID)
+    store = StatsStore(hass, ENTRY_ID, spool)
     stats = await store.async_load()
     assert stats == PipelineStats()
     stats.state_changes_received = 7
     stats.points_written = 5
     stats.points_refused = 1
     stats.points_dropped_spool_full = 3
+    stats.points_dropped_memory_full = 8
+    stats.points_dropped_at_stop = 9
+    stats.points_dropped_unquarantined = 10
     stats.points_dropped_acknowledged = 2
     stats.non_finite_values_skipped = 4
     stats.last_write = dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)
-    await store.async_save(stats)
+    await spool.save_state({}, stats_to_dict(stats))
 
-    assert await StatsStore(hass, ENTRY_ID).async_load() == stats
-    stored = hass_storage[KEY]
-    assert (stored["version"], stored["minor_version"]) == (1, 2)
-    assert stored["data"] == {
+    assert await StatsStore(hass, ENTRY_ID, spool).async_load() == stats
+    assert await spool.stats() == {
         "state_changes_received": 7,
         "points_written": 5,
         "points_refused": 1,
         "points_dropped_spool_full": 3,
+        "points_dropped_memory_full": 8,
+        "points_dropped_at_stop": 9,
+        "points_dropped_unquarantined": 10,
         "points_dropped_acknowledged": 2,
         "non_finite_values_skipped": 4,
         "last_write": "2026-12-01T12:30:00+00:00",
     }
-    assert stats.counts() == {
-        key: value for key, value in stored["data"].items() if key != "last_write"
-    }
-    assert stats.points_dropped == 3
-    assert stats.points_dropped_unacknowledged == 1
-
-    await store.async_remove()
-    assert await StatsStore(hass, ENTRY_ID).async_load() == PipelineStats()
+    stored = await spool.stats()
+    assert stored is not None
+    assert stats.counts() == {k: v for k, v in stored.items() if k != "last_write"}
+    assert stats.points_dropped == 3 + 8 + 9 + 10
+    assert stats.points_dropped_unacknowledged == 30 - 2
 
 
-async def test_counters_of_version_1_are_renamed_not_reset(
-    hass: HomeAssistant, hass_storage: dict[str, Any]
+async def test_counters_of_version_1_are_taken_over_renamed_not_reset(
+    hass: HomeAssistant, spool: Spool, hass_storage: dict[str, Any]
 ) -> None:
-    """A file saved before the names were unified loads with every total kept."""
+    """The `.storage` file of a version before 0.2 loads with every total kept.
+
+    Its five spellings are renamed; it is removed once the totals are in the spool.
+    """
     hass_storage[KEY] = {
         "version": 1,
         "minor_version": 1,
@@ -78,8 +87,7 @@ async def test_counters_of_version_1_are_renamed_not_reset(
             "last_write": "2026-11-30T08:00:00+00:00",
         },
     }
-    stats = await StatsStore(hass, ENTRY_ID).async_load()
-    assert stats == PipelineStats(
+    expected = PipelineStats(
         state_changes_received=100,
         points_written=90,
         points_refused=6,
@@ -88,19 +96,20 @@ async def test_counters_of_version_1_are_renamed_not_reset(
         non_finite_values_skipped=4,
         last_write=dt.datetime(2026, 11, 30, 8, tzinfo=dt.UTC),
     )
+    assert await StatsStore(hass, ENTRY_ID, spool).async_load() == expected
+    await hass.async_block_till_done()
+    assert KEY not in hass_storage
+    assert await StatsStore(hass, ENTRY_ID, spool).async_load() == expected
 
 
 async def test_unreadable_values_start_at_zero(
-    hass: HomeAssistant, hass_storage: dict[str, Any]
+    hass: HomeAssistant, spool: Spool
 ) -> None:
-    """A hand-edited file with wrong types loses those values, not the others."""
-    hass_storage[KEY] = {
-        "version": 1,
-        "minor_version": 2,
-        "key": KEY,
-        "data": {"points_written": "many", "points_refused": 2, "last_write": 12},
-    }
-    stats = await StatsStore(hass, ENTRY_ID).async_load()
+    """A hand-edited row with wrong types loses those values, not the others."""
+    await spool.save_state(
+        {}, {"points_written": "many", "points_refused": 2, "last_write": 12}
+    )
+    stats = await StatsStore(hass, ENTRY_ID, spool).async_load()
     assert stats == PipelineStats(points_refused=2)
 
 

@@ -12,13 +12,16 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from unittest.mock import patch
 import uuid
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
+from custom_components.ha_ingestor.storage import spool as spool_module
 from custom_components.ha_ingestor.storage.spool import (
     SCHEMA_VERSION,
+    Appended,
     Released,
     Spool,
     SpoolError,
@@ -89,10 +92,10 @@ async def test_order_kept_across_many_appends(spool: Spool) -> None:
     lines = [_line(i) for i in range(5_000)]
     start = 0
     for size in (1, 7, 1_000, 2, 3_000, 990):
-        assert await spool.append(lines[start : start + size]) == 0
+        assert (await spool.append(lines[start : start + size])).dropped == 0
         start += size
     assert start == len(lines)
-    assert await spool.append([]) == 0
+    assert (await spool.append([])).dropped == 0
 
     points = await spool.oldest(10_000)
     assert [line for _, line in points] == lines
@@ -173,21 +176,21 @@ async def test_cap_drops_exactly_the_oldest(path: Path) -> None:
     size = len(lines[0].encode())
     spool = await Spool.open(path, 10 * size)
     try:
-        assert await spool.append(lines[:10]) == 0
+        assert (await spool.append(lines[:10])).dropped == 0
         assert spool.size_bytes == 10 * size
 
-        assert await spool.append(lines[10:13]) == 3
+        assert (await spool.append(lines[10:13])).dropped == 3
         assert await _all_lines(spool) == lines[3:13]
         assert (spool.count, spool.size_bytes) == (10, 10 * size)
 
         # A line 10 bytes longer needs two old ones to go.
         long_line = _line(200).replace("value=", "value=" + "9" * 10)
-        assert await spool.append([long_line]) == 2
+        assert (await spool.append([long_line])).dropped == 2
         assert await _all_lines(spool) == [*lines[5:13], long_line]
         assert spool.size_bytes <= 10 * size
 
         # A batch larger than the cap: everything stored goes, then its own first lines.
-        assert await spool.append(lines[13:25]) == 9 + 2
+        assert (await spool.append(lines[13:25])).dropped == 9 + 2
         assert await _all_lines(spool) == lines[15:25]
         assert (spool.count, spool.size_bytes) == (10, 10 * size)
         assert spool.oldest_time == _time(BASE_US + 115)
@@ -207,7 +210,7 @@ async def test_a_large_append_takes_a_few_statements(path: Path) -> None:
     statements: list[str] = []
     try:
         await spool._db().set_trace_callback(statements.append)
-        assert await spool.append(lines) == 1_001
+        assert (await spool.append(lines)).dropped == 1_001
         assert await _all_lines(spool) == lines[1_001:]
     finally:
         await spool.close()
@@ -226,7 +229,7 @@ async def test_cap_applies_to_a_spool_reopened_with_a_smaller_one(path: Path) ->
     spool = await Spool.open(path, 5 * size)
     try:
         assert spool.count == 20  # nothing is dropped by opening
-        assert await spool.append([_line(20)]) == 16
+        assert (await spool.append([_line(20)])).dropped == 16
         assert await _all_lines(spool) == [_line(i) for i in range(16, 21)]
     finally:
         await spool.close()
@@ -553,7 +556,7 @@ async def test_spool_behaves_like_a_bounded_list(
                     while _bytes(model) > max_bytes:
                         del model[0]
                         expected_dropped += 1
-                    assert await spool.append(lines) == expected_dropped
+                    assert (await spool.append(lines)).dropped == expected_dropped
                 case Replay(limit, written):
                     points = await spool.oldest(limit)
                     assert [line for _, line in points] == model[:limit]
@@ -568,5 +571,70 @@ async def test_spool_behaves_like_a_bounded_list(
                 _time(int(model[0].rpartition(" ")[2])) if model else None
             )
         assert await _all_lines(spool) == model
+    finally:
+        await spool.close()
+
+
+async def test_appended_lines_get_the_next_ids_and_can_be_removed_by_them(
+    spool: Spool,
+) -> None:
+    """A copy stored while its write was slow is removed by its ids alone."""
+    first = await spool.append([_line(i) for i in range(5)])
+    second = await spool.append([_line(i) for i in range(5, 8)])
+    assert first == Appended(range(1, 6), 0)
+    assert second == Appended(range(6, 9), 0)
+    assert await spool.remove_ids(first.ids[1:3]) == 2
+    assert await _all_lines(spool) == [_line(i) for i in (0, 3, 4, 5, 6, 7)]
+    assert (spool.count, spool.size_bytes) == (6, _bytes(await _all_lines(spool)))
+    # Removed already (by a replay, say): nothing happens.
+    assert await spool.remove_ids(first.ids[1:3]) == 0
+    assert await spool.remove_ids(range(0)) == 0
+    assert (await spool.append([])).ids == range(0)
+
+
+async def test_last_states_and_stats_are_kept_with_the_points(path: Path) -> None:
+    """Saved in the append's own transaction, and kept across reopening."""
+    spool = await Spool.open(path, LARGE)
+    try:
+        assert await spool.last_states() == {}
+        assert await spool.stats() is None
+        await spool.append(
+            [_line(0)],
+            last_states={"sensor.a": "f1", "sensor.b": "f2"},
+            stats={"points_written": 3},
+        )
+        await spool.save_state({"sensor.a": "f3"}, None)
+        await spool.save_state({}, {"points_written": 4})
+    finally:
+        await spool.close()
+    spool = await Spool.open(path, LARGE)
+    try:
+        assert await spool.last_states() == {"sensor.a": "f3", "sensor.b": "f2"}
+        assert await spool.stats() == {"points_written": 4}
+        assert spool.count == 1
+    finally:
+        await spool.close()
+
+
+async def test_a_failed_append_keeps_neither_points_nor_state(path: Path) -> None:
+    """One transaction: a failure leaves the last states and stats as they were."""
+    spool = await Spool.open(path, LARGE)
+    try:
+        await spool.save_state({"sensor.a": "before"}, {"points_written": 1})
+        with (
+            patch.object(
+                spool_module,
+                "_save_state",
+                side_effect=sqlite3.OperationalError("disk I/O error"),
+            ),
+            pytest.raises(SpoolError, match="disk I/O error"),
+        ):
+            await spool.append(
+                [_line(0)], last_states={"sensor.a": "after"}, stats={"x": 2}
+            )
+        assert spool.count == 0
+        assert await _all_lines(spool) == []
+        assert await spool.last_states() == {"sensor.a": "before"}
+        assert await spool.stats() == {"points_written": 1}
     finally:
         await spool.close()

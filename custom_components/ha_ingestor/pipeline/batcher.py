@@ -1,11 +1,22 @@
-"""Collect lines in memory and hand them to the writer in batches, or to the spool.
+"""Collect lines in memory, make them durable every flush interval, deliver them in batches.
 
-While InfluxDB answers, the spool is replayed first (oldest first, original
-timestamps), then memory is written. While it does not, memory is moved to the spool
-every flush interval, so that a hard kill loses one interval of points at most, and the
-next attempt waits out a backoff. While InfluxDB cannot be reached at all, it is pinged
-every PROBE_INTERVAL, so the catch-up starts soon after it is back, however long the
-backoff has grown.
+Two jobs run side by side, and the first never waits for the second:
+
+- The flush loop keeps memory durable. Every flush interval (sooner when a batch is
+  full), while a delivery is under way or InfluxDB cannot be written, memory moves to
+  the spool, and a batch whose write has taken longer than an interval is copied there
+  too. So a hard kill loses the last flush interval at most, even while a write hangs
+  until its timeout.
+- A delivery writes the spool first (oldest first, original timestamps), then memory,
+  batch after batch. A batch that fails goes to the spool and the next delivery waits
+  out a backoff, which starts again from its first wait as soon as a batch is written.
+  While InfluxDB cannot be reached at all it is pinged every PROBE_INTERVAL, so the
+  catch-up starts soon after it is back, however long the backoff has grown.
+
+Each line is added with the state it was made of: once its point is durable (stored in
+the spool, or written), that state's fingerprint is saved with it (last_states), with
+the stats. Memory holds at most `memory_cap` lines waiting; should the spool not take
+them (a full disk, say), the oldest batch in memory is dropped, and counted.
 """
 
 from __future__ import annotations
@@ -13,21 +24,38 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import contextlib
+from dataclasses import dataclass
 
-from homeassistant.core import callback
+from homeassistant.core import State, callback
 
 from ..const import LOGGER
 from ..influxdb.errors import InfluxError, InfluxUnreachableError
 from ..storage.spool import Spool, SpoolError
 from .health import WriteHealth
-from .stats import PipelineStats
+from .last_states import LastStates
+from .stats import PipelineStats, stats_to_dict
 from .writer import PointWriter
 
-# Memory holds at most this many batches; beyond them, points go to the spool.
+# Memory holds at most this many batches waiting; beyond them, the oldest are dropped.
 MEMORY_CAP_BATCHES = 10
 # Seconds between pings while InfluxDB cannot be reached. A ping is cheap for the
 # server, unlike the write the backoff holds back (up to 5 minutes).
 PROBE_INTERVAL = 10.0
+# How long stopping may spend writing what waits, before leaving it to the next start.
+STOP_WRITE_SECONDS = 10.0
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Lines taken from memory to be written, and the states they were made of."""
+
+    lines: list[str]
+    states: list[State]
+    taken_at: float
+    """Event-loop time the write began."""
+    copy: range | None = None
+    """The ids of its copy in the spool, once the write took longer than an interval."""
+    written: bool = False
 
 
 class Batcher:
@@ -37,10 +65,11 @@ class Batcher:
         self,
         writer: PointWriter,
         spool: Spool,
+        *,
         stats: PipelineStats,
+        last_states: LastStates,
         batch_size: int,
         flush_interval: float,
-        *,
         on_failure: Callable[[InfluxError], None],
         on_recovery: Callable[[], None],
     ) -> None:
@@ -48,20 +77,24 @@ class Batcher:
         self._writer = writer
         self._spool = spool
         self._stats = stats
+        self._last_states = last_states
         self._batch_size = batch_size
         self.memory_cap = batch_size * MEMORY_CAP_BATCHES
         self._flush_interval = flush_interval
         self._on_failure = on_failure
         self._on_recovery = on_recovery
+        # Lines waiting in memory, and the state each was made of.
         self._lines: list[str] = []
-        # Lines taken out of memory for a write or a spill that has not ended yet.
-        self._in_flight = 0
+        self._states: list[State] = []
         self._wake = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
         self.health = WriteHealth()
+        self._delivery: asyncio.Task[InfluxError | None] | None = None
+        self._in_flight: _Batch | None = None
+        self._spilling = 0
         # Event-loop time of the next ping, while InfluxDB cannot be reached.
         self._probe_at = 0.0
-        self._spool_failed = False
+        self.spool_error: SpoolError | None = None
+        self._memory_dropping = False
         self._spool_dropping = False
 
     @property
@@ -71,54 +104,98 @@ class Batcher:
 
     @property
     def in_flight(self) -> int:
-        """Lines taken from memory by a write or a spill that has not ended yet."""
-        return self._in_flight
+        """Lines out of memory, being stored or written, and in no spool yet."""
+        batch = self._in_flight
+        written = 0 if batch is None or batch.copy is not None else len(batch.lines)
+        return self._spilling + written
 
     @callback
-    def add(self, line: str) -> None:
-        """Queue one line; called in the event loop for every state change."""
+    def add(self, line: str, state: State) -> None:
+        """Queue one line, made of `state`; in the event loop, per state change."""
         lines = self._lines
         lines.append(line)
-        if len(lines) in (self._batch_size, self.memory_cap):
+        self._states.append(state)
+        count = len(lines)
+        if count == self._batch_size:
             self._wake.set()
+        elif count > self.memory_cap:
+            self._drop_oldest_batch()
+
+    def _drop_oldest_batch(self) -> None:
+        """Memory is full and the spool does not take it: the oldest batch goes."""
+        dropped = min(self._batch_size, len(self._lines))
+        del self._lines[:dropped]
+        del self._states[:dropped]
+        self._stats.points_dropped_memory_full += dropped
+        if not self._memory_dropping:
+            self._memory_dropping = True
+            LOGGER.error(
+                "Memory holds %d points and the spool cannot take them (%s): the "
+                "oldest are dropped",
+                self.memory_cap,
+                self.spool_error or "it is busy",
+            )
+        self._wake.set()
 
     async def run(self) -> None:
-        """Flush whenever a batch is full or the interval has passed, until cancelled."""
+        """Keep memory durable and deliver, every flush interval, until cancelled."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._flush_interval):
                     await self._wake.wait()
-            await self.flush()
-
-    async def flush(self, *, force: bool = False) -> InfluxError | None:
-        """Write the spool, then memory; while InfluxDB is unavailable, spool memory.
-
-        A batch that fails (server down, credentials, missing database) stays where it
-        was, and what is in memory goes to the spool; the next attempt waits out a
-        backoff, unless `force`d. Rewriting a point InfluxDB may already hold is
-        harmless: it stores one point per series and timestamp.
-
-        Returns the error this attempt met; None if it succeeded or was not made.
-        """
-        async with self._flush_lock:
             self._wake.clear()
-            loop = asyncio.get_running_loop()
-            retry_at = self.health.retry_at
-            if not force and retry_at is not None and loop.time() < retry_at:
-                await self._spill()
-                if not await self._back_before_retry(loop.time()):
-                    return None
-            try:
-                await self._write_spool()
-                await self._write_memory()
-            except InfluxError as err:
-                self._failed(err, loop.time())
-                await self._spill()
-                return err
-            if self.health.succeeded():
-                LOGGER.info("Writing to InfluxDB works again")
-                self._on_recovery()
-            return None
+            await self._tick()
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._delivery is not None:
+            # Still writing: what waits must not depend on how long that takes.
+            await self._make_durable(loop.time())
+            return
+        retry_at = self.health.retry_at
+        if retry_at is not None and loop.time() < retry_at:
+            await self._spill()
+            if not await self._back_before_retry(loop.time()):
+                return
+        if not (self._lines or self._spool.count):
+            return
+        # Waited for one interval at most; the next tick makes memory durable.
+        await asyncio.wait([self._start_delivery()], timeout=self._flush_interval)
+
+    async def flush(self) -> InfluxError | None:
+        """Write the spool, then memory, now, even during a backoff.
+
+        Returns the error the delivery met; None if it wrote everything.
+        """
+        if self._delivery is not None:
+            await asyncio.wait([self._delivery])
+        return await self._start_delivery()
+
+    def _start_delivery(self) -> asyncio.Task[InfluxError | None]:
+        delivery = self._delivery = asyncio.get_running_loop().create_task(
+            self._deliver(), name="ha_ingestor delivery"
+        )
+        delivery.add_done_callback(self._delivery_done)
+        return delivery
+
+    def _delivery_done(self, delivery: asyncio.Task[InfluxError | None]) -> None:
+        if self._delivery is delivery:
+            self._delivery = None
+
+    async def _deliver(self) -> InfluxError | None:
+        """Write the spool, then memory; on failure, spool memory and back off.
+
+        Rewriting a point InfluxDB may already hold is harmless: it stores one point
+        per series and timestamp.
+        """
+        try:
+            await self._write_spool()
+            await self._write_memory()
+        except InfluxError as err:
+            self._failed(err)
+            await self._spill()
+            return err
+        return None
 
     async def _back_before_retry(self, now: float) -> bool:
         """Whether an InfluxDB that could not be reached answers a ping again.
@@ -134,76 +211,152 @@ class Batcher:
         return await self._writer.server_answers()
 
     async def drain(self) -> None:
-        """Leave nothing in memory: write it if InfluxDB works, else spool it.
+        """Leave nothing in memory: for unload and stop, once the flush loop has ended.
 
-        For unload and stop, once the flush loop has ended. Memory is written only
-        when nothing older waits in the spool; that replays on the next start.
+        Memory is made durable first (a delivery under way is given up, and what it
+        was writing is stored too); then, while writes work, the spool is written for
+        STOP_WRITE_SECONDS at most. What is left is replayed on the next start.
         """
-        async with self._flush_lock:
-            if not self.health.failing and not self._spool.count:
-                with contextlib.suppress(InfluxError):
-                    await self._write_memory()
-            await self._spill()
+        if (delivery := self._delivery) is not None:
+            delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivery
+        await self._spill()
+        if self.health.failing:
+            return
+        with contextlib.suppress(InfluxError, TimeoutError):
+            async with asyncio.timeout(STOP_WRITE_SECONDS):
+                # Memory is left only if the spool cannot take it: a last chance.
+                await self._write_spool()
+                await self._write_memory()
 
     async def _write_spool(self) -> None:
         while self._spool.count:
-            # A long backlog takes a while to replay: meanwhile memory stays bounded.
-            if len(self._lines) >= self.memory_cap:
-                await self._spill()
             try:
                 points = await self._spool.oldest(self._batch_size)
             except SpoolError as err:
-                self._log_spool_error(err)
+                self._spool_failed(err)
                 return
             if not points:
                 return
             await self._writer.write([line for _, line in points])
+            self._written()
             try:
                 await self._spool.remove_through(points[-1][0])
             except SpoolError as err:
                 # Those points will be written again, which is harmless.
-                self._log_spool_error(err)
+                self._spool_failed(err)
                 return
 
     async def _write_memory(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._lines:
-            batch = self._lines[: self._batch_size]
-            del self._lines[: self._batch_size]
-            self._in_flight = len(batch)
+            size = self._batch_size
+            batch = _Batch(self._lines[:size], self._states[:size], loop.time())
+            del self._lines[:size]
+            del self._states[:size]
+            self._in_flight = batch
             try:
-                await self._writer.write(batch)
+                await self._writer.write(batch.lines)
             except BaseException:
-                self._lines[:0] = batch
+                if batch.copy is None:  # else it waits in the spool already
+                    self._lines[:0] = batch.lines
+                    self._states[:0] = batch.states
                 raise
             finally:
-                self._in_flight = 0
+                self._in_flight = None
+            batch.written = True
+            self._written()
+            await self._save_durable(batch)
+
+    async def _save_durable(self, batch: _Batch) -> None:
+        """Save the written batch's last states with the stats; drop its copy, if any."""
+        try:
+            await self._spool.save_state(
+                await self._last_states.async_fingerprints(batch.states),
+                stats_to_dict(self._stats),
+            )
+            if batch.copy is not None:
+                await self._spool.remove_ids(batch.copy)
+        except SpoolError as err:
+            # The points are written; a restart may write their states once more.
+            self._spool_failed(err)
+
+    async def _make_durable(self, now: float) -> None:
+        """Spool memory, and a copy of a batch whose write takes longer than an interval."""
+        await self._spill()
+        batch = self._in_flight
+        if (
+            batch is None
+            or batch.copy is not None
+            or now - batch.taken_at < self._flush_interval
+        ):
+            return
+        if (appended := await self._append(batch.lines, batch.states)) is None:
+            return
+        batch.copy = appended
+        if batch.written:  # it ended while the copy was being stored
+            await self._save_durable(batch)
 
     async def _spill(self) -> None:
         """Move memory to the spool; if the spool cannot take it, keep it in memory."""
         if not self._lines:
             return
-        lines, self._lines = self._lines, []
-        self._in_flight = len(lines)
+        lines, states = self._lines, self._states
+        self._lines, self._states = [], []
+        self._spilling += len(lines)
         try:
-            # Runs to its end even when flush is cancelled: the lines are stored.
-            dropped = await self._spool.append(lines)
-        except SpoolError as err:
-            self._lines[:0] = lines
-            self._log_spool_error(err)
-            return
+            stored = await self._append(lines, states)
         finally:
-            self._in_flight = 0
-        self._spool_failed = False
-        self._stats.points_dropped_spool_full += dropped
-        if dropped and not self._spool_dropping:
+            self._spilling -= len(lines)
+        if stored is None:
+            # Back in front of what came meanwhile, within the cap.
+            self._lines[:0] = lines
+            self._states[:0] = states
+            while len(self._lines) > self.memory_cap:
+                self._drop_oldest_batch()
+        elif self.health.failing:
+            self.health.spooled += len(lines)
+
+    async def _append(self, lines: list[str], states: list[State]) -> range | None:
+        """Store lines with their states' fingerprints; their ids, None if it failed."""
+        try:
+            appended = await self._spool.append(
+                lines,
+                last_states=await self._last_states.async_fingerprints(states),
+                stats=stats_to_dict(self._stats),
+            )
+        except SpoolError as err:
+            self._spool_failed(err)
+            return None
+        if self.spool_error is not None:
+            LOGGER.info("The spool can be written again")
+            self.spool_error = None
+        self._memory_dropping = False
+        self._stats.points_dropped_spool_full += appended.dropped
+        if appended.dropped and not self._spool_dropping:
             LOGGER.warning(
                 "The spool is full (%d MB): the oldest points waiting are dropped to "
                 "make room for new ones",
                 self._spool.max_bytes >> 20,
             )
-        self._spool_dropping = bool(dropped)
+        self._spool_dropping = bool(appended.dropped)
+        return appended.ids
 
-    def _failed(self, err: InfluxError, now: float) -> None:
+    def _written(self) -> None:
+        """Note a written batch: writes work, the backoff starts again from the first."""
+        if (outage := self.health.succeeded()) is None:
+            return
+        LOGGER.info(
+            "Writing to InfluxDB works again after %s; %d points waited in the spool "
+            "meanwhile",
+            outage.lasted,
+            outage.spooled,
+        )
+        self._on_recovery()
+
+    def _failed(self, err: InfluxError) -> None:
+        now = asyncio.get_running_loop().time()
         if self.health.failed(err, now):
             LOGGER.warning(
                 "Writing to InfluxDB failed, points wait in the spool until it "
@@ -213,7 +366,7 @@ class Batcher:
         self._probe_at = now + PROBE_INTERVAL
         self._on_failure(err)
 
-    def _log_spool_error(self, err: SpoolError) -> None:
-        if not self._spool_failed:
-            self._spool_failed = True
+    def _spool_failed(self, err: SpoolError) -> None:
+        if self.spool_error is None:
             LOGGER.error("The spool cannot be used, points wait in memory: %s", err)
+        self.spool_error = err

@@ -7,9 +7,9 @@ the diagnostics read it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 import random
-from typing import Final
+from typing import Final, NamedTuple
 
 from homeassistant.util import dt as dt_util
 
@@ -54,6 +54,8 @@ class WriteHealth:
         self.last_error: InfluxError | None = None
         # Event-loop time of the next attempt; None while writes succeed.
         self.retry_at: float | None = None
+        # Points moved to the spool since writes fail.
+        self.spooled = 0
 
     @property
     def failing(self) -> bool:
@@ -69,12 +71,23 @@ class WriteHealth:
         self.retry_at = now + self._backoff.next_delay(err.retry_after)
         return first
 
-    def succeeded(self) -> bool:
-        """Note a successful write; return whether writes failed until now."""
+    def succeeded(self) -> Outage | None:
+        """Note a successful write; return the outage it ends, if writes were failing."""
         if self.retry_at is None:
-            return False
+            return None
+        outage = Outage(
+            dt_util.utcnow() - (self.failing_since or dt_util.utcnow()), self.spooled
+        )
         self.retry_at = None
         self.failing_since = None
         self.last_error = None
+        self.spooled = 0
         self._backoff.reset()
-        return True
+        return outage
+
+
+class Outage(NamedTuple):
+    """How long writes failed, and how many points went to the spool meanwhile."""
+
+    lasted: timedelta
+    spooled: int

@@ -1,49 +1,100 @@
-"""Remember the last state written per entity across restarts.
+"""Each entity's last state whose point is durable, so that a restart writes no duplicate.
 
 When Home Assistant starts, every entity sets its state again, most of them to what it
 was before the restart. Those are not changes: writing them would put a duplicate
-point into every series on every restart.
+point into every series on every restart, or after every crash. So the fingerprint of
+each entity's last state is kept in the spool, saved in the same transaction that
+makes its point durable (stored in the spool, or written to InfluxDB): it survives a
+hard kill, and never names a state whose point could still be lost.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time
 import hashlib
+import math
 
 from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.helpers.json import json_bytes_sorted
 from homeassistant.helpers.storage import Store
 
 from ..const import DOMAIN
+from ..storage.spool import Spool
 
-_STORAGE_VERSION = 1
+_LEGACY_STORAGE_VERSION = 1
 
 
-def _fingerprint(state: State) -> str:
-    """Digest the state and its attributes, the same in every process."""
-    content = json_bytes_sorted([state.state, state.attributes])
+def fingerprint(state: State) -> str:
+    """Digest the state and its attributes, the same in every process.
+
+    Any value an attribute can hold is digested: ints beyond 64 bits, NaN, keys that
+    are not texts, nested containers, bytes, dates, objects. The common case is one
+    call to Home Assistant's JSON encoder; what it refuses takes the slower way.
+    """
+    try:
+        content = json_bytes_sorted([state.state, state.attributes])
+    except TypeError, ValueError:
+        content = _canonical([state.state, state.attributes]).encode(
+            "utf-8", "surrogatepass"
+        )
     return hashlib.blake2b(content, digest_size=12).hexdigest()
 
 
-def _fingerprints(states: dict[str, State]) -> dict[str, str]:
-    """Digest every state: for the executor, as it takes a while for a large house."""
-    return {entity_id: _fingerprint(state) for entity_id, state in states.items()}
+def _canonical(value: object) -> str:  # noqa: PLR0911 - one way per type
+    """Return a text that only equal values share, whatever their type."""
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(str.__str__(value))
+    if isinstance(value, int):
+        return f"i{int(value)}"
+    if isinstance(value, float):
+        return f"f{value!r}" if not math.isnan(value) else "fnan"
+    if isinstance(value, bytes | bytearray):
+        return f"b{bytes(value).hex()}"
+    if isinstance(value, datetime | date | time):
+        return f"t{value.isoformat()}"
+    if isinstance(value, Mapping):
+        items = sorted(f"{_canonical(k)}:{_canonical(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, set | frozenset):
+        return "s[" + ",".join(sorted(_canonical(item) for item in value)) + "]"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_canonical(item) for item in value) + "]"
+    if callable(as_dict := getattr(value, "as_dict", None)):
+        return f"o{type(value).__qualname__}{_canonical(as_dict())}"
+    return f"o{type(value).__qualname__}:{value}"
+
+
+def fingerprints(states: Iterable[State]) -> dict[str, str]:
+    """Digest each entity's last state of `states`: for the executor (it takes time)."""
+    last = {state.entity_id: state for state in states}
+    return {entity_id: fingerprint(state) for entity_id, state in last.items()}
 
 
 class LastStates:
-    """The state last written for each entity, saved when the pipeline stops."""
+    """The fingerprints of the states written before the last stop, to compare with."""
 
-    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
-        """Keep them in `.storage`, one file per config entry."""
+    def __init__(self, hass: HomeAssistant, entry_id: str, spool: Spool) -> None:
+        """Read them from `spool`."""
         self._hass = hass
-        self._store: Store[dict[str, str]] = Store(
-            hass, _STORAGE_VERSION, f"{DOMAIN}.{entry_id}.last_states"
-        )
-        self._written: dict[str, State] = {}
+        self._spool = spool
+        self._legacy: Store[dict[str, str]] = legacy_store(hass, entry_id)
         self._before_restart: dict[str, str] = {}
 
     async def async_load(self) -> None:
-        """Read what was written before the last stop."""
-        self._before_restart = await self._store.async_load() or {}
+        """Read what was durable before the last stop, or crash.
+
+        Versions before 0.2 kept them in `.storage`, saved at a clean
+        stop only: those are taken over once, and the file removed.
+        """
+        self._before_restart = await self._spool.last_states()
+        if legacy := await self._legacy.async_load():
+            taken = {k: v for k, v in legacy.items() if k not in self._before_restart}
+            await self._spool.save_state(taken, None)
+            self._before_restart |= taken
+            await self._legacy.async_remove()
 
     @callback
     def unchanged_since_restart(self, state: State) -> bool:
@@ -53,25 +104,13 @@ class LastStates:
         that have no old state.
         """
         before = self._before_restart.pop(state.entity_id, None)
-        if before is None or before != _fingerprint(state):
-            return False
-        # Still the last written state, for the next restart.
-        self._written[state.entity_id] = state
-        return True
+        return before is not None and before == fingerprint(state)
 
-    @callback
-    def written(self, state: State) -> None:
-        """Note `state` as its entity's last written one (a dict assignment)."""
-        self._written[state.entity_id] = state
+    async def async_fingerprints(self, states: Iterable[State]) -> dict[str, str]:
+        """Digest each entity's last state of `states`, in the executor."""
+        return await self._hass.async_add_executor_job(fingerprints, list(states))
 
-    async def async_save(self) -> None:
-        """Save the last written states; entities not seen since start keep theirs."""
-        # States are immutable: a copy of the dict is all the executor needs.
-        written = await self._hass.async_add_executor_job(
-            _fingerprints, dict(self._written)
-        )
-        await self._store.async_save(self._before_restart | written)
 
-    async def async_remove(self) -> None:
-        """Delete the file: the config entry is gone."""
-        await self._store.async_remove()
+def legacy_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, str]]:
+    """Where versions before the spool kept the last states: removed with the entry."""
+    return Store(hass, _LEGACY_STORAGE_VERSION, f"{DOMAIN}.{entry_id}.last_states")

@@ -49,8 +49,7 @@ class StateChangeListener:
             return
         line = self._encode(state, old_state, timestamp_us(event.time_fired_timestamp))
         if line is not None:
-            self._batcher.add(line)
-            self._last_states.written(state)
+            self._batcher.add(line, state)
 
     @callback
     def async_heartbeat(self, hass: HomeAssistant, now: datetime) -> None:
@@ -61,4 +60,4 @@ class StateChangeListener:
                 self._keep(state)
                 and (line := self._encode(state, None, time_us)) is not None
             ):
-                self._batcher.add(line)
+                self._batcher.add(line, state)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import contextlib
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Final
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_STATE_CHANGED
@@ -43,8 +44,11 @@ from .batcher import Batcher
 from .filters import StateFilter
 from .last_states import LastStates
 from .listener import StateChangeListener
-from .stats import SAVE_INTERVAL, PipelineStats, StatsStore
+from .stats import PipelineStats, stats_to_dict
 from .writer import PointWriter
+
+# How often the counters are saved when nothing else saves them (filtered changes).
+SAVE_INTERVAL: Final = timedelta(minutes=5)
 
 
 class Pipeline:
@@ -58,7 +62,6 @@ class Pipeline:
         client: InfluxClient,
         spool: Spool,
         last_states: LastStates,
-        stats_store: StatsStore,
         stats: PipelineStats,
     ) -> None:
         """Wire the stages; nothing runs until async_start."""
@@ -69,8 +72,6 @@ class Pipeline:
         self.stats = stats
         # The totals of earlier runs, to tell this run's share apart.
         self.stats_at_start = replace(stats)
-        self._stats_store = stats_store
-        self._last_states = last_states
         # What the server said about itself; None until it has answered.
         self.server: ServerInfo | None = None
         self._registry = RegistryCache(hass)
@@ -79,10 +80,13 @@ class Pipeline:
         self.batcher = Batcher(
             self.writer,
             spool,
-            stats,
+            stats=stats,
+            last_states=last_states,
             # The options form's number selector gives floats.
-            int(entry.options.get(CONF_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
-            entry.options.get(CONF_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL),
+            batch_size=int(entry.options.get(CONF_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
+            flush_interval=entry.options.get(
+                CONF_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL
+            ),
             on_failure=self._write_failed,
             on_recovery=self._write_recovered,
         )
@@ -162,8 +166,15 @@ class Pipeline:
         return remove
 
     async def async_save_stats(self) -> None:
-        """Save the totals now (after the user acknowledged dropped points, say)."""
-        await self._stats_store.async_save(self.stats)
+        """Save the totals now (after the user acknowledged dropped points, say).
+
+        They are saved with each step that makes points durable anyway; this is for
+        what changes without one. A failure is logged: the next step saves them.
+        """
+        try:
+            await self.spool.save_state({}, stats_to_dict(self.stats))
+        except SpoolError as err:
+            LOGGER.warning("Could not save the counters: %s", err)
 
     @callback
     def _async_save_stats_now(self, _now: datetime) -> None:
@@ -184,6 +195,7 @@ class Pipeline:
         try:
             await self.spool.quarantine(lines, reason)
         except SpoolError as err:
+            self.stats.points_dropped_unquarantined += len(lines)
             LOGGER.error("Could not quarantine %s, they are lost: %s", lines, err)
 
     @callback
@@ -218,6 +230,7 @@ class Pipeline:
         await self._stop_once()
 
     async def _async_shut_down(self) -> None:
+        """Stop each part, whatever the part before it raised: an unload always ends."""
         while self._unsubscribers:
             self._unsubscribers.pop()()
         self._keep.stop()
@@ -227,12 +240,16 @@ class Pipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flush_loop
             self._flush_loop = None
-        await self.batcher.drain()
-        if self.batcher.pending:
+        batcher = self.batcher
+        try:
+            await batcher.drain()
+        except Exception:  # noqa: BLE001 - the parts below still stop: an unload ends
+            LOGGER.exception("Stopping: the points in memory could not be stored")
+        if lost := batcher.pending:
+            self.stats.points_dropped_at_stop += lost
             LOGGER.error(
                 "Neither InfluxDB nor the spool could take %d points: they are lost",
-                self.batcher.pending,
+                lost,
             )
         await self.async_save_stats()
-        await self._last_states.async_save()
         await self.spool.close()

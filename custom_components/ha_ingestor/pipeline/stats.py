@@ -4,23 +4,24 @@ Each stage adds to its own figures as points go through it (the listener to the 
 changes received, the encoder to the values it skips, the writer to what InfluxDB
 accepted or refused, the batcher to what the full spool dropped); nothing else is
 counted anywhere. The same names are used in diagnostics and entity attributes. The
-totals are saved in `.storage` every SAVE_INTERVAL and when the pipeline stops, so the
-counters a user graphs do not fall back to zero at each restart.
+totals are saved in the spool with each step that makes points durable (every flush
+interval at most), so the counters a user graphs do not fall back to zero at a
+restart, nor lose more than a flush interval's counts in a crash.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
-from ..const import DOMAIN, LOGGER
-
-SAVE_INTERVAL: Final = timedelta(minutes=5)
+from ..const import DOMAIN
+from ..storage.spool import Spool
 
 _STORAGE_VERSION: Final = 1
 # 2: one name per figure (the five spellings of version 1 renamed, see _RENAMED_IN_2).
@@ -45,6 +46,12 @@ class PipelineStats:
     """Points InfluxDB refused, set aside in the quarantine (writer)."""
     points_dropped_spool_full: int = 0
     """Points deleted from the spool to stay within its size limit, oldest first."""
+    points_dropped_memory_full: int = 0
+    """Points dropped from memory, oldest first, while the spool could not take them."""
+    points_dropped_at_stop: int = 0
+    """Points neither InfluxDB nor the spool could take when the pipeline stopped."""
+    points_dropped_unquarantined: int = 0
+    """Points InfluxDB refused that could not be set aside in the quarantine."""
     points_dropped_acknowledged: int = 0
     """Of the points dropped, those the user has acknowledged in the repair issue."""
     non_finite_values_skipped: int = 0
@@ -63,7 +70,12 @@ class PipelineStats:
     @property
     def points_dropped(self) -> int:
         """Points lost for good; quarantined points are not: they can be replayed."""
-        return self.points_dropped_spool_full
+        return (
+            self.points_dropped_spool_full
+            + self.points_dropped_memory_full
+            + self.points_dropped_at_stop
+            + self.points_dropped_unquarantined
+        )
 
     @property
     def points_dropped_unacknowledged(self) -> int:
@@ -72,45 +84,58 @@ class PipelineStats:
 
 
 class StatsStore:
-    """The `.storage` file of an entry's totals."""
+    """Where an entry's totals are kept: in its spool, saved with each durable step.
 
-    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
-        """Keep the totals of the entry `entry_id`."""
-        self._store: Store[dict[str, Any]] = _StatsFile(
-            hass,
-            _STORAGE_VERSION,
-            f"{DOMAIN}.{entry_id}.counters",
-            minor_version=_STORAGE_MINOR_VERSION,
-        )
+    Versions before 0.2 kept them in `.storage`: that file is read once, if the spool
+    has none yet, and removed once they are in the spool.
+    """
+
+    def __init__(self, hass: HomeAssistant, entry_id: str, spool: Spool) -> None:
+        """Keep the totals of the entry `entry_id` in its `spool`."""
+        self._spool = spool
+        self._legacy = legacy_store(hass, entry_id)
 
     async def async_load(self) -> PipelineStats:
         """Read the totals of earlier runs; what is missing or unreadable starts at 0."""
-        stored = await self._store.async_load() or {}
-        stats = PipelineStats()
-        for field in fields(PipelineStats):
-            value = stored.get(field.name)
-            if field.name == "last_write":
-                stats.last_write = (
-                    dt_util.parse_datetime(value) if isinstance(value, str) else None
-                )
-            elif isinstance(value, int):
-                setattr(stats, field.name, value)
-        return stats
+        stored = await self._spool.stats()
+        if stored is None and (legacy := await self._legacy.async_load()) is not None:
+            stored = legacy
+            await self._spool.save_state({}, legacy)
+            await self._legacy.async_remove()
+        return stats_from_dict(stored or {})
 
-    async def async_save(self, stats: PipelineStats) -> None:
-        """Save the totals; never raises (a failed save is logged)."""
-        data = asdict(stats)
-        data["last_write"] = (
-            None if stats.last_write is None else stats.last_write.isoformat()
-        )
-        try:
-            await self._store.async_save(data)
-        except OSError as err:  # pragma: no cover - a full or read-only disk
-            LOGGER.warning("Could not save the counters: %s", err)
 
-    async def async_remove(self) -> None:
-        """Delete the file: the config entry is gone."""
-        await self._store.async_remove()
+def stats_from_dict(stored: Mapping[str, Any]) -> PipelineStats:
+    """Read stats as stats_to_dict wrote them; what is missing or unreadable is 0."""
+    stats = PipelineStats()
+    for field in fields(PipelineStats):
+        value = stored.get(field.name)
+        if field.name == "last_write":
+            stats.last_write = (
+                dt_util.parse_datetime(value) if isinstance(value, str) else None
+            )
+        elif isinstance(value, int):
+            setattr(stats, field.name, value)
+    return stats
+
+
+def stats_to_dict(stats: PipelineStats) -> dict[str, Any]:
+    """Every figure under its name, as JSON can hold it."""
+    data = asdict(stats)
+    data["last_write"] = (
+        None if stats.last_write is None else stats.last_write.isoformat()
+    )
+    return data
+
+
+def legacy_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    """Where versions before 0.2 kept the totals: read once, removed with the entry."""
+    return _StatsFile(
+        hass,
+        _STORAGE_VERSION,
+        f"{DOMAIN}.{entry_id}.counters",
+        minor_version=_STORAGE_MINOR_VERSION,
+    )
 
 
 class _StatsFile(Store[dict[str, Any]]):

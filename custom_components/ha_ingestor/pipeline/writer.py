@@ -9,6 +9,7 @@ import time
 
 from homeassistant.util import dt as dt_util
 
+from ..const import LOGGER
 from ..influxdb.client import InfluxClient
 from ..influxdb.errors import InfluxError, InfluxWriteRejectedError
 from .stats import PipelineStats
@@ -74,8 +75,9 @@ class PointWriter:
     async def write(self, lines: list[str]) -> None:
         """Write `lines`, isolating any the server refuses."""
         started = time.monotonic()
+        body = "\n".join(lines).encode()
         try:
-            await self._client.write("\n".join(lines).encode())
+            await self._client.write(body)
         except InfluxError as err:
             self._remember(err)
             if not isinstance(err, InfluxWriteRejectedError):
@@ -90,9 +92,15 @@ class PointWriter:
             await self.write(lines[:middle])
             await self.write(lines[middle:])
             return
-        self.last_latency = time.monotonic() - started
+        self.last_latency = latency = time.monotonic() - started
         self._stats.last_write = dt_util.utcnow()
         self._stats.points_written += len(lines)
+        LOGGER.debug(
+            "Wrote %d points (%d bytes) in %.0f ms",
+            len(lines),
+            len(body),
+            latency * 1000,
+        )
 
     def _remember(self, err: InfluxError) -> None:
         key = (type(err).__name__, str(err))

@@ -17,7 +17,7 @@ point twice is harmless: InfluxDB keeps one point per series and timestamp.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 import functools
@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 import sqlite3
 import time
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
 import aiosqlite
 
@@ -43,6 +43,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " line TEXT NOT NULL,"
         " error TEXT NOT NULL,"
         " added_at REAL NOT NULL)",  # seconds since the epoch
+    ),
+    (
+        # The fingerprint of each entity's last state whose point is durable: in the
+        # spool or written. A restart skips an entity's first state if it matches.
+        "CREATE TABLE last_states ("
+        " entity_id TEXT PRIMARY KEY NOT NULL,"
+        " fingerprint TEXT NOT NULL) WITHOUT ROWID",
+        # The pipeline's totals, one JSON row, saved with each durable step.
+        "CREATE TABLE stats (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL)",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -71,6 +80,13 @@ class QuarantinedPoint(NamedTuple):
     line: str
     error: str
     added_at: datetime
+
+
+class Appended(NamedTuple):
+    """What append did: the ids the lines got, and the oldest points dropped for room."""
+
+    ids: range
+    dropped: int
 
 
 class Released(NamedTuple):
@@ -187,15 +203,69 @@ class Spool:
         """Points in quarantine."""
         return self._counters.quarantined
 
-    async def append(self, lines: Sequence[str]) -> int:
+    async def append(
+        self,
+        lines: Sequence[str],
+        *,
+        last_states: Mapping[str, str] | None = None,
+        stats: Mapping[str, Any] | None = None,
+    ) -> Appended:
         """Store `lines` after the points already waiting, in one transaction.
 
         Where they would take the spool past `max_bytes`, the oldest points (the new
-        lines' own first ones if need be) are deleted to make room. Returns how many.
+        lines' own first ones if need be) are deleted to make room. The entities'
+        last states and the stats, if given, are saved in the same transaction: a
+        crash keeps both or neither.
         """
-        if not lines:
+
+        async def body(db: aiosqlite.Connection, counters: _Counters) -> Appended:
+            appended = (
+                await self._store(lines, db, counters)
+                if lines
+                else Appended(range(0), 0)
+            )
+            await _save_state(db, last_states, stats)
+            return appended
+
+        return await self._transaction(body)
+
+    async def save_state(
+        self, last_states: Mapping[str, str], stats: Mapping[str, Any] | None
+    ) -> None:
+        """Save the entities' last states (fingerprints) and the stats, in one transaction."""
+
+        async def body(db: aiosqlite.Connection, _counters: _Counters) -> None:
+            await _save_state(db, last_states, stats)
+
+        await self._transaction(body)
+
+    async def last_states(self) -> dict[str, str]:
+        """Return the fingerprint of each entity's last durable state."""
+        rows = await self._read("SELECT entity_id, fingerprint FROM last_states", ())
+        return {str(entity_id): str(fingerprint) for entity_id, fingerprint in rows}
+
+    async def stats(self) -> dict[str, Any] | None:
+        """Return the stats last saved; None if none were."""
+        rows = list(await self._read("SELECT data FROM stats WHERE id = 1", ()))
+        if not rows:
+            return None
+        data = json.loads(rows[0][0])
+        return data if isinstance(data, dict) else None
+
+    async def remove_ids(self, ids: range) -> int:
+        """Delete the points with these ids that are still waiting; returns how many.
+
+        For a copy stored while its write was slow, once that write has succeeded.
+        """
+        if not ids:
             return 0
-        return await self._transaction(functools.partial(self._store, lines))
+
+        async def body(db: aiosqlite.Connection, counters: _Counters) -> int:
+            return await self._remove_where(
+                db, counters, "id BETWEEN ? AND ?", (ids.start, ids.stop - 1)
+            )
+
+        return await self._transaction(body)
 
     async def oldest(self, limit: int) -> list[tuple[int, str]]:
         """Return the `limit` oldest points, oldest first, as (id, line)."""
@@ -267,14 +337,14 @@ class Spool:
                 (selected,),
             )
             counters.quarantined -= len(lines)
-            dropped = await self._store(lines, db, counters) if lines else 0
+            dropped = (await self._store(lines, db, counters)).dropped if lines else 0
             return Released(len(lines), dropped)
 
         return await self._transaction(body)
 
     async def _store(
         self, lines: Sequence[str], db: aiosqlite.Connection, counters: _Counters
-    ) -> int:
+    ) -> Appended:
         """Append `lines`, then delete the oldest points beyond `max_bytes`.
 
         Within the transaction, so no reader sees the spool past its cap. The sizes are
@@ -291,8 +361,8 @@ class Spool:
         )
         # Under the write lock, one transaction's new ids follow each other: the
         # `len(lines)` highest are these lines.
-        ((added_bytes,),) = await db.execute_fetchall(
-            "SELECT sum(length(CAST(line AS BLOB))) FROM points"
+        ((newest, added_bytes),) = await db.execute_fetchall(
+            "SELECT max(id), sum(length(CAST(line AS BLOB))) FROM points"
             " WHERE id > (SELECT max(id) FROM points) - ?",
             (len(lines),),
         )
@@ -305,7 +375,7 @@ class Spool:
             counters.size_bytes -= freed
         if dropped or counters.oldest_time is None:
             counters.oldest_time = await _oldest_time(db)
-        return dropped
+        return Appended(range(newest - len(lines) + 1, newest + 1), dropped)
 
     async def _delete_oldest(
         self, db: aiosqlite.Connection, excess: int
@@ -333,14 +403,21 @@ class Spool:
     async def _remove(
         self, last_id: int, db: aiosqlite.Connection, counters: _Counters
     ) -> int:
-        rows = await db.execute_fetchall(
-            "SELECT count(*), coalesce(sum(length(CAST(line AS BLOB))), 0) FROM points"
-            " WHERE id <= ?",
-            (last_id,),
-        )
+        return await self._remove_where(db, counters, "id <= ?", (last_id,))
+
+    async def _remove_where(
+        self,
+        db: aiosqlite.Connection,
+        counters: _Counters,
+        where: str,
+        parameters: tuple[int, ...],
+    ) -> int:
+        """Delete the points `where` selects (one of ours, never input), keep count."""
+        counted = f"SELECT count(*), coalesce(sum(length(CAST(line AS BLOB))), 0) FROM points WHERE {where}"  # noqa: S608
+        rows = await db.execute_fetchall(counted, parameters)
         ((removed, size),) = rows
         if removed:
-            await db.execute("DELETE FROM points WHERE id <= ?", (last_id,))
+            await db.execute(f"DELETE FROM points WHERE {where}", parameters)  # noqa: S608
             counters.count -= removed
             counters.size_bytes -= size
             counters.oldest_time = await _oldest_time(db)
@@ -423,6 +500,25 @@ async def _prepare(db: aiosqlite.Connection, path: Path) -> None:
         # PRAGMA takes no parameters; the value is our own integer constant.
         await migrate(
             db, _MIGRATIONS, version, [f"PRAGMA user_version = {SCHEMA_VERSION:d}"]
+        )
+
+
+async def _save_state(
+    db: aiosqlite.Connection,
+    last_states: Mapping[str, str] | None,
+    stats: Mapping[str, Any] | None,
+) -> None:
+    if last_states:
+        await db.executemany(
+            "INSERT INTO last_states (entity_id, fingerprint) VALUES (?, ?)"
+            " ON CONFLICT (entity_id) DO UPDATE SET fingerprint = excluded.fingerprint",
+            last_states.items(),
+        )
+    if stats is not None:
+        await db.execute(
+            "INSERT INTO stats (id, data) VALUES (1, ?)"
+            " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            (json.dumps(stats),),
         )
 
 
