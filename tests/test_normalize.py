@@ -1039,10 +1039,15 @@ def test_core_constants_are_cores(core_influxdb: ModuleType) -> None:
     assert numbers == normalize._STATE_NUMBERS
 
 
+# Our measurement rule, by core's name for it (docs/schema.md); the others are the same.
+_CORE_RULE_NAMES = {MEASUREMENT_DOMAIN_DEVICE_CLASS: "domain__device_class"}
+
+
 def _core_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Core's configuration for our options: docs/schema.md's table."""
+    rule = options.get(CONF_MEASUREMENT_RULE, MEASUREMENT_UNIT)
     return _CORE_DEFAULT_OPTIONS | {
-        "measurement_attr": options.get(CONF_MEASUREMENT_RULE, MEASUREMENT_UNIT),
+        "measurement_attr": _CORE_RULE_NAMES.get(rule, rule),
         "override_measurement": options.get(CONF_MEASUREMENT_OVERRIDE) or None,
         "tags": dict(options.get(CONF_GLOBAL_TAGS, {})),
         "ignore_attributes": list(options.get(CONF_IGNORE_ATTRIBUTES, [])),
@@ -1101,7 +1106,10 @@ def _core_point(
         assert point is not None
     if not _kept(point["measurement"]):
         # As if the attribute the measurement was read from were missing.
-        by_domain = config["measurement_attr"] == MEASUREMENT_DOMAIN_DEVICE_CLASS
+        by_domain = (
+            config["measurement_attr"]
+            == _CORE_RULE_NAMES[MEASUREMENT_DOMAIN_DEVICE_CLASS]
+        )
         config["override_measurement"] = state.domain if by_domain else state.entity_id
         point = convert()
         assert point is not None

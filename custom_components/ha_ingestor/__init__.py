@@ -16,6 +16,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import (
     CONF_GZIP,
+    CONF_MEASUREMENT_RULE,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
     CONF_SPOOL_MAX_MB,
@@ -24,6 +25,7 @@ from .const import (
     DEFAULT_SPOOL_MAX_MB,
     DOMAIN,
     LOGGER,
+    MEASUREMENT_DOMAIN_DEVICE_CLASS,
 )
 from .coordinator import (
     SAVE_INTERVAL,
@@ -54,6 +56,25 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 def _spool_path(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> Path:
     return Path(hass.config.path(STORAGE_DIR, f"{DOMAIN}.{entry.entry_id}.spool"))
+
+
+async def async_migrate_entry(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry
+) -> bool:
+    """Bring an entry saved by an earlier version up to this one (1.2).
+
+    An entry of a later major version, saved by a newer HA Ingestor, is not loaded.
+    """
+    if entry.version > 1:
+        return False
+    if (entry.version, entry.minor_version) < (1, 2):
+        # 1.2: the measurement rule core calls domain__device_class is stored as
+        # domain_device_class, a name a translation key may have.
+        options = dict(entry.options)
+        if options.get(CONF_MEASUREMENT_RULE) == "domain__device_class":
+            options[CONF_MEASUREMENT_RULE] = MEASUREMENT_DOMAIN_DEVICE_CLASS
+        hass.config_entries.async_update_entry(entry, options=options, minor_version=2)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> bool:

@@ -110,7 +110,8 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a connection to one InfluxDB database or bucket."""
 
     VERSION = 1
-    MINOR_VERSION = 1
+    # 1.2: the measurement rule domain__device_class became domain_device_class.
+    MINOR_VERSION = 2
 
     def __init__(self) -> None:
         """Keep the tested connection while the mirror step is shown."""
