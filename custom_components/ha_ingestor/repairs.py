@@ -33,8 +33,8 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
-import probatio
 
+from .compat import vol
 from .const import DOMAIN, LOGGER
 from .influx_client import InfluxAuthError, InfluxNotFoundError
 from .models import HaIngestorConfigEntry
@@ -374,7 +374,7 @@ class EntryRepairFlow(RepairsFlow):
                 return self.async_create_entry(data={})
         return self.async_show_form(
             step_id="confirm",
-            data_schema=probatio.Schema({}),
+            data_schema=vol.Schema({}),
             description_placeholders=placeholders,
             errors=errors,
         )

@@ -15,8 +15,8 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry
-import probatio
 
+from .compat import vol
 from .const import DOMAIN
 from .models import HaIngestorConfigEntry
 from .spool import SpoolError
@@ -25,7 +25,7 @@ SERVICE_FLUSH = "flush"
 SERVICE_REPLAY_QUARANTINE = "replay_quarantine"
 
 # Without a config entry: the only one there is.
-SCHEMA = probatio.Schema({probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 
 # Quarantined points are released this many at a time.
 _RELEASE_CHUNK = 1000
