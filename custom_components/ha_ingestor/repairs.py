@@ -22,10 +22,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 import math
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow
-from homeassistant.components.repairs.models import RepairsFlowResult
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_URL
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -40,6 +39,10 @@ from .influx_client import InfluxAuthError, InfluxNotFoundError
 from .models import HaIngestorConfigEntry
 from .services import async_replay_quarantine
 from .spool import QuarantinedPoint, SpoolError
+
+if TYPE_CHECKING:
+    # From 2026.6; only a type (before, the flow's steps return a FlowResult).
+    from homeassistant.components.repairs.models import RepairsFlowResult
 
 CHECK_INTERVAL: Final = timedelta(seconds=30)
 UNREACHABLE_AFTER: Final = timedelta(minutes=5)
