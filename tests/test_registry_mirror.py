@@ -19,6 +19,7 @@ import struct
 import time
 from typing import Any
 
+import attr
 from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE, EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import (
@@ -37,6 +38,7 @@ from custom_components.ha_ingestor.registry_mirror import RegistryMirror
 from custom_components.ha_ingestor.registry_mirror_schema import (
     APPLICATION_ID,
     SCHEMA_VERSION,
+    device_rows,
 )
 
 ENTRY_ID = "mirror_entry"
@@ -471,6 +473,24 @@ async def test_start_mirrors_every_registry(
         assert issue(hass) is None
     finally:
         await mirror.async_stop()
+
+
+async def test_a_composite_device_id_has_no_row(
+    hass: HomeAssistant, config_entry_id: str
+) -> None:
+    """A device shared by two entries was split in 2026.8; its id has no row.
+
+    The registry makes a composite up for that id from the parts, which have rows.
+    """
+    registry = dr.async_get(hass)
+    part = registry.async_get_or_create(
+        config_entry_id=config_entry_id, identifiers={("demo", "part")}, name="Part"
+    )
+    # A part as the split leaves it, referring to the id the shared device had.
+    registry._devices[part.id] = attr.evolve(part, composite_device_id="shared")
+    assert registry.async_get("shared") is not None
+    assert list(device_rows(hass, ["shared", part.id])) == [part.id]
+    assert list(device_rows(hass, None)) == [part.id]
 
 
 async def test_live_changes_to_every_registry(

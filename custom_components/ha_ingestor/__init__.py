@@ -202,11 +202,9 @@ async def _async_refresh_server(
         return
     data.server = server
     registry = dr.async_get(hass)
-    device = registry.async_get_device_by_identifier(
-        (DOMAIN, entry.entry_id), entry.entry_id
-    )
-    if device is not None and device.sw_version != server.version:
-        registry.async_update_device(device.id, sw_version=server.version)
+    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        if device.sw_version != server.version:
+            registry.async_update_device(device.id, sw_version=server.version)
     data.coordinator.async_update_now()
 
 
