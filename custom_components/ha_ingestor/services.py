@@ -12,7 +12,7 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry
 
@@ -93,9 +93,23 @@ async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any
 
 def _loaded_entry(hass: HomeAssistant, call: ServiceCall) -> HaIngestorConfigEntry:
     """Return the call's entry (or the only one); ServiceValidationError if not loaded."""
-    entry: HaIngestorConfigEntry = async_get_config_entry(
-        hass, DOMAIN, call.data.get(ATTR_CONFIG_ENTRY_ID)
-    )
+    if (entry_id := call.data.get(ATTR_CONFIG_ENTRY_ID)) is None:
+        # (async_get_config_entry looks for the only one itself from 2026.7 on.)
+        entries = hass.config_entries.async_entries(
+            DOMAIN, include_ignore=False, include_disabled=False
+        )
+        if not entries:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="no_entry"
+            )
+        if len(entries) > 1:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="choose_entry",
+                translation_placeholders={"count": str(len(entries))},
+            )
+        entry_id = entries[0].entry_id
+    entry: HaIngestorConfigEntry = async_get_config_entry(hass, DOMAIN, entry_id)
     return entry
 
 
