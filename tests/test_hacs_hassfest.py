@@ -208,6 +208,18 @@ def test_hacs_json() -> None:
         assert (ROOT / "README.md").is_file()
 
 
+def test_the_oldest_release_hacs_names_is_tested() -> None:
+    """tests/e2e/test_releases.py runs a patch of it, and nothing older."""
+    minimum = AwesomeVersion(_json(ROOT / "hacs.json")["homeassistant"])
+    releases = sorted(
+        AwesomeVersion(path.stem)
+        for path in (ROOT / "tests" / "e2e" / "releases").glob("*.txt")
+    )
+    assert releases, "no release to run the smoke tests on"
+    assert (releases[0].major, releases[0].minor) == (minimum.major, minimum.minor)
+    assert releases[0] >= minimum
+
+
 def test_repository_holds_one_integration() -> None:
     """HACS installs the single folder under custom_components/."""
     folders = [p.name for p in (ROOT / "custom_components").iterdir() if p.is_dir()]
@@ -415,6 +427,9 @@ def test_every_language_has_the_keys_and_placeholders_of_strings_json(
         if _placeholders(text) != _placeholders(source[path])
     }
     assert not different, f"placeholders differ from strings.json: {different}"
+    # hassfest: a placeholder in single quotes is refused.
+    quoted = [".".join(p) for p, text in texts.items() if re.search(r"'\{\w+\}'", text)]
+    assert not quoted, f"placeholders in single quotes: {quoted}"
     if language != "en":
         kept = SAME_AS_ENGLISH.get(language, frozenset())
         left = _left_in_english(texts, source, kept)
