@@ -8,7 +8,7 @@
   uses (exception, issue, selector and entity keys, and the config and options flows'
   steps, menus, errors, aborts and field labels), found by reading the code; every key
   one hassfest accepts; every language with the keys and placeholders of strings.json,
-  and none left in English;
+  texts hassfest takes, and none left in English;
 - services.yaml: present exactly when the code registers actions, listing those, each
   named and described;
 - quality_scale.yaml: only real rule names and statuses, and "done" where it says so.
@@ -23,6 +23,7 @@ import importlib
 import json
 from pathlib import Path
 import re
+import string
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
@@ -383,6 +384,51 @@ _NOT_WORDS = re.compile(r"\{\w+\}|https?://\S+|\S+/\S+|\b\d+\.x\b")
 SAME_AS_ENGLISH: dict[str, frozenset[str]] = {}
 
 
+# What hassfest refuses in a text (besides placeholders that are not identifiers).
+_REFUSED_IN_TEXTS = [
+    (re.compile(r"^\s|\s$"), "spaces at the start or the end"),
+    (re.compile(r"<[a-z][^>]*>", re.IGNORECASE), "HTML"),
+    (re.compile(r"'\{\w+\}'"), "a placeholder in single quotes"),
+    # A web address with a domain name belongs in a placeholder (localhost may stay).
+    (
+        re.compile(r"(\b[a-z0-9]+://|\bwww\.)[\w-]+(\.[\w-]+)*\.[a-z]{2,5}\b", re.I),
+        "a web address",
+    ),
+]
+
+
+def _hassfest_text_error(text: str) -> str | None:
+    """Why hassfest refuses `text` as a translation, or None."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(text) if name]
+    except ValueError:
+        return "a brace that opens or closes no placeholder"
+    if not all(name.isidentifier() for name in fields):
+        return "a placeholder that is not a Python identifier"
+    return next(
+        (why for pattern, why in _REFUSED_IN_TEXTS if pattern.search(text)), None
+    )
+
+
+def test_hassfest_text_rules_refuse_what_hassfest_refuses() -> None:
+    """The rules hassfest applies to each text, on texts it takes and refuses."""
+    for good in (
+        "Could not reach InfluxDB at {url}: {error}",
+        "for example http://localhost:8086 or http://a0d7b954-influxdb:8086",
+        "Domain and device class, e.g. sensor__temperature",
+    ):
+        assert _hassfest_text_error(good) is None, good
+    for bad in (
+        " Leading space",
+        "Press <b>Submit</b>",
+        "The '{title}' entry",
+        "Broken {placeholder",
+        "See https://docs.example.com/influxdb",
+        "See www.influxdata.com",
+    ):
+        assert _hassfest_text_error(bad) is not None, bad
+
+
 def _placeholders(text: str) -> set[str]:
     return set(re.findall(r"\{(\w+)\}", text))
 
@@ -427,9 +473,12 @@ def test_every_language_has_the_keys_and_placeholders_of_strings_json(
         if _placeholders(text) != _placeholders(source[path])
     }
     assert not different, f"placeholders differ from strings.json: {different}"
-    # hassfest: a placeholder in single quotes is refused.
-    quoted = [".".join(p) for p, text in texts.items() if re.search(r"'\{\w+\}'", text)]
-    assert not quoted, f"placeholders in single quotes: {quoted}"
+    refused = {
+        ".".join(path): error
+        for path, text in texts.items()
+        if (error := _hassfest_text_error(text)) is not None
+    }
+    assert not refused, refused
     if language != "en":
         kept = SAME_AS_ENGLISH.get(language, frozenset())
         left = _left_in_english(texts, source, kept)
