@@ -128,11 +128,13 @@ else
 fi
 _run() { (cd "$REPO" && exec "${_PY_PREFIX[@]}" "$@"); }
 
+# _ensure_venv VENV REQUIREMENTS: make the virtualenv VENV (once) and install the file
+# REQUIREMENTS (a path in the repository) into it whenever that file has changed.
 _ensure_venv() {
-  local stamp="$VENV/.requirements.sha256" want
-  want=$(sha256sum <"$REPO/requirements_test.txt" | cut -d' ' -f1)
+  local venv=$1 requirements=$2 stamp="$1/.requirements.sha256" want
+  want=$(sha256sum <"$REPO/$requirements" | cut -d' ' -f1)
   # Fast path, no lock: the venv is there and up to date.
-  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && _run test -x "$VENV/bin/python"; then
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && _run test -x "$venv/bin/python"; then
     return 0
   fi
   # One installer at a time (scripts may run side by side); the lock lives in the
@@ -142,22 +144,33 @@ _ensure_venv() {
     flock 8
     # The venv's python links to an interpreter that may exist only inside the root:
     # test it where it runs.
-    if ! _run test -x "$VENV/bin/python"; then
-      _log "creating virtualenv $VENV"
-      _run "$PYTHON_FOR_VENV" -m venv "$VENV"
+    if ! _run test -x "$venv/bin/python"; then
+      _log "creating virtualenv $venv"
+      _run "$PYTHON_FOR_VENV" -m venv "$venv"
     fi
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-      _log "installing requirements_test.txt into $VENV"
-      _run python -m pip install -q --upgrade pip
-      _run python -m pip install -q -r requirements_test.txt
+      _log "installing $requirements into $venv"
+      _run "$venv/bin/python" -m pip install -q --upgrade pip
+      _run "$venv/bin/python" -m pip install -q -r "$requirements"
       echo "$want" >"$stamp"
     fi
   ) 8>"$REPO/.data/.venv.lock"
 }
 
+# ensure_release_venvs: the virtualenvs of the other Home Assistant releases HA Ingestor is
+# tested on (tests/e2e/test_releases.py): one per requirements file in tests/e2e/releases/,
+# named after the project's own (.venv-py314-ha-2026.3.4, say), made once, kept up to date.
+ensure_release_venvs() {
+  local requirements
+  for requirements in "$REPO"/tests/e2e/releases/*.txt; do
+    requirements=${requirements#"$REPO/"}
+    _ensure_venv "$VENV-ha-$(basename "$requirements" .txt)" "$requirements"
+  done
+}
+
 # in_python CMD...: run CMD in the repository with the venv on PATH (in the root if needed).
 in_python() {
-  _ensure_venv
+  _ensure_venv "$VENV" requirements_test.txt
   _run "$@"
 }
 
@@ -172,7 +185,7 @@ in_python_exec() {
     setsid=(setsid)
     shift
   fi
-  _ensure_venv
+  _ensure_venv "$VENV" requirements_test.txt
   cd "$REPO"
   exec "${setsid[@]}" "${_PY_PREFIX[@]}" "$@"
 }

@@ -19,8 +19,8 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
-import probatio
 
+from .compat import vol
 from .const import (
     API_V1,
     API_V2,
@@ -53,34 +53,34 @@ _PASSWORD = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
 )
 
-STEP_INFLUXDB_V1_SCHEMA = probatio.Schema(
+STEP_INFLUXDB_V1_SCHEMA = vol.Schema(
     {
-        probatio.Required(CONF_URL, default=DEFAULT_URL): _URL,
-        probatio.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
-        probatio.Optional(CONF_RETENTION_POLICY): _TEXT,
-        probatio.Optional(CONF_USERNAME): _USERNAME,
-        probatio.Optional(CONF_PASSWORD): _PASSWORD,
-        probatio.Required(CONF_VERIFY_SSL, default=True): bool,
+        vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
+        vol.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
+        vol.Optional(CONF_RETENTION_POLICY): _TEXT,
+        vol.Optional(CONF_USERNAME): _USERNAME,
+        vol.Optional(CONF_PASSWORD): _PASSWORD,
+        vol.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
-STEP_INFLUXDB_V2_SCHEMA = probatio.Schema(
+STEP_INFLUXDB_V2_SCHEMA = vol.Schema(
     {
-        probatio.Required(CONF_URL, default=DEFAULT_URL): _URL,
-        probatio.Required(CONF_TOKEN): _PASSWORD,
-        probatio.Required(CONF_ORGANIZATION): _TEXT,
-        probatio.Required(CONF_BUCKET): _TEXT,
-        probatio.Required(CONF_VERIFY_SSL, default=True): bool,
+        vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
+        vol.Required(CONF_TOKEN): _PASSWORD,
+        vol.Required(CONF_ORGANIZATION): _TEXT,
+        vol.Required(CONF_BUCKET): _TEXT,
+        vol.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
 _CONNECTION_SCHEMAS = {API_V1: STEP_INFLUXDB_V1_SCHEMA, API_V2: STEP_INFLUXDB_V2_SCHEMA}
 _CREDENTIALS_SCHEMAS = {
-    API_V1: probatio.Schema(
+    API_V1: vol.Schema(
         {
-            probatio.Optional(CONF_USERNAME): _USERNAME,
-            probatio.Optional(CONF_PASSWORD): _PASSWORD,
+            vol.Optional(CONF_USERNAME): _USERNAME,
+            vol.Optional(CONF_PASSWORD): _PASSWORD,
         }
     ),
-    API_V2: probatio.Schema({probatio.Required(CONF_TOKEN): _PASSWORD}),
+    API_V2: vol.Schema({vol.Required(CONF_TOKEN): _PASSWORD}),
 }
 # Optional 1.x fields are stored empty rather than missing.
 _V1_OPTIONAL_DEFAULTS = {
@@ -94,7 +94,8 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a connection to one InfluxDB database or bucket."""
 
     VERSION = 1
-    MINOR_VERSION = 1
+    # 1.2: the measurement rule domain__device_class became domain_device_class.
+    MINOR_VERSION = 2
 
     def __init__(self) -> None:
         """Keep the tested connection while the mirror step is shown."""

@@ -47,7 +47,9 @@ PRESET_CORE_COMPATIBLE: Final = "core_compatible"
 PRESET_RICH: Final = "rich"
 CONF_MEASUREMENT_RULE: Final = "measurement_rule"
 MEASUREMENT_UNIT: Final = "unit_of_measurement"
-MEASUREMENT_DOMAIN_DEVICE_CLASS: Final = "domain__device_class"
+# Core's domain__device_class: a select option is a translation key, which may not hold
+# two underscores in a row. Entries of version 1.1 stored core's name (async_migrate_entry).
+MEASUREMENT_DOMAIN_DEVICE_CLASS: Final = "domain_device_class"
 MEASUREMENT_DEVICE_CLASS: Final = "device_class"
 MEASUREMENT_ENTITY_ID: Final = "entity_id"
 CONF_MEASUREMENT_OVERRIDE: Final = "measurement_override"

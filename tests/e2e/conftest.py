@@ -38,11 +38,16 @@ from tests.influxdb_v1_server import (
     sockets_allowed,
 )
 
-from .home_assistant import DATABASE, DOMAIN, REPO, HomeAssistantProcess, wait_for
+from .home_assistant import (
+    DATABASE,
+    DOMAIN,
+    HA_START_TIMEOUT,
+    REPO,
+    HomeAssistantProcess,
+    wait_for,
+)
 from .ui import UI_TIMEOUT_MS, HomeAssistantUI, Screenshots
 
-# Home Assistant answers within seconds on a warm machine; a cold one compiles first.
-HA_START_TIMEOUT = 240
 SCREENSHOTS = Path(
     os.environ.get("HA_INGESTOR_SCREENSHOTS", REPO / "e2e-screenshots")
 ).resolve()

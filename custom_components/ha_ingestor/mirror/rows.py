@@ -18,6 +18,7 @@ from homeassistant.helpers import (
     label_registry as lr,
 )
 
+from ..compat import all_devices, device_config_entry, stored_device
 from .schema import AREAS, DEVICES, ENTITIES, FLOORS, LABELS, Mirrored, Row, Table
 
 
@@ -111,24 +112,20 @@ def device_rows(hass: HomeAssistant, keys: Iterable[str] | None) -> dict[str, Mi
     Child devices (parts of a parent device) are rows too, with `parent_device_id`
     set and no manufacturer, model or versions of their own.
     """
-    registry = dr.async_get(hass)
     devices: Iterable[dr.AnyDeviceEntry]
     if keys is None:
-        devices = [*registry.devices, *registry.child_devices]
+        devices = all_devices(hass)
     else:
         # A composite device id (of a device split in Home Assistant 2026) names no
         # device of its own: its parts are mirrored under their own ids.
-        devices = filter(
-            None,
-            (registry.async_get(key, include_composite_devices=False) for key in keys),
-        )
+        devices = filter(None, (stored_device(hass, key) for key in keys))
     return {device.id: _device_row(device) for device in devices}
 
 
 def _device_row(device: dr.AnyDeviceEntry) -> Mirrored:
     # A child device is a part of its parent: the hardware is the parent's.
     hardware: Row
-    if isinstance(device, dr.ChildDeviceEntry):
+    if not isinstance(device, dr.DeviceEntry):
         parent_device_id: str | None = device.parent_device_id
         hardware = (None,) * 8
     else:
@@ -152,8 +149,7 @@ def _device_row(device: dr.AnyDeviceEntry) -> Mirrored:
             *hardware,
             device.area_id,
             _text(device.disabled_by),
-            device.config_entry_id,
-            device.config_subentry_id,
+            *device_config_entry(device),
             _time(device.created_at),
             _time(device.modified_at),
         ),
