@@ -746,3 +746,36 @@ async def test_v2_organization_by_id(
     result = await _without_mirror(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_ORGANIZATION] == influxdb_v2.org_id
+
+
+async def test_v2_reauth_and_reconfigure(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A 2.x entry takes a new token, and its organization given by ID instead."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="ha",
+        unique_id=f"{influxdb_v2.url}/home/ha",
+        data=v2_entry_data(influxdb_v2) | {CONF_TOKEN: "revoked"},
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "still-revoked"}
+    )
+    assert result["errors"] == {CONF_TOKEN: "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: v2_entry_data(influxdb_v2)[CONF_TOKEN]}
+    )
+    assert result["reason"] == "reauth_successful"
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _v2_input(influxdb_v2, bucket="missing")
+    )
+    assert result["errors"] == {CONF_BUCKET: "bucket_not_found"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _v2_input(influxdb_v2, organization=influxdb_v2.org_id)
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.unique_id == f"{influxdb_v2.url}/{influxdb_v2.org_id}/ha"
