@@ -50,6 +50,9 @@ from custom_components.ha_ingestor.const import (
     CONF_RETENTION_POLICY,
     DOMAIN,
 )
+from custom_components.ha_ingestor.influxdb.client import InfluxClient
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
+from custom_components.ha_ingestor.pipeline.writer import PointWriter
 
 from .influxdb_v1_server import (
     ADMIN_PASSWORD,
@@ -107,6 +110,19 @@ def record_state_changes(hass: HomeAssistant) -> list[tuple[str, int]]:
 
     hass.bus.async_listen(EVENT_STATE_CHANGED, _record)
     return fired
+
+
+type Refused = list[tuple[list[str], str]]
+
+
+def point_writer(client: InfluxClient) -> tuple[PointWriter, Refused]:
+    """A PointWriter on `client`, and the list of what it sets apart, with the reason."""
+    refused: Refused = []
+
+    async def on_refused(lines: list[str], reason: str) -> None:
+        refused.append((lines, reason))
+
+    return PointWriter(client, PipelineStats(), on_refused), refused
 
 
 async def setup_entry(

@@ -297,7 +297,7 @@ class InfluxDBv3TestServer(HttpTestServer):
         )
 
     def _list_databases(self, request: web.Request, token: str | None) -> web.Response:
-        self._check_may_write(token)
+        self._refuse_read_only(token)
         if first_values(request).get("format") != "json":
             raise _RefusalError(400, "serde error: missing field `format`", text=True)
         return web.json_response([{"iox::database": name} for name in self.databases()])
@@ -320,7 +320,7 @@ class InfluxDBv3TestServer(HttpTestServer):
         try:
             write = _write_request(first_values(request), api)
             _check_database_name(write.database)
-            self._check_may_write(token)
+            self._refuse_read_only(token)
             text = self._read_body(body, encoding)
             return self._store(write, text)
         except _RefusalError as refusal:
@@ -328,7 +328,7 @@ class InfluxDBv3TestServer(HttpTestServer):
                 raise
             raise _v2_refusal(refusal) from None
 
-    def _check_may_write(self, token: str | None) -> None:
+    def _refuse_read_only(self, token: str | None) -> None:
         if token in self._read_only:
             raise _RefusalError(403, {"error": _FORBIDDEN})
 

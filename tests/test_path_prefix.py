@@ -24,10 +24,14 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 from custom_components.ha_ingestor.influxdb.connection import create_client
-from custom_components.ha_ingestor.pipeline.stats import PipelineStats
-from custom_components.ha_ingestor.pipeline.writer import PointWriter
 
-from .conftest import V3_DATABASE, v1_entry_data, v2_entry_data, v3_entry_data
+from .conftest import (
+    V3_DATABASE,
+    point_writer,
+    v1_entry_data,
+    v2_entry_data,
+    v3_entry_data,
+)
 from .influxdb_v1_server import InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
 from .influxdb_v3_server import InfluxDBv3TestServer
@@ -157,12 +161,7 @@ async def test_a_batch_over_the_proxys_limit_is_split(
         for i in range(20_000)
     ]
     assert len("\n".join(lines)) > 1 << 20
-    refused: list[list[str]] = []
-
-    async def on_refused(batch: list[str], reason: str) -> None:
-        refused.append(batch)
-
-    writer = PointWriter(create_client(hass, data), PipelineStats(), on_refused)
+    writer, refused = point_writer(create_client(hass, data))
     await writer.write(lines)
     counted = influxdb.rows('SELECT COUNT("value") FROM "big"', database)
     assert counted[0]["count"] == 20_000

@@ -43,8 +43,8 @@ POINTS: Final = 1000
 CONFLICTS: Final = 10
 TOKEN: Final = "apiv3_bench"  # noqa: S105 - the stand-in's, in this process only
 DATABASE: Final = "home"
-# The first conflict's place; the others follow every POINTS // CONFLICTS points.
-FIRST_CONFLICT: Final = 5
+# Where the conflicts are in the batch: every POINTS // CONFLICTS points from the 6th.
+CONFLICTING: Final = range(5, POINTS, POINTS // CONFLICTS)
 # The write endpoint of each path, for counting its requests.
 PATHS: Final = {
     "InfluxDB 3 native": "/api/v3/write_lp",
@@ -69,7 +69,7 @@ def batch() -> list[str]:
     start = 1_700_000_000_000_000
     return [
         f'W,domain=sensor,entity_id=power_{i % 10} value="{i}" {start + i}'
-        if i % (POINTS // CONFLICTS) == FIRST_CONFLICT
+        if i in CONFLICTING
         else f"W,domain=sensor,entity_id=power_{i % 10} value={i}.5 {start + i}"
         for i in range(POINTS)
     ]

@@ -22,10 +22,14 @@ from custom_components.ha_ingestor.influxdb.errors import (
     InfluxWriteRejectedError,
 )
 from custom_components.ha_ingestor.influxdb.v1 import InfluxV1Client
-from custom_components.ha_ingestor.pipeline.stats import PipelineStats
-from custom_components.ha_ingestor.pipeline.writer import PointWriter
 
-from ..conftest import V3_TOKEN, v1_entry_data, v2_entry_data, v3_entry_data
+from ..conftest import (
+    V3_TOKEN,
+    point_writer,
+    v1_entry_data,
+    v2_entry_data,
+    v3_entry_data,
+)
 from ..influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server
 from ..influxdb_v2_server import InfluxDBv2TestServer, RecordedBody
 from ..influxdb_v3_server import InfluxDBv3TestServer
@@ -67,19 +71,14 @@ async def test_gzip_refused_point_raises_write_rejected(
     with pytest.raises(InfluxWriteRejectedError, match="field type conflict"):
         await client.write(b'm value=1.0 1\nm value="text" 2')
 
-    refused: list[list[str]] = []
-
-    async def on_refused(lines: list[str], reason: str) -> None:
-        refused.append(lines)
-
-    writer = PointWriter(client, PipelineStats(), on_refused)
+    writer, refused = point_writer(client)
     lines = [f"n value={i}.5 {1_000_000 + i}" for i in range(10)]
     lines[3] = "n value= 1000003"
     await writer.write(lines)
 
     values = [row["value"] for row in influxdb.rows('SELECT * FROM "n"', database)]
     assert values == [i + 0.5 for i in range(10) if i != 3]
-    assert refused == [["n value= 1000003"]]
+    assert [group for group, _ in refused] == [["n value= 1000003"]]
 
 
 async def test_gzip_client_sends_batches_compressed(

@@ -17,26 +17,14 @@ from custom_components.ha_ingestor.influxdb.errors import (
     InfluxAuthError,
     InfluxNotFoundError,
 )
-from custom_components.ha_ingestor.pipeline.stats import PipelineStats
-from custom_components.ha_ingestor.pipeline.writer import PointWriter
+from scripts.bench_ha.refused_points import CONFLICTING, batch
 
-from ..conftest import V3_DATABASE, V3_TOKEN, v1_entry_data
+from ..conftest import V3_DATABASE, V3_TOKEN, point_writer, v1_entry_data
 from ..influxdb_v1_server import InfluxDBv1Server
 from ..influxdb_v3_server import InfluxDBv3TestServer
 from ..victoriametrics_server import VictoriaMetricsServer
 
 MICROS = 1_700_000_000_000_000
-
-
-def _writer(
-    hass: HomeAssistant, data: dict[str, Any]
-) -> tuple[PointWriter, list[list[str]]]:
-    refused: list[list[str]] = []
-
-    async def on_refused(lines: list[str], reason: str) -> None:
-        refused.append(lines)
-
-    return PointWriter(create_client(hass, data), PipelineStats(), on_refused), refused
 
 
 @pytest.mark.parametrize(
@@ -75,19 +63,13 @@ async def test_influxdb_3_through_the_1x_endpoint(
     with pytest.raises(InfluxAuthError):
         await create_client(hass, data | {CONF_PASSWORD: "wrong"}).validate()
 
-    conflicts = set(range(5, 1000, 100))
-    lines = [
-        f'W,entity_id=p{i % 10} value="{i}" {MICROS + i}'
-        if i in conflicts
-        else f"W,entity_id=p{i % 10} value={i}.5 {MICROS + i}"
-        for i in range(1000)
-    ]
-    writer, refused = _writer(hass, data)
+    lines = batch()
+    writer, refused = point_writer(create_client(hass, data))
     await writer.write(lines)
 
     writes = [r for r in influxdb_v3.requests if r.path == "/write"]
-    assert [line for group in refused for line in group] == [
-        lines[i] for i in sorted(conflicts)
+    assert [line for group, _ in refused for line in group] == [
+        lines[i] for i in CONFLICTING
     ]
     assert len(influxdb_v3.points(V3_DATABASE)) == 990
     # The setup checks (two empty writes, one refused), ten refusals, one write.

@@ -21,14 +21,14 @@ from custom_components.ha_ingestor.influxdb.errors import (
     InfluxNotFoundError,
     InfluxWriteRejectedError,
 )
-from custom_components.ha_ingestor.pipeline.stats import PipelineStats
-from custom_components.ha_ingestor.pipeline.writer import PointWriter
+from scripts.bench_ha.refused_points import CONFLICTING, batch
 
 from ..conftest import (
     V2_READ_ONLY_TOKEN,
     V2_TOKEN,
     V3_DATABASE,
     V3_TOKEN,
+    point_writer,
     v2_entry_data,
 )
 from ..influxdb_v2_server import InfluxDBv2TestServer, Point
@@ -37,17 +37,6 @@ from ..influxdb_v3_server import InfluxDBv3TestServer
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 MICROS = 1_700_000_000_000_000
-
-
-def _writer(
-    hass: HomeAssistant, data: dict[str, Any]
-) -> tuple[PointWriter, list[list[str]]]:
-    refused: list[list[str]] = []
-
-    async def on_refused(lines: list[str], reason: str) -> None:
-        refused.append(lines)
-
-    return PointWriter(create_client(hass, data), PipelineStats(), on_refused), refused
 
 
 def _distinct(points: list[Point]) -> set[tuple[str, str, int]]:
@@ -110,12 +99,12 @@ async def test_partial_write_422_keeps_the_valid_points(
     first_answer = [r.status for r in influxdb_v2.requests][-1]
     kept = _distinct(influxdb_v2.points("ha"))
 
-    writer, refused = _writer(hass, v2_entry_data(influxdb_v2))
+    writer, refused = point_writer(client)
     await writer.write(lines)
 
     assert first_answer == 422
     assert len(kept) == 1 + 7  # the seed, and every point but the text one
-    assert refused == [[lines[5]]]
+    assert [group for group, _ in refused] == [[lines[5]]]
     assert _distinct(influxdb_v2.points("ha")) == kept
 
 
@@ -131,9 +120,9 @@ async def test_malformed_batch_400_stores_nothing(
         )
     assert influxdb_v2.points("ha") == []
 
-    writer, refused = _writer(hass, v2_entry_data(influxdb_v2))
+    writer, refused = point_writer(create_client(hass, v2_entry_data(influxdb_v2)))
     await writer.write(lines)
-    assert refused == [[lines[2]]]
+    assert [group for group, _ in refused] == [[lines[2]]]
     assert len(_distinct(influxdb_v2.points("ha"))) == 7
 
 
@@ -143,7 +132,7 @@ async def test_too_large_413_is_split_and_retried(hass: HomeAssistant) -> None:
     async with InfluxDBv2TestServer(
         token=V2_TOKEN, org="home", buckets=["ha"], max_body_bytes=3000
     ) as server:
-        writer, refused = _writer(hass, v2_entry_data(server))
+        writer, refused = point_writer(create_client(hass, v2_entry_data(server)))
         await writer.write(lines)
         statuses = {r.status for r in server.requests}
         stored = len(_distinct(server.points("ha")))
@@ -167,19 +156,13 @@ async def test_influxdb_3_through_the_2x_endpoint(
         CONF_BUCKET: V3_DATABASE,
     }
     await create_client(hass, data).validate()
-    conflicts = set(range(5, 1000, 100))
-    lines = [
-        f'W,entity_id=p{i % 10} value="{i}" {MICROS + i}'
-        if i in conflicts
-        else f"W,entity_id=p{i % 10} value={i}.5 {MICROS + i}"
-        for i in range(1000)
-    ]
-    writer, refused = _writer(hass, data)
+    lines = batch()
+    writer, refused = point_writer(create_client(hass, data))
     await writer.write(lines)
 
     writes = [r for r in influxdb_v3.requests if r.path == "/api/v2/write"]
-    assert sorted(line for group in refused for line in group) == sorted(
-        lines[i] for i in conflicts
-    )
+    assert [line for group, _ in refused for line in group] == [
+        lines[i] for i in CONFLICTING
+    ]
     assert len(influxdb_v3.points(V3_DATABASE)) == 990
     assert len(writes) - 1 == 151  # the figure issue 15 measured, bar the check

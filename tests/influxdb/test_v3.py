@@ -7,7 +7,6 @@ the OpenAPI file, [TROUBLE] the write troubleshooting page.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Any
 
 from homeassistant.const import CONF_TOKEN
@@ -28,10 +27,14 @@ from custom_components.ha_ingestor.influxdb.errors import (
     InfluxWriteRejectedError,
     InfluxWrongVersionError,
 )
-from custom_components.ha_ingestor.pipeline.stats import PipelineStats
-from custom_components.ha_ingestor.pipeline.writer import PointWriter
+from scripts.bench_ha.refused_points import CONFLICTING, batch
 
-from ..conftest import V3_DATABASE, V3_READ_ONLY_TOKEN, v3_entry_data as entry_data
+from ..conftest import (
+    V3_DATABASE,
+    V3_READ_ONLY_TOKEN,
+    point_writer,
+    v3_entry_data as entry_data,
+)
 from ..influxdb_v1_server import InfluxDBv1Server, free_port
 from ..influxdb_v2_server import InfluxDBv2TestServer
 from ..influxdb_v3_server import InfluxDBv3TestServer
@@ -41,25 +44,11 @@ pytestmark = pytest.mark.usefixtures("socket_enabled")
 MICROS = 1_700_000_000_000_000
 
 
-def _lines(count: int, conflicts: Collection[int] = ()) -> list[str]:
-    """Power readings; the lines at `conflicts` write `value` as text instead."""
+def _power(count: int) -> list[str]:
+    """Power readings a microsecond apart."""
     return [
-        f'W,entity_id=power_{i % 10} value="{i}"'
-        if i in conflicts
-        else f"W,entity_id=power_{i % 10} value={i}.5"
-        for i in range(count)
+        f"W,entity_id=power_{i % 10} value={i}.5 {MICROS + i}" for i in range(count)
     ]
-
-
-def _writer(
-    hass: HomeAssistant, data: dict[str, Any]
-) -> tuple[PointWriter, list[tuple[list[str], str]]]:
-    refused: list[tuple[list[str], str]] = []
-
-    async def on_refused(lines: list[str], reason: str) -> None:
-        refused.append((lines, reason))
-
-    return PointWriter(create_client(hass, data), PipelineStats(), on_refused), refused
 
 
 def _timestamped(lines: list[str]) -> list[str]:
@@ -187,7 +176,7 @@ async def test_gzip_write(
 ) -> None:
     """Content-Encoding: gzip is inflated by the server [WRITE gzip]."""
     client = create_client(hass, entry_data(influxdb_v3), gzip=True)
-    await client.write("\n".join(_timestamped(_lines(200))).encode())
+    await client.write("\n".join(_power(200)).encode())
     assert len(influxdb_v3.points(V3_DATABASE)) == 200
     assert influxdb_v3.write_bodies[-1].content_encoding == "gzip"
 
@@ -201,16 +190,15 @@ async def test_partial_write_sets_apart_exactly_the_refused_lines(
     lists each refused line by number with its own message, and every other line is
     written; the batch is not split.
     """
-    conflicts = set(range(5, 1000, 100))
-    lines = _timestamped(_lines(1000, conflicts))
-    writer, refused = _writer(hass, entry_data(influxdb_v3))
+    lines = batch()
+    writer, refused = point_writer(create_client(hass, entry_data(influxdb_v3)))
     await writer.write(lines)
 
     writes = [r for r in influxdb_v3.requests if r.path == "/api/v3/write_lp"]
     assert [r.status for r in writes] == [400]
     assert len(influxdb_v3.points(V3_DATABASE)) == 990
     assert len(refused) == 1
-    assert sorted(refused[0][0]) == sorted(lines[i] for i in conflicts)
+    assert refused[0][0] == [lines[i] for i in CONFLICTING]
     assert refused[0][1] == (
         "invalid column type for column 'value', expected "
         "iox::column_type::field::float, got iox::column_type::field::string"
@@ -223,7 +211,7 @@ async def test_refused_lines_keep_their_own_messages(
 ) -> None:
     """Lines refused for different reasons go to quarantine each with its message."""
     lines = _timestamped(["m value=1", 'm value="text"', "m value=", "m value=4"])
-    writer, refused = _writer(hass, entry_data(influxdb_v3))
+    writer, refused = point_writer(create_client(hass, entry_data(influxdb_v3)))
     await writer.write(lines)
 
     assert len(influxdb_v3.points(V3_DATABASE)) == 2
@@ -241,7 +229,8 @@ async def test_schema_limit_is_a_422_partial_write(
     The listed lines are set apart; the others were stored.
     """
     async with InfluxDBv3TestServer(token="t", max_tables=2) as server:
-        writer, refused = _writer(hass, entry_data(server) | {CONF_TOKEN: "t"})
+        client = create_client(hass, entry_data(server) | {CONF_TOKEN: "t"})
+        writer, refused = point_writer(client)
         await writer.write(_timestamped(["a v=1", "b v=1", "c v=1", "a v=2"]))
         stored = server.points(V3_DATABASE)
     assert [r.status for r in server.requests if r.method == "POST"] == [422]
@@ -257,9 +246,10 @@ async def test_too_large_batch_is_split_and_retried(
 
     The writer splits the batch until each part fits; every point is stored.
     """
-    lines = _timestamped(_lines(400))
+    lines = _power(400)
     async with InfluxDBv3TestServer(token="t", max_request_bytes=4000) as server:
-        writer, refused = _writer(hass, entry_data(server) | {CONF_TOKEN: "t"})
+        client = create_client(hass, entry_data(server) | {CONF_TOKEN: "t"})
+        writer, refused = point_writer(client)
         await writer.write(lines)
         stored = len(server.points(V3_DATABASE))
         statuses = {r.status for r in server.requests}
