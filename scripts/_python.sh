@@ -12,6 +12,10 @@ PY_ROOT=${HA_INGESTOR_PY_ROOT:-/var/cache/ha-ingestor/py314-root}
 # g++: Home Assistant's assist_pipeline requirements (pymicro-vad, pyspeex-noise, pinned in
 # requirements_test.txt for scripts/develop) have no Python 3.14 wheels and build with C++.
 SYSTEM_PACKAGES=(python3.14 python3.14-venv python3.14-dev gcc g++ ca-certificates influxdb procps)
+# The servers the tests start themselves next to influxd: VictoriaMetrics (a second real
+# peer for line protocol) and nginx (the reverse proxy in front of both, for URLs with a
+# path). Their packages do not start a service in the root (no init runs there).
+SERVER_PACKAGES=(victoria-metrics nginx-light)
 # The browser the end-to-end tests (tests/e2e) drive through Playwright, and a font for its
 # screenshots. Installed without Recommends (those would add ~300 desktop packages).
 BROWSER_PACKAGES=(chromium fonts-liberation)
@@ -39,13 +43,9 @@ _copy_in() {
 }
 
 _provision_root() {
-  local packages wanted stamp="$PY_ROOT/.ha-ingestor-packages"
+  local packages
   packages=$(printf '%s,' "${SYSTEM_PACKAGES[@]}")
   packages=${packages%,}
-  # The stamp names everything installed; a root made before a package was added here (or
-  # just made by debootstrap, which installs SYSTEM_PACKAGES only) gets the rest with apt-get.
-  wanted="$packages;$(printf '%s,' "${BROWSER_PACKAGES[@]}")"
-  wanted=${wanted%,}
   mkdir -p "$(dirname "$PY_ROOT")"
   exec 9>"$(dirname "$PY_ROOT")/.provision.lock"
   flock 9
@@ -60,7 +60,6 @@ _provision_root() {
     debootstrap --variant=minbase --include="$packages" forky "$PY_ROOT.partial" "$mirror" \
       /usr/share/debootstrap/scripts/sid >"$(dirname "$PY_ROOT")/debootstrap.log" 2>&1 ||
       { tail -20 "$(dirname "$PY_ROOT")/debootstrap.log" >&2; return 1; }
-    printf '%s\n' "$packages" >"$PY_ROOT.partial/.ha-ingestor-packages"
     mv "$PY_ROOT.partial" "$PY_ROOT"
   fi
   _copy_in /etc/resolv.conf "$PY_ROOT/etc/resolv.conf"
@@ -76,24 +75,33 @@ _provision_root() {
     umount -l "$PY_ROOT$REPO"
   fi
   mountpoint -q "$PY_ROOT$REPO" || mount --bind "$REPO" "$PY_ROOT$REPO"
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-    _log "installing system packages in $PY_ROOT: ${SYSTEM_PACKAGES[*]} ${BROWSER_PACKAGES[*]}"
-    chroot "$PY_ROOT" /bin/sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${BROWSER_PACKAGES[*]} >/dev/null"
-    printf '%s\n' "$wanted" >"$stamp"
+  # A root made before a package was added here (or just made by debootstrap, which
+  # installs SYSTEM_PACKAGES only) gets the rest with apt-get. Asked of dpkg itself, so
+  # that checkouts with different lists sharing the root do not reinstall in turn.
+  if [ "$(chroot "$PY_ROOT" dpkg-query -W -f='${db:Status-Abbrev}\n' \
+    "${SYSTEM_PACKAGES[@]}" "${SERVER_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}" 2>/dev/null |
+    grep -c '^ii')" != "$((${#SYSTEM_PACKAGES[@]} + ${#SERVER_PACKAGES[@]} + ${#BROWSER_PACKAGES[@]}))" ]; then
+    _log "installing system packages in $PY_ROOT: ${SYSTEM_PACKAGES[*]} ${SERVER_PACKAGES[*]} ${BROWSER_PACKAGES[*]}"
+    chroot "$PY_ROOT" /bin/sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} ${SERVER_PACKAGES[*]} >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${BROWSER_PACKAGES[*]} >/dev/null"
   fi
   flock -u 9
 }
 
 _provision_host() {
-  # A machine with its own Python 3.14: only the servers the tests start are needed.
-  if ! command -v influxd >/dev/null 2>&1; then
+  # A machine with its own Python 3.14: only the servers the tests start are needed
+  # (Debian's packages: influxd is in influxdb, nginx in nginx-light).
+  local server package
+  for server in influxd:influxdb victoria-metrics:victoria-metrics nginx:nginx-light; do
+    package=${server#*:}
+    server=${server%%:*}
+    command -v "$server" >/dev/null 2>&1 && continue
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
     else
-      _log "influxd (InfluxDB 1.x) is not on PATH; install it (Debian/Ubuntu: apt-get install influxdb)"
+      _log "$server is not on PATH; install it (Debian testing: apt-get install $package)"
       return 1
     fi
-  fi
+  done
   # The end-to-end tests need a Chromium (or HA_INGESTOR_CHROMIUM naming one); everything
   # else works without it, so a machine that cannot install it only gets a warning.
   if [ -z "${HA_INGESTOR_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 &&

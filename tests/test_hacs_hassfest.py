@@ -775,6 +775,7 @@ def test_every_error_reason_is_translated() -> None:
             CONF_BUCKET,
         )
     }
+    reasons.add(influx_errors.InfluxInvalidNameError(CONF_DATABASE, "").reason)
     assert reasons <= set(strings["config"]["error"])
 
 

@@ -15,11 +15,15 @@ CONF_DATABASE: Final = "database"
 CONF_RETENTION_POLICY: Final = "retention_policy"
 CONF_ORGANIZATION: Final = "organization"
 CONF_BUCKET: Final = "bucket"
+# InfluxDB 3: acknowledge writes before the server's write-ahead log is persisted.
+CONF_NO_SYNC: Final = "no_sync"
 
 API_V1: Final = "1"
 API_V2: Final = "2"
+API_V3: Final = "3"
 
 DEFAULT_URL: Final = "http://localhost:8086"
+DEFAULT_V3_URL: Final = "http://localhost:8181"
 DEFAULT_DATABASE: Final = "home_assistant"
 
 CONF_BATCH_SIZE: Final = "batch_size"

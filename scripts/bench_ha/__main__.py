@@ -7,6 +7,8 @@ Examples (scripts/bench passes its arguments here):
 - `scripts/bench --events 5000 --repeats 1 --profile`: quick, with py-spy profiles
 - `scripts/bench --modes l,b,c --repeats 1 --census`: what the GC's young generations
   hold at each middle-generation collection
+- `scripts/bench --refused-points`: requests and time to write a batch with refused
+  points to InfluxDB 3, natively and through its 2.x and 1.x APIs (refused_points.py)
 
 Raw results (and profiles, and the census) go to artifacts/bench/, or to
 $HA_BENCH_ARTIFACTS.
@@ -28,6 +30,7 @@ import sys
 import tempfile
 from typing import Any, Final, cast
 
+from . import refused_points
 from .chart import write_chart
 from .ha_config import ALL_MODES, INGESTOR_OPTIONS, MODES, REPO, Mode
 from .influxdb import running_influxdb
@@ -253,6 +256,8 @@ def format_census(results: BenchResults) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; write the report, the chart and the raw results."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--refused-points"]:
+        return refused_points.main(argv[1:])
     args = parse_args(argv)
     options = options_from(args)
     load_before = _load()
