@@ -53,7 +53,7 @@ from .influxdb.errors import (
     InfluxFieldError,
     InvalidURLError,
 )
-from .options_flow import MIRROR_SCHEMA, HaIngestorOptionsFlow, async_check_mirror
+from .options_flow import MIRROR_FORM, HaIngestorOptionsFlow, async_check_mirror
 
 _URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL, autocomplete="url"))
 _TEXT = TextSelector()
@@ -62,7 +62,7 @@ _PASSWORD = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
 )
 
-STEP_INFLUXDB_V1_SCHEMA = vol.Schema(
+INFLUXDB_V1_FORM = vol.Schema(
     {
         vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
         vol.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
@@ -72,7 +72,7 @@ STEP_INFLUXDB_V1_SCHEMA = vol.Schema(
         vol.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
-STEP_INFLUXDB_V2_SCHEMA = vol.Schema(
+INFLUXDB_V2_FORM = vol.Schema(
     {
         vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
         vol.Required(CONF_TOKEN): _PASSWORD,
@@ -81,7 +81,7 @@ STEP_INFLUXDB_V2_SCHEMA = vol.Schema(
         vol.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
-STEP_INFLUXDB_V3_SCHEMA = vol.Schema(
+INFLUXDB_V3_FORM = vol.Schema(
     {
         vol.Required(CONF_URL, default=DEFAULT_V3_URL): _URL,
         vol.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
@@ -90,12 +90,12 @@ STEP_INFLUXDB_V3_SCHEMA = vol.Schema(
         vol.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
-_CONNECTION_SCHEMAS = {
-    API_V1: STEP_INFLUXDB_V1_SCHEMA,
-    API_V2: STEP_INFLUXDB_V2_SCHEMA,
-    API_V3: STEP_INFLUXDB_V3_SCHEMA,
+_CONNECTION_FORMS = {
+    API_V1: INFLUXDB_V1_FORM,
+    API_V2: INFLUXDB_V2_FORM,
+    API_V3: INFLUXDB_V3_FORM,
 }
-_CREDENTIALS_SCHEMAS = {
+_CREDENTIALS_FORMS = {
     API_V1: vol.Schema(
         {
             vol.Optional(CONF_USERNAME): _USERNAME,
@@ -176,7 +176,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(
-                _CONNECTION_SCHEMAS[api_version], user_input
+                _CONNECTION_FORMS[api_version], user_input
             ),
             errors=errors,
         )
@@ -231,7 +231,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="registry_mirror",
             data_schema=self.add_suggested_values_to_schema(
-                MIRROR_SCHEMA,
+                MIRROR_FORM,
                 user_input
                 or {CONF_MIRROR_PATH: self.hass.config.path(DEFAULT_MIRROR_FILE)},
             ),
@@ -260,7 +260,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=self.add_suggested_values_to_schema(
-                _CREDENTIALS_SCHEMAS[api_version],
+                _CREDENTIALS_FORMS[api_version],
                 user_input or {CONF_USERNAME: entry.data.get(CONF_USERNAME, "")},
             ),
             description_placeholders={"title": entry.title},
@@ -290,7 +290,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                _CONNECTION_SCHEMAS[api_version], user_input or entry.data
+                _CONNECTION_FORMS[api_version], user_input or entry.data
             ),
             errors=errors,
         )

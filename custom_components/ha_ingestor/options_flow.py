@@ -93,7 +93,7 @@ _LIST_CHECKS = (
 )
 
 
-MIRROR_SCHEMA = vol.Schema(
+MIRROR_FORM = vol.Schema(
     {
         vol.Required(CONF_MIRROR_ENABLED, default=False): BooleanSelector(),
         vol.Optional(CONF_MIRROR_PATH): TextSelector(),
@@ -199,7 +199,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             if not errors:
                 self._options.update(user_input)
                 return await self.async_step_schema()
-        return self._show("init", self._filters_schema(), user_input, errors)
+        return self._show("init", self._filters_form(), user_input, errors)
 
     async def async_step_schema(
         self, user_input: dict[str, Any] | None = None
@@ -222,7 +222,9 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             if not errors:
                 self._options.update(parsed)
                 return await self.async_step_delivery()
-        return self._show("schema", _SCHEMA_SCHEMA, user_input, errors, _schema_form)
+        return self._show(
+            "schema", _SCHEMA_FORM, user_input, errors, _schema_form_values
+        )
 
     async def async_step_delivery(
         self, user_input: dict[str, Any] | None = None
@@ -231,7 +233,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             self._options.update(user_input)
             return await self.async_step_registry_mirror()
-        return self._show("delivery", _DELIVERY_SCHEMA, None, {})
+        return self._show("delivery", _DELIVERY_FORM, None, {})
 
     async def async_step_registry_mirror(
         self, user_input: dict[str, Any] | None = None
@@ -242,7 +244,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             mirror, errors = await async_check_mirror(self.hass, user_input)
             if not errors:
                 return self.async_create_entry(data=self._options | mirror)
-        return self._show("registry_mirror", MIRROR_SCHEMA, user_input, errors)
+        return self._show("registry_mirror", MIRROR_FORM, user_input, errors)
 
     def _show(
         self,
@@ -260,7 +262,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             errors=errors,
         )
 
-    def _filters_schema(self) -> vol.Schema:
+    def _filters_form(self) -> vol.Schema:
         domains = SelectSelector(
             SelectSelectorConfig(
                 options=sorted(
@@ -300,7 +302,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
         )
 
 
-def _schema_form(options: Mapping[str, Any]) -> dict[str, Any]:
+def _schema_form_values(options: Mapping[str, Any]) -> dict[str, Any]:
     """Show stored schema options as the form does (text for tags and lists)."""
     return {
         **options,
@@ -311,7 +313,7 @@ def _schema_form(options: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_SCHEMA_SCHEMA = vol.Schema(
+_SCHEMA_FORM = vol.Schema(
     {
         vol.Required(CONF_PRESET, default=PRESET_CORE_COMPATIBLE): SelectSelector(
             SelectSelectorConfig(
@@ -346,7 +348,7 @@ _SCHEMA_SCHEMA = vol.Schema(
     }
 )
 
-_DELIVERY_SCHEMA = vol.Schema(
+_DELIVERY_FORM = vol.Schema(
     {
         vol.Required(CONF_BATCH_SIZE, default=DEFAULT_BATCH_SIZE): _number(
             *BATCH_SIZE_RANGE, 1

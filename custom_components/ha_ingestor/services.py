@@ -25,7 +25,7 @@ SERVICE_FLUSH = "flush"
 SERVICE_REPLAY_QUARANTINE = "replay_quarantine"
 
 # Without a config entry: the only one there is.
-SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+ACTION_FIELDS = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 
 # Quarantined points are released this many at a time.
 _RELEASE_CHUNK = 1000
@@ -130,13 +130,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN,
         SERVICE_FLUSH,
         _flush,
-        schema=SCHEMA,
+        schema=ACTION_FIELDS,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(
         DOMAIN,
         SERVICE_REPLAY_QUARANTINE,
         _replay_quarantine,
-        schema=SCHEMA,
+        schema=ACTION_FIELDS,
         supports_response=SupportsResponse.OPTIONAL,
     )

@@ -1,4 +1,4 @@
-"""How registry entries become the mirror's rows, in the column order of `schema.TABLES`.
+"""How registry entries become the mirror's rows, in the column order of `tables.TABLES`.
 
 Read in the event loop: the registries are not thread-safe.
 """
@@ -19,7 +19,7 @@ from homeassistant.helpers import (
 )
 
 from ..compat import all_devices, device_config_entry, stored_device
-from .schema import AREAS, DEVICES, ENTITIES, FLOORS, LABELS, Mirrored, Row, Table
+from .tables import AREAS, DEVICES, ENTITIES, FLOORS, LABELS, Mirrored, Row, Table
 
 
 def _time(moment: datetime) -> str:
