@@ -96,6 +96,10 @@ class Batcher:
         self._in_flight: _Batch | None = None
         # Whether the delivery is taking memory: it then takes lines as they come.
         self._writing_memory = False
+        # Written batches' states and copies, for _save_written.
+        self._written_states: dict[str, State] = {}
+        self._written_copies: list[range] = []
+        self._saving: asyncio.Task[None] | None = None
         self._spilling = 0
         # Event-loop time of the next ping, while InfluxDB cannot be reached.
         self._probe_at = 0.0
@@ -228,13 +232,14 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await delivery
         await self._spill()
-        if self.health.failing:
-            return
-        with contextlib.suppress(InfluxError, TimeoutError):
-            async with asyncio.timeout(STOP_WRITE_SECONDS):
-                # Memory is left only if the spool cannot take it: a last chance.
-                await self._write_spool()
-                await self._write_memory()
+        if not self.health.failing:
+            with contextlib.suppress(InfluxError, TimeoutError):
+                async with asyncio.timeout(STOP_WRITE_SECONDS):
+                    # Memory is left only if the spool cannot take it: a last chance.
+                    await self._write_spool()
+                    await self._write_memory()
+        if self._saving is not None:
+            await self._saving
 
     async def _write_spool(self) -> None:
         while self._spool.count:
@@ -278,22 +283,39 @@ class Batcher:
                     self._in_flight = None
                 batch.written = True
                 self._written()
-                await self._save_durable(batch)
+                self._save_written(batch.states, batch.copy)
         finally:
             self._writing_memory = False
 
-    async def _save_durable(self, batch: _Batch) -> None:
-        """Save the written batch's last states with the stats; drop its copy, if any."""
-        try:
-            await self._spool.save_state(
-                await self._last_states.async_fingerprints(batch.states),
-                stats_to_dict(self._stats),
+    def _save_written(self, states: list[State], copy: range | None) -> None:
+        """Have a written batch's last states saved with the stats, and its copy dropped.
+
+        By a task of its own, which takes what batches were written meanwhile in one
+        transaction: the next write does not wait for it.
+        """
+        for state in states:
+            self._written_states[state.entity_id] = state
+        if copy is not None:
+            self._written_copies.append(copy)
+        if self._saving is None or self._saving.done():
+            self._saving = asyncio.get_running_loop().create_task(
+                self._saving_written(), name="ha_ingestor last states"
             )
-            if batch.copy is not None:
-                await self._spool.remove_ids(batch.copy)
-        except SpoolError as err:
-            # The points are written; a restart may write their states once more.
-            self._spool_failed(err)
+
+    async def _saving_written(self) -> None:
+        while self._written_states or self._written_copies:
+            states, self._written_states = self._written_states, {}
+            copies, self._written_copies = self._written_copies, []
+            try:
+                await self._spool.save_state(
+                    await self._last_states.async_fingerprints(states.values()),
+                    stats_to_dict(self._stats),
+                )
+                for ids in copies:
+                    await self._spool.remove_ids(ids)
+            except SpoolError as err:
+                # The points are written; a restart may write their states once more.
+                self._spool_failed(err)
 
     async def _make_durable(self, now: float) -> None:
         """Keep memory durable while a delivery runs, without doing its work twice.
@@ -312,7 +334,7 @@ class Batcher:
             return
         batch.copy = appended
         if batch.written:  # it ended while the copy was being stored
-            await self._save_durable(batch)
+            self._save_written([], appended)
 
     async def _spill(self) -> None:
         """Move memory to the spool; if the spool cannot take it, keep it in memory."""
