@@ -15,6 +15,10 @@ SYSTEM_PACKAGES=(python3.14 python3.14-venv python3.14-dev gcc g++ ca-certificat
 # The browser the end-to-end tests (tests/e2e) drive through Playwright, and a font for its
 # screenshots. Installed without Recommends (those would add ~300 desktop packages).
 BROWSER_PACKAGES=(chromium fonts-liberation)
+# The PostgreSQL with TimescaleDB that scripts/bench's peer modes (Scribe, LTSS) write to.
+# The benchmark runs its own servers: the packages must not make and start a cluster of
+# their own, so they are installed after that is switched off (_no_default_cluster).
+POSTGRES_PACKAGES=(postgresql-18 postgresql-18-timescaledb)
 
 _host_python() {
   local candidate
@@ -38,13 +42,33 @@ _copy_in() {
   cp "$1" "$2.ha-ingestor-tmp" && mv -f "$2.ha-ingestor-tmp" "$2"
 }
 
+# _no_default_cluster ROOT: tell postgresql-common (in ROOT, "" for the host) to make no
+# cluster when a server package is installed.
+_no_default_cluster() {
+  mkdir -p "$1/etc/postgresql-common/createcluster.d"
+  echo 'create_main_cluster = false' >"$1/etc/postgresql-common/createcluster.d/ha-ingestor.conf"
+}
+
+# _bind_into_root DIR: make the host's DIR visible at the same path inside the root.
+_bind_into_root() {
+  mkdir -p "$PY_ROOT$1"
+  # A mount left by an earlier clone at the same path (CI reuses paths) still shows the
+  # deleted directory: nothing can be created in it. Same device and inode, or mount anew.
+  if mountpoint -q "$PY_ROOT$1" &&
+    [ "$(stat -c %d:%i "$1")" != "$(stat -c %d:%i "$PY_ROOT$1")" ]; then
+    _log "replacing a stale mount of an earlier checkout at $PY_ROOT$1"
+    umount -l "$PY_ROOT$1"
+  fi
+  mountpoint -q "$PY_ROOT$1" || mount --bind "$1" "$PY_ROOT$1"
+}
+
 _provision_root() {
   local packages wanted stamp="$PY_ROOT/.ha-ingestor-packages"
   packages=$(printf '%s,' "${SYSTEM_PACKAGES[@]}")
   packages=${packages%,}
   # The stamp names everything installed; a root made before a package was added here (or
   # just made by debootstrap, which installs SYSTEM_PACKAGES only) gets the rest with apt-get.
-  wanted="$packages;$(printf '%s,' "${BROWSER_PACKAGES[@]}")"
+  wanted="$packages;$(printf '%s,' "${BROWSER_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}")"
   wanted=${wanted%,}
   mkdir -p "$(dirname "$PY_ROOT")"
   exec 9>"$(dirname "$PY_ROOT")/.provision.lock"
@@ -67,18 +91,11 @@ _provision_root() {
   _copy_in /etc/ssl/certs/ca-certificates.crt "$PY_ROOT/etc/ssl/certs/ca-certificates.crt"
   mountpoint -q "$PY_ROOT/proc" || mount -t proc proc "$PY_ROOT/proc"
   mountpoint -q "$PY_ROOT/dev" || mount --rbind /dev "$PY_ROOT/dev"
-  mkdir -p "$PY_ROOT$REPO"
-  # A mount left by an earlier clone at the same path (CI reuses paths) still shows the
-  # deleted directory: nothing can be created in it. Same device and inode, or mount anew.
-  if mountpoint -q "$PY_ROOT$REPO" &&
-    [ "$(stat -c %d:%i "$REPO")" != "$(stat -c %d:%i "$PY_ROOT$REPO")" ]; then
-    _log "replacing a stale mount of an earlier checkout at $PY_ROOT$REPO"
-    umount -l "$PY_ROOT$REPO"
-  fi
-  mountpoint -q "$PY_ROOT$REPO" || mount --bind "$REPO" "$PY_ROOT$REPO"
+  _bind_into_root "$REPO"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-    _log "installing system packages in $PY_ROOT: ${SYSTEM_PACKAGES[*]} ${BROWSER_PACKAGES[*]}"
-    chroot "$PY_ROOT" /bin/sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${BROWSER_PACKAGES[*]} >/dev/null"
+    _log "installing system packages in $PY_ROOT: ${SYSTEM_PACKAGES[*]} ${BROWSER_PACKAGES[*]} ${POSTGRES_PACKAGES[*]}"
+    _no_default_cluster "$PY_ROOT"
+    chroot "$PY_ROOT" /bin/sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} ${POSTGRES_PACKAGES[*]} >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${BROWSER_PACKAGES[*]} >/dev/null"
     printf '%s\n' "$wanted" >"$stamp"
   fi
   flock -u 9
@@ -92,6 +109,19 @@ _provision_host() {
     else
       _log "influxd (InfluxDB 1.x) is not on PATH; install it (Debian/Ubuntu: apt-get install influxdb)"
       return 1
+    fi
+  fi
+  # scripts/bench's peer modes and their tests need PostgreSQL with TimescaleDB; a machine
+  # without the packages (they are Debian testing's) gets a warning, not a failure.
+  if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      _no_default_cluster ""
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        "${POSTGRES_PACKAGES[@]}" >/dev/null; } ||
+        _log "could not install ${POSTGRES_PACKAGES[*]}: scripts/bench modes s and t and their tests will fail"
+    else
+      _log "no PostgreSQL server: scripts/bench modes s and t and their tests need" \
+        "${POSTGRES_PACKAGES[*]} (or PostgreSQL 18 with TimescaleDB)"
     fi
   fi
   # The end-to-end tests need a Chromium (or HA_INGESTOR_CHROMIUM naming one); everything
@@ -117,6 +147,7 @@ if HOST_PYTHON=$(_host_python); then
   PYTHON_FOR_VENV=$HOST_PYTHON
 else
   VENV="$REPO/.venv-py314"
+  PY_ROOT_IN_USE=1
   _provision_root
   # PIP_FIND_LINKS names a host folder that does not exist inside the root. chroot, env and
   # bash all exec: the command keeps the PID of the chroot process, so signals sent to that
@@ -153,6 +184,14 @@ _ensure_venv() {
       echo "$want" >"$stamp"
     fi
   ) 8>"$REPO/.data/.venv.lock"
+}
+
+# share_with_python DIR: make DIR, a host directory, readable by in_python's commands at
+# the same path (it already is, unless they run in the root).
+share_with_python() {
+  if [ -n "${PY_ROOT_IN_USE:-}" ]; then
+    _bind_into_root "$(cd "$1" && pwd)"
+  fi
 }
 
 # in_python CMD...: run CMD in the repository with the venv on PATH (in the root if needed).
