@@ -1,4 +1,4 @@
-"""The measured window of a run, and waiting for points to arrive in InfluxDB."""
+"""The measured window of a run, and waiting for what it fires to be stored."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import time
 from typing import Final
 
-from .influxdb import InfluxQueryError, PointCounter
 from .probes import (
     GcProbe,
     LoopLagProbe,
@@ -20,6 +19,7 @@ from .probes import (
 )
 from .protocol import RunSpec
 from .results import RunResult
+from .servers import ServerQueryError, StoredCounter
 
 POLL_INTERVAL: Final = 0.25
 WAIT_LIMIT: Final = 900.0
@@ -27,7 +27,7 @@ WAIT_LIMIT: Final = 900.0
 
 @dataclass(frozen=True, slots=True)
 class StoredCount:
-    """The outcome of waiting for points to arrive in InfluxDB."""
+    """The outcome of waiting for points or rows to arrive in the database."""
 
     count: int
     # When the final count was first seen (time.monotonic, comparable across processes).
@@ -37,19 +37,24 @@ class StoredCount:
 
 
 def wait_stored(
-    counter: PointCounter, since_ns: int, expected: int, quiet: float
+    counter: StoredCounter,
+    since_ns: int,
+    expected: int,
+    quiet: float,
+    until_ns: int | None = None,
 ) -> StoredCount:
-    """Poll until `expected` points are stored or the count stands still `quiet` s.
+    """Poll until `expected` are stored or the count stands still `quiet` s.
 
-    Runs in a worker thread. A refused query (InfluxDB down) counts as no progress.
+    Runs in a worker thread (or the parent). A refused query (database down) counts as
+    no progress.
     """
     cpu_before = thread_cpu_seconds()
     count, reached_at = -1, time.monotonic()
     deadline = reached_at + WAIT_LIMIT
     while True:
         try:
-            now_count = counter.count(since_ns)
-        except InfluxQueryError:
+            now_count = counter.count(since_ns, until_ns)
+        except ServerQueryError:
             now_count = count
         now = time.monotonic()
         if now_count > count:
@@ -62,7 +67,7 @@ def wait_stored(
 
 
 async def wait_stored_async(
-    counter: PointCounter, since_ns: int, expected: int, quiet: float
+    counter: StoredCounter, since_ns: int, expected: int, quiet: float
 ) -> StoredCount:
     """wait_stored in a worker thread, leaving the event loop free."""
     return await asyncio.get_running_loop().run_in_executor(
@@ -128,6 +133,7 @@ class Window:
             mode=spec.mode,
             scenario=spec.scenario,
             repeat=spec.repeat,
+            recorder=spec.recorder,
             database=spec.database,
             since_ns=self.since_ns,
             events=events,
@@ -158,7 +164,7 @@ def burst_lag_span(events: int) -> float:
 
 
 def record_stored(result: RunResult, stored: StoredCount, started_at: float) -> None:
-    """Add what reached InfluxDB, and how fast, to `result`."""
+    """Add what reached the database, and how fast, to `result`."""
     result.stored = stored.count
     result.persisted_per_s = 0.0
     if stored.count:
