@@ -549,6 +549,10 @@ def test_loop_lag_probe_tells_which_lateness_was_gc() -> None:
     assert in_gc.max_ms >= 40
     assert in_gc.p99_gc_share > 0.8
     assert probe.stop([]).p99_gc_share == 0.0
+    # p99 over the ticks due before the stall only; max still over every tick.
+    before_stall = probe.stop([stall], until=stall.began - 0.015)
+    assert before_stall.max_ms >= 40
+    assert before_stall.p99_ms < 40
 
 
 def test_profile_summary(tmp_path: Path) -> None:

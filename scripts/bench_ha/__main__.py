@@ -27,6 +27,7 @@ from pathlib import Path
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -301,8 +302,14 @@ def format_census(results: BenchResults) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _exit_on_sigterm(_signal: int, _frame: object) -> None:
+    # Unwinds like Ctrl-C: the servers and the running child are stopped on the way out.
+    sys.exit(128 + signal.SIGTERM)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; write the report, the chart and the raw results."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     options = options_from(args)

@@ -117,7 +117,9 @@ class Window:
         """Stop measuring; call in the event loop thread.
 
         CPU, GC and memory stop now; loop lag goes on until `lag_span` seconds after
-        the start, if that is later.
+        the start, if that is later. With a `lag_span`, p99 is taken over exactly that
+        span from the start, the same for every mode however long its window; the max
+        is over the whole window.
         """
         cpu = process_cpu_seconds() - self._cpu - poll_cpu
         loop_cpu = thread_cpu_seconds() - self._loop_cpu
@@ -127,7 +129,10 @@ class Window:
         if (remaining := self.started_at + lag_span - time.monotonic()) > 0:
             await asyncio.sleep(remaining)
         self._gc.stop()
-        lag = self._lag.stop(self._gc.collections)
+        lag = self._lag.stop(
+            self._gc.collections,
+            until=self.started_at + lag_span if lag_span else None,
+        )
         fire_seconds = fired_at - self.started_at
         return RunResult(
             mode=spec.mode,
@@ -143,7 +148,7 @@ class Window:
             loop_cpu_us_per_event=loop_cpu * 1e6 / events,
             lag_p99_ms=lag.p99_ms,
             lag_max_ms=lag.max_ms,
-            lag_seconds=time.monotonic() - self.started_at,
+            lag_seconds=lag_span or time.monotonic() - self.started_at,
             gc_pause_ms=gc_stats.pause_ms,
             gc_full_collections=gc_stats.full_collections,
             gc_middle_collections=gc_stats.middle_collections,

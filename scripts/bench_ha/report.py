@@ -679,11 +679,13 @@ METHOD: Final = """\
   event-loop thread's share is `time.thread_time` in the loop. For (a) and (l) the
   window ends when the last state change is fired.
 - Loop lag: a timer due every 10 ms records how late it runs; p99 and max. In a burst
-  it is sampled over at least 150 µs per state change (15 s for 100,000) from the
-  first one, the same span for every mode: most of the lag is garbage-collector
-  pauses, so a shorter window would give each pause more weight. Each tick's
-  lateness is split into the part garbage collections overlapped and the rest, for
-  the ticks at p99 and over.
+  p99 is over exactly 150 µs per state change (3 s for 20,000, 15 s for 100,000) from
+  the first one, the same span for every mode: most of the lag is garbage-collector
+  pauses, so over a shorter span each pause would weigh more, and over a longer one
+  (an exporter that takes a minute to write, as LTSS does) less. Max is over the
+  whole window, until the last point or row is stored. Each tick's lateness is split
+  into the part garbage collections overlapped and the rest, for the ticks at p99
+  and over.
 - GC pauses: every collection in the CPU window, timed through `gc.callbacks`; full
   collections walk Home Assistant's whole heap (~0.2 s each here). Home Assistant
   creates an `Event` per state change only when something listens to

@@ -33,8 +33,9 @@ class RunResult:
     loop_cpu_us_per_event: float
     lag_p99_ms: float
     lag_max_ms: float
-    # Lag is sampled over at least a span that is the same for every mode of a burst:
-    # a shorter window would give each garbage-collector pause more weight in p99.
+    # The span p99 is taken over. In a burst it is the same for every mode, however
+    # long its window: over a shorter span each garbage-collector pause weighs more in
+    # p99, over a longer one (an exporter still writing) less.
     lag_seconds: float
     # Garbage-collector pauses in the CPU window, any thread, and how many were full.
     gc_pause_ms: float
