@@ -56,7 +56,7 @@ _bind_into_root() {
   # deleted directory: nothing can be created in it. Same device and inode, or mount anew.
   if mountpoint -q "$PY_ROOT$1" &&
     [ "$(stat -c %d:%i "$1")" != "$(stat -c %d:%i "$PY_ROOT$1")" ]; then
-    _log "replacing a stale mount of an earlier checkout at $PY_ROOT$1"
+    _log "replacing a stale mount (of an earlier checkout) at $PY_ROOT$1"
     umount -l "$PY_ROOT$1"
   fi
   mountpoint -q "$PY_ROOT$1" || mount --bind "$1" "$PY_ROOT$1"
@@ -187,10 +187,14 @@ _ensure_venv() {
 }
 
 # share_with_python DIR: make DIR, a host directory, readable by in_python's commands at
-# the same path (it already is, unless they run in the root).
+# the same path (it already is unless they run in the root and DIR is outside the
+# repository).
 share_with_python() {
+  local dir
+  dir=$(cd "$1" && pwd)
+  case "$dir/" in "$REPO"/*) return 0 ;; esac
   if [ -n "${PY_ROOT_IN_USE:-}" ]; then
-    _bind_into_root "$(cd "$1" && pwd)"
+    _bind_into_root "$dir"
   fi
 }
 
