@@ -243,6 +243,7 @@ def test_outage_runs_report_what_was_lost(bench: BenchSession) -> None:
     assert all(run.events == EVENTS for run in down_bursts)
 
 
+@pytest.mark.usefixtures("socket_enabled")
 def test_restart_runs_report_what_was_kept(bench: BenchSession) -> None:
     """Home Assistant stopped while the database is down: HA Ingestor keeps it all.
 
