@@ -191,10 +191,29 @@ class HomeAssistantProcess:
             )
             raise RuntimeError(msg)
 
-    def stop(self, timeout: float = 60) -> None:
-        """Stop Home Assistant as Ctrl-C would (HA Ingestor flushes), else kill it."""
+    @property
+    def pid(self) -> int | None:
+        """The running Home Assistant's process id; None when it is not running."""
+        if self._process is None or self._process.poll() is not None:
+            return None
+        return self._process.pid
+
+    def kill(self) -> None:
+        """SIGKILL Home Assistant, as a power loss or the OOM killer would: no stop."""
         if self._process is None:
             return
+        if self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGKILL)
+        self._process.wait()
+        self._process = None
+
+    def stop(self, timeout: float = 60) -> int | None:
+        """Stop Home Assistant as Ctrl-C would (HA Ingestor flushes), else kill it.
+
+        Returns its exit code (-9 if it had to be killed); None if it was not started.
+        """
+        if self._process is None:
+            return None
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
             try:
@@ -202,7 +221,9 @@ class HomeAssistantProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        code = self._process.returncode
         self._process = None
+        return code
 
     def request(
         self,

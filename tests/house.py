@@ -1,0 +1,403 @@
+"""A house for the reliability tests: Home Assistant and influxd as real processes.
+
+Home Assistant runs as `hass` runs it (tests/e2e/home_assistant.py: `python -m
+homeassistant` from the project's venv, a fresh config dir with the demo home), with
+the entities of PACKAGE added. HA Ingestor is set up through its real config flow over
+Home Assistant's REST API, against a real influxd (tests/influxdb_v1_server.py). Both
+can be killed with SIGKILL and started again on the same config and data, and influxd
+can be replaced by a server on its port that never answers.
+
+What the REST API can carry: its JSON parser (orjson) reads an int beyond 64 bits as
+a float and refuses NaN and Infinity, and JSON keys are texts. The house gets the rest
+from Home Assistant itself: an input_number whose bounds are NaN and infinity, and
+(HUGE_PACKAGE) a counter whose attributes are ints of ±2**70.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+import concurrent.futures
+from dataclasses import dataclass, field
+import datetime as dt
+from pathlib import Path
+import socket
+import threading
+import time
+from typing import Any, Self
+
+import aiohttp
+
+from .e2e.home_assistant import DATABASE, DOMAIN, HomeAssistantProcess, wait_for
+from .influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server, free_port
+
+# A cold machine compiles Home Assistant's bytecode on the first start.
+START_TIMEOUT = 240
+# How long the integration may take to write or replay what waits, once it can.
+CATCH_UP_TIMEOUT = 90
+
+# Numbered state changes: the tests set it to 1, 2, 3...
+COUNTER = "counter.reliability"
+# Set by Home Assistant to the same state at every start; never changed by the tests.
+CONSTANT = "input_number.reliability_constant"
+# The same, with NaN and infinity in its attributes (its bounds).
+NON_FINITE = "input_number.reliability_non_finite"
+# Attributes of ints of 2**70 and -2**70 (HUGE_PACKAGE).
+HUGE = "counter.reliability_huge"
+# Set through the REST API, as a device reporting its state does, with the hostile
+# values JSON can carry.
+REST_HOSTILE = "sensor.reliability_rest_hostile"
+REST_HOSTILE_ATTRIBUTES: dict[str, Any] = {
+    "largest_int": 2**64 - 1,
+    "smallest_int": -(2**63),
+    "beyond_64_bits": 2**70,  # arrives as a float
+    "nested": {"a": [1, {"b": [2, [3, {"c": None, "d": [[], {}]}]]}]},
+    "text": 'line\nbreak "quoted" \\ back, comma=equals ☃',
+    "flags": [True, False, None],
+    'key with spaces, commas=and "quotes"': 1.5,
+    "": "empty key",
+}
+
+PACKAGE = """\
+# The reliability tests' own entities (tests/house.py).
+counter:
+  reliability:
+    name: Reliability counter
+    initial: 0
+    # restore: true (the default): Home Assistant sets it again at every start to the
+    # value it last saved (at a stop; at a start, after a kill).
+input_number:
+  reliability_constant:
+    name: Reliability constant
+    min: 0
+    max: 100
+    initial: 42
+  reliability_non_finite:
+    name: Reliability non-finite
+    min: .nan
+    max: .inf
+    initial: 1
+    mode: box
+"""
+# Home Assistant cannot save the states it restores while an attribute is an int
+# beyond 64 bits (nor show it through the REST API): only for the test about them.
+HUGE_PACKAGE = """\
+counter:
+  reliability_huge:
+    name: Reliability huge
+    initial: 1180591620717411303424
+    minimum: -1180591620717411303424
+    maximum: 2361183241434822606848
+    restore: false
+"""
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Fired:
+    """A state of the counter: its value and its time (µs since the epoch)."""
+
+    value: int
+    time_us: int
+
+
+def iso_to_us(text: str) -> int:
+    """A state's ISO 8601 time (last_updated) as µs since the epoch, exactly."""
+    return (dt.datetime.fromisoformat(text) - EPOCH) // dt.timedelta(microseconds=1)
+
+
+class House:
+    """influxd and a Home Assistant with HA Ingestor set up, in `directory`."""
+
+    def __init__(self, directory: Path, *, huge: bool = False) -> None:
+        """Prepare both; `start` runs them and adds the entry."""
+        (directory / "influxdb").mkdir(parents=True)
+        self.influxdb = InfluxDBv1Server(directory / "influxdb")
+        self.ha = HomeAssistantProcess(directory / "config", free_port())
+        local = self.ha.config_dir / "local"
+        (local / "reliability.yaml").write_text(PACKAGE)
+        if huge:
+            (local / "reliability_huge.yaml").write_text(HUGE_PACKAGE)
+        self.entry_id = ""
+        self._silent: socket.socket | None = None
+
+    # --- Processes --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start influxd and Home Assistant; add the entry through the config flow."""
+        self.influxdb.start()
+        self.influxdb.query(f'CREATE DATABASE "{DATABASE}"')
+        self.ha.start(START_TIMEOUT)
+        self.ha.create_owner()
+        self.ha.wait_until_running(START_TIMEOUT)
+        # The owner's access token lasts 30 minutes; a slow run may take longer.
+        self.ha.access_token = self.websocket(
+            {
+                "type": "auth/long_lived_access_token",
+                "client_name": "reliability tests",
+                "lifespan": 1,
+            }
+        )
+        self.entry_id = self._add_entry()
+        self.wait_until_loaded()
+
+    def close(self) -> None:
+        """Stop everything this house started, whatever state it is in."""
+        try:
+            self.ha.kill()
+        finally:
+            self.end_silence()
+            self.influxdb.kill()
+
+    def start_home_assistant(self) -> None:
+        """Start Home Assistant again on the same config dir; wait for the entry."""
+        self.ha.start(START_TIMEOUT)
+        self.ha.wait_until_running(START_TIMEOUT)
+        self.wait_until_loaded()
+
+    def kill_home_assistant(self) -> float:
+        """SIGKILL Home Assistant now; returns the moment (s since the epoch)."""
+        killed_at = time.time()
+        self.ha.kill()
+        return killed_at
+
+    def stop_home_assistant(self) -> None:
+        """Stop Home Assistant as SIGTERM does (Ctrl-C, docker stop, systemd)."""
+        code = self.ha.stop()
+        if code != 0:
+            msg = f"Home Assistant did not stop by itself: exit code {code}"
+            raise RuntimeError(msg)
+
+    def silence_influxdb(self) -> None:
+        """Replace influxd by a server on its port that never answers.
+
+        Nothing accepts or reads: the kernel completes each connection (the listen
+        queue), and a request waits for the integration's timeout, as with a hung
+        server or a dead link.
+        """
+        self.influxdb.kill()
+        silent = socket.socket()
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", self.influxdb.port))
+        silent.listen(128)
+        self._silent = silent
+
+    def end_silence(self) -> None:
+        """Close the silent server, if any: connections are refused again."""
+        if self._silent is not None:
+            self._silent.close()
+            self._silent = None
+
+    def log(self) -> str:
+        """Home Assistant's log since it last started."""
+        return self.ha.log.read_text("utf-8", errors="replace")
+
+    # --- Home Assistant's APIs --------------------------------------------------------
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One authenticated REST request; its JSON answer, which must be a 2xx."""
+        status, answer = self.ha.request(method, path, body, auth=True)
+        if not 200 <= status < 300:
+            msg = f"{method} {path}: HTTP {status} {answer}"
+            raise RuntimeError(msg)
+        return answer
+
+    def websocket(self, command: dict[str, Any]) -> Any:
+        """Send one command over Home Assistant's websocket API; return its result.
+
+        In a thread of its own with its own event loop, apart from the test's.
+        """
+
+        async def call() -> Any:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(f"{self.ha.url}/api/websocket") as ws,
+            ):
+                await ws.receive_json()  # auth_required
+                await ws.send_json(
+                    {"type": "auth", "access_token": self.ha.access_token}
+                )
+                if (answer := await ws.receive_json())["type"] != "auth_ok":
+                    raise RuntimeError(f"websocket auth failed: {answer}")
+                await ws.send_json({"id": 1, **command})
+                answer = await ws.receive_json()
+            if not answer.get("success"):
+                raise RuntimeError(f"websocket {command['type']}: {answer}")
+            return answer["result"]
+
+        return _run_apart(call)
+
+    def _add_entry(self) -> str:
+        """Add HA Ingestor as a person would, through the config flow's REST API."""
+        flow = self.api(
+            "POST",
+            "/api/config/config_entries/flow",
+            {"handler": DOMAIN, "show_advanced_options": False},
+        )
+        path = f"/api/config/config_entries/flow/{flow['flow_id']}"
+        if flow["type"] != "menu":
+            raise RuntimeError(f"the config flow shows no menu: {flow}")
+        self.api("POST", path, {"next_step_id": "influxdb_v1"})
+        mirror = self.api(
+            "POST",
+            path,
+            {
+                "url": self.influxdb.url,
+                "database": DATABASE,
+                "username": ADMIN_USER,
+                "password": ADMIN_PASSWORD,
+                "verify_ssl": True,
+            },
+        )
+        if mirror.get("step_id") != "registry_mirror":
+            raise RuntimeError(f"the connection form did not pass: {mirror}")
+        created = self.api("POST", path, {"registry_mirror": False})
+        if created["type"] != "create_entry":
+            raise RuntimeError(f"no entry created: {created}")
+        return str(created["result"]["entry_id"])
+
+    def entry_state(self) -> str:
+        """The entry's state as the UI lists it: loaded, not_loaded, setup_retry..."""
+        (entry,) = [
+            entry
+            for entry in self.ha.config_entries(DOMAIN)
+            if entry["entry_id"] == self.entry_id
+        ]
+        return str(entry["state"])
+
+    def wait_until_loaded(self) -> None:
+        """Wait until the entry is loaded."""
+        wait_for(
+            lambda: self.entry_state() == "loaded", "HA Ingestor's entry loaded", 60
+        )
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The entry's diagnostics download: its counters, spool and memory, live."""
+        answer = self.api("GET", f"/api/diagnostics/config_entry/{self.entry_id}")
+        data: dict[str, Any] = answer["data"]
+        return data
+
+    def points_waiting(self) -> int:
+        """Points in the spool and in memory, not yet written."""
+        spool = self.diagnostics()["spool"]
+        return int(spool["points"]) + int(spool["in_memory"])
+
+    def wait_until_nothing_waits(self) -> None:
+        """Wait until the integration has written everything that waited."""
+        wait_for(
+            lambda: self.points_waiting() == 0,
+            "nothing waiting to be written",
+            CATCH_UP_TIMEOUT,
+            interval=0.5,
+        )
+
+    def set_counter(self, value: int) -> Fired:
+        """Set the counter through the REST API; the change's value and time."""
+        changed = self.api(
+            "POST",
+            "/api/services/counter/set_value",
+            {"entity_id": COUNTER, "value": value},
+        )
+        (state,) = [s for s in changed if s["entity_id"] == COUNTER]
+        return Fired(int(state["state"]), iso_to_us(state["last_updated"]))
+
+    def counter_now(self) -> Fired:
+        """The counter's current value, and when it was set."""
+        state = self.api("GET", f"/api/states/{COUNTER}")
+        return Fired(int(state["state"]), iso_to_us(state["last_updated"]))
+
+    def set_input_number(self, entity_id: str, value: float) -> None:
+        """Set an input_number through the REST API."""
+        self.api(
+            "POST",
+            "/api/services/input_number/set_value",
+            {"entity_id": entity_id, "value": value},
+        )
+
+    def post_state(
+        self, entity_id: str, state: str, attributes: dict[str, Any] | None = None
+    ) -> None:
+        """Set an entity's state through the REST API, as a device reporting it does."""
+        self.api(
+            "POST",
+            f"/api/states/{entity_id}",
+            {"state": state, "attributes": attributes or {}},
+        )
+
+    def post_rest_hostile(self) -> None:
+        """Set the REST hostile entity, as a device reporting its state does."""
+        self.post_state(REST_HOSTILE, "1", REST_HOSTILE_ATTRIBUTES)
+
+    # --- What InfluxDB holds ----------------------------------------------------------
+
+    def counter_points(self) -> list[Fired]:
+        """Every point of the counter in InfluxDB, in time order."""
+        return [
+            Fired(int(row["value"]), int(row["time"]))
+            for row in self.influxdb.rows(
+                f'SELECT "value" FROM "{COUNTER}" ORDER BY time', DATABASE
+            )
+        ]
+
+    def point_count(self, entity_id: str) -> int:
+        """How many points InfluxDB holds of `entity_id` (no unit: its own series)."""
+        return len(self.influxdb.rows(f'SELECT * FROM "{entity_id}"', DATABASE))
+
+
+@dataclass(slots=True)
+class CounterFiring:
+    """Sets the counter to `first`, `first` + 1... in a thread, until stopped or gone.
+
+    `fired` holds the changes Home Assistant confirmed; `unconfirmed` the value whose
+    request got no answer (Home Assistant was killed meanwhile): it may or may not
+    have been set.
+    """
+
+    house: House
+    first: int
+    pause: float = 0.01
+    fired: list[Fired] = field(default_factory=list)
+    unconfirmed: int | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        """Start firing."""
+        self._thread = threading.Thread(target=self._fire, name="counter firing")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Stop firing (at once if Home Assistant is gone)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def next_value(self) -> int:
+        """The first value not fired yet."""
+        return self.first + len(self.fired) + (self.unconfirmed is not None)
+
+    def wait_for_changes(self, count: int, timeout: float = 60) -> None:
+        """Wait until `count` changes have been confirmed."""
+        wait_for(lambda: len(self.fired) >= count, f"{count} changes fired", timeout)
+
+    def _fire(self) -> None:
+        value = self.first
+        while not self._stop.is_set():
+            self.unconfirmed = value
+            try:
+                fired = self.house.set_counter(value)
+            except OSError, RuntimeError:
+                return  # Home Assistant is stopping or gone
+            self.fired.append(fired)
+            self.unconfirmed = None
+            value += 1
+            self._stop.wait(self.pause)
+
+
+def _run_apart[T](call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine in a new thread with an event loop of its own; its result."""
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        return executor.submit(lambda: asyncio.run(call())).result(timeout=60)
