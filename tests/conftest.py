@@ -158,9 +158,15 @@ async def silent_server() -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def restarted(
-    hass: HomeAssistant, entry: MockConfigEntry
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    before_setup: Callable[[HomeAssistant], None] = lambda _: None,
 ) -> AsyncIterator[HomeAssistant]:
-    """A new Home Assistant on `hass`'s config dir, with `entry` loaded in it."""
+    """A new Home Assistant on `hass`'s config dir, with `entry` loaded in it.
+
+    `before_setup` runs before the entry is set up, as the integrations Home Assistant
+    sets up first would.
+    """
     async with async_test_home_assistant(config_dir=hass.config.config_dir) as second:
         # What the enable_custom_integrations fixture does for `hass`.
         second.data.pop(loader.DATA_CUSTOM_COMPONENTS)
@@ -172,6 +178,7 @@ async def restarted(
             options=entry.options,
         )
         same_entry.add_to_hass(second)
+        before_setup(second)
         assert await second.config_entries.async_setup(same_entry.entry_id)
         yield second
         assert await second.config_entries.async_unload(same_entry.entry_id)

@@ -16,6 +16,7 @@ from homeassistant.core import HomeAssistant, State
 from hypothesis import given, settings, strategies as st
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.ha_ingestor.line_protocol.encoder import timestamp_us
 from custom_components.ha_ingestor.pipeline import last_states as last_states_module
 from custom_components.ha_ingestor.pipeline.last_states import LastStates, fingerprint
 from custom_components.ha_ingestor.storage.spool import Spool
@@ -61,6 +62,43 @@ async def test_unchanged_states_are_not_written_again_after_a_restart(
         ("value", 1.0),
         ("value", 2.0),
     ]
+
+
+async def test_states_set_before_the_entry_are_compared_after_a_restart(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """At a start, most entities are set up before this entry, unseen by any listener.
+
+    Their states are compared with the last written all the same: one restored to an
+    older value after a crash is written, at the time it was set; an unchanged one is
+    not; one never written before is not this entry's to keep.
+    """
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    hass.states.async_set("sensor.same", "1", {"unit_of_measurement": "W"})
+    hass.states.async_set("sensor.restored", "5", {"unit_of_measurement": "W"})
+    await hass.async_stop()
+
+    def set_up_first(second: HomeAssistant) -> None:
+        second.states.async_set("sensor.same", "1", {"unit_of_measurement": "W"})
+        second.states.async_set("sensor.restored", "4", {"unit_of_measurement": "W"})
+        second.states.async_set("sensor.unknown", "1", {"unit_of_measurement": "W"})
+
+    async with restarted(hass, config_entry, set_up_first) as second:
+        restored = second.states.get("sensor.restored")
+        assert restored is not None
+
+    rows = influxdb.rows('SELECT * FROM "W" GROUP BY "entity_id"', database)
+    assert sorted((r["entity_id"], r["value"]) for r in rows) == [
+        ("restored", 4.0),
+        ("restored", 5.0),
+        ("same", 1.0),
+    ]
+    (restored_row,) = [r for r in rows if r["value"] == 4.0]
+    assert restored_row["time"] == timestamp_us(restored.last_updated_timestamp)
 
 
 async def test_fingerprints_are_computed_off_the_event_loop(

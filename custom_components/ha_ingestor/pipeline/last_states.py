@@ -97,6 +97,11 @@ class LastStates:
             await self._legacy.async_remove()
 
     @callback
+    def written_before(self, entity_id: str) -> bool:
+        """Whether the entity has a last state from before the start, not compared yet."""
+        return entity_id in self._before_restart
+
+    @callback
     def unchanged_since_restart(self, state: State) -> bool:
         """Whether `state` is an entity's first since start, and the same as last written.
 

@@ -3,14 +3,22 @@
 For each state change Home Assistant fires, the listener counts it, asks the filter
 whether the entity is written, skips a restart's unchanged state, encodes the line and
 hands it to the batcher. It only enqueues: no I/O, no await, nothing that waits. The
-heartbeat enters the same way, for every included entity's current state.
+heartbeat enters the same way, for every included entity's current state, and so do
+the states entities had before the pipeline started, compared with the last written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import (
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    State,
+    callback,
+)
 
 from ..line_protocol.encoder import Encoder, timestamp_us
 from .batcher import Batcher
@@ -50,6 +58,28 @@ class StateChangeListener:
         line = self._encode(state, old_state, timestamp_us(event.time_fired_timestamp))
         if line is not None:
             self._batcher.add(line, state)
+
+    @callback
+    def async_states_before_start(self, states: Iterable[State]) -> None:
+        """Take states set before the pipeline listened, as their entities' first.
+
+        Only entities written before the stop: one whose state differs from the last
+        written is written, at the time it was set; any other is left as it was.
+        """
+        last_states = self._last_states
+        for state in states:
+            if (
+                last_states.written_before(state.entity_id)
+                and self._keep(state)
+                and not last_states.unchanged_since_restart(state)
+                and (
+                    line := self._encode(
+                        state, None, timestamp_us(state.last_updated_timestamp)
+                    )
+                )
+                is not None
+            ):
+                self._batcher.add(line, state)
 
     @callback
     def async_heartbeat(self, hass: HomeAssistant, now: datetime) -> None:

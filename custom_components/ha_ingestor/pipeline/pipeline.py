@@ -22,6 +22,7 @@ from homeassistant.core import (
     Event,
     EventStateChangedData,
     HomeAssistant,
+    State,
     callback,
 )
 from homeassistant.helpers.event import async_track_time_interval
@@ -106,13 +107,27 @@ class Pipeline:
 
     @callback
     def async_start(self, earlier: list[Event[EventStateChangedData]]) -> None:
-        """Take the state changes fired since setup began, then listen for more."""
+        """Take the state changes fired since setup began, then listen for more.
+
+        Home Assistant sets most entities up before this entry, so their first states
+        since a start fired before anything listened: each entity's state from before
+        setup began (the old state of its first change since, or its state now) is
+        compared with the last one written before the stop.
+        """
         self._registry.async_start()
         self._keep.start()
+        hass = self._hass
+        before: dict[str, State | None] = {
+            state.entity_id: state for state in hass.states.async_all()
+        }
+        for event in reversed(earlier):
+            before[event.data["entity_id"]] = event.data["old_state"]
+        self._listener.async_states_before_start(
+            state for state in before.values() if state is not None
+        )
         state_changed = self._listener.async_state_changed
         for event in earlier:
             state_changed(event)
-        hass = self._hass
         self._unsubscribers.append(
             hass.bus.async_listen(EVENT_STATE_CHANGED, state_changed)
         )
