@@ -17,6 +17,7 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 from custom_components.ha_ingestor.influxdb.errors import InfluxConnectionError
+from custom_components.ha_ingestor.pipeline.last_states import fingerprint
 from custom_components.ha_ingestor.storage.spool import Appended, Spool, SpoolError
 
 from ..conftest import (
@@ -270,6 +271,34 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
         assert pipeline.batcher.in_flight == 0  # its copy is in the spool
         assert pipeline.points_waiting == 6
         assert not pipeline.batcher.health.failing  # the write has not failed yet
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_hung_write_does_not_put_an_older_last_state_back(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A state spooled while an older one's write hangs stays the entity's last state.
+
+    The hung batch is copied to the spool after the newer state was: its older
+    fingerprint must not replace the newer one, or a restart would write it again.
+    """
+    async with silent_server() as url:
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            data=v2_entry_data(influxdb_v2) | {CONF_URL: url},
+            options={CONF_FLUSH_INTERVAL: 0.1},
+        )
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        pipeline = entry.runtime_data.pipeline
+        spool: Spool = pipeline.spool
+        hass.states.async_set("sensor.device", "a", {"unit_of_measurement": "W"})
+        await wait_until(lambda: pipeline.batcher.in_flight == 1, "the write began")
+        hass.states.async_set("sensor.device", "b", {"unit_of_measurement": "W"})
+        await wait_until(lambda: spool.count == 2, "b spooled, a's batch copied")
+        newest = hass.states.get("sensor.device")
+        assert newest is not None
+        assert (await spool.last_states())["sensor.device"] == fingerprint(newest)
         assert await hass.config_entries.async_unload(entry.entry_id)
 
 

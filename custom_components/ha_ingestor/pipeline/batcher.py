@@ -15,9 +15,10 @@ Two jobs run side by side, and the first never waits for the second:
 
 Each line is added with the state it was made of: once its point is durable (stored in
 the spool, or written), that state's fingerprint is saved with it (last_states), with
-the stats. Memory holds `memory_cap` lines waiting, and as many again while the spool
-stores them; should the spool not keep up, or not take them at all (a full disk),
-the oldest batch in memory is dropped, and counted.
+the stats, unless a newer state of the entity was saved already. Memory holds
+`memory_cap` lines waiting, and as many again while the spool stores them; should the
+spool not keep up, or not take them at all (a full disk), the oldest batch in memory
+is dropped, and counted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import asyncio
 from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass
+import math
 
 from homeassistant.core import State, callback
 
@@ -106,6 +108,8 @@ class Batcher:
         self.spool_error: SpoolError | None = None
         self._memory_dropping = False
         self._spool_dropping = False
+        # The time of the state whose fingerprint was last saved, per entity.
+        self._saved_at: dict[str, float] = {}
 
     @property
     def pending(self) -> int:
@@ -308,7 +312,7 @@ class Batcher:
             copies, self._written_copies = self._written_copies, []
             try:
                 await self._spool.save_state(
-                    await self._last_states.async_fingerprints(states.values()),
+                    await self._fingerprints(list(states.values())),
                     stats_to_dict(self._stats),
                 )
                 for ids in copies:
@@ -361,7 +365,7 @@ class Batcher:
         try:
             appended = await self._spool.append(
                 lines,
-                last_states=await self._last_states.async_fingerprints(states),
+                last_states=await self._fingerprints(states),
                 stats=stats_to_dict(self._stats),
             )
         except SpoolError as err:
@@ -381,6 +385,24 @@ class Batcher:
             )
         self._spool_dropping = bool(appended.dropped)
         return appended.ids
+
+    async def _fingerprints(self, states: list[State]) -> dict[str, str]:
+        """Digest each entity's last state of `states`, unless a newer one was saved.
+
+        A batch whose write (or copy) ends after newer states of its entities were
+        spooled must not put their older fingerprints back: a restart would then
+        write the newer state again. Checked after the digests are made, right
+        before the caller hands them to the spool, which commits in call order.
+        """
+        digests = await self._last_states.async_fingerprints(states)
+        times = {state.entity_id: state.last_updated_timestamp for state in states}
+        saved = self._saved_at
+        for entity_id in list(digests):
+            if times[entity_id] < saved.get(entity_id, -math.inf):
+                del digests[entity_id]
+            else:
+                saved[entity_id] = times[entity_id]
+        return digests
 
     def _written(self) -> None:
         """Note a written batch: writes work, the backoff starts again from the first."""
