@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine, Iterable
+import contextlib
 from typing import Any
 from unittest.mock import patch
 
@@ -11,13 +13,14 @@ from homeassistant.core import HomeAssistant, State
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.ha_ingestor import _spool_path
 from custom_components.ha_ingestor.const import (
     CONF_BATCH_SIZE,
     CONF_FLUSH_INTERVAL,
     DOMAIN,
 )
 from custom_components.ha_ingestor.influxdb.errors import InfluxConnectionError
-from custom_components.ha_ingestor.pipeline.last_states import fingerprint
+from custom_components.ha_ingestor.pipeline.last_states import LastStates, fingerprint
 from custom_components.ha_ingestor.storage.spool import Appended, Spool, SpoolError
 
 from ..conftest import (
@@ -300,6 +303,217 @@ async def test_a_hung_write_does_not_put_an_older_last_state_back(
         assert newest is not None
         assert (await spool.last_states())["sensor.device"] == fingerprint(newest)
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+class _Gate:
+    """Holds the digests of last states until opened: a step caught halfway."""
+
+    def __init__(self, entry: MockConfigEntry) -> None:
+        self.entered = asyncio.Event()
+        self.open = asyncio.Event()
+        self._last_states: LastStates = entry.runtime_data.pipeline.batcher._last_states
+        self._digest: Callable[
+            [Iterable[State]], Coroutine[Any, Any, dict[str, str]]
+        ] = self._last_states.async_fingerprints
+
+    async def _held(self, states: list[State]) -> dict[str, str]:
+        self.entered.set()
+        await self.open.wait()
+        return await self._digest(states)
+
+    def __enter__(self) -> _Gate:
+        self._patch = patch.object(self._last_states, "async_fingerprints", self._held)
+        self._patch.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.open.set()  # nothing stays held, whatever the test found
+        self._patch.stop()
+
+
+async def _spooled(hass: HomeAssistant, entry: MockConfigEntry) -> Spool:
+    """The unloaded entry's spool, opened again to read what it kept."""
+    return await Spool.open(_spool_path(hass, entry), 1 << 20)
+
+
+async def test_a_stop_saves_the_last_states_of_a_written_batch(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A stop while a written batch's last states are being saved waits for them.
+
+    Else a restart would write those states again.
+    """
+    entry = await _setup_v2(hass, influxdb_v2)
+    pipeline = entry.runtime_data.pipeline
+    with _Gate(entry) as gate:
+        hass.states.async_set("sensor.a", "1", {"unit_of_measurement": "W"})
+        await gate.entered.wait()  # written, its last state being digested
+        assert len(influxdb_v2.points("ha")) == 1
+        unload = hass.async_create_task(
+            hass.config_entries.async_unload(entry.entry_id)
+        )
+        await wait_until(lambda: pipeline._stop_once.stopping, "the stop began")
+        gate.open.set()
+        assert await unload
+    assert len(influxdb_v2.points("ha")) == 1
+    state = hass.states.get("sensor.a")
+    assert state is not None
+    spool = await _spooled(hass, entry)
+    try:
+        assert (await spool.last_states()).get("sensor.a") == fingerprint(state)
+    finally:
+        await spool.close()
+
+
+async def test_a_stop_keeps_the_points_of_a_spill_under_way(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A spill cancelled halfway still puts its points in the spool.
+
+    Home Assistant cancels the flush loop as it stops, wherever it is.
+    """
+    entry = await _setup_v2(hass, influxdb_v2)
+    await _spool_while_stopped(hass, influxdb_v2, entry, "sensor.a", 1)
+    pipeline = entry.runtime_data.pipeline
+    with _Gate(entry) as gate:
+        for i in range(1, 6):
+            hass.states.async_set("sensor.a", str(i), {"unit_of_measurement": "W"})
+        await gate.entered.wait()  # out of memory, their last states being digested
+        flush_loop = pipeline._flush_loop
+        assert flush_loop is not None
+        # The cancellation reaches the spill's wait at once: opening the gate after
+        # it cannot undo it.
+        flush_loop.cancel("Home Assistant is stopping")
+        gate.open.set()
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    assert pipeline.stats.points_dropped == 0
+    newest = hass.states.get("sensor.a")
+    assert newest is not None
+    spool = await _spooled(hass, entry)
+    try:
+        assert spool.count == 6
+        assert (await spool.last_states())["sensor.a"] == fingerprint(newest)
+    finally:
+        await spool.close()
+
+
+class _HeldCopy:
+    """A hung write, and a spool whose appends are held once stored until opened.
+
+    The first append after the write began is the batch's copy: stored in the
+    spool, its ids not yet handed back to the batcher.
+    """
+
+    def __init__(self, entry: MockConfigEntry) -> None:
+        self.pipeline = entry.runtime_data.pipeline
+        self.release_write = asyncio.Event()
+        self.given_up = asyncio.Event()
+        self.stored = asyncio.Event()
+        self.open = asyncio.Event()
+        self.lines: list[str] = []
+        self._store: Callable[..., Coroutine[Any, Any, Appended]] = (
+            self.pipeline.spool.append
+        )
+        self._patches = contextlib.ExitStack()
+
+    async def _write(self, lines: list[str]) -> None:
+        if self.lines:  # the first write alone hangs; the others fail at once
+            raise InfluxConnectionError("HTTP 503: busy")
+        self.lines[:] = lines
+        try:
+            await self.release_write.wait()
+        except asyncio.CancelledError:
+            self.given_up.set()
+            raise
+        # It fails as the copy's ids come back: the batcher must wait for them.
+        asyncio.get_running_loop().call_soon(self.open.set)
+        raise InfluxConnectionError("HTTP 503: busy")
+
+    async def _append(self, lines: list[str], **state: Any) -> Appended:
+        appended = await self._store(lines, **state)
+        self.stored.set()
+        await self.open.wait()
+        return appended
+
+    def __enter__(self) -> _HeldCopy:
+        self._patches.enter_context(
+            patch.object(self.pipeline.writer, "write", self._write)
+        )
+        self._patches.enter_context(
+            patch.object(self.pipeline.spool, "append", self._append)
+        )
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.open.set()
+        self._patches.close()
+
+
+async def _setup_slow(
+    hass: HomeAssistant, server: InfluxDBv2TestServer
+) -> MockConfigEntry:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data=v2_entry_data(server),
+        options={CONF_FLUSH_INTERVAL: 0.1},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    return entry
+
+
+async def _spooled_lines(hass: HomeAssistant, entry: MockConfigEntry) -> list[str]:
+    spool = await _spooled(hass, entry)
+    try:
+        return [line for _, line in await spool.oldest(100)]
+    finally:
+        await spool.close()
+
+
+async def test_a_stop_during_the_copy_of_a_hung_write_keeps_it_once(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A stop while a hung write's batch is being copied: the batch is spooled once.
+
+    Stopping cancels the flush loop as the copy is stored, its ids not yet known,
+    then gives the write up: the copy must end, and the write leave its lines to
+    it, not put them back in memory to be spooled a second time.
+    """
+    entry = await _setup_slow(hass, influxdb_v2)
+    pipeline = entry.runtime_data.pipeline
+    flush_loop = pipeline._flush_loop
+    assert flush_loop is not None
+    with _HeldCopy(entry) as held:
+        hass.states.async_set("sensor.a", "1", {"unit_of_measurement": "W"})
+        await held.stored.wait()  # copied an interval into the write
+        assert pipeline.batcher.pending == 0
+        unload = hass.async_create_task(
+            hass.config_entries.async_unload(entry.entry_id)
+        )
+        await wait_until(lambda: flush_loop.cancelling() > 0, "the stop began")
+        held.open.set()
+        assert await unload
+        assert held.given_up.is_set()
+    assert pipeline.stats.points_dropped == 0
+    assert await _spooled_lines(hass, entry) == held.lines
+
+
+async def test_a_write_failing_during_its_copy_keeps_the_batch_once(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A write that fails while its batch's copy is being stored: spooled once."""
+    entry = await _setup_slow(hass, influxdb_v2)
+    pipeline = entry.runtime_data.pipeline
+    with _HeldCopy(entry) as held:
+        hass.states.async_set("sensor.a", "1", {"unit_of_measurement": "W"})
+        await held.stored.wait()  # copied an interval into the write
+        held.release_write.set()  # it fails, and the copy's ids come back
+        await wait_until(lambda: pipeline.batcher.health.failing, "the write failed")
+        assert pipeline.batcher.pending == 0
+        assert pipeline.spool.count == 1
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    assert pipeline.stats.points_dropped == 0
+    assert await _spooled_lines(hass, entry) == held.lines
 
 
 async def test_the_backoff_starts_again_once_a_batch_is_written(

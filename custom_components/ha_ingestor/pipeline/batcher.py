@@ -24,10 +24,11 @@ is dropped, and counted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 import contextlib
 from dataclasses import dataclass
 import math
+from typing import Any
 
 from homeassistant.core import State, callback
 
@@ -58,6 +59,8 @@ class _Batch:
     """Event-loop time the write began."""
     copy: range | None = None
     """The ids of its copy in the spool, once the write took longer than an interval."""
+    copying: asyncio.Task[None] | None = None
+    """Its copy being stored: a write that ends meanwhile waits for it."""
     written: bool = False
 
 
@@ -110,6 +113,8 @@ class Batcher:
         self._spool_dropping = False
         # The time of the state whose fingerprint was last saved, per entity.
         self._saved_at: dict[str, float] = {}
+        # Spills and copies that run to their end although their caller was cancelled.
+        self._unfinished: set[asyncio.Task[None]] = set()
 
     @property
     def pending(self) -> int:
@@ -235,6 +240,8 @@ class Batcher:
             delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await delivery
+        if self._unfinished:
+            await asyncio.wait(list(self._unfinished))
         await self._spill()
         if not self.health.failing:
             with contextlib.suppress(InfluxError, TimeoutError):
@@ -278,6 +285,9 @@ class Batcher:
                 try:
                     await self._writer.write(batch.lines)
                 except BaseException:
+                    if batch.copying is not None:
+                        # Where its lines wait depends on whether the copy is stored.
+                        await asyncio.wait([batch.copying])
                     if batch.copy is None:  # else it waits in the spool already
                         self._lines[:0] = batch.lines
                         self._states[:0] = batch.states
@@ -332,8 +342,18 @@ class Batcher:
         slow = batch is not None and now - batch.taken_at >= self._flush_interval
         if slow or not self._writing_memory or len(self._lines) >= self.memory_cap:
             await self._spill()
-        if batch is None or not slow or batch.copy is not None:
+        if (
+            batch is None
+            or batch is not self._in_flight  # its write ended during the spill
+            or not slow
+            or batch.copying is not None
+        ):
             return
+        batch.copying = self._unstoppable(self._copy(batch))
+        await self._to_its_end(batch.copying)
+
+    async def _copy(self, batch: _Batch) -> None:
+        """Store a copy of the batch being written; it is dropped once written."""
         if (appended := await self._append(batch.lines, batch.states)) is None:
             return
         batch.copy = appended
@@ -342,7 +362,11 @@ class Batcher:
 
     async def _spill(self) -> None:
         """Move memory to the spool; if the spool cannot take it, keep it in memory."""
-        if not self._lines:
+        if self._lines:
+            await self._to_its_end(self._unstoppable(self._move_to_spool()))
+
+    async def _move_to_spool(self) -> None:
+        if not self._lines:  # another spill took them meanwhile
             return
         lines, states = self._lines, self._states
         self._lines, self._states = [], []
@@ -385,6 +409,28 @@ class Batcher:
             )
         self._spool_dropping = bool(appended.dropped)
         return appended.ids
+
+    def _unstoppable(self, step: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `step` in a task of its own, which no caller's cancellation stops.
+
+        Home Assistant cancels the flush loop as it stops, and `drain` cancels a
+        delivery: a spill halfway (lines out of memory, not yet in the spool) would
+        lose its lines, and a copy halfway (stored, its ids not yet known) would
+        leave the batch in the spool twice. `drain` waits for such steps.
+        """
+        task = asyncio.get_running_loop().create_task(step)
+        self._unfinished.add(task)
+        task.add_done_callback(self._unfinished.discard)
+        return task
+
+    @staticmethod
+    async def _to_its_end(task: asyncio.Task[None]) -> None:
+        """Wait for `task`; if cancelled meanwhile, still wait, then let that through."""
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait([task])
+            raise
 
     async def _fingerprints(self, states: list[State]) -> dict[str, str]:
         """Digest each entity's last state of `states`, unless a newer one was saved.
