@@ -469,6 +469,20 @@ async def test_wal_mode_and_schema_version(spool: Spool, path: Path) -> None:
     assert await _sqlite(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
+async def test_spool_files_are_readable_by_their_owner_only(
+    spool: Spool, path: Path
+) -> None:
+    """0600, like Home Assistant's `.storage` files: the points are the house's history."""
+    await spool.append([_line(0)])
+    files = await asyncio.to_thread(lambda: sorted(path.parent.iterdir()))
+    assert [file.name for file in files] == [
+        path.name,
+        f"{path.name}-shm",
+        f"{path.name}-wal",
+    ]
+    assert [file.stat().st_mode & 0o777 for file in files] == [0o600] * 3
+
+
 async def test_reader_reads_while_spool_writes(spool: Spool, path: Path) -> None:
     """Another, read-only connection in a transaction neither blocks nor sees appends."""
     await spool.append([_line(i) for i in range(10)])

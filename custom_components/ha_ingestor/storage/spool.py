@@ -168,7 +168,9 @@ class Spool:
             await _prepare(db, path)
             counters.append(await _read_counters(db))
 
-        connection = await SqliteConnection.open(path, prepare, _error_for(path))
+        connection = await SqliteConnection.open(
+            path, prepare, _error_for(path), private=True
+        )
         return cls(connection, path, max_bytes, counters[0])
 
     async def close(self) -> None:
