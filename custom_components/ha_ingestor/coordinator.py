@@ -53,6 +53,8 @@ class PipelineSnapshot:
     points_written: int
     points_waiting: int
     spool_bytes: int
+    spool_fill: float
+    """How full the spool is: 1.0 once the oldest points must make room."""
     spool_max_bytes: int
     points_dropped: int
     points_dropped_spool_full: int
@@ -126,6 +128,7 @@ class IngestorCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             points_written=stats.points_written,
             points_waiting=pipeline.points_waiting,
             spool_bytes=spool.size_bytes,
+            spool_fill=spool.fill,
             spool_max_bytes=spool.max_bytes,
             points_dropped=stats.points_dropped,
             points_dropped_spool_full=stats.points_dropped_spool_full,

@@ -187,7 +187,7 @@ class IngestionIssues:
         )
 
     def _check_spool(self, snapshot: PipelineSnapshot) -> None:
-        share = snapshot.spool_bytes / snapshot.spool_max_bytes
+        share = snapshot.spool_fill
         if share < SPOOL_NO_LONGER_FULL or (
             share < SPOOL_NEARLY_FULL and not self._exists(ISSUE_SPOOL_NEARLY_FULL)
         ):
@@ -198,7 +198,6 @@ class IngestionIssues:
             ir.IssueSeverity.WARNING,
             {
                 "percent": str(math.floor(share * 100)),
-                "size_mb": str(snapshot.spool_bytes >> 20),
                 "max_mb": str(snapshot.spool_max_bytes >> 20),
                 "backlog": str(snapshot.points_waiting),
             },

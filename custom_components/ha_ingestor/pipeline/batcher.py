@@ -242,7 +242,7 @@ class Batcher:
             await self._writer.write([line for _, line in points])
             self._written()
             try:
-                await self._spool.remove_through(points[-1][0])
+                await self._spool.remove_ids(range(points[0][0], points[-1][0] + 1))
             except SpoolError as err:
                 # Those points will be written again, which is harmless.
                 self._spool_failed(err)
@@ -327,6 +327,8 @@ class Batcher:
                 stats=stats_to_dict(self._stats),
             )
         except SpoolError as err:
+            # Old points it dropped for room before failing are gone all the same.
+            self._stats.points_dropped_spool_full += err.dropped
             self._spool_failed(err)
             return None
         if self.spool_error is not None:
