@@ -36,8 +36,7 @@ from .pipeline.last_states import LastStates, legacy_store as legacy_last_states
 from .pipeline.pipeline import Pipeline
 from .pipeline.stats import StatsStore, legacy_store as legacy_stats
 from .services import async_setup_services
-from .storage.spool import Spool, SpoolError
-from .storage.sqlite import delete_sqlite_files
+from .storage.spool import Spool, SpoolError, delete_spool_files
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
@@ -166,8 +165,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> None:
-    """Delete the entry's spool, which holds its last states and counters too."""
-    await hass.async_add_executor_job(delete_sqlite_files, _spool_path(hass, entry))
+    """Delete the entry's spool (its files and reserve): last states, counters too."""
+    await hass.async_add_executor_job(delete_spool_files, _spool_path(hass, entry))
     # Where versions before 0.2 kept them, if they were never started since.
     await legacy_last_states(hass, entry.entry_id).async_remove()
     await legacy_stats(hass, entry.entry_id).async_remove()

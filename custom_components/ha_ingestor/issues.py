@@ -8,11 +8,12 @@ CHECK_INTERVAL, raising or clearing one issue per problem and config entry:
   start re-authentication);
 - the database, retention policy, organization or bucket does not exist;
 - the spool holds more than SPOOL_NEARLY_FULL of its size limit;
+- the disk that holds the spool is full (points wait in memory);
 - points were dropped because the spool was full (until the user acknowledges it);
 - points are in quarantine, naming their entities (the fix retries them).
 
-Points are never lost to any of these but the last two: they wait in the spool. The
-two fixable issues are fixed in repairs.py's flows.
+Points are never lost to any of these but the full disk and the last two: they wait
+in the spool. The two fixable issues are fixed in repairs.py's flows.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .const import DOMAIN, LOGGER, QUARANTINE_SUMMARY_POINTS
 from .coordinator import HaIngestorConfigEntry, IngestorCoordinator, PipelineSnapshot
 from .influxdb.errors import InfluxAuthError, InfluxNotFoundError
 from .line_protocol.parse import line_entity
-from .storage.spool import QuarantinedPoint, Spool, SpoolError
+from .storage.spool import QuarantinedPoint, Spool, SpoolDiskFullError, SpoolError
 
 CHECK_INTERVAL: Final = timedelta(seconds=30)
 UNREACHABLE_AFTER: Final = timedelta(minutes=5)
@@ -46,12 +47,14 @@ ENTITIES_NAMED: Final = 10
 ISSUE_UNREACHABLE: Final = "influxdb_unreachable"
 ISSUE_TARGET_MISSING: Final = "target_missing"
 ISSUE_SPOOL_NEARLY_FULL: Final = "spool_nearly_full"
+ISSUE_DISK_FULL: Final = "spool_disk_full"
 ISSUE_POINTS_DROPPED: Final = "points_dropped"
 ISSUE_POINTS_QUARANTINED: Final = "points_quarantined"
 ISSUES: Final = (
     ISSUE_UNREACHABLE,
     ISSUE_TARGET_MISSING,
     ISSUE_SPOOL_NEARLY_FULL,
+    ISSUE_DISK_FULL,
     ISSUE_POINTS_DROPPED,
     ISSUE_POINTS_QUARANTINED,
 )
@@ -118,6 +121,7 @@ class IngestionIssues:
         snapshot = self._coordinator.snapshot()
         self._check_writes(snapshot)
         self._check_spool(snapshot)
+        self._check_disk(snapshot)
         self._check_dropped(snapshot)
         self._check_quarantine(snapshot)
 
@@ -200,6 +204,20 @@ class IngestionIssues:
                 "percent": str(math.floor(share * 100)),
                 "max_mb": str(snapshot.spool_max_bytes >> 20),
                 "backlog": str(snapshot.points_waiting),
+            },
+        )
+
+    def _check_disk(self, snapshot: PipelineSnapshot) -> None:
+        if not isinstance(snapshot.spool_error, SpoolDiskFullError):
+            self._delete(ISSUE_DISK_FULL)
+            return
+        self._raise(
+            ISSUE_DISK_FULL,
+            ir.IssueSeverity.ERROR,
+            {
+                "path": snapshot.spool_path,
+                "memory": str(snapshot.points_in_memory),
+                "cap": str(snapshot.memory_cap),
             },
         )
 

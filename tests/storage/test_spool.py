@@ -28,8 +28,11 @@ from custom_components.ha_ingestor.storage.spool import (
     Appended,
     Released,
     Spool,
+    SpoolDiskFullError,
     SpoolError,
 )
+
+from ..tmpfs import fill, free_bytes, tmpfs
 
 REPOSITORY = Path(__file__).parents[2]
 
@@ -57,7 +60,12 @@ def _big(i: int) -> str:
 
 def _limit(pages: int) -> int:
     """The max_bytes that leaves the database `pages` pages of 4 KiB."""
-    return spool_module.wal_bytes(4096) + spool_module._SHM_BYTES + pages * 4096
+    return (
+        spool_module.wal_bytes(4096)
+        + spool_module._SHM_BYTES
+        + spool_module.RESERVE_BYTES
+        + pages * 4096
+    )
 
 
 async def _db_pages(path: Path) -> tuple[int, int]:
@@ -563,10 +571,11 @@ async def test_spool_files_are_readable_by_their_owner_only(
     files = await asyncio.to_thread(lambda: sorted(path.parent.iterdir()))
     assert [file.name for file in files] == [
         path.name,
+        f"{path.name}-reserve",
         f"{path.name}-shm",
         f"{path.name}-wal",
     ]
-    assert [file.stat().st_mode & 0o777 for file in files] == [0o600] * 3
+    assert [file.stat().st_mode & 0o777 for file in files] == [0o600] * 4
 
 
 async def test_reader_reads_while_spool_writes(spool: Spool, path: Path) -> None:
@@ -796,10 +805,10 @@ class _Footprint(threading.Thread):
 @pytest.mark.parametrize(
     ("template", "spill", "share"),
     [
-        pytest.param(_CORE, 2_000, 0.8, id="core_compatible"),
-        pytest.param(_RICH, 1_000, 0.8, id="rich"),
+        pytest.param(_CORE, 2_000, 0.74, id="core_compatible"),
+        pytest.param(_RICH, 1_000, 0.74, id="rich"),
         # Each row takes about ten bytes more than its line: a third, for these.
-        pytest.param(_TINY, 10_000, 0.6, id="tiny"),
+        pytest.param(_TINY, 10_000, 0.58, id="tiny"),
     ],
 )
 async def test_the_files_stay_within_the_limit_and_shrink_once_drained(
@@ -809,7 +818,8 @@ async def test_the_files_stay_within_the_limit_and_shrink_once_drained(
 
     Measured on the real files, all the time, while spills of realistic lines fill
     a 16 MiB spool to one and a half times its limit, and while it is drained; once
-    drained, the files take a few pages. Full, the lines take `share` of the limit.
+    drained, the files take their reserve and a few pages. Full, the lines take
+    `share` of the limit.
     """
     spool = await Spool.open(path, SIXTEEN_MIB)
     appended = 0
@@ -834,7 +844,8 @@ async def test_the_files_stay_within_the_limit_and_shrink_once_drained(
         drained = footprint.measure()
     finally:
         await spool.close()
-    assert drained <= 128 << 10, drained
+    # The reserve, and a few pages.
+    assert drained <= spool_module.RESERVE_BYTES + (128 << 10), drained
 
 
 async def test_a_spool_of_an_earlier_version_gives_its_space_back_too(
@@ -931,3 +942,85 @@ async def test_a_failed_quarantine_keeps_none_of_its_chunks(path: Path) -> None:
         assert [p.line for p in await spool.quarantined_points(10)] == [_big(0)]
     finally:
         await spool.close()
+
+
+async def test_a_full_disk_still_lets_written_points_go(tmp_path: Path) -> None:
+    """The disk full: nothing new is stored, yet what is written is removed, in order.
+
+    Freeing space must not need free space: the reserve beside the spool is given
+    up for it, and made again from the room the removed points leave. Then new
+    points are stored again.
+    """
+    with tmpfs(tmp_path / "disk", 8 << 20) as disk:
+        path = disk / "spool.db"
+        reserve = path.with_name(path.name + "-reserve")
+        spool = await Spool.open(path, SIXTEEN_MIB)
+        try:
+            lines = [_big(i) for i in range(3_000)]
+            await spool.append(lines)
+            assert await asyncio.to_thread(reserve.exists)
+            await asyncio.to_thread(fill, disk)
+            # The log's room on disk takes some more, until it is used up.
+            with pytest.raises(SpoolDiskFullError, match="full"):  # noqa: PT012
+                while len(lines) < 10_000:
+                    more = [_big(i) for i in range(len(lines), len(lines) + 20)]
+                    await spool.append(more)
+                    lines += more
+            assert spool.count == len(lines)
+
+            removed: list[str] = []
+            while points := await spool.oldest(500):
+                assert await _remove_read(spool, points) == len(points)
+                removed += [line for _, line in points]
+            assert removed == lines
+            assert spool.count == 0
+            # The points' room went back to the disk, the reserve took its share.
+            assert await asyncio.to_thread(reserve.exists)
+            assert await asyncio.to_thread(free_bytes, disk) > 2 << 20
+            assert (await spool.append([_big(-1)])).ids == range(
+                len(lines) + 1, len(lines) + 2
+            )
+        finally:
+            await spool.close()
+
+
+async def test_a_spool_reopened_on_a_full_disk_opens_with_its_reserve(
+    tmp_path: Path,
+) -> None:
+    """Home Assistant restarted on a full disk: the reserve makes room to open it.
+
+    New points wait until there is room; those in it can be removed meanwhile, which
+    makes room (and the reserve) again.
+    """
+    with tmpfs(tmp_path / "disk", 6 << 20) as disk:
+        path = disk / "spool.db"
+        spool = await Spool.open(path, SIXTEEN_MIB)
+        lines = [_big(i) for i in range(2_000)]
+        await spool.append(lines)
+        await spool.close()
+        await asyncio.to_thread(fill, disk)
+
+        spool = await Spool.open(path, SIXTEEN_MIB)
+        try:
+            with pytest.raises(SpoolDiskFullError, match="reserve"):
+                await spool.append([_big(-1)])
+            removed: list[str] = []
+            while points := await spool.oldest(500):
+                assert await _remove_read(spool, points) == len(points)
+                removed += [line for _, line in points]
+            assert removed == lines
+            assert (await spool.append([_big(-1)])).ids == range(2_001, 2_002)
+        finally:
+            await spool.close()
+
+
+async def test_no_reserve_and_no_room_still_refuses_to_open(tmp_path: Path) -> None:
+    """Without room nor reserve, SQLite cannot open it: the error says so."""
+    with tmpfs(tmp_path / "disk", 4 << 20) as disk:
+        path = disk / "spool.db"
+        spool = await Spool.open(path, SIXTEEN_MIB)
+        await spool.close()
+        await asyncio.to_thread(path.with_name(path.name + "-reserve").unlink)
+        await asyncio.to_thread(fill, disk)
+        with pytest.raises(SpoolError, match="disk I/O error"):
+            await Spool.open(path, SIXTEEN_MIB)

@@ -276,11 +276,17 @@ class Batcher:
                 await self._last_states.async_fingerprints(batch.states),
                 stats_to_dict(self._stats),
             )
-            if batch.copy is not None:
-                await self._spool.remove_ids(batch.copy)
         except SpoolError as err:
             # The points are written; a restart may write their states once more.
             self._spool_failed(err)
+        else:
+            self._spool_works()
+        if batch.copy is not None:
+            try:
+                await self._spool.remove_ids(batch.copy)
+            except SpoolError as err:
+                # Written twice, then, which InfluxDB makes once.
+                self._spool_failed(err)
 
     async def _make_durable(self, now: float) -> None:
         """Spool memory, and a copy of a batch whose write takes longer than an interval."""
@@ -331,10 +337,7 @@ class Batcher:
             self._stats.points_dropped_spool_full += err.dropped
             self._spool_failed(err)
             return None
-        if self.spool_error is not None:
-            LOGGER.info("The spool can be written again")
-            self.spool_error = None
-        self._memory_dropping = False
+        self._spool_works()
         self._stats.points_dropped_spool_full += appended.dropped
         if appended.dropped and not self._spool_dropping:
             LOGGER.warning(
@@ -367,6 +370,13 @@ class Batcher:
             )
         self._probe_at = now + PROBE_INTERVAL
         self._on_failure(err)
+
+    def _spool_works(self) -> None:
+        """Note that the spool stored something: whatever kept it from that is over."""
+        if self.spool_error is not None:
+            LOGGER.info("The spool can be written again")
+            self.spool_error = None
+        self._memory_dropping = False
 
     def _spool_failed(self, err: SpoolError) -> None:
         if self.spool_error is None:

@@ -14,7 +14,8 @@ A crash between the write and the removal offers the same points again, and writ
 point twice is harmless: InfluxDB keeps one point per series and timestamp.
 
 The spool's whole footprint on disk stays within `max_bytes`: the database, its
-write-ahead log and the log's shared memory. The log is bounded first: every
+write-ahead log and the log's shared memory, and a reserve file. The log is bounded
+first: every
 transaction writes at most TRANSACTION_PAGES pages (appends and removals are split
 into chunks of about CHUNK_BYTES of lines) and SQLite checkpoints it into the
 database every WAL_CHECKPOINT_PAGES, truncating it to what that leaves. The database
@@ -22,6 +23,13 @@ gets the rest of the limit, counted in its real pages: when an append takes it p
 them, the oldest points are deleted and the pages beyond given back to the file
 system (auto_vacuum=INCREMENTAL). Once the spool is drained, every free page is given
 back, and the log truncated.
+
+Freeing space never needs free space. When the disk is full, SQLite can neither add
+to the log nor checkpoint it, and so cannot delete either. The reserve, a file of
+RESERVE_BYTES beside the database, is deleted when SQLite finds the disk full while
+removing points: that is room to checkpoint a full log and remove them. Their pages
+are then given back at once, and the reserve made again; until it can be, nothing
+new is stored (SpoolDiskFullError), so the room it needs is not taken meanwhile.
 """
 
 from __future__ import annotations
@@ -40,9 +48,11 @@ from collections.abc import (
 import contextlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+import errno
 import functools
 import itertools
 import json
+import os
 from pathlib import Path
 import sqlite3
 import time
@@ -51,7 +61,13 @@ from typing import Any, Final, NamedTuple, Self
 import aiosqlite
 
 from ..const import LOGGER
-from .sqlite import SqliteConnection, SqliteFileError, migrate, use_wal
+from .sqlite import (
+    SqliteConnection,
+    SqliteFileError,
+    delete_sqlite_files,
+    migrate,
+    use_wal,
+)
 
 # Statements that take the schema from version N (the index) to N + 1; the file's version
 # is kept in `PRAGMA user_version`. A new version is a new entry, never an edited one.
@@ -134,11 +150,24 @@ def wal_bytes(page_size: int) -> int:
     return 32 + (WAL_CHECKPOINT_PAGES + TRANSACTION_PAGES) * (24 + page_size)
 
 
+# The reserve: room for the database to take in every page of a full log (a checkpoint
+# on a full disk), after which the log is truncated and the removal's own pages fit.
+RESERVE_BYTES: Final = wal_bytes(_NEW_PAGE_SIZE)
+RESERVE_SUFFIX: Final = "-reserve"
+
+
 class SpoolError(SqliteFileError):
     """The spool file cannot be used: not a spool, corrupt, unreadable, or disk full."""
 
     dropped: int = 0
     """Oldest points deleted for room before the operation failed: lost, to count."""
+
+
+class SpoolDiskFullError(SpoolError):
+    """The disk that holds the spool is full: nothing new can be stored meanwhile.
+
+    Points already stored can still be read and removed.
+    """
 
 
 class QuarantinedPoint(NamedTuple):
@@ -229,13 +258,16 @@ class Spool:
         self,
         connection: SqliteConnection,
         path: Path,
+        *,
         max_bytes: int,
         page_size: int,
         counters: _Counters,
+        reserve: _Reserve,
     ) -> None:
         """Wrap an open, migrated connection; `open` is the way to make one."""
         self._connection: SqliteConnection | None = connection
         self._path = path
+        self._reserve = reserve
         self._max_bytes = max_bytes
         self._page_size = page_size
         self._max_pages = _max_pages(max_bytes, page_size)
@@ -263,11 +295,34 @@ class Spool:
             found.append((page_size, await _read_counters(db)))
 
         _max_pages(max_bytes, _NEW_PAGE_SIZE)  # before a file is made for nothing
-        connection = await SqliteConnection.open(
-            path, prepare, _error_for(path), private=True
-        )
+        reserve = _Reserve(path)
+        try:
+            connection = await SqliteConnection.open(
+                path, prepare, _error_for(path), private=True
+            )
+        except SpoolError:
+            # On a full disk SQLite cannot even make the log's shared memory: the
+            # reserve makes room for it, as it does to remove points.
+            if not await reserve.release_for_room():
+                raise
+            connection = await SqliteConnection.open(
+                path, prepare, _error_for(path), private=True
+            )
         ((page_size, counters),) = found
-        return cls(connection, path, max_bytes, page_size, counters)
+        try:
+            # On a full disk it is made once there is room; the spool opens anyway.
+            await reserve.make()
+        except BaseException:
+            await connection.close()
+            raise
+        return cls(
+            connection,
+            path,
+            max_bytes=max_bytes,
+            page_size=page_size,
+            counters=counters,
+            reserve=reserve,
+        )
 
     async def close(self) -> None:
         """Close the file and end its thread; nothing runs on once this returns."""
@@ -275,6 +330,11 @@ class Spool:
             if self._connection is not None:
                 connection, self._connection = self._connection, None
                 await connection.close()
+
+    @property
+    def path(self) -> Path:
+        """The database's file."""
+        return self._path
 
     @property
     def max_bytes(self) -> int:
@@ -444,17 +504,28 @@ class Spool:
         for start in range(ids.start, ids.stop, step):
             last = min(start + step, ids.stop) - 1
             removed += await self._transaction(
-                functools.partial(self._remove_between, start, last)
+                functools.partial(self._remove_between, start, last), frees=True
             )
-        if removed and not self._counters.count:
+        if removed and not (self._counters.count and self._reserve.present):
             await self._give_back()
         return removed
 
     async def _give_back(self) -> None:
-        """Return the database's free pages to the file system, and truncate the log."""
-        while await self._transaction(functools.partial(_vacuum, _VACUUM_STEP)):
-            pass
-        await self._read("PRAGMA wal_checkpoint(TRUNCATE)", ())
+        """Return the free pages to the file system and truncate the log; then the reserve.
+
+        Once drained, or when the disk is full. Never fails: what cannot be given back
+        now stays in the file, for new points or the next time.
+        """
+        try:
+            while await self._transaction(
+                functools.partial(_vacuum, _VACUUM_STEP), frees=True
+            ):
+                pass
+            async with self._lock:
+                await self._checkpoint()
+            await self._reserve.make()
+        except SpoolError as err:
+            LOGGER.debug("Spool %s: could not give space back: %s", self._path, err)
 
     async def quarantine(self, lines: Sequence[str], error: str) -> int:
         """Set aside `lines`, which InfluxDB refused for `error`, out of the queue.
@@ -692,30 +763,68 @@ class Spool:
                 return await db.execute_fetchall(sql, parameters)
 
     async def _transaction[T](
-        self, body: Callable[[aiosqlite.Connection, _Counters], Awaitable[T]]
+        self,
+        body: Callable[[aiosqlite.Connection, _Counters], Awaitable[T]],
+        *,
+        frees: bool = False,
     ) -> T:
         """Run `body` in one write transaction.
 
         `body` updates a copy of the counters, which replaces them once the
-        transaction is committed.
+        transaction is committed. One that `frees` space (a removal) may take the
+        reserve's room when the disk is full; any other needs the reserve in place.
         """
         async with self._lock:
-            db = self._db()
-            counters = replace(self._counters)
-            with _spool_errors(self._path):
-                # IMMEDIATE: take the write lock now, so that another process holding
-                # it fails us here (after the busy timeout), not halfway through.
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = await body(db, counters)
-                    page_count, free = await _pages(db)
-                    await db.commit()
-                except BaseException:
-                    await db.rollback()
+            if not frees:
+                if not await self._reserve.make():
+                    raise SpoolDiskFullError(
+                        f"Spool {self._path}: the disk is full, no room for its "
+                        f"reserve ({RESERVE_BYTES >> 10} KiB kept to free space)"
+                    )
+                return await self._attempt(body)
+            try:
+                return await self._attempt(body)
+            except SpoolDiskFullError:
+                if not await self._reserve.release():
                     raise
-            counters.pages = page_count - free
-            self._counters = counters
-            return result
+            LOGGER.debug(
+                "Spool %s: the disk is full, its reserve makes room to free space",
+                self._path,
+            )
+            await self._checkpoint()
+            return await self._attempt(body)
+
+    async def _checkpoint(self) -> None:
+        """Copy the log into the database and truncate it; under the lock.
+
+        Left for later if it cannot be done now (the disk full, another reader).
+        """
+        try:
+            with _spool_errors(self._path):
+                await self._db().execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+        except SpoolError as err:
+            LOGGER.debug("Spool %s: could not checkpoint: %s", self._path, err)
+
+    async def _attempt[T](
+        self, body: Callable[[aiosqlite.Connection, _Counters], Awaitable[T]]
+    ) -> T:
+        """Run `body` in one write transaction, under the lock."""
+        db = self._db()
+        counters = replace(self._counters)
+        with _spool_errors(self._path):
+            # IMMEDIATE: take the write lock now, so that another process holding
+            # it fails us here (after the busy timeout), not halfway through.
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                result = await body(db, counters)
+                page_count, free = await _pages(db)
+                await db.commit()
+            except BaseException:
+                await db.rollback()
+                raise
+        counters.pages = page_count - free
+        self._counters = counters
+        return result
 
 
 async def _to_the_end[T](operation: Coroutine[Any, Any, T]) -> T:
@@ -733,29 +842,106 @@ async def _to_the_end[T](operation: Coroutine[Any, Any, T]) -> T:
 
 
 def _max_pages(max_bytes: int, page_size: int) -> int:
-    """Return the database's share of `max_bytes` in pages: what the log leaves."""
+    """Return the database's share of `max_bytes` in pages: what the rest leaves."""
     if max_bytes <= 0:
         raise ValueError(f"max_bytes must be positive: {max_bytes}")
-    pages = (max_bytes - wal_bytes(page_size) - _SHM_BYTES) // page_size
+    pages = (max_bytes - wal_bytes(page_size) - _SHM_BYTES - RESERVE_BYTES) // page_size
     if pages < _MIN_PAGES:
         raise ValueError(
-            f"max_bytes must leave {_MIN_PAGES} pages beside the log's room: {max_bytes}"
+            f"max_bytes must leave {_MIN_PAGES} pages beside the log and the reserve: "
+            f"{max_bytes}"
         )
     return pages
 
 
 @contextlib.contextmanager
 def _spool_errors(path: Path) -> Iterator[None]:
-    """Raise SQLite's errors as SpoolErrors that name the file."""
+    """Raise SQLite's errors as SpoolErrors that name the file; a full disk as such."""
     try:
         yield
     except sqlite3.Error as err:
+        # (An error raised by hand has no code.)
+        if getattr(err, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+            raise SpoolDiskFullError(f"Spool {path}: {err}") from err
         raise _error_for(path)(str(err)) from err
 
 
 def _error_for(path: Path) -> Callable[[str], SpoolError]:
     """Make SQLite's errors SpoolErrors that name the file."""
     return lambda message: SpoolError(f"Spool {path}: {message}")
+
+
+class _Reserve:
+    """The reserve file beside a spool: deleted to free space on a full disk."""
+
+    def __init__(self, path: Path) -> None:
+        """Keep the reserve of the spool at `path`; `make` makes it."""
+        self._path = path.with_name(path.name + RESERVE_SUFFIX)
+        self.present = False
+
+    async def make(self) -> bool:
+        """Make it, if it is not there; return whether it is now."""
+        if not self.present:
+            try:
+                self.present = await asyncio.to_thread(_make_reserve, self._path)
+            except OSError as err:
+                raise SpoolError(f"Cannot make the spool's reserve: {err}") from err
+        return self.present
+
+    async def release(self) -> bool:
+        """Delete it to give its room to the spool; return whether it was there."""
+        if not self.present:
+            return False
+        self.present = False
+        await asyncio.to_thread(self._path.unlink, missing_ok=True)
+        return True
+
+    async def release_for_room(self) -> bool:
+        """Delete it if its disk has no room left; return whether that made some."""
+        return await asyncio.to_thread(_release_for_room, self._path)
+
+
+def _release_for_room(path: Path) -> bool:
+    """Delete the reserve `path` if its disk is (nearly) full. Blocking."""
+    try:
+        stat = os.statvfs(path.parent)
+        if stat.f_bavail * stat.f_frsize >= RESERVE_BYTES:
+            return False
+        path.unlink()
+    except OSError:  # no folder, no reserve: nothing to make room with
+        return False
+    return True
+
+
+def _make_reserve(path: Path) -> bool:
+    """Write `path` to RESERVE_BYTES, in blocks on disk; False if there is no room.
+
+    Blocking. Written (not fallocated, not sparse, not zeros that a file system
+    may compress away) and synced, so that the room is really taken.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            block = os.urandom(1 << 16)
+            os.lseek(fd, size, os.SEEK_SET)
+            while size < RESERVE_BYTES:
+                size += os.write(fd, block[: RESERVE_BYTES - size])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def delete_spool_files(path: Path) -> None:
+    """Delete the spool at `path`: its database, the files beside it, its reserve."""
+    delete_sqlite_files(path)
+    path.with_name(path.name + RESERVE_SUFFIX).unlink(missing_ok=True)
 
 
 async def _prepare(db: aiosqlite.Connection, path: Path) -> int:
