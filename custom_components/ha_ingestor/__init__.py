@@ -36,6 +36,7 @@ from .pipeline.last_states import LastStates, legacy_store as legacy_last_states
 from .pipeline.pipeline import Pipeline
 from .pipeline.stats import StatsStore, legacy_store as legacy_stats
 from .services import async_setup_services
+from .storage.salvage import Salvage, open_spool
 from .storage.spool import Spool, SpoolError, delete_spool_files
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
@@ -58,7 +59,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
 
     Points wait in the spool until it does: an unreachable server, rejected
     credentials (which start re-authentication) or a missing database do not stop
-    the recording.
+    the recording. Nor does a damaged spool: it is set aside, a new one started,
+    and what can be read of the old one copied into it in the background.
     """
     # State changes fired while this sets up are handed to the pipeline once it runs.
     async_begin_handover(hass, entry)
@@ -67,7 +69,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
         await hass.async_add_executor_job(
             partial(spool_path.parent.mkdir, parents=True, exist_ok=True)
         )
-        spool = await Spool.open(
+        spool, salvage = await open_spool(
             spool_path,
             int(entry.options.get(CONF_SPOOL_MAX_MB, DEFAULT_SPOOL_MAX_MB)) << 20,
         )
@@ -133,11 +135,29 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
             partial(_async_update_sw_version, hass, entry)
         )
     )
-    issues = IngestionIssues(hass, entry, coordinator, spool)
+    issues = IngestionIssues(hass, entry, coordinator, spool, salvage)
     issues.async_start()
     entry.async_on_unload(issues.async_stop)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if salvage is not None:
+        entry.async_create_background_task(
+            hass,
+            _async_salvage(salvage, spool, pipeline, coordinator),
+            "ha_ingestor salvage",
+        )
     return True
+
+
+async def _async_salvage(
+    salvage: Salvage,
+    spool: Spool,
+    pipeline: Pipeline,
+    coordinator: IngestorCoordinator,
+) -> None:
+    """Copy what can be read of the damaged spool, then raise its repair issue."""
+    await salvage.run(spool)
+    pipeline.stats.points_dropped_spool_full += salvage.dropped
+    coordinator.async_update_now()
 
 
 @callback

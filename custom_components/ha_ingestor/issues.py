@@ -9,11 +9,12 @@ CHECK_INTERVAL, raising or clearing one issue per problem and config entry:
 - the database, retention policy, organization or bucket does not exist;
 - the spool holds more than SPOOL_NEARLY_FULL of its size limit;
 - the disk that holds the spool is full (points wait in memory);
+- the spool was damaged: moved aside, and what could be read of it copied;
 - points were dropped because the spool was full (until the user acknowledges it);
 - points are in quarantine, naming their entities (the fix retries them).
 
-Points are never lost to any of these but the full disk and the last two: they wait
-in the spool. The two fixable issues are fixed in repairs.py's flows.
+Points are never lost to any of these but the full disk, the damage and the last
+two: they wait in the spool. The two fixable issues are fixed in repairs.py's flows.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .const import DOMAIN, LOGGER, QUARANTINE_SUMMARY_POINTS
 from .coordinator import HaIngestorConfigEntry, IngestorCoordinator, PipelineSnapshot
 from .influxdb.errors import InfluxAuthError, InfluxNotFoundError
 from .line_protocol.parse import line_entity
+from .storage.salvage import Salvage
 from .storage.spool import QuarantinedPoint, Spool, SpoolDiskFullError, SpoolError
 
 CHECK_INTERVAL: Final = timedelta(seconds=30)
@@ -48,6 +50,7 @@ ISSUE_UNREACHABLE: Final = "influxdb_unreachable"
 ISSUE_TARGET_MISSING: Final = "target_missing"
 ISSUE_SPOOL_NEARLY_FULL: Final = "spool_nearly_full"
 ISSUE_DISK_FULL: Final = "spool_disk_full"
+ISSUE_SPOOL_DAMAGED: Final = "spool_damaged"
 ISSUE_POINTS_DROPPED: Final = "points_dropped"
 ISSUE_POINTS_QUARANTINED: Final = "points_quarantined"
 ISSUES: Final = (
@@ -55,6 +58,7 @@ ISSUES: Final = (
     ISSUE_TARGET_MISSING,
     ISSUE_SPOOL_NEARLY_FULL,
     ISSUE_DISK_FULL,
+    ISSUE_SPOOL_DAMAGED,
     ISSUE_POINTS_DROPPED,
     ISSUE_POINTS_QUARANTINED,
 )
@@ -74,12 +78,17 @@ class IngestionIssues:
         entry: HaIngestorConfigEntry,
         coordinator: IngestorCoordinator,
         spool: Spool,
+        salvage: Salvage | None,
     ) -> None:
-        """Check with `coordinator`'s updates; read `spool`'s quarantine to name entities."""
+        """Check with `coordinator`'s updates; read `spool`'s quarantine to name entities.
+
+        `salvage` is the damaged spool this entry's setup found, if it found one.
+        """
         self._hass = hass
         self._entry = entry
         self._coordinator = coordinator
         self._spool = spool
+        self._salvage = salvage
         self._unsubscribers: list[CALLBACK_TYPE] = []
         # The quarantine size the issue's text was written for.
         self._quarantine_described: int | None = None
@@ -122,6 +131,7 @@ class IngestionIssues:
         self._check_writes(snapshot)
         self._check_spool(snapshot)
         self._check_disk(snapshot)
+        self._check_salvage()
         self._check_dropped(snapshot)
         self._check_quarantine(snapshot)
 
@@ -218,6 +228,25 @@ class IngestionIssues:
                 "path": snapshot.spool_path,
                 "memory": str(snapshot.points_in_memory),
                 "cap": str(snapshot.memory_cap),
+            },
+        )
+
+    def _check_salvage(self) -> None:
+        """Once what could be read of a damaged spool is copied, say so until unload."""
+        salvage = self._salvage
+        if salvage is None or not salvage.done:
+            return
+        self._raise(
+            ISSUE_SPOOL_DAMAGED,
+            ir.IssueSeverity.ERROR,
+            {
+                "path": str(salvage.moved_to),
+                "error": salvage.cause,
+                "saved": str(salvage.saved),
+                "lost": "an unknown number"
+                if salvage.lost is None
+                else str(salvage.lost),
+                "quarantined": str(salvage.quarantined),
             },
         )
 

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 import os
 from pathlib import Path
+import shutil
 import sqlite3
 import threading
 import time
@@ -429,3 +430,39 @@ async def test_a_private_file_and_its_log_are_owner_only(path: Path) -> None:
         )
     finally:
         await connection.close()
+
+
+async def test_a_read_only_file_is_never_written(path: Path) -> None:
+    """Read, not written: not by a statement, not by the checkpoint at closing."""
+
+    def make() -> None:
+        """A file whose table is only in its log, as a killed process leaves it."""
+        writer = path.with_name("writer.db")
+        connection = sqlite3.connect(writer, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA wal_autocheckpoint=0")
+            connection.execute("CREATE TABLE t (x)")
+            connection.execute("INSERT INTO t VALUES (1)")
+            for suffix in ("", "-wal"):
+                shutil.copy(
+                    writer.with_name(writer.name + suffix),
+                    path.with_name(path.name + suffix),
+                )
+        finally:
+            connection.close()
+
+    def files() -> tuple[bytes, bytes]:
+        return path.read_bytes(), path.with_name(path.name + "-wal").read_bytes()
+
+    await asyncio.to_thread(make)
+    before = await asyncio.to_thread(files)
+    connection = await SqliteConnection.open(path, _nothing, _FileError, read_only=True)
+    try:
+        assert await connection.db.execute_fetchall("SELECT x FROM t") == [(1,)]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await connection.db.execute("INSERT INTO t VALUES (2)")
+    finally:
+        await connection.close()
+    # Neither checkpointed into the database nor deleted.
+    assert await asyncio.to_thread(files) == before

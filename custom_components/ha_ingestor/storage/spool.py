@@ -163,6 +163,10 @@ class SpoolError(SqliteFileError):
     """Oldest points deleted for room before the operation failed: lost, to count."""
 
 
+class SpoolDamagedError(SpoolError):
+    """The spool file is damaged, or no SQLite file at all: only salvage is left."""
+
+
 class SpoolDiskFullError(SpoolError):
     """The disk that holds the spool is full: nothing new can be stored meanwhile.
 
@@ -283,16 +287,19 @@ class Spool:
     async def open(cls, path: Path, max_bytes: int) -> Self:
         """Open the spool at `path`, creating it or migrating it forward as needed.
 
-        Raises SpoolError for a file that is not a spool (it is left untouched), one
-        written by a newer schema, or one that cannot be read; ValueError for a
-        `max_bytes` too small to hold the log and a few pages.
+        Raises SpoolDamagedError for a file SQLite finds damaged, in any page, or
+        that is no SQLite file; SpoolError for an SQLite file that is not a spool,
+        one written by a newer schema, or one that cannot be opened (those are left
+        untouched); ValueError for a `max_bytes` too small to hold the log, the
+        reserve and a few pages.
         """
         found: list[tuple[int, _Counters]] = []
 
         async def prepare(db: aiosqlite.Connection) -> None:
-            page_size = await _prepare(db, path)
-            _max_pages(max_bytes, page_size)
-            found.append((page_size, await _read_counters(db)))
+            with _spool_errors(path):
+                page_size = await _prepare(db, path)
+                _max_pages(max_bytes, page_size)
+                found.append((page_size, await _read_counters(db)))
 
         _max_pages(max_bytes, _NEW_PAGE_SIZE)  # before a file is made for nothing
         reserve = _Reserve(path)
@@ -537,12 +544,17 @@ class Spool:
         return await _to_the_end(self._quarantine(lines, error))
 
     async def _quarantine(self, lines: Sequence[str], error: str) -> int:
-        rows = [(line, error, time.time()) for line in lines]
+        added_at = time.time()
+        return await self._quarantine_rows([(line, error, added_at) for line in lines])
+
+    async def _quarantine_rows(self, rows: Sequence[tuple[str, str, float]]) -> int:
+        if not rows:
+            return 0
         stored: range = range(0)
         dropped = 0
         async with self._append_lock:
             try:
-                for chunk in _chunks(rows, [len(line) for line in lines]):
+                for chunk in _chunks(rows, [len(row[0]) for row in rows]):
                     ids, chunk_dropped = await self._transaction(
                         functools.partial(self._quarantine_chunk, chunk)
                     )
@@ -571,6 +583,61 @@ class Spool:
         counters.quarantined += len(rows)
         dropped = await self._fit(db, counters, *await _pages(db))
         return range(newest - len(rows) + 1, newest + 1), dropped
+
+    async def prepend(self, lines: Sequence[str]) -> int:
+        """Store `lines` before every point waiting, as the oldest: salvaged points.
+
+        They get ids below any ever handed out (zero and below), so that neither a
+        removal of points read before nor the removal of a slow batch's copy reaches
+        them. Where they take the spool past `max_bytes`, the oldest points go,
+        these first. Returns how many were dropped.
+        """
+        return await _to_the_end(self._prepend(lines))
+
+    async def _prepend(self, lines: Sequence[str]) -> int:
+        dropped = 0
+        # Each chunk goes below the one stored before it: the last chunk first.
+        for chunk in reversed(_chunks(lines, [len(line) for line in lines])):
+            try:
+                dropped += await self._transaction(
+                    functools.partial(self._prepend_chunk, chunk)
+                )
+            except SpoolError as err:
+                err.dropped = dropped
+                raise
+        return dropped
+
+    async def _prepend_chunk(
+        self, lines: Sequence[str], db: aiosqlite.Connection, counters: _Counters
+    ) -> int:
+        ((below,),) = await db.execute_fetchall(
+            "SELECT min(coalesce((SELECT min(id) FROM points), 1), 1)"
+        )
+        first = below - len(lines)
+        await db.executemany(
+            "INSERT INTO points (id, line) VALUES (?, ?)",
+            zip(range(first, below), lines, strict=True),
+        )
+        ((added_bytes, page_count, free),) = await db.execute_fetchall(
+            f"SELECT sum(length(CAST(line AS BLOB))), {_PAGES} FROM points"  # noqa: S608 (our constant)
+            " WHERE id BETWEEN ? AND ?",
+            (first, below - 1),
+        )
+        counters.count += len(lines)
+        counters.size_bytes += added_bytes
+        dropped = await self._fit(db, counters, page_count, free)
+        counters.oldest_time = await _oldest_time(db)
+        return dropped
+
+    async def add_quarantined(self, points: Sequence[QuarantinedPoint]) -> int:
+        """Quarantine `points` again, each with its error and time: salvaged points.
+
+        Returns how many of the oldest points waiting made room for them.
+        """
+        rows = [
+            (point.line, point.error, point.added_at.timestamp()) for point in points
+        ]
+        return await _to_the_end(self._quarantine_rows(rows))
 
     async def quarantined_points(self, limit: int) -> list[QuarantinedPoint]:
         """Return the `limit` points quarantined first, oldest first."""
@@ -856,13 +923,16 @@ def _max_pages(max_bytes: int, page_size: int) -> int:
 
 @contextlib.contextmanager
 def _spool_errors(path: Path) -> Iterator[None]:
-    """Raise SQLite's errors as SpoolErrors that name the file; a full disk as such."""
+    """Raise SQLite's errors as SpoolErrors that name the file; a full disk, damage."""
     try:
         yield
     except sqlite3.Error as err:
         # (An error raised by hand has no code.)
-        if getattr(err, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+        code = getattr(err, "sqlite_errorcode", 0) & 0xFF
+        if code == sqlite3.SQLITE_FULL:
             raise SpoolDiskFullError(f"Spool {path}: {err}") from err
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            raise SpoolDamagedError(f"Spool {path}: {err}") from err
         raise _error_for(path)(str(err)) from err
 
 
@@ -962,6 +1032,11 @@ async def _prepare(db: aiosqlite.Connection, path: Path) -> int:
             raise SpoolError(f"{path} is an SQLite database, but not a spool")
         # A new file: free pages can be given back (set before any table exists).
         await db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    # Every page, read once: a damaged one is found now, while the file can still be
+    # set aside whole, not by some removal later.
+    ((verdict,), *_) = await db.execute_fetchall("PRAGMA quick_check(1)")
+    if verdict != "ok":
+        raise SpoolDamagedError(f"Spool {path} is damaged: {verdict}")
     if (mode := await use_wal(db)) != "wal":
         raise SpoolError(f"Spool {path}: cannot use write-ahead logging ({mode})")
     # With NORMAL sync, a power loss can roll back the commits since the last

@@ -53,13 +53,15 @@ class SqliteConnection:
         *,
         busy_timeout: float = 5.0,
         private: bool = False,
+        read_only: bool = False,
     ) -> Self:
         """Open `path` and `prepare` it (check and migrate); close it again if that fails.
 
         SQLite's errors are raised as `error`; `busy_timeout` is how long a statement
         waits for another program's lock. A `private` file is readable and writable
         by its owner only (0600), as are the log and shared memory SQLite keeps
-        beside it, like Home Assistant's own `.storage` files.
+        beside it, like Home Assistant's own `.storage` files. A `read_only` file is
+        never written, not even checkpointed when closed.
         """
         threads: list[threading.Thread] = []
 
@@ -68,7 +70,10 @@ class SqliteConnection:
             threads.append(threading.current_thread())
             # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE).
             connection = sqlite3.connect(
-                path, timeout=busy_timeout, isolation_level=None
+                f"{path.absolute().as_uri()}?mode=ro" if read_only else path,
+                timeout=busy_timeout,
+                isolation_level=None,
+                uri=read_only,
             )
             if private:
                 # Before the first read, which creates the log and shared memory:
