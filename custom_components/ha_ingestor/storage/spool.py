@@ -990,6 +990,10 @@ def _make_reserve(path: Path) -> bool:
     may compress away) and synced, so that the room is really taken.
     """
     try:
+        stat = os.statvfs(path.parent)
+        missing = RESERVE_BYTES - (path.stat().st_size if path.exists() else 0)
+        if stat.f_bavail * stat.f_frsize < missing:
+            return False  # no need to write it to find out, every time it is tried
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
             size = os.fstat(fd).st_size
