@@ -1,13 +1,18 @@
-"""Shared fixtures: real InfluxDB 1.x servers, Home Assistant's harness, config entries."""
+"""Shared fixtures: real servers, the 2.x and 3 stand-ins, Home Assistant's harness.
+
+The real servers are InfluxDB 1.x, VictoriaMetrics and nginx; InfluxDB 2.x and 3 are
+stand-ins that answer as their documentation says.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 import contextlib
+import datetime as dt
 from pathlib import Path
 import shutil
-from typing import Any
+from typing import Any, Protocol
 from unittest.mock import PropertyMock, patch
 import uuid
 
@@ -18,10 +23,12 @@ from homeassistant.const import (
     CONF_URL,
     CONF_USERNAME,
     CONF_VERIFY_SSL,
+    EVENT_STATE_CHANGED,
     Platform,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -34,13 +41,18 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.ha_ingestor.const import (
     API_V1,
     API_V2,
+    API_V3,
     CONF_API_VERSION,
     CONF_BUCKET,
     CONF_DATABASE,
+    CONF_NO_SYNC,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
     DOMAIN,
 )
+from custom_components.ha_ingestor.influxdb.client import InfluxClient
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
+from custom_components.ha_ingestor.pipeline.writer import PointWriter
 
 from .influxdb_v1_server import (
     ADMIN_PASSWORD,
@@ -49,6 +61,11 @@ from .influxdb_v1_server import (
     sockets_allowed,
 )
 from .influxdb_v2_server import InfluxDBv2TestServer
+from .influxdb_v3_server import InfluxDBv3TestServer
+from .reverse_proxy import ReverseProxy
+from .victoriametrics_server import VictoriaMetricsServer
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 async def wait_until(
@@ -69,6 +86,43 @@ def seed_field_type_conflict(influxdb: InfluxDBv1Server, database: str) -> None:
     (a sensor in watts): a field type conflict.
     """
     influxdb.request("POST", "/write", {"db": database}, b'W,entity_id=x value="text"')
+
+
+def record_state_changes(hass: HomeAssistant) -> list[tuple[str, int]]:
+    """(entity id, event time in µs) of every state change, as they are fired.
+
+    Not those of the integration's own entities, which it does not write.
+    """
+    fired: list[tuple[str, int]] = []
+    entities = er.async_get(hass)
+
+    @callback
+    def _record(event: Event[EventStateChangedData]) -> None:
+        registered = entities.async_get(event.data["entity_id"])
+        if registered is not None and registered.platform == DOMAIN:
+            return
+        fired.append(
+            (
+                event.data["entity_id"],
+                (event.time_fired - EPOCH) // dt.timedelta(0, 0, 1),
+            )
+        )
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, _record)
+    return fired
+
+
+type Refused = list[tuple[list[str], str]]
+
+
+def point_writer(client: InfluxClient) -> tuple[PointWriter, Refused]:
+    """A PointWriter on `client`, and the list of what it sets apart, with the reason."""
+    refused: Refused = []
+
+    async def on_refused(lines: list[str], reason: str) -> None:
+        refused.append((lines, reason))
+
+    return PointWriter(client, PipelineStats(), on_refused), refused
 
 
 async def setup_entry(
@@ -225,6 +279,15 @@ def revive(influxdb: InfluxDBv1Server, database: str) -> Iterator[None]:
             influxdb.start()
 
 
+class Served(Protocol):
+    """A server the tests run, found at its URL."""
+
+    @property
+    def url(self) -> str:
+        """Its base URL."""
+        ...
+
+
 V2_TOKEN = "write-token"
 V2_READ_ONLY_TOKEN = "read-only-token"
 
@@ -241,7 +304,7 @@ async def influxdb_v2(socket_enabled: None) -> AsyncIterator[InfluxDBv2TestServe
         yield server
 
 
-def v2_entry_data(server: InfluxDBv2TestServer) -> dict[str, Any]:
+def v2_entry_data(server: Served) -> dict[str, Any]:
     """Config entry data for the stand-in's bucket `ha`, as the config flow stores it."""
     return {
         CONF_API_VERSION: API_V2,
@@ -253,8 +316,82 @@ def v2_entry_data(server: InfluxDBv2TestServer) -> dict[str, Any]:
     }
 
 
-def v1_entry_data(server: InfluxDBv1Server, database: str) -> dict[str, Any]:
-    """Config entry data for `database` on `server`, as the config flow stores it."""
+V3_TOKEN = "apiv3_write-token"
+V3_READ_ONLY_TOKEN = "apiv3_read-only-token"
+V3_DATABASE = "home"
+
+
+@pytest.fixture
+async def influxdb_v3(socket_enabled: None) -> AsyncIterator[InfluxDBv3TestServer]:
+    """The InfluxDB 3 Core stand-in: database `home`, an admin and a read-only token."""
+    async with InfluxDBv3TestServer(
+        token=V3_TOKEN,
+        databases=[V3_DATABASE],
+        read_only_tokens={V3_READ_ONLY_TOKEN: [V3_DATABASE]},
+    ) as server:
+        yield server
+
+
+def v3_entry_data(server: Served | str, database: str = V3_DATABASE) -> dict[str, Any]:
+    """Config entry data for `database` on the stand-in (or at a URL), as the flow stores it."""
+    return {
+        CONF_API_VERSION: API_V3,
+        CONF_URL: server if isinstance(server, str) else server.url,
+        CONF_DATABASE: database,
+        CONF_TOKEN: V3_TOKEN,
+        CONF_NO_SYNC: False,
+        CONF_VERIFY_SSL: True,
+    }
+
+
+@pytest.fixture(scope="session")
+def victoriametrics(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[VictoriaMetricsServer]:
+    """One real VictoriaMetrics for the whole session."""
+    with sockets_allowed():
+        server = VictoriaMetricsServer(tmp_path_factory.mktemp("victoriametrics"))
+        server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def revive_victoriametrics(
+    victoriametrics: VictoriaMetricsServer, socket_enabled: None
+) -> Iterator[VictoriaMetricsServer]:
+    """The session's VictoriaMetrics, started again if the test left it killed."""
+    yield victoriametrics
+    if victoriametrics.pid is None:
+        with sockets_allowed():
+            victoriametrics.start()
+
+
+@pytest.fixture
+def reverse_proxy(
+    tmp_path: Path, socket_enabled: None
+) -> Iterator[Callable[[Mapping[str, str]], ReverseProxy]]:
+    """Start an nginx that routes path prefixes to upstream URLs; stopped after."""
+    started: list[ReverseProxy] = []
+
+    def start(routes: Mapping[str, str]) -> ReverseProxy:
+        directory = tmp_path / f"nginx{len(started)}"
+        directory.mkdir()
+        proxy = ReverseProxy(directory, routes)
+        proxy.start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.kill()
+
+
+def v1_entry_data(server: Served, database: str) -> dict[str, Any]:
+    """Config entry data for `database` on `server`, as the config flow stores it.
+
+    InfluxDB 1.x's data, with its admin; other servers that speak /write take it too.
+    """
     return {
         CONF_API_VERSION: API_V1,
         CONF_URL: server.url,

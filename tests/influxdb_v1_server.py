@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import contextlib
 import datetime as dt
 import json
@@ -44,6 +44,30 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def start_server(
+    argv: list[str], log_path: Path, probe: Callable[[], object]
+) -> subprocess.Popen[bytes]:
+    """Start a server process, its output in `log_path`; return once `probe` passes.
+
+    `probe` raises URLError or ConnectionError while the server does not answer yet.
+    """
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            probe()
+        except urllib.error.URLError, ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                msg = f"{Path(argv[0]).name} did not start: see {log_path}"
+                raise RuntimeError(msg) from None
+            time.sleep(0.05)
+        else:
+            return process
 
 
 def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
@@ -113,21 +137,11 @@ class InfluxDBv1Server:
         if influxd is None:
             msg = "influxd (InfluxDB 1.x) is not installed; scripts/test installs it"
             raise RuntimeError(msg)
-        log = (self.directory / "influxd.log").open("ab")
-        self._process = subprocess.Popen(
-            [influxd, "run", "-config", str(self._config)], stdout=log, stderr=log
+        self._process = start_server(
+            [influxd, "run", "-config", str(self._config)],
+            self.directory / "influxd.log",
+            lambda: self.request("GET", "/ping", auth=False),
         )
-        log.close()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.request("GET", "/ping", auth=False)
-                break
-            except urllib.error.URLError, ConnectionError:
-                if self._process.poll() is not None or time.monotonic() > deadline:
-                    msg = f"influxd did not start: see {self.directory}/influxd.log"
-                    raise RuntimeError(msg) from None
-                time.sleep(0.05)
         if self._admin_created:
             return
         # With no user yet, the first admin may be created without credentials.

@@ -67,12 +67,13 @@ import math
 import re
 import secrets
 import time
-from types import TracebackType
-from typing import Final, Literal, NamedTuple, Self
+from typing import Final, Literal, NamedTuple
 from urllib.parse import quote_plus, urlencode
 import zlib
 
 from aiohttp import web
+
+from .http_test_server import HttpTestServer, first_values
 
 type FieldType = Literal["float", "integer", "unsigned", "string", "boolean"]
 type FieldValue = float | int | bool | str
@@ -108,15 +109,6 @@ class Point:
     tags: dict[str, str]
     fields: dict[str, FieldValue]
     time_ns: int
-
-
-class RecordedRequest(NamedTuple):
-    """A request the server answered, for assertions."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int
 
 
 class RecordedBody(NamedTuple):
@@ -526,6 +518,18 @@ def _parse_line(buf: bytes, precision: str, default_time_ns: int) -> Line:
     return Line(measurement, tags, fields, time_ns)
 
 
+def parse_line(line: bytes, precision: str, default_time_ns: int) -> Line:
+    """Parse one line as influxd 2.x does; LineProtocolError says why it does not.
+
+    `precision` is one of 2.x's (ns, us, ms, s); a line without a timestamp gets
+    `default_time_ns` truncated to it.
+    """
+    try:
+        return _parse_line(line, precision, default_time_ns)
+    except _LineError as err:
+        raise LineProtocolError(str(err)) from None
+
+
 def parse_lines(
     data: bytes, precision: str = "ns", default_time_ns: int | None = None
 ) -> list[Line]:
@@ -746,14 +750,6 @@ def _json_response(value: object) -> web.Response:
     )
 
 
-def _first_values(request: web.Request) -> dict[str, str]:
-    """Query parameters as Go's ``Query().Get`` reads them: the first value."""
-    values: dict[str, str] = {}
-    for key, value in request.query.items():
-        values.setdefault(key, value)
-    return values
-
-
 def _valid_id(text: str) -> str:
     """platform.IDFromString's checks; the ID in lower case."""
     if len(text) != _ID_LENGTH:
@@ -809,7 +805,7 @@ def _rfc3339_nano(time_ns: int) -> str:
     return text + "Z"
 
 
-class InfluxDBv2TestServer:
+class InfluxDBv2TestServer(HttpTestServer):
     """An InfluxDB 2.x OSS stand-in with one org, its buckets and tokens.
 
     `token` may do everything in the org. Each of `read_only_tokens` may only read
@@ -829,12 +825,12 @@ class InfluxDBv2TestServer:
         commit: str = "fbf5d4ab5e",
     ) -> None:
         """Set up the org; `max_body_bytes` 0 means no limit, as in influxd."""
+        super().__init__()
         self.org = org
         self.org_id = _new_id()
         self.version = version
         self.commit = commit
         self.max_body_bytes = max_body_bytes
-        self.requests: list[RecordedRequest] = []
         self.write_bodies: list[RecordedBody] = []
         self._created = _rfc3339_nano(time.time_ns())
         self._grants = {token: _Grant(can_write=True, readable=None)}
@@ -859,16 +855,6 @@ class InfluxDBv2TestServer:
                 raise ValueError(msg)
             self._buckets[name] = _Bucket(name, "user", 0)
         self._faults: deque[tuple[int, int]] = deque()
-        self._runner: web.AppRunner | None = None
-        self._port = 0
-
-    @property
-    def url(self) -> str:
-        """Base URL; the port stays the same across stop and start."""
-        if not self._port:
-            msg = "the server has not been started"
-            raise RuntimeError(msg)
-        return f"http://127.0.0.1:{self._port}"
 
     def bucket_id(self, name: str) -> str:
         """The ID of bucket `name`."""
@@ -884,55 +870,10 @@ class InfluxDBv2TestServer:
         """Answer the next `count` writes with `status` and ``Retry-After``."""
         self._faults.extend([(status, retry_after)] * count)
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1: a free port the first time, then the same one."""
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", self._handle)
-        # The write handler must see the body as sent to report gzip errors itself.
-        # A stop need not wait for requests still in flight.
-        runner = web.AppRunner(
-            app, auto_decompress=False, access_log=None, shutdown_timeout=1
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        if not self._port:
-            self._port = runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        """Close the listener and every connection; clients get connection refused."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        """Start the server."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        await self.stop()
-
     async def _handle(self, request: web.Request) -> web.Response:
         response = await self._route(request)
         response.headers["X-Influxdb-Build"] = "OSS"
         response.headers["X-Influxdb-Version"] = self.version
-        self.requests.append(
-            RecordedRequest(
-                request.method, request.path, _first_values(request), response.status
-            )
-        )
         return response
 
     async def _route(self, request: web.Request) -> web.Response:
@@ -954,7 +895,7 @@ class InfluxDBv2TestServer:
         return await self._api(request, grant)
 
     async def _api(self, request: web.Request, grant: _Grant) -> web.Response:
-        query = _first_values(request)
+        query = first_values(request)
         route = (request.method, request.path)
         # The write handler answers errors in compact JSON, the others indented.
         pretty = route != ("POST", "/api/v2/write")

@@ -15,9 +15,9 @@ INTEGRATION = Path(__file__).parents[1] / "custom_components" / "ha_ingestor"
 ALLOWED: dict[str, set[str]] = {
     "influxdb": {"const"},
     "storage": {"const"},
-    "registry": {"const"},
+    "registry": {"compat", "const"},
     "line_protocol": {"const", "registry"},
-    "mirror": {"const", "registry", "storage", "shutdown"},
+    "mirror": {"compat", "const", "registry", "storage", "shutdown"},
     "pipeline": {
         "const",
         "influxdb",

@@ -1,4 +1,4 @@
-"""Config flow against a real InfluxDB 1.x server (and the 2.x stand-in for 2.x)."""
+"""Config flow against a real InfluxDB 1.x server, and the 2.x and 3 stand-ins."""
 
 from __future__ import annotations
 
@@ -17,25 +17,38 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+import probatio
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.ha_ingestor.config_flow import INFLUXDB_V3_FORM
 from custom_components.ha_ingestor.const import (
     API_V1,
     API_V2,
+    API_V3,
     CONF_API_VERSION,
     CONF_BUCKET,
     CONF_DATABASE,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
+    CONF_NO_SYNC,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
     DOMAIN,
 )
 
-from .conftest import V2_READ_ONLY_TOKEN, v2_entry_data
+from .conftest import (
+    V2_READ_ONLY_TOKEN,
+    V3_DATABASE,
+    V3_READ_ONLY_TOKEN,
+    V3_TOKEN,
+    Served,
+    v2_entry_data,
+    v3_entry_data,
+)
 from .influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server, free_port
 from .influxdb_v2_server import InfluxDBv2TestServer
+from .influxdb_v3_server import InfluxDBv3TestServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -49,19 +62,31 @@ def no_setup() -> Any:
         yield mock_setup
 
 
-async def _v1_form(hass: HomeAssistant) -> str:
+async def _form(hass: HomeAssistant, step_id: str) -> str:
+    """Open the first menu and choose `step_id`; return the flow's id."""
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_USER}
     )
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["influxdb_v1", "influxdb_v2"]
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": "influxdb_v1"}
+        result["flow_id"], {"next_step_id": step_id}
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "influxdb_v1"
+    assert result["step_id"] == step_id
     flow_id: str = result["flow_id"]
     return flow_id
+
+
+async def _v1_form(hass: HomeAssistant) -> str:
+    return await _form(hass, "influxdb_v1")
+
+
+async def test_menu_offers_the_newest_first(hass: HomeAssistant) -> None:
+    """InfluxDB 3, then 2, then 1.x and compatible servers (VictoriaMetrics)."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    assert result["menu_options"] == ["influxdb_v3", "influxdb_v2", "influxdb_v1"]
 
 
 def _v1_input(
@@ -344,18 +369,10 @@ async def test_reconfigure_onto_another_entry_aborts(
 
 
 async def _v2_form(hass: HomeAssistant) -> str:
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_USER}
-    )
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": "influxdb_v2"}
-    )
-    assert result["step_id"] == "influxdb_v2"
-    flow_id: str = result["flow_id"]
-    return flow_id
+    return await _form(hass, "influxdb_v2")
 
 
-def _v2_input(server: InfluxDBv2TestServer, **changes: Any) -> dict[str, Any]:
+def _v2_input(server: Served, **changes: Any) -> dict[str, Any]:
     """What a user types in the 2.x form."""
     data = v2_entry_data(server) | changes
     del data[CONF_API_VERSION]
@@ -506,3 +523,259 @@ async def test_unexpected_refusal_of_the_test_write(
         assert not hass.config_entries.async_entries(DOMAIN)
     finally:
         await runner.cleanup()
+
+
+# --- InfluxDB 3 ---------------------------------------------------------------------
+
+
+def _v3_input(server: Served | str, **changes: Any) -> dict[str, Any]:
+    """What a user types in the InfluxDB 3 form."""
+    data = v3_entry_data(server) | changes
+    del data[CONF_API_VERSION]
+    return data
+
+
+async def test_v3_form_and_success(
+    hass: HomeAssistant, influxdb_v3: InfluxDBv3TestServer
+) -> None:
+    """An existing database: straight on; nothing is written to test it."""
+    flow_id = await _form(hass, "influxdb_v3")
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v3_input(influxdb_v3)
+    )
+    result = await _without_mirror(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_API_VERSION: API_V3, **_v3_input(influxdb_v3)}
+    port = influxdb_v3.url.rsplit(":", 1)[1]
+    assert result["title"] == f"{V3_DATABASE} on 127.0.0.1:{port}"
+    assert result["result"].unique_id == f"{influxdb_v3.url}/{V3_DATABASE}"
+    assert influxdb_v3.points(V3_DATABASE) == []
+
+
+def test_v3_form_defaults() -> None:
+    """InfluxDB 3's default port is 8181; the token is optional; no_sync is off."""
+    fields = {key.schema: key for key in INFLUXDB_V3_FORM.schema}
+    assert fields[CONF_URL].default() == "http://localhost:8181"
+    assert fields[CONF_NO_SYNC].default() is False
+    assert isinstance(fields[CONF_TOKEN], probatio.Optional)
+
+
+async def test_v3_database_to_be_created_is_said(
+    hass: HomeAssistant, influxdb_v3: InfluxDBv3TestServer
+) -> None:
+    """A database that does not exist yet: a step says the first write creates it."""
+    flow_id = await _form(hass, "influxdb_v3")
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v3_input(influxdb_v3, database="new-db")
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "database_created"
+    assert result["description_placeholders"] == {
+        "database": "new-db",
+        "url": influxdb_v3.url,
+    }
+    result = await hass.config_entries.flow.async_configure(flow_id, {})
+    result = await _without_mirror(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_DATABASE] == "new-db"
+    assert "new-db" not in influxdb_v3.databases()
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({CONF_TOKEN: "wrong"}, {CONF_TOKEN: "invalid_auth"}),
+        ({CONF_TOKEN: ""}, {CONF_TOKEN: "invalid_auth"}),
+        ({CONF_TOKEN: V3_READ_ONLY_TOKEN}, {CONF_TOKEN: "write_forbidden"}),
+        ({CONF_DATABASE: "home assistant"}, {CONF_DATABASE: "invalid_database"}),
+        ({CONF_URL: "http://127.0.0.1:1/x"}, {CONF_URL: "cannot_connect"}),
+    ],
+    ids=["wrong token", "no token", "read-only token", "invalid name", "down"],
+)
+async def test_v3_errors_then_recovery(
+    hass: HomeAssistant,
+    influxdb_v3: InfluxDBv3TestServer,
+    changes: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """Each mistake on its field; corrected, the same flow goes on."""
+    flow_id = await _form(hass, "influxdb_v3")
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v3_input(influxdb_v3, **changes)
+    )
+    assert result["errors"] == errors
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v3_input(influxdb_v3)
+    )
+    assert result["step_id"] == "registry_mirror"
+
+
+async def test_v3_other_versions_are_told_apart(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    influxdb_v2: InfluxDBv2TestServer,
+) -> None:
+    """A 1.x or 2.x server chosen as InfluxDB 3: wrong_version on the URL."""
+    flow_id = await _form(hass, "influxdb_v3")
+    for url in (influxdb.url, influxdb_v2.url):
+        result = await hass.config_entries.flow.async_configure(flow_id, _v3_input(url))
+        assert result["errors"] == {CONF_URL: "wrong_version"}
+
+
+async def test_v3_without_authentication(
+    hass: HomeAssistant, socket_enabled: None
+) -> None:
+    """A server run without auth: the token may stay empty; no_sync is stored."""
+    async with InfluxDBv3TestServer(token=None, databases=[V3_DATABASE]) as server:
+        flow_id = await _form(hass, "influxdb_v3")
+        typed = _v3_input(server, no_sync=True)
+        del typed[CONF_TOKEN]
+        result = await hass.config_entries.flow.async_configure(flow_id, typed)
+        result = await _without_mirror(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_TOKEN] == ""
+    assert result["data"][CONF_NO_SYNC] is True
+
+
+def _v3_entry(hass: HomeAssistant, server: InfluxDBv3TestServer, token: str) -> Any:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=f"{V3_DATABASE} on 127.0.0.1",
+        unique_id=f"{server.url}/{V3_DATABASE}",
+        data=v3_entry_data(server) | {CONF_TOKEN: token},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def test_v3_reauth(
+    hass: HomeAssistant, influxdb_v3: InfluxDBv3TestServer
+) -> None:
+    """The token was revoked: a wrong one is refused on its field, a good one saved."""
+    entry = _v3_entry(hass, influxdb_v3, "revoked")
+    result = await entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "still-wrong"}
+    )
+    assert result["errors"] == {CONF_TOKEN: "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: V3_TOKEN}
+    )
+    assert result["reason"] == "reauth_successful"
+    assert entry.data[CONF_TOKEN] == V3_TOKEN
+    assert entry.data[CONF_DATABASE] == V3_DATABASE
+
+
+async def test_v3_reconfigure_onto_a_new_database(
+    hass: HomeAssistant, influxdb_v3: InfluxDBv3TestServer
+) -> None:
+    """Reconfigure says the new database will be created, then moves the entry."""
+    entry = _v3_entry(hass, influxdb_v3, V3_TOKEN)
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _v3_input(influxdb_v3, database="other")
+    )
+    assert result["step_id"] == "database_created"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_DATABASE] == "other"
+    assert entry.unique_id == f"{influxdb_v3.url}/other"
+    assert entry.title == f"other on 127.0.0.1:{influxdb_v3.url.rsplit(':', 1)[1]}"
+
+
+# --- The compatibility paths on InfluxDB 3, and 2.x organizations by ID ---------------
+
+
+async def test_influxdb_3_through_the_1x_form(
+    hass: HomeAssistant, influxdb_v3: InfluxDBv3TestServer
+) -> None:
+    """The 1.x form sets up InfluxDB 3, the token as password.
+
+    A wrong token is shown on the password field, though InfluxDB 3's /ping answers
+    401 without a version header (before: cannot_connect on the URL).
+    """
+    flow_id = await _v1_form(hass)
+    typed = {
+        CONF_URL: influxdb_v3.url,
+        CONF_DATABASE: V3_DATABASE,
+        CONF_USERNAME: "",
+        CONF_VERIFY_SSL: True,
+    }
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, typed | {CONF_PASSWORD: "wrong"}
+    )
+    assert result["errors"] == {CONF_PASSWORD: "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, typed | {CONF_PASSWORD: V3_TOKEN}
+    )
+    result = await _without_mirror(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_influxdb_3_through_the_2x_form(
+    hass: HomeAssistant, influxdb_v3: InfluxDBv3TestServer
+) -> None:
+    """The 2.x form sets up InfluxDB 3, the database as bucket.
+
+    Its empty-write answer "write buffer error: incoming write was empty" passes
+    (before: write_rejected); a wrong token is shown on the token field.
+    """
+    flow_id = await _v2_form(hass)
+    typed = _v2_input(influxdb_v3, bucket=V3_DATABASE)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, typed | {CONF_TOKEN: "wrong"}
+    )
+    assert result["errors"] == {CONF_TOKEN: "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, typed | {CONF_TOKEN: V3_TOKEN}
+    )
+    result = await _without_mirror(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_v2_organization_by_id(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """The organization may be typed as its ID (InfluxDB Cloud shows the ID)."""
+    flow_id = await _v2_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v2_input(influxdb_v2, organization=influxdb_v2.org_id)
+    )
+    result = await _without_mirror(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_ORGANIZATION] == influxdb_v2.org_id
+
+
+async def test_v2_reauth_and_reconfigure(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A 2.x entry takes a new token, and its organization given by ID instead."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="ha",
+        unique_id=f"{influxdb_v2.url}/home/ha",
+        data=v2_entry_data(influxdb_v2) | {CONF_TOKEN: "revoked"},
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "still-revoked"}
+    )
+    assert result["errors"] == {CONF_TOKEN: "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: v2_entry_data(influxdb_v2)[CONF_TOKEN]}
+    )
+    assert result["reason"] == "reauth_successful"
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _v2_input(influxdb_v2, bucket="missing")
+    )
+    assert result["errors"] == {CONF_BUCKET: "bucket_not_found"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _v2_input(influxdb_v2, organization=influxdb_v2.org_id)
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.unique_id == f"{influxdb_v2.url}/{influxdb_v2.org_id}/ha"

@@ -6,7 +6,9 @@
 - brand/: the images Home Assistant shows, in the sizes the brands rules ask for;
 - translations: strings.json and translations/en.json the same, with every key the code
   uses (exception, issue, selector and entity keys, and the config and options flows'
-  steps, menus, errors, aborts and field labels), found by reading the code;
+  steps, menus, errors, aborts and field labels), found by reading the code; every key
+  one hassfest accepts; every language with the keys and placeholders of strings.json,
+  texts hassfest takes, and none left in English;
 - services.yaml: present exactly when the code registers actions, listing those, each
   named and described;
 - quality_scale.yaml: only real rule names and statuses, and "done" where it says so.
@@ -21,6 +23,7 @@ import importlib
 import json
 from pathlib import Path
 import re
+import string
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
@@ -206,6 +209,18 @@ def test_hacs_json() -> None:
         assert (ROOT / "README.md").is_file()
 
 
+def test_the_oldest_release_hacs_names_is_tested() -> None:
+    """tests/e2e/test_releases.py runs a patch of it, and nothing older."""
+    minimum = AwesomeVersion(_json(ROOT / "hacs.json")["homeassistant"])
+    releases = sorted(
+        AwesomeVersion(path.stem)
+        for path in (ROOT / "tests" / "e2e" / "releases").glob("*.txt")
+    )
+    assert releases, "no release to run the smoke tests on"
+    assert (releases[0].major, releases[0].minor) == (minimum.major, minimum.minor)
+    assert releases[0] >= minimum
+
+
 def test_repository_holds_one_integration() -> None:
     """HACS installs the single folder under custom_components/."""
     folders = [p.name for p in (ROOT / "custom_components").iterdir() if p.is_dir()]
@@ -299,6 +314,198 @@ def test_strings_json_has_only_known_sections() -> None:
     """Home Assistant ignores, and hassfest rejects, sections it does not know."""
     strings = _json(INTEGRATION / "strings.json")
     assert set(strings) <= STRINGS_SECTIONS, set(strings) - STRINGS_SECTIONS
+
+
+def _texts(
+    strings: dict[str, Any], path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every text of a strings file, by its path of keys (what is not a dict is a text)."""
+    for key, value in strings.items():
+        if isinstance(value, dict):
+            yield from _texts(value, (*path, key))
+        else:
+            yield (*path, key), value
+
+
+def _hassfest_key_error(key: str) -> str | None:
+    """Why hassfest rejects `key` as a translation key, or None."""
+    if not re.fullmatch(r"[a-z0-9_-]+", key):
+        return "holds something other than a-z, 0-9, - and _"
+    if key[0] in "-_" or key[-1] in "-_":
+        return "starts or ends with - or _"
+    if re.search(r"[-_]{2}", key):
+        return "holds two of - and _ in a row"
+    return None
+
+
+def test_hassfest_key_rule_rejects_what_hassfest_rejects() -> None:
+    """The rule as hassfest states it, on keys it accepts and keys it rejects."""
+    for good in ("domain_device_class", "influxdb_v1", "a-b", "x", "2fa"):
+        assert _hassfest_key_error(good) is None, good
+    for bad in ("domain__device_class", "a-_b", "_a", "a_", "-a", "Upper", "a.b", ""):
+        assert _hassfest_key_error(bad) is not None, bad
+
+
+def test_every_key_of_strings_json_is_a_valid_translation_key() -> None:
+    """Sections, steps, fields, options, entities, issues: every key at every depth."""
+    strings = _json(INTEGRATION / "strings.json")
+    wrong = {
+        ".".join(path): error
+        for path, _ in _texts(strings)
+        for key in path
+        if (error := _hassfest_key_error(key)) is not None
+    }
+    assert not wrong, wrong
+
+
+# --- Languages ----------------------------------------------------------------------
+
+LANGUAGES = sorted(p.stem for p in (INTEGRATION / "translations").glob("*.json"))
+# Names that stay as they are in every language (a text of these alone may be the
+# English one), and what is in no language: placeholders, web addresses, file paths
+# and versions such as 1.x.
+PROPER_NAMES = (
+    "HA Ingestor",
+    "Home Assistant",
+    "InfluxDB",
+    "InfluxQL",
+    "Grafana",
+    "SQLite",
+    "URL",
+    "SSL",
+    "API",
+    "gzip",
+    "MiB",
+    "MB",
+)
+_NOT_WORDS = re.compile(r"\{\w+\}|https?://\S+|\S+/\S+|\b\d+\.x\b")
+# Words a language writes as English does (German "Schema", say), by language code:
+# a text of these alone may be the English one too.
+SAME_AS_ENGLISH: dict[str, frozenset[str]] = {}
+
+
+# What hassfest refuses in a text (besides placeholders that are not identifiers).
+_REFUSED_IN_TEXTS = [
+    (re.compile(r"^\s|\s$"), "spaces at the start or the end"),
+    (re.compile(r"<[a-z][^>]*>", re.IGNORECASE), "HTML"),
+    (re.compile(r"'\{\w+\}'"), "a placeholder in single quotes"),
+    # A web address with a domain name belongs in a placeholder (localhost may stay).
+    (
+        re.compile(r"(\b[a-z0-9]+://|\bwww\.)[\w-]+(\.[\w-]+)*\.[a-z]{2,5}\b", re.I),
+        "a web address",
+    ),
+]
+
+
+def _hassfest_text_error(text: str) -> str | None:
+    """Why hassfest refuses `text` as a translation, or None."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(text) if name]
+    except ValueError:
+        return "a brace that opens or closes no placeholder"
+    if not all(name.isidentifier() for name in fields):
+        return "a placeholder that is not a Python identifier"
+    return next(
+        (why for pattern, why in _REFUSED_IN_TEXTS if pattern.search(text)), None
+    )
+
+
+def test_hassfest_text_rules_refuse_what_hassfest_refuses() -> None:
+    """The rules hassfest applies to each text, on texts it takes and refuses."""
+    for good in (
+        "Could not reach InfluxDB at {url}: {error}",
+        "for example http://localhost:8086 or http://a0d7b954-influxdb:8086",
+        "Domain and device class, e.g. sensor__temperature",
+    ):
+        assert _hassfest_text_error(good) is None, good
+    for bad in (
+        " Leading space",
+        "Press <b>Submit</b>",
+        "The '{title}' entry",
+        "Broken {placeholder",
+        "See https://docs.example.com/influxdb",
+        "See www.influxdata.com",
+    ):
+        assert _hassfest_text_error(bad) is not None, bad
+
+
+def _placeholders(text: str) -> set[str]:
+    return set(re.findall(r"\{(\w+)\}", text))
+
+
+def _left_in_english(
+    texts: dict[tuple[str, ...], str],
+    source: dict[tuple[str, ...], str],
+    kept: frozenset[str],
+) -> list[str]:
+    """The keys of texts that are still the English text, names and `kept` aside."""
+    left = []
+    for path, text in texts.items():
+        if text != source.get(path):
+            continue
+        rest = _NOT_WORDS.sub(" ", text)
+        for name in PROPER_NAMES:
+            rest = rest.replace(name, " ")
+        if set(re.findall(r"[^\W\d_]+", rest)) - kept:
+            left.append(".".join(path))
+    return left
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_language_has_the_keys_and_placeholders_of_strings_json(
+    language: str,
+) -> None:
+    """Each translations/<language>.json: the same keys and placeholders, translated.
+
+    Only English is there while the texts change; the other languages follow once
+    they are final, and this holds them to strings.json.
+    """
+    source = dict(_texts(_json(INTEGRATION / "strings.json")))
+    texts = dict(_texts(_json(INTEGRATION / "translations" / f"{language}.json")))
+    assert set(texts) == set(source), {
+        "missing": sorted(".".join(p) for p in set(source) - set(texts)),
+        "unknown": sorted(".".join(p) for p in set(texts) - set(source)),
+    }
+    assert all(isinstance(text, str) and text.strip() for text in texts.values())
+    different = {
+        ".".join(path): (_placeholders(source[path]), _placeholders(text))
+        for path, text in texts.items()
+        if _placeholders(text) != _placeholders(source[path])
+    }
+    assert not different, f"placeholders differ from strings.json: {different}"
+    refused = {
+        ".".join(path): error
+        for path, text in texts.items()
+        if (error := _hassfest_text_error(text)) is not None
+    }
+    assert not refused, refused
+    if language != "en":
+        kept = SAME_AS_ENGLISH.get(language, frozenset())
+        left = _left_in_english(texts, source, kept)
+        assert not left, f"{language}: still in English: {left}"
+
+
+def test_an_english_leftover_is_found_and_names_are_not() -> None:
+    """The check every language but English goes through, on texts made for it."""
+    source: dict[tuple[str, ...], str] = {
+        ("sentence",): "Could not reach InfluxDB at {url}: {error}",
+        ("name",): "URL",
+        ("version",): "InfluxDB 2.x",
+        ("address",): "for example http://localhost:8086",
+        ("word",): "Schema",
+    }
+    translated = {path: f"«{text}»" for path, text in source.items()}
+    assert _left_in_english(translated, source, frozenset()) == []
+    same = dict(source)
+    assert _left_in_english(same, source, frozenset()) == [
+        "sentence",
+        "address",
+        "word",
+    ]
+    assert _left_in_english(same, source, frozenset({"Schema"})) == [
+        "sentence",
+        "address",
+    ]
 
 
 @dataclass
@@ -568,6 +775,7 @@ def test_every_error_reason_is_translated() -> None:
             CONF_BUCKET,
         )
     }
+    reasons.add(influx_errors.InfluxInvalidNameError(CONF_DATABASE, "").reason)
     assert reasons <= set(strings["config"]["error"])
 
 

@@ -14,13 +14,13 @@ from hypothesis import given, strategies as st
 import pytest
 
 from .conftest import V2_READ_ONLY_TOKEN, V2_TOKEN
+from .http_test_server import RecordedRequest
 from .influxdb_v2_server import (
     InfluxDBv2TestServer,
     Line,
     LineProtocolError,
     ParsedField,
     Point,
-    RecordedRequest,
     Unsigned,
     parse_lines,
 )

@@ -19,7 +19,10 @@ from custom_components.ha_ingestor.const import (
     CONF_DATABASE,
     CONF_FLUSH_INTERVAL,
     CONF_GZIP,
+    CONF_MEASUREMENT_RULE,
     DOMAIN,
+    MEASUREMENT_DOMAIN_DEVICE_CLASS,
+    MEASUREMENT_UNIT,
 )
 from custom_components.ha_ingestor.issues import ISSUE_SPOOL_DAMAGED
 from custom_components.ha_ingestor.storage.spool import Spool
@@ -315,3 +318,55 @@ async def test_a_failed_setup_stops_the_pipeline(
     hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
     await hass.async_block_till_done()
     assert stats.state_changes_received == received
+
+
+# The measurement of a sensor in °C with the device class temperature, by rule.
+_MEASUREMENTS = {
+    MEASUREMENT_DOMAIN_DEVICE_CLASS: "sensor__temperature",
+    MEASUREMENT_UNIT: "°C",
+}
+
+
+@pytest.mark.parametrize(
+    ("stored", "migrated"),
+    [
+        ("domain__device_class", MEASUREMENT_DOMAIN_DEVICE_CLASS),
+        (MEASUREMENT_UNIT, MEASUREMENT_UNIT),
+    ],
+)
+async def test_an_entry_of_version_1_1_is_migrated(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    config_entry: MockConfigEntry,
+    stored: str,
+    migrated: str,
+) -> None:
+    """1.1 stored core's name for a measurement rule; 1.2 its own, and writes the same."""
+    assert (config_entry.version, config_entry.minor_version) == (1, 1)
+    options = {CONF_MEASUREMENT_RULE: stored, CONF_FLUSH_INTERVAL: 0.05}
+    await setup_entry(hass, config_entry, options)
+    assert (config_entry.version, config_entry.minor_version) == (1, 2)
+    assert config_entry.options == options | {CONF_MEASUREMENT_RULE: migrated}
+
+    attributes = {"device_class": "temperature", "unit_of_measurement": "°C"}
+    hass.states.async_set("sensor.hall", "21.5", attributes)
+    stats = config_entry.runtime_data.pipeline.stats
+    await wait_until(lambda: stats.points_written == 1, "the point written")
+    rows = influxdb.rows('SELECT "value" FROM /.*/', config_entry.data[CONF_DATABASE])
+    assert [(row["measurement"], row["value"]) for row in rows] == [
+        (_MEASUREMENTS[migrated], 21.5)
+    ]
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+async def test_an_entry_of_a_later_major_version_is_not_loaded(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    """Saved by a newer HA Ingestor (2.x): not migrated back, not loaded, kept as is."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, data=config_entry.data, version=2, minor_version=1
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.MIGRATION_ERROR
+    assert (entry.version, entry.minor_version) == (2, 1)

@@ -200,7 +200,7 @@ async def test_actions_refuse_an_entry_that_is_not_loaded(
 async def test_actions_without_entry_id_need_exactly_one_entry(
     hass: HomeAssistant, influxdb: InfluxDBv1Server, config_entry: MockConfigEntry
 ) -> None:
-    """Two entries and no entry id: the user is told to choose."""
+    """Two entries and no entry id: the user is told to choose; none: to add one."""
     other = MockConfigEntry(
         domain=DOMAIN, data=config_entry.data, unique_id=f"{config_entry.unique_id}-2"
     )
@@ -208,11 +208,20 @@ async def test_actions_without_entry_id_need_exactly_one_entry(
     await setup_entry(hass, config_entry, NO_TIMED_FLUSH)
     with pytest.raises(ServiceValidationError) as raised:
         await hass.services.async_call(DOMAIN, SERVICE_FLUSH, blocking=True)
-    assert (
-        raised.value.translation_key == "service_found_multiple_config_entry_for_domain"
+    assert (raised.value.translation_domain, raised.value.translation_key) == (
+        DOMAIN,
+        "choose_entry",
     )
-    assert await hass.config_entries.async_unload(config_entry.entry_id)
-    assert await hass.config_entries.async_unload(other.entry_id)
+    assert raised.value.translation_placeholders == {"count": "2"}
+
+    await hass.config_entries.async_remove(other.entry_id)
+    await hass.config_entries.async_remove(config_entry.entry_id)
+    with pytest.raises(ServiceValidationError) as raised:
+        await hass.services.async_call(DOMAIN, SERVICE_FLUSH, blocking=True)
+    assert (raised.value.translation_domain, raised.value.translation_key) == (
+        DOMAIN,
+        "no_entry",
+    )
 
 
 async def test_replay_with_an_unusable_spool_raises(

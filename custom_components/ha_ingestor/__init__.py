@@ -17,6 +17,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import (
     CONF_GZIP,
+    CONF_MEASUREMENT_RULE,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
     CONF_SPOOL_MAX_MB,
@@ -25,6 +26,7 @@ from .const import (
     DEFAULT_SPOOL_MAX_MB,
     DOMAIN,
     LOGGER,
+    MEASUREMENT_DOMAIN_DEVICE_CLASS,
 )
 from .coordinator import HaIngestorConfigEntry, HaIngestorData, IngestorCoordinator
 from .influxdb.connection import create_client
@@ -52,6 +54,25 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 def _spool_path(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> Path:
     return Path(hass.config.path(STORAGE_DIR, f"{DOMAIN}.{entry.entry_id}.spool"))
+
+
+async def async_migrate_entry(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry
+) -> bool:
+    """Bring an entry saved by an earlier version up to this one (1.2).
+
+    An entry of a later major version, saved by a newer HA Ingestor, is not loaded.
+    """
+    if entry.version > 1:
+        return False
+    if (entry.version, entry.minor_version) < (1, 2):
+        # 1.2: the measurement rule core calls domain__device_class is stored as
+        # domain_device_class, a name a translation key may have.
+        options = dict(entry.options)
+        if options.get(CONF_MEASUREMENT_RULE) == "domain__device_class":
+            options[CONF_MEASUREMENT_RULE] = MEASUREMENT_DOMAIN_DEVICE_CLASS
+        hass.config_entries.async_update_entry(entry, options=options, minor_version=2)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> bool:
@@ -167,9 +188,9 @@ def _async_update_sw_version(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
     if server is None:
         return
     registry = dr.async_get(hass)
-    device = registry.async_get_device(identifiers={(DOMAIN, entry.entry_id)})
-    if device is not None and device.sw_version != server.version:
-        registry.async_update_device(device.id, sw_version=server.version)
+    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        if device.sw_version != server.version:
+            registry.async_update_device(device.id, sw_version=server.version)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> bool:

@@ -1,11 +1,16 @@
-"""Config flow: choose InfluxDB 1.x or 2.x, enter the connection, test it for real."""
+"""Config flow: choose InfluxDB 3, 2 or 1.x, enter the connection, test it for real."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+)
 from homeassistant.const import (
     CONF_PASSWORD,
     CONF_TOKEN,
@@ -19,32 +24,36 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
-import probatio
 
+from .compat import vol
 from .const import (
     API_V1,
     API_V2,
+    API_V3,
     CONF_API_VERSION,
     CONF_BUCKET,
     CONF_DATABASE,
     CONF_MIRROR_PATH,
+    CONF_NO_SYNC,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
     DEFAULT_DATABASE,
     DEFAULT_MIRROR_FILE,
     DEFAULT_URL,
+    DEFAULT_V3_URL,
     DOMAIN,
     LOGGER,
 )
+from .influxdb.client import ServerInfo
 from .influxdb.connection import connection_title, connection_unique_id, create_client
 from .influxdb.errors import (
     InfluxAuthError,
     InfluxConnectionError,
     InfluxError,
-    InfluxNotFoundError,
+    InfluxFieldError,
     InvalidURLError,
 )
-from .options_flow import MIRROR_SCHEMA, HaIngestorOptionsFlow, async_check_mirror
+from .options_flow import MIRROR_FORM, HaIngestorOptionsFlow, async_check_mirror
 
 _URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL, autocomplete="url"))
 _TEXT = TextSelector()
@@ -53,40 +62,59 @@ _PASSWORD = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
 )
 
-STEP_INFLUXDB_V1_SCHEMA = probatio.Schema(
+INFLUXDB_V1_FORM = vol.Schema(
     {
-        probatio.Required(CONF_URL, default=DEFAULT_URL): _URL,
-        probatio.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
-        probatio.Optional(CONF_RETENTION_POLICY): _TEXT,
-        probatio.Optional(CONF_USERNAME): _USERNAME,
-        probatio.Optional(CONF_PASSWORD): _PASSWORD,
-        probatio.Required(CONF_VERIFY_SSL, default=True): bool,
+        vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
+        vol.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
+        vol.Optional(CONF_RETENTION_POLICY): _TEXT,
+        vol.Optional(CONF_USERNAME): _USERNAME,
+        vol.Optional(CONF_PASSWORD): _PASSWORD,
+        vol.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
-STEP_INFLUXDB_V2_SCHEMA = probatio.Schema(
+INFLUXDB_V2_FORM = vol.Schema(
     {
-        probatio.Required(CONF_URL, default=DEFAULT_URL): _URL,
-        probatio.Required(CONF_TOKEN): _PASSWORD,
-        probatio.Required(CONF_ORGANIZATION): _TEXT,
-        probatio.Required(CONF_BUCKET): _TEXT,
-        probatio.Required(CONF_VERIFY_SSL, default=True): bool,
+        vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
+        vol.Required(CONF_TOKEN): _PASSWORD,
+        vol.Required(CONF_ORGANIZATION): _TEXT,
+        vol.Required(CONF_BUCKET): _TEXT,
+        vol.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
-_CONNECTION_SCHEMAS = {API_V1: STEP_INFLUXDB_V1_SCHEMA, API_V2: STEP_INFLUXDB_V2_SCHEMA}
-_CREDENTIALS_SCHEMAS = {
-    API_V1: probatio.Schema(
+INFLUXDB_V3_FORM = vol.Schema(
+    {
+        vol.Required(CONF_URL, default=DEFAULT_V3_URL): _URL,
+        vol.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
+        vol.Optional(CONF_TOKEN): _PASSWORD,
+        vol.Required(CONF_NO_SYNC, default=False): bool,
+        vol.Required(CONF_VERIFY_SSL, default=True): bool,
+    }
+)
+_CONNECTION_FORMS = {
+    API_V1: INFLUXDB_V1_FORM,
+    API_V2: INFLUXDB_V2_FORM,
+    API_V3: INFLUXDB_V3_FORM,
+}
+_CREDENTIALS_FORMS = {
+    API_V1: vol.Schema(
         {
-            probatio.Optional(CONF_USERNAME): _USERNAME,
-            probatio.Optional(CONF_PASSWORD): _PASSWORD,
+            vol.Optional(CONF_USERNAME): _USERNAME,
+            vol.Optional(CONF_PASSWORD): _PASSWORD,
         }
     ),
-    API_V2: probatio.Schema({probatio.Required(CONF_TOKEN): _PASSWORD}),
+    API_V2: vol.Schema({vol.Required(CONF_TOKEN): _PASSWORD}),
+    API_V3: vol.Schema({vol.Optional(CONF_TOKEN): _PASSWORD}),
 }
-# Optional 1.x fields are stored empty rather than missing.
-_V1_OPTIONAL_DEFAULTS = {
-    CONF_RETENTION_POLICY: "",
-    CONF_USERNAME: "",
-    CONF_PASSWORD: "",
+# Optional credentials, left empty in a form, are stored empty rather than missing.
+_CLEARED_CREDENTIALS: dict[str, dict[str, str]] = {
+    API_V1: {CONF_USERNAME: "", CONF_PASSWORD: ""},
+    API_V2: {},
+    API_V3: {CONF_TOKEN: ""},
+}
+_OPTIONAL_DEFAULTS: dict[str, dict[str, str]] = {
+    API_V1: {CONF_RETENTION_POLICY: "", **_CLEARED_CREDENTIALS[API_V1]},
+    API_V2: {},
+    API_V3: _CLEARED_CREDENTIALS[API_V3],
 }
 
 
@@ -94,10 +122,11 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a connection to one InfluxDB database or bucket."""
 
     VERSION = 1
-    MINOR_VERSION = 1
+    # 1.2: the measurement rule domain__device_class became domain_device_class.
+    MINOR_VERSION = 2
 
     def __init__(self) -> None:
-        """Keep the tested connection while the mirror step is shown."""
+        """Keep the tested connection while the next steps are shown."""
         self._data: dict[str, Any] = {}
 
     @staticmethod
@@ -109,15 +138,21 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Ask which InfluxDB version the server speaks."""
+        """Ask which InfluxDB the server is: the newest first."""
         return self.async_show_menu(
-            step_id="user", menu_options=["influxdb_v1", "influxdb_v2"]
+            step_id="user", menu_options=["influxdb_v3", "influxdb_v2", "influxdb_v1"]
         )
+
+    async def async_step_influxdb_v3(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Connect to InfluxDB 3: database, optional token, no_sync."""
+        return await self._async_create_step("influxdb_v3", API_V3, user_input)
 
     async def async_step_influxdb_v1(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Connect to InfluxDB 1.x: database, retention policy, optional user."""
+        """Connect to InfluxDB 1.x or a compatible server: database, optional user."""
         return await self._async_create_step("influxdb_v1", API_V1, user_input)
 
     async def async_step_influxdb_v2(
@@ -132,18 +167,55 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = _with_defaults({CONF_API_VERSION: api_version, **user_input})
-            if not (errors := await self._async_validate(data)):
+            errors, server = await self._async_validate(data)
+            if not errors:
                 await self.async_set_unique_id(connection_unique_id(data))
                 self._abort_if_unique_id_configured()
                 self._data = data
-                return await self.async_step_registry_mirror()
+                return await self._async_connection_tested(server)
         return self.async_show_form(
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(
-                _CONNECTION_SCHEMAS[api_version], user_input
+                _CONNECTION_FORMS[api_version], user_input
             ),
             errors=errors,
         )
+
+    async def _async_connection_tested(
+        self, server: ServerInfo | None
+    ) -> ConfigFlowResult:
+        """Go on with the connection tested, in `_data`.
+
+        Where the first write will create the database (InfluxDB 3), say so first.
+        """
+        if server is not None and server.database_exists is False:
+            return await self.async_step_database_created()
+        return await self._async_connection_confirmed()
+
+    async def async_step_database_created(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Say that the database does not exist yet: the first write creates it."""
+        if user_input is not None:
+            return await self._async_connection_confirmed()
+        return self.async_show_form(
+            step_id="database_created",
+            description_placeholders={
+                "database": self._data[CONF_DATABASE],
+                "url": self._data[CONF_URL],
+            },
+        )
+
+    async def _async_connection_confirmed(self) -> ConfigFlowResult:
+        if self.source == SOURCE_RECONFIGURE:
+            data = self._data
+            return self.async_update_reload_and_abort(
+                self._get_reconfigure_entry(),
+                unique_id=connection_unique_id(data),
+                title=connection_title(data),
+                data=data,
+            )
+        return await self.async_step_registry_mirror()
 
     async def async_step_registry_mirror(
         self, user_input: dict[str, Any] | None = None
@@ -159,7 +231,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="registry_mirror",
             data_schema=self.add_suggested_values_to_schema(
-                MIRROR_SCHEMA,
+                MIRROR_FORM,
                 user_input
                 or {CONF_MIRROR_PATH: self.hass.config.path(DEFAULT_MIRROR_FILE)},
             ),
@@ -180,17 +252,15 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         api_version = entry.data[CONF_API_VERSION]
         errors: dict[str, str] = {}
         if user_input is not None:
-            # A 1.x user and password left empty mean: no authentication.
-            cleared = (
-                {CONF_USERNAME: "", CONF_PASSWORD: ""} if api_version == API_V1 else {}
-            )
-            data = {**entry.data, **cleared, **user_input}
-            if not (errors := await self._async_validate(data)):
+            # Optional credentials left empty mean: no authentication.
+            data = {**entry.data, **_CLEARED_CREDENTIALS[api_version], **user_input}
+            errors, _ = await self._async_validate(data)
+            if not errors:
                 return self.async_update_reload_and_abort(entry, data=data)
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=self.add_suggested_values_to_schema(
-                _CREDENTIALS_SCHEMAS[api_version],
+                _CREDENTIALS_FORMS[api_version],
                 user_input or {CONF_USERNAME: entry.data.get(CONF_USERNAME, "")},
             ),
             description_placeholders={"title": entry.title},
@@ -206,7 +276,8 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = _with_defaults({CONF_API_VERSION: api_version, **user_input})
-            if not (errors := await self._async_validate(data)):
+            errors, server = await self._async_validate(data)
+            if not errors:
                 unique_id = connection_unique_id(data)
                 if any(
                     other.unique_id == unique_id
@@ -214,32 +285,38 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
                     if other.entry_id != entry.entry_id
                 ):
                     return self.async_abort(reason="already_configured")
-                return self.async_update_reload_and_abort(
-                    entry, unique_id=unique_id, title=connection_title(data), data=data
-                )
+                self._data = data
+                return await self._async_connection_tested(server)
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                _CONNECTION_SCHEMAS[api_version], user_input or entry.data
+                _CONNECTION_FORMS[api_version], user_input or entry.data
             ),
             errors=errors,
         )
 
-    async def _async_validate(self, data: dict[str, Any]) -> dict[str, str]:
-        """Test the connection for real; return errors keyed by the field at fault."""
+    async def _async_validate(
+        self, data: dict[str, Any]
+    ) -> tuple[dict[str, str], ServerInfo | None]:
+        """Test the connection for real.
+
+        Returns the errors keyed by the field at fault, or none and what the server
+        said about itself.
+        """
         credentials_field = (
             CONF_PASSWORD if data[CONF_API_VERSION] == API_V1 else CONF_TOKEN
         )
+        server = None
         try:
-            await create_client(self.hass, data).validate()
+            server = await create_client(self.hass, data).validate()
         except InvalidURLError:
             errors = {CONF_URL: "invalid_url"}
         except InfluxConnectionError as err:
             errors = {CONF_URL: err.reason}
         except InfluxAuthError as err:
             errors = {credentials_field: err.reason}
-        except InfluxNotFoundError as err:
-            errors = {err.missing: err.reason}
+        except InfluxFieldError as err:
+            errors = {err.field: err.reason}
         except InfluxError as err:
             LOGGER.warning("Unexpected answer from InfluxDB: %s", err)
             errors = {"base": err.reason}
@@ -248,11 +325,9 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
             errors = {"base": "unknown"}
         else:
             errors = {}
-        return errors
+        return errors, server
 
 
 def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """Store optional 1.x fields as empty strings rather than leave them out."""
-    if data[CONF_API_VERSION] == API_V1:
-        return {**_V1_OPTIONAL_DEFAULTS, **data}
-    return data
+    """Store optional fields left empty as empty strings rather than leave them out."""
+    return {**_OPTIONAL_DEFAULTS[data[CONF_API_VERSION]], **data}

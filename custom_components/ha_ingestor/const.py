@@ -15,11 +15,15 @@ CONF_DATABASE: Final = "database"
 CONF_RETENTION_POLICY: Final = "retention_policy"
 CONF_ORGANIZATION: Final = "organization"
 CONF_BUCKET: Final = "bucket"
+# InfluxDB 3: acknowledge writes before the server's write-ahead log is persisted.
+CONF_NO_SYNC: Final = "no_sync"
 
 API_V1: Final = "1"
 API_V2: Final = "2"
+API_V3: Final = "3"
 
 DEFAULT_URL: Final = "http://localhost:8086"
+DEFAULT_V3_URL: Final = "http://localhost:8181"
 DEFAULT_DATABASE: Final = "home_assistant"
 
 CONF_BATCH_SIZE: Final = "batch_size"
@@ -47,7 +51,9 @@ PRESET_CORE_COMPATIBLE: Final = "core_compatible"
 PRESET_RICH: Final = "rich"
 CONF_MEASUREMENT_RULE: Final = "measurement_rule"
 MEASUREMENT_UNIT: Final = "unit_of_measurement"
-MEASUREMENT_DOMAIN_DEVICE_CLASS: Final = "domain__device_class"
+# Core's domain__device_class: a select option is a translation key, which may not hold
+# two underscores in a row. Entries of version 1.1 stored core's name (async_migrate_entry).
+MEASUREMENT_DOMAIN_DEVICE_CLASS: Final = "domain_device_class"
 MEASUREMENT_DEVICE_CLASS: Final = "device_class"
 MEASUREMENT_ENTITY_ID: Final = "entity_id"
 CONF_MEASUREMENT_OVERRIDE: Final = "measurement_override"

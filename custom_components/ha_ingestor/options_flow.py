@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 import re
 from typing import Any
 
-from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.components.binary_sensor import BinarySensorDeviceClass
 from homeassistant.components.sensor import SensorDeviceClass
 from homeassistant.config_entries import ConfigFlowResult, OptionsFlowWithReload
 from homeassistant.core import HomeAssistant
@@ -31,8 +31,8 @@ from homeassistant.helpers.selector import (
     TextSelector,
     TextSelectorConfig,
 )
-import probatio
 
+from .compat import vol
 from .const import (
     BATCH_SIZE_RANGE,
     CONF_BATCH_SIZE,
@@ -93,10 +93,10 @@ _LIST_CHECKS = (
 )
 
 
-MIRROR_SCHEMA = probatio.Schema(
+MIRROR_FORM = vol.Schema(
     {
-        probatio.Required(CONF_MIRROR_ENABLED, default=False): BooleanSelector(),
-        probatio.Optional(CONF_MIRROR_PATH): TextSelector(),
+        vol.Required(CONF_MIRROR_ENABLED, default=False): BooleanSelector(),
+        vol.Optional(CONF_MIRROR_PATH): TextSelector(),
     }
 )
 
@@ -199,7 +199,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             if not errors:
                 self._options.update(user_input)
                 return await self.async_step_schema()
-        return self._show("init", self._filters_schema(), user_input, errors)
+        return self._show("init", self._filters_form(), user_input, errors)
 
     async def async_step_schema(
         self, user_input: dict[str, Any] | None = None
@@ -222,7 +222,9 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             if not errors:
                 self._options.update(parsed)
                 return await self.async_step_delivery()
-        return self._show("schema", _SCHEMA_SCHEMA, user_input, errors, _schema_form)
+        return self._show(
+            "schema", _SCHEMA_FORM, user_input, errors, _schema_form_values
+        )
 
     async def async_step_delivery(
         self, user_input: dict[str, Any] | None = None
@@ -231,7 +233,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             self._options.update(user_input)
             return await self.async_step_registry_mirror()
-        return self._show("delivery", _DELIVERY_SCHEMA, None, {})
+        return self._show("delivery", _DELIVERY_FORM, None, {})
 
     async def async_step_registry_mirror(
         self, user_input: dict[str, Any] | None = None
@@ -242,12 +244,12 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             mirror, errors = await async_check_mirror(self.hass, user_input)
             if not errors:
                 return self.async_create_entry(data=self._options | mirror)
-        return self._show("registry_mirror", MIRROR_SCHEMA, user_input, errors)
+        return self._show("registry_mirror", MIRROR_FORM, user_input, errors)
 
     def _show(
         self,
         step_id: str,
-        schema: probatio.Schema,
+        schema: vol.Schema,
         user_input: dict[str, Any] | None,
         errors: dict[str, str],
         to_form: Callable[[Mapping[str, Any]], Mapping[str, Any]] = dict,
@@ -260,7 +262,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             errors=errors,
         )
 
-    def _filters_schema(self) -> probatio.Schema:
+    def _filters_form(self) -> vol.Schema:
         domains = SelectSelector(
             SelectSelectorConfig(
                 options=sorted(
@@ -281,28 +283,26 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
         )
         areas = AreaSelector(AreaSelectorConfig(multiple=True))
         labels = LabelSelector(LabelSelectorConfig(multiple=True))
-        return probatio.Schema(
+        return vol.Schema(
             {
-                probatio.Optional(CONF_INCLUDE_DOMAINS): domains,
-                probatio.Optional(CONF_INCLUDE_ENTITIES): entities,
-                probatio.Optional(CONF_INCLUDE_ENTITY_GLOBS): globs,
-                probatio.Optional(CONF_INCLUDE_DEVICE_CLASSES): device_classes,
-                probatio.Optional(CONF_INCLUDE_AREAS): areas,
-                probatio.Optional(CONF_INCLUDE_LABELS): labels,
-                probatio.Optional(CONF_EXCLUDE_DOMAINS): domains,
-                probatio.Optional(CONF_EXCLUDE_ENTITIES): entities,
-                probatio.Optional(CONF_EXCLUDE_ENTITY_GLOBS): globs,
-                probatio.Optional(CONF_EXCLUDE_DEVICE_CLASSES): device_classes,
-                probatio.Optional(CONF_EXCLUDE_AREAS): areas,
-                probatio.Optional(CONF_EXCLUDE_LABELS): labels,
-                probatio.Required(CONF_SKIP_UNAVAILABLE, default=False): (
-                    BooleanSelector()
-                ),
+                vol.Optional(CONF_INCLUDE_DOMAINS): domains,
+                vol.Optional(CONF_INCLUDE_ENTITIES): entities,
+                vol.Optional(CONF_INCLUDE_ENTITY_GLOBS): globs,
+                vol.Optional(CONF_INCLUDE_DEVICE_CLASSES): device_classes,
+                vol.Optional(CONF_INCLUDE_AREAS): areas,
+                vol.Optional(CONF_INCLUDE_LABELS): labels,
+                vol.Optional(CONF_EXCLUDE_DOMAINS): domains,
+                vol.Optional(CONF_EXCLUDE_ENTITIES): entities,
+                vol.Optional(CONF_EXCLUDE_ENTITY_GLOBS): globs,
+                vol.Optional(CONF_EXCLUDE_DEVICE_CLASSES): device_classes,
+                vol.Optional(CONF_EXCLUDE_AREAS): areas,
+                vol.Optional(CONF_EXCLUDE_LABELS): labels,
+                vol.Required(CONF_SKIP_UNAVAILABLE, default=False): BooleanSelector(),
             }
         )
 
 
-def _schema_form(options: Mapping[str, Any]) -> dict[str, Any]:
+def _schema_form_values(options: Mapping[str, Any]) -> dict[str, Any]:
     """Show stored schema options as the form does (text for tags and lists)."""
     return {
         **options,
@@ -313,16 +313,16 @@ def _schema_form(options: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_SCHEMA_SCHEMA = probatio.Schema(
+_SCHEMA_FORM = vol.Schema(
     {
-        probatio.Required(CONF_PRESET, default=PRESET_CORE_COMPATIBLE): SelectSelector(
+        vol.Required(CONF_PRESET, default=PRESET_CORE_COMPATIBLE): SelectSelector(
             SelectSelectorConfig(
                 options=[PRESET_CORE_COMPATIBLE, PRESET_RICH],
                 translation_key=CONF_PRESET,
                 mode=SelectSelectorMode.LIST,
             )
         ),
-        probatio.Required(CONF_MEASUREMENT_RULE, default=MEASUREMENT_UNIT): (
+        vol.Required(CONF_MEASUREMENT_RULE, default=MEASUREMENT_UNIT): (
             SelectSelector(
                 SelectSelectorConfig(
                     options=[
@@ -335,32 +335,32 @@ _SCHEMA_SCHEMA = probatio.Schema(
                 )
             )
         ),
-        probatio.Optional(CONF_MEASUREMENT_OVERRIDE): TextSelector(),
-        probatio.Optional(CONF_GLOBAL_TAGS): TextSelector(
+        vol.Optional(CONF_MEASUREMENT_OVERRIDE): TextSelector(),
+        vol.Optional(CONF_GLOBAL_TAGS): TextSelector(
             TextSelectorConfig(multiline=True)
         ),
-        probatio.Optional(CONF_IGNORE_ATTRIBUTES): TextSelector(
+        vol.Optional(CONF_IGNORE_ATTRIBUTES): TextSelector(
             TextSelectorConfig(multiple=True)
         ),
-        probatio.Optional(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN): TextSelector(
+        vol.Optional(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN): TextSelector(
             TextSelectorConfig(multiline=True)
         ),
     }
 )
 
-_DELIVERY_SCHEMA = probatio.Schema(
+_DELIVERY_FORM = vol.Schema(
     {
-        probatio.Required(CONF_BATCH_SIZE, default=DEFAULT_BATCH_SIZE): _number(
+        vol.Required(CONF_BATCH_SIZE, default=DEFAULT_BATCH_SIZE): _number(
             *BATCH_SIZE_RANGE, 1
         ),
-        probatio.Required(CONF_FLUSH_INTERVAL, default=DEFAULT_FLUSH_INTERVAL): (
+        vol.Required(CONF_FLUSH_INTERVAL, default=DEFAULT_FLUSH_INTERVAL): (
             _number(*FLUSH_INTERVAL_RANGE, 0.1, "s")
         ),
-        probatio.Required(CONF_GZIP, default=DEFAULT_GZIP): BooleanSelector(),
-        probatio.Required(CONF_SPOOL_MAX_MB, default=DEFAULT_SPOOL_MAX_MB): _number(
+        vol.Required(CONF_GZIP, default=DEFAULT_GZIP): BooleanSelector(),
+        vol.Required(CONF_SPOOL_MAX_MB, default=DEFAULT_SPOOL_MAX_MB): _number(
             *SPOOL_MAX_MB_RANGE, 1, "MiB"
         ),
-        probatio.Required(CONF_HEARTBEAT_MINUTES, default=0): _number(
+        vol.Required(CONF_HEARTBEAT_MINUTES, default=0): _number(
             *HEARTBEAT_MINUTES_RANGE, 1, "min"
         ),
     }

@@ -8,19 +8,23 @@ raises both.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow
-from homeassistant.components.repairs.models import RepairsFlowResult
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
-import probatio
 
+from .compat import vol
 from .const import DOMAIN
 from .coordinator import HaIngestorConfigEntry
 from .issues import ISSUE_POINTS_DROPPED, ISSUE_POINTS_QUARANTINED
 from .services import async_replay_quarantine
+
+if TYPE_CHECKING:
+    # From 2026.6; only a type (before, the flow's steps return a FlowResult).
+    from homeassistant.components.repairs.models import RepairsFlowResult
 
 
 def _loaded_entry(
@@ -73,7 +77,7 @@ class EntryRepairFlow(RepairsFlow):
                 return self.async_create_entry(data={})
         return self.async_show_form(
             step_id="confirm",
-            data_schema=probatio.Schema({}),
+            data_schema=vol.Schema({}),
             description_placeholders=placeholders,
             errors=errors,
         )

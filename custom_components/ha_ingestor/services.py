@@ -12,11 +12,11 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry
-import probatio
 
+from .compat import vol
 from .const import DOMAIN
 from .coordinator import HaIngestorConfigEntry
 from .storage.spool import SpoolError
@@ -25,7 +25,7 @@ SERVICE_FLUSH = "flush"
 SERVICE_REPLAY_QUARANTINE = "replay_quarantine"
 
 # Without a config entry: the only one there is.
-SCHEMA = probatio.Schema({probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+ACTION_FIELDS = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 
 # Quarantined points are released this many at a time.
 _RELEASE_CHUNK = 1000
@@ -97,9 +97,23 @@ async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any
 
 def _loaded_entry(hass: HomeAssistant, call: ServiceCall) -> HaIngestorConfigEntry:
     """Return the call's entry (or the only one); ServiceValidationError if not loaded."""
-    entry: HaIngestorConfigEntry = async_get_config_entry(
-        hass, DOMAIN, call.data.get(ATTR_CONFIG_ENTRY_ID)
-    )
+    if (entry_id := call.data.get(ATTR_CONFIG_ENTRY_ID)) is None:
+        # (async_get_config_entry looks for the only one itself from 2026.7 on.)
+        entries = hass.config_entries.async_entries(
+            DOMAIN, include_ignore=False, include_disabled=False
+        )
+        if not entries:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="no_entry"
+            )
+        if len(entries) > 1:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="choose_entry",
+                translation_placeholders={"count": str(len(entries))},
+            )
+        entry_id = entries[0].entry_id
+    entry: HaIngestorConfigEntry = async_get_config_entry(hass, DOMAIN, entry_id)
     return entry
 
 
@@ -117,13 +131,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN,
         SERVICE_FLUSH,
         _flush,
-        schema=SCHEMA,
+        schema=ACTION_FIELDS,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(
         DOMAIN,
         SERVICE_REPLAY_QUARANTINE,
         _replay_quarantine,
-        schema=SCHEMA,
+        schema=ACTION_FIELDS,
         supports_response=SupportsResponse.OPTIONAL,
     )

@@ -30,6 +30,7 @@ from typing import Any
 from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 import pytest
 
+from tests.http_test_server import running_in_thread
 from tests.influxdb_v1_server import (
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -37,12 +38,18 @@ from tests.influxdb_v1_server import (
     free_port,
     sockets_allowed,
 )
+from tests.influxdb_v3_server import InfluxDBv3TestServer
 
-from .home_assistant import DATABASE, DOMAIN, REPO, HomeAssistantProcess, wait_for
+from .home_assistant import (
+    DATABASE,
+    DOMAIN,
+    HA_START_TIMEOUT,
+    REPO,
+    HomeAssistantProcess,
+    wait_for,
+)
 from .ui import UI_TIMEOUT_MS, HomeAssistantUI, Screenshots
 
-# Home Assistant answers within seconds on a warm machine; a cold one compiles first.
-HA_START_TIMEOUT = 240
 SCREENSHOTS = Path(
     os.environ.get("HA_INGESTOR_SCREENSHOTS", REPO / "e2e-screenshots")
 ).resolve()
@@ -143,6 +150,19 @@ def e2e_influxdb(
         server.query(f'CREATE DATABASE "{DATABASE}"')
     yield server
     server.kill()
+
+
+# The InfluxDB 3 stand-in's token and database, for the form's test.
+V3_TOKEN = "apiv3_e2e-token"
+V3_DATABASE = "home"
+
+
+@pytest.fixture(scope="package")
+def e2e_influxdb_v3() -> Iterator[InfluxDBv3TestServer]:
+    """The InfluxDB 3 stand-in, in a thread of its own (Playwright owns this one)."""
+    server = InfluxDBv3TestServer(token=V3_TOKEN, databases=[V3_DATABASE])
+    with sockets_allowed(), running_in_thread(server):
+        yield server
 
 
 @pytest.fixture(scope="package")

@@ -4,7 +4,12 @@ The config dir is made fresh for each run: scripts/develop's configuration.yaml 
 entities change state on their own), HTTP settings for 127.0.0.1 and a free port, and HA
 Ingestor in custom_components/ (a symlink to the repository's, or to another copy of the
 integration named by HA_INGESTOR_E2E_INTEGRATION, e.g. a deliberately broken one). No
-config entry is seeded: the tests add it through the UI.
+config entry is seeded: the tests add it through the UI or the HTTP API.
+
+Home Assistant runs from a virtualenv: the tests' own (the harness's release), or one
+with another release in it (scripts/_python.sh makes them; see test_releases.py). The
+config dir is written by that virtualenv's Python (`python -m tests.e2e.home_assistant
+CONFIG_DIR PORT`), in the format of the Home Assistant installed there.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from homeassistant.components.http import config as http_config
 from homeassistant.helpers.json import save_json
 from homeassistant.util import dt as dt_util
 
@@ -34,6 +38,9 @@ DATABASE = "home_assistant"
 REPO = Path(__file__).parents[2]
 DEMO_CONFIGURATION = REPO / "scripts" / "develop_config" / "configuration.yaml"
 INTEGRATION = REPO / "custom_components" / "ha_ingestor"
+
+# Home Assistant answers within seconds on a warm machine; a cold one compiles first.
+HA_START_TIMEOUT = 240
 
 OWNER_NAME = "E2E Owner"
 OWNER_USERNAME = "owner"
@@ -75,7 +82,10 @@ def integration_source() -> Path:
 
 
 def prepare_config_dir(config_dir: Path, port: int) -> None:
-    """A fresh Home Assistant config dir with scripts/develop's demo home in it."""
+    """A fresh Home Assistant config dir with scripts/develop's demo home in it.
+
+    For the Home Assistant installed where this runs.
+    """
     config_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(DEMO_CONFIGURATION, config_dir / "configuration.yaml")
     (config_dir / "local").mkdir(exist_ok=True)  # packages: !include_dir_named local
@@ -85,9 +95,17 @@ def prepare_config_dir(config_dir: Path, port: int) -> None:
     custom_components = config_dir / "custom_components"
     custom_components.mkdir(exist_ok=True)
     (custom_components / "ha_ingestor").symlink_to(integration_source())
-    # Home Assistant 2026 reads its listen address and port from .storage/http (YAML
-    # would only be migrated once, with a repair issue): write them there, in the format
-    # of the installed Home Assistant, as scripts/develop does.
+    try:
+        # (Only there from 2026.8 on.)
+        from homeassistant.components.http import config as http_config  # noqa: PLC0415
+    except ImportError:
+        # Until 2026.7 the listen address and port are set in configuration.yaml.
+        with (config_dir / "configuration.yaml").open("a", encoding="utf-8") as yaml:
+            yaml.write(f"\nhttp:\n  server_host: 127.0.0.1\n  server_port: {port}\n")
+        return
+    # Home Assistant 2026.8 and later read them from .storage/http (YAML would only be
+    # migrated once, with a repair issue): write them there, in the format of the
+    # installed Home Assistant, as scripts/develop does.
     storage = config_dir / ".storage"
     storage.mkdir(exist_ok=True)
     stable = http_config.HTTP_STORAGE_SCHEMA(
@@ -107,17 +125,24 @@ def prepare_config_dir(config_dir: Path, port: int) -> None:
 
 
 class HomeAssistantProcess:
-    """`python -m homeassistant` on 127.0.0.1:`port` with its own config dir."""
+    """The `hass` command of a virtualenv on 127.0.0.1:`port`, with its own config dir."""
 
-    def __init__(self, config_dir: Path, port: int) -> None:
-        """Prepare the config dir; `start` runs Home Assistant."""
+    def __init__(
+        self, config_dir: Path, port: int, venv: Path = Path(sys.prefix)
+    ) -> None:
+        """Prepare the config dir; `start` runs Home Assistant from `venv`."""
         self.config_dir = config_dir
         self.port = port
+        self.venv = venv
         self.url = f"http://127.0.0.1:{port}"
         self.client_id = f"{self.url}/"
         self.access_token: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        prepare_config_dir(config_dir, port)
+        subprocess.run(
+            [venv / "bin" / "python", "-m", __name__, str(config_dir), str(port)],
+            cwd=REPO,
+            check=True,
+        )
 
     @property
     def log(self) -> Path:
@@ -134,18 +159,15 @@ class HomeAssistantProcess:
         """Start Home Assistant and wait until its HTTP API answers."""
         output = (self.config_dir / "hass.out").open("ab")
         self._process = subprocess.Popen(
-            # --skip-pip: everything is installed already (requirements_test.txt); a
-            # missing requirement must fail here, not be fetched from PyPI mid-test.
+            # --skip-pip: everything is installed already (requirements_test.txt, or
+            # the release's in tests/e2e/releases/); a missing requirement must fail
+            # here, not be fetched from PyPI mid-test.
             [
-                sys.executable,
-                "-m",
-                "homeassistant",
+                self.venv / "bin" / "hass",
                 "--config",
                 str(self.config_dir),
                 "--skip-pip",
             ],
-            # Not the repository: `python -m` puts the working directory first on
-            # sys.path, and custom_components/ must come from the config dir.
             cwd=self.config_dir,
             stdin=subprocess.DEVNULL,
             stdout=output,
@@ -267,3 +289,7 @@ class HomeAssistantProcess:
             msg = f"listing config entries failed: HTTP {status} {entries}"
             raise RuntimeError(msg)
         return list(entries)
+
+
+if __name__ == "__main__":
+    prepare_config_dir(Path(sys.argv[1]), int(sys.argv[2]))

@@ -8,7 +8,6 @@ orders them), on the entry it made, or on one they add through the UI when run a
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -16,6 +15,7 @@ from playwright.sync_api import expect
 
 from tests.influxdb_v1_server import ADMIN_PASSWORD
 
+from .diagnostics import check_diagnostics
 from .home_assistant import OWNER_PASSWORD, HomeAssistantProcess, wait_for
 from .ui import HomeAssistantUI
 
@@ -64,42 +64,11 @@ def test_diagnostics_download_has_counters_and_no_secrets(
     text = download.value.path().read_text("utf-8")
     (ui.shots.folder / download.value.suggested_filename).write_text(text, "utf-8")
 
-    diagnostics = json.loads(text)
-    assert diagnostics["integration_manifest"]["domain"] == "ha_ingestor"
-    counters = dict(_numbers(diagnostics["data"]))
-    for name in ("state_changes", "points_written"):
-        found = {key: value for key, value in counters.items() if name in key}
-        assert found, f"no counter named like {name!r} in {sorted(counters)}"
-        assert all(value >= 0 for value in found.values()), found
-    secrets = {
-        "InfluxDB password": ADMIN_PASSWORD,
-        "owner's password": OWNER_PASSWORD,
-        "access token": str(home_assistant.access_token),
-    }
-    leaked = [what for what, secret in secrets.items() if secret in text]
-    assert not leaked, f"diagnostics contain the {', '.join(leaked)}"
-    for key, value in _leaves(diagnostics["data"]):
-        if re.search(r"password|token", key) and value not in ("", None):
-            assert value == "**REDACTED**", f"{key} is not redacted"
-
-
-def _leaves(data: Any, path: str = "") -> list[tuple[str, Any]]:
-    """Every (dotted key, value) below dicts and lists."""
-    if isinstance(data, dict):
-        return [
-            leaf
-            for key, value in data.items()
-            for leaf in _leaves(value, f"{path}.{key}" if path else str(key))
-        ]
-    if isinstance(data, list):
-        return [leaf for i, v in enumerate(data) for leaf in _leaves(v, f"{path}[{i}]")]
-    return [(path, data)]
-
-
-def _numbers(data: Any) -> list[tuple[str, int]]:
-    """The integer leaves, by dotted key."""
-    return [
-        (key, value)
-        for key, value in _leaves(data)
-        if isinstance(value, int) and not isinstance(value, bool)
-    ]
+    check_diagnostics(
+        text,
+        {
+            "InfluxDB password": ADMIN_PASSWORD,
+            "owner's password": OWNER_PASSWORD,
+            "access token": str(home_assistant.access_token),
+        },
+    )

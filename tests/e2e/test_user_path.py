@@ -18,7 +18,9 @@ from tests.influxdb_v1_server import (
     InfluxDBv1Server,
     free_port,
 )
+from tests.influxdb_v3_server import InfluxDBv3TestServer
 
+from .conftest import V3_DATABASE
 from .home_assistant import DATABASE, DOMAIN, HomeAssistantProcess, wait_for
 from .ui import CONFIG_FLOW, OPTIONS_FLOW, HomeAssistantUI, translations
 
@@ -60,6 +62,43 @@ def newest_point(influxdb: InfluxDBv1Server, domain: str) -> float | None:
 def test_log_in_and_finish_onboarding(ui: HomeAssistantUI) -> None:
     """The owner (made through the onboarding API) logs in; the rest is the UI's."""
     ui.log_in_and_onboard()
+
+
+def test_influxdb_3_comes_first_and_shows_a_wrong_token_on_its_field(
+    ui: HomeAssistantUI,
+    home_assistant: HomeAssistantProcess,
+    e2e_influxdb_v3: InfluxDBv3TestServer,
+) -> None:
+    """The menu offers InfluxDB 3, then 2, then 1.x and compatible servers.
+
+    InfluxDB 3's form suggests port 8181; a wrong token (the server answers 401 on
+    /ping) is shown on the token field. The dialog is then closed: nothing is added.
+    """
+    errors = translations()["config"]["error"]
+    labels = translations()["config"]["step"]["influxdb_v3"]["data"]
+    page = ui.page
+    ui.ensure_logged_in()
+    ui.open_devices_and_services()
+    menu = ui.start_adding_integration()
+    assert menu["menu_options"] == ["influxdb_v3", "influxdb_v2", "influxdb_v1"]
+    assert ui.menu_order() == ["influxdb_v3", "influxdb_v2", "influxdb_v1"]
+    ui.shot("menu-influxdb-3-first")
+
+    assert ui.choose_influxdb("influxdb_v3")["step_id"] == "influxdb_v3"
+    expect(ui.field(labels["url"])).to_have_value("http://localhost:8181")
+    for label in (labels["database"], labels["token"]):
+        expect(ui.field(label)).to_be_visible()
+    expect(page.get_by_text(labels["no_sync"])).to_be_visible()
+    ui.shot("influxdb-3-form")
+
+    ui.fill_influxdb_v3(e2e_influxdb_v3.url, V3_DATABASE, "not-the-token")
+    answer = ui.submit(CONFIG_FLOW)
+    expect(page.locator("ha-alert", has_text=errors["invalid_auth"])).to_be_visible()
+    ui.shot("influxdb-3-wrong-token")
+    assert answer["errors"] == {"token": "invalid_auth"}
+    assert ui.form_errors() == {"token": errors["invalid_auth"]}
+    ui.close_dialog()
+    assert home_assistant.config_entries(DOMAIN) == []
 
 
 def test_add_integration_shows_each_mistake_on_its_field(

@@ -250,15 +250,43 @@ class HomeAssistantUI:
 
     # --- HA Ingestor's config flow ---------------------------------------------------------
 
-    def choose_influxdb_v1(self) -> dict[str, Any]:
-        """In the first step's menu, choose InfluxDB 1.x; return the form step."""
-        option = translations()["config"]["step"]["user"]["menu_options"]["influxdb_v1"]
+    def menu_order(self) -> list[str]:
+        """The first step's options, by where they are shown, top to bottom."""
+        options = translations()["config"]["step"]["user"]["menu_options"]
+        shown = {}
+        for step_id, text in options.items():
+            option = self.page.get_by_text(text, exact=True)
+            expect(option).to_be_visible()
+            box = option.bounding_box()
+            assert box is not None
+            shown[step_id] = box["y"]
+        return sorted(shown, key=shown.__getitem__)
+
+    def choose_influxdb(self, step_id: str) -> dict[str, Any]:
+        """In the first step's menu, choose `step_id`'s server; return the form step."""
+        option = translations()["config"]["step"]["user"]["menu_options"][step_id]
         with self.flow_response(CONFIG_FLOW) as response:
             self.page.get_by_text(option, exact=True).click()
         step: dict[str, Any] = response()
-        labels = translations()["config"]["step"]["influxdb_v1"]["data"]
+        labels = translations()["config"]["step"][step_id]["data"]
         expect(self.field(labels["url"])).to_be_visible()
         return step
+
+    def choose_influxdb_v1(self) -> dict[str, Any]:
+        """In the first step's menu, choose InfluxDB 1.x; return the form step."""
+        return self.choose_influxdb("influxdb_v1")
+
+    def fill_influxdb_v3(self, url: str, database: str, token: str) -> None:
+        """Type the connection into the InfluxDB 3 form."""
+        labels = translations()["config"]["step"]["influxdb_v3"]["data"]
+        self.field(labels["url"]).fill(url)
+        self.field(labels["database"]).fill(database)
+        self.field(labels["token"]).fill(token)
+
+    def close_dialog(self) -> None:
+        """Close the open flow dialog without finishing it."""
+        self.page.get_by_role("button", name="Close").click()
+        expect(self.page.get_by_role("dialog")).to_have_count(0)
 
     def fill_influxdb_v1(
         self, url: str, database: str, username: str, password: str

@@ -159,7 +159,9 @@ def parse_line(line: str) -> tuple[str, dict[str, str], Fields, int]:
     order.
     """
     assert "\n" not in line
-    measurement, i = _read_name(line, 0, ",")
+    # A space ends the measurement of a line without tags (global tags that replace
+    # the preset's with empty values leave none).
+    measurement, i = _read_name(line, 0, ", ")
     tags: dict[str, str] = {}
     while line[i] == ",":
         key, i = _read_name(line, i + 1, "=")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import attr
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import label_registry as lr
+from homeassistant.helpers import device_registry as dr, label_registry as lr
 
-from custom_components.ha_ingestor.mirror.rows import READERS
-from custom_components.ha_ingestor.mirror.schema import LABELS, TABLES
+from custom_components.ha_ingestor.mirror.rows import READERS, device_rows
+from custom_components.ha_ingestor.mirror.tables import LABELS, TABLES
 
 from .conftest import (
     assert_mirrored,
@@ -93,3 +94,21 @@ async def test_times_are_fixed_width_utc(
         "2026-03-01T12:00:00.000000+00:00",
         "2026-03-01T12:00:00.000500+00:00",
     )
+
+
+async def test_a_composite_device_id_has_no_row(
+    hass: HomeAssistant, config_entry_id: str
+) -> None:
+    """A device shared by two entries was split in 2026.8; its id has no row.
+
+    The registry makes a composite up for that id from the parts, which have rows.
+    """
+    registry = dr.async_get(hass)
+    part = registry.async_get_or_create(
+        config_entry_id=config_entry_id, identifiers={("demo", "part")}, name="Part"
+    )
+    # A part as the split leaves it, referring to the id the shared device had.
+    registry._devices[part.id] = attr.evolve(part, composite_device_id="shared")
+    assert registry.async_get("shared") is not None
+    assert list(device_rows(hass, ["shared", part.id])) == [part.id]
+    assert list(device_rows(hass, None)) == [part.id]

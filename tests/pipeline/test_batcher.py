@@ -278,7 +278,7 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
         await wait_until(lambda: pipeline.batcher.in_flight == 1, "the write began")
         for i in range(5):
             hass.states.async_set("sensor.next", str(i), {"unit_of_measurement": "W"})
-        await wait_until(lambda: spool.count == 6, "all six in the spool", seconds=2)
+        await wait_until(lambda: spool.count == 6, "all six in the spool", seconds=5)
         assert pipeline.batcher.pending == 0
         assert pipeline.batcher.in_flight == 0  # its copy is in the spool
         assert pipeline.points_waiting == 6

@@ -26,24 +26,60 @@ from .errors import (
     InfluxWriteRejectedError,
 )
 
+# What a server answers an empty write once every check a real write makes has passed
+# (nothing is stored): InfluxDB 2.x "writing requires points" (http/points), InfluxDB 3
+# "incoming write was empty" (influxdb3_write WriteBufferError::EmptyWrite; its 2.x
+# endpoint prefixes "write buffer error: "). InfluxDB 1.x and VictoriaMetrics answer 204.
+_EMPTY_WRITE_ANSWERS = ("writing requires points", "incoming write was empty")
+
 
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
-    """What the server says about itself in its ping headers."""
+    """What the server says about itself in its ping headers.
+
+    `database_exists` is InfluxDB 3's: whether the database exists already (False: the
+    first write creates it); None where the server does not say.
+    """
 
     version: str
     build: str
+    database_exists: bool | None = None
 
 
-def _error_message(body: str) -> str:
-    """Both API versions answer errors as JSON with `error` (1.x) or `message` (2.x)."""
+def _decode_error(body: str) -> tuple[str, object]:
+    """Read an error's message and its `data` (InfluxDB 3's refused lines), if any.
+
+    Every API version answers errors as JSON with `error` (1.x, 3.x) or `message`
+    (2.x); some 3.x errors are plain text.
+    """
     try:
         decoded = json.loads(body)
     except ValueError:
-        return body.strip()
+        return body.strip(), None
     if isinstance(decoded, dict):
-        return str(decoded.get("error") or decoded.get("message") or body).strip()
-    return body.strip()
+        message = decoded.get("error") or decoded.get("message") or body
+        return str(message).strip(), decoded.get("data")
+    return body.strip(), None
+
+
+def _refused_lines(data: object, line_count: int) -> tuple[dict[int, str], bool]:
+    """Read which lines an InfluxDB 3 error names, and whether the rest was stored.
+
+    A partial write lists every refused line and stores the others; a batch refused
+    whole names the line the server stopped at, as one object (docs.influxdata.com
+    /influxdb3/core/write-data/http-api/v3-write-lp/#partial-writes). The lines are
+    taken by number (1-based) and returned by index in the body; `original_line` is
+    cut to 20 bytes (influxdb3_types WriteLineError), so it cannot name a line.
+    """
+    entries = data if isinstance(data, list) else [data]
+    refused = {
+        entry["line_number"] - 1: str(entry.get("error_message", "")).strip()
+        for entry in entries
+        if isinstance(entry, dict)
+        and isinstance(entry.get("line_number"), int)
+        and 1 <= entry["line_number"] <= line_count
+    }
+    return refused, isinstance(data, list)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -110,43 +146,77 @@ class InfluxClient(ABC):
     async def ping(self) -> ServerInfo:
         """Return the server's version; raise InfluxConnectionError if it is no InfluxDB.
 
-        A 401 is let through: servers that guard /ping too (InfluxDB 3) say more about
-        the credentials when written to.
+        A 401 is let through, version header or not: InfluxDB 3 guards /ping too and
+        its 401 names no version; the write that follows says whether the credentials
+        are wrong. Where /ping is not served (VictoriaMetrics cluster's insert path
+        /insert/<tenant>/influx serves only write, query and health), /health answers.
         """
         status, headers, _ = await self._request("GET", self._endpoint("/ping"))
         version = headers.get("X-Influxdb-Version")
+        if status in (HTTPStatus.NO_CONTENT, HTTPStatus.UNAUTHORIZED) or (
+            status == HTTPStatus.OK and version
+        ):
+            return ServerInfo(
+                version=version or "unknown", build=headers.get("X-Influxdb-Build", "")
+            )
+        return await self._health()
+
+    async def _health(self) -> ServerInfo:
+        """InfluxDB 1.8+ and 2.x's /health, which VictoriaMetrics imitates.
+
+        `{"name": "influxdb", "status": "pass", ...}`, with the version where the
+        server has one (docs.victoriametrics.com/victoriametrics/integrations/influxdb/,
+        lib/influxutil WriteHealthCheckResponse).
+        """
+        status, headers, text = await self._request("GET", self._endpoint("/health"))
+        try:
+            health = json.loads(text) if status == HTTPStatus.OK else None
+        except ValueError:
+            health = None
         if not (
-            status == HTTPStatus.NO_CONTENT
-            or (status in (HTTPStatus.OK, HTTPStatus.UNAUTHORIZED) and version)
+            isinstance(health, dict)
+            and health.get("name") == "influxdb"
+            and health.get("status") == "pass"
         ):
             raise InfluxConnectionError(
                 f"{self._base_url} did not answer like InfluxDB (HTTP {status})"
             )
         return ServerInfo(
-            version=version or "unknown", build=headers.get("X-Influxdb-Build", "")
+            version=str(
+                health.get("version") or headers.get("X-Influxdb-Version") or "unknown"
+            ),
+            build=headers.get("X-Influxdb-Build", ""),
         )
 
     async def write(self, body: bytes) -> None:
         """Write line protocol, raising the InfluxError that says what went wrong."""
-        request_headers = self._headers
+        request_headers, sent = self._headers, body
         # An empty body (validation) stays as it is: there is nothing to save.
         if self._gzip_headers is not None and body:
             # In the executor, so the event loop never waits on it (zlib releases the
             # GIL); level 1 is fast and still shrinks line protocol several times.
-            body = await asyncio.get_running_loop().run_in_executor(
+            sent = await asyncio.get_running_loop().run_in_executor(
                 None, partial(gzip.compress, body, compresslevel=1, mtime=0)
             )
             request_headers = self._gzip_headers
         status, headers, text = await self._request(
-            "POST", self._write_url, body, request_headers
+            "POST", self._write_url, sent, request_headers
         )
         if status == HTTPStatus.NO_CONTENT:
             return
-        self._raise_for_write(status, headers, _error_message(text))
+        message, data = _decode_error(text)
+        self._raise_for_write(status, headers, message)
+        # What is left is about the points (400, 413, 422): InfluxDB 3 names the lines.
+        refused, others_stored = _refused_lines(data, body.count(b"\n") + 1)
+        raise InfluxWriteRejectedError(message, refused, others_stored=others_stored)
 
     def _raise_for_write(
         self, status: int, headers: Mapping[str, str], message: str
     ) -> None:
+        """Raise what a failed write means unless it is about the points themselves.
+
+        A 413 (batch too large) is about the points too: the writer splits the batch.
+        """
         if status == HTTPStatus.UNAUTHORIZED:
             raise InfluxAuthError(message)
         if status == HTTPStatus.FORBIDDEN:
@@ -162,7 +232,6 @@ class InfluxClient(ABC):
             raise InfluxConnectionError(
                 f"HTTP {status}: {message}", _retry_after(headers)
             )
-        raise InfluxWriteRejectedError(message)
 
     async def validate(self) -> ServerInfo:
         """Check reachability, credentials, database/bucket and write permission."""
@@ -172,4 +241,8 @@ class InfluxClient(ABC):
 
     async def _validate_write(self) -> None:
         # An empty write goes through every check a real write does and stores nothing.
-        await self.write(b"")
+        try:
+            await self.write(b"")
+        except InfluxWriteRejectedError as err:
+            if not any(answer in str(err) for answer in _EMPTY_WRITE_ANSWERS):
+                raise

@@ -21,11 +21,12 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from yarl import URL
 
 from ..const import (
-    API_V1,
     API_V2,
+    API_V3,
     CONF_API_VERSION,
     CONF_BUCKET,
     CONF_DATABASE,
+    CONF_NO_SYNC,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
 )
@@ -33,6 +34,7 @@ from .client import InfluxClient
 from .errors import InvalidURLError
 from .v1 import InfluxV1Client
 from .v2 import InfluxV2Client
+from .v3 import InfluxV3Client
 
 
 def parse_url(url: str) -> URL:
@@ -68,6 +70,15 @@ def create_client(
             bucket=data[CONF_BUCKET],
             gzip=gzip,
         )
+    if data[CONF_API_VERSION] == API_V3:
+        return InfluxV3Client(
+            session,
+            url,
+            database=data[CONF_DATABASE],
+            token=data.get(CONF_TOKEN) or "",
+            no_sync=data.get(CONF_NO_SYNC, False),
+            gzip=gzip,
+        )
     return InfluxV1Client(
         session,
         url,
@@ -80,16 +91,20 @@ def create_client(
 
 
 def connection_title(data: Mapping[str, Any]) -> str:
-    """Name the database (1.x) or bucket (2.x), and the server: `db on host:port`."""
+    """Name the database (1.x, 3) or bucket (2.x), and the server: `db on host:port`."""
     url = parse_url(data[CONF_URL])
-    target = data[CONF_DATABASE if data[CONF_API_VERSION] == API_V1 else CONF_BUCKET]
+    target = data[CONF_BUCKET if data[CONF_API_VERSION] == API_V2 else CONF_DATABASE]
     return f"{target} on {url.host}:{url.port}"
 
 
 def connection_unique_id(data: Mapping[str, Any]) -> str:
-    """Server and database (1.x) or organization and bucket (2.x), however typed."""
+    """Server and database (1.x, 3) or organization and bucket (2.x), however typed.
+
+    A 1.x and a 3 entry for the same server and database write to the same place:
+    they share the id.
+    """
     url = parse_url(data[CONF_URL])
     server = f"{url.scheme}://{url.host}:{url.port}{url.path.rstrip('/')}"
-    if data[CONF_API_VERSION] == API_V1:
-        return f"{server}/{data[CONF_DATABASE]}"
-    return f"{server}/{data[CONF_ORGANIZATION]}/{data[CONF_BUCKET]}"
+    if data[CONF_API_VERSION] == API_V2:
+        return f"{server}/{data[CONF_ORGANIZATION]}/{data[CONF_BUCKET]}"
+    return f"{server}/{data[CONF_DATABASE]}"

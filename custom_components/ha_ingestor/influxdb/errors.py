@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class InfluxError(Exception):
     """The server could not be used; the message is the server's own when it gave one.
@@ -35,6 +37,12 @@ class InfluxSSLError(InfluxConnectionError):
     reason = "ssl_error"
 
 
+class InfluxWrongVersionError(InfluxConnectionError):
+    """The server answers as another major version of InfluxDB than the one chosen."""
+
+    reason = "wrong_version"
+
+
 class InfluxAuthError(InfluxError):
     """Credentials were rejected (401)."""
 
@@ -47,20 +55,55 @@ class InfluxForbiddenError(InfluxAuthError):
     reason = "write_forbidden"
 
 
-class InfluxNotFoundError(InfluxError):
+class InfluxFieldError(InfluxError):
+    """A configured name the server cannot use: `field` is its config key."""
+
+    def __init__(self, field: str, reason: str, message: str) -> None:
+        """Remember the field (a config key such as `bucket`) and what is wrong with it."""
+        super().__init__(message)
+        self.field = field
+        self.reason = reason
+
+
+class InfluxNotFoundError(InfluxFieldError):
     """The database, retention policy, organization or bucket does not exist."""
 
     def __init__(self, missing: str, message: str) -> None:
-        """Remember which configured name is missing: a config key such as `bucket`."""
-        super().__init__(message)
-        self.missing = missing
-        self.reason = f"{missing}_not_found"
+        """Name the missing thing by its config key; the reason is `<key>_not_found`."""
+        super().__init__(missing, f"{missing}_not_found", message)
+
+
+class InfluxInvalidNameError(InfluxFieldError):
+    """The server refuses the name itself (InfluxDB 3's rules for database names)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        """Name the field by its config key; the reason is `invalid_<key>`."""
+        super().__init__(field, f"invalid_{field}", message)
 
 
 class InfluxWriteRejectedError(InfluxError):
-    """The server refused the points themselves (malformed, field type conflict)."""
+    """The server refused the points themselves (malformed, field type conflict).
+
+    `refused` maps each line the server named, by its index in the body written, to
+    the server's own message for it; it is empty when the server did not say which
+    lines it refused. `others_stored` says whether the server stored every line it
+    did not name (InfluxDB 3's partial write), or refused the whole batch and named
+    only the line it stopped at.
+    """
 
     reason = "write_rejected"
+
+    def __init__(
+        self,
+        message: str,
+        refused: Mapping[int, str] | None = None,
+        *,
+        others_stored: bool = False,
+    ) -> None:
+        """Keep the lines the server named next to its message."""
+        super().__init__(message)
+        self.refused: Mapping[int, str] = refused or {}
+        self.others_stored = others_stored
 
 
 class InvalidURLError(ValueError):

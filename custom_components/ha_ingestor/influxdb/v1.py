@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import aiohttp
 from yarl import URL
 
@@ -30,7 +32,9 @@ class InfluxV1Client(InfluxClient):
             query["rp"] = retention_policy
         headers = {}
         if username or password:
-            headers["Authorization"] = aiohttp.encode_basic_auth(username, password)
+            # (aiohttp.encode_basic_auth is from aiohttp 3.14, Home Assistant 2026.7.)
+            credentials = f"{username}:{password}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(credentials).decode()}"
         super().__init__(session, url, "/write", query, headers, gzip=gzip)
 
     def _not_found(self, message: str) -> InfluxNotFoundError:

@@ -7,11 +7,18 @@ from yarl import URL
 
 from ..const import CONF_BUCKET, CONF_ORGANIZATION
 from .client import InfluxClient
-from .errors import InfluxNotFoundError, InfluxWriteRejectedError
+from .errors import InfluxNotFoundError
 
 
 class InfluxV2Client(InfluxClient):
-    """InfluxDB 2.x (and 3.x's v2 endpoint): /api/v2/write with a token."""
+    """InfluxDB 2.x and Cloud (and 3.x's v2 endpoint): /api/v2/write with a token.
+
+    The organization may be given by name or by ID: the server reads `org` as an ID
+    when it is one (docs.influxdata.com/influxdb/v2/api/#operation/PostWrite, `org`).
+    A partial write answers 422 and keeps the other points, a malformed batch 400 and
+    keeps none; the client raises InfluxWriteRejectedError for both and the writer
+    isolates the refused points.
+    """
 
     def __init__(
         self,
@@ -37,12 +44,3 @@ class InfluxV2Client(InfluxClient):
         if "organization" in message:
             return InfluxNotFoundError(CONF_ORGANIZATION, message)
         return InfluxNotFoundError(CONF_BUCKET, message)
-
-    async def _validate_write(self) -> None:
-        # 2.x checks token, organization, bucket and permission before it answers an
-        # empty body with 400 "writing requires points": that answer means all passed.
-        try:
-            await self.write(b"")
-        except InfluxWriteRejectedError as err:
-            if "requires points" not in str(err):
-                raise

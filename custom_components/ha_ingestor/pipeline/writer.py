@@ -33,7 +33,8 @@ class PointWriter:
     """Writes a batch in one request; points the server refuses are set apart.
 
     A refused batch (malformed point, field type conflict) is split in halves until
-    each refused point stands alone, so every other point of it is still written.
+    each refused point stands alone, so every other point of it is still written;
+    where the server names the refused lines (InfluxDB 3), exactly those are set apart.
     Failures that are not about the points (connection, credentials, missing database)
     raise the client's InfluxError for the caller to keep the batch and retry.
     """
@@ -82,6 +83,9 @@ class PointWriter:
             self._remember(err)
             if not isinstance(err, InfluxWriteRejectedError):
                 raise
+            if err.refused:
+                await self._set_apart(lines, err, started)
+                return
             if len(lines) == 1:
                 self._stats.points_refused += 1
                 await self._on_refused(lines, str(err))
@@ -92,14 +96,36 @@ class PointWriter:
             await self.write(lines[:middle])
             await self.write(lines[middle:])
             return
+        self._written(len(lines), len(body), started)
+
+    async def _set_apart(
+        self, lines: list[str], err: InfluxWriteRejectedError, started: float
+    ) -> None:
+        """Set apart exactly the lines the server named as refused.
+
+        Each goes with its own message. The others were stored (InfluxDB 3's partial
+        write), or, where the server refused the whole batch at the line it names,
+        are written again.
+        """
+        reasons: dict[str, list[str]] = {}
+        for index, reason in err.refused.items():
+            reasons.setdefault(reason or str(err), []).append(lines[index])
+        self._stats.points_refused += len(err.refused)
+        for reason, refused in reasons.items():
+            await self._on_refused(refused, reason)
+        rest = [line for i, line in enumerate(lines) if i not in err.refused]
+        if rest and err.others_stored:
+            self._written(len(rest), len("\n".join(rest).encode()), started)
+        elif rest:
+            await self.write(rest)
+
+    def _written(self, count: int, size: int, started: float) -> None:
+        """Count `count` points of `size` bytes, stored by the request begun at `started`."""
         self.last_latency = latency = time.monotonic() - started
         self._stats.last_write = dt_util.utcnow()
-        self._stats.points_written += len(lines)
+        self._stats.points_written += count
         LOGGER.debug(
-            "Wrote %d points (%d bytes) in %.0f ms",
-            len(lines),
-            len(body),
-            latency * 1000,
+            "Wrote %d points (%d bytes) in %.0f ms", count, size, latency * 1000
         )
 
     def _remember(self, err: InfluxError) -> None:

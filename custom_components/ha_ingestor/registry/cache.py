@@ -21,6 +21,7 @@ from homeassistant.helpers import (
     label_registry as lr,
 )
 
+from ..compat import effective_area_id
 from .events import Registry, async_track_registry_changes
 
 
@@ -144,10 +145,10 @@ class RegistryCache:
             sources.add((Registry.DEVICE, entity.device_id))
             device = dr.async_get(self._hass).async_get(entity.device_id)
             # A child device without an area of its own is in its parent's.
-            if isinstance(device, dr.ChildDeviceEntry):
+            if device is not None and not isinstance(device, dr.DeviceEntry):
                 sources.add((Registry.DEVICE, device.parent_device_id))
         area = floor = None
-        if (area_id := er.async_get_effective_area_id(self._hass, entity)) is not None:
+        if (area_id := effective_area_id(self._hass, entity)) is not None:
             sources.add((Registry.AREA, area_id))
             area_entry = ar.async_get(self._hass).async_get_area(area_id)
             if area_entry is not None:
