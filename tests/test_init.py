@@ -7,17 +7,20 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import CONF_PASSWORD, CONF_URL
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import STORAGE_DIR
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
+    API_V1,
+    CONF_API_VERSION,
     CONF_DATABASE,
     CONF_FLUSH_INTERVAL,
     CONF_GZIP,
     CONF_MEASUREMENT_RULE,
+    CONF_SSL_CA_CERT,
     DOMAIN,
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
     MEASUREMENT_UNIT,
@@ -150,6 +153,25 @@ async def test_unusable_spool_retries_setup(
     assert "spool file cannot be used" in (config_entry.reason or "")
     content = await hass.async_add_executor_job(spool_path.read_bytes)
     assert content.startswith(b"not a database")
+
+
+async def test_unusable_ca_certificate_retries_setup(hass: HomeAssistant) -> None:
+    """A CA certificate file that cannot be read: setup is retried, saying why."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={
+            CONF_API_VERSION: API_V1,
+            CONF_URL: "https://127.0.0.1:1",
+            CONF_VERIFY_SSL: True,
+            CONF_DATABASE: "home_assistant",
+            CONF_SSL_CA_CERT: hass.config.path("missing.pem"),
+        },
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert "certificate authorities" in (entry.reason or "")
+    assert "missing.pem" in (entry.reason or "")
 
 
 async def test_removing_the_entry_deletes_its_spool(

@@ -29,8 +29,8 @@ from .const import (
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
 )
 from .coordinator import HaIngestorConfigEntry, HaIngestorData, IngestorCoordinator
-from .influxdb.connection import create_client
-from .influxdb.errors import InfluxAuthError, InfluxError
+from .influxdb.connection import async_create_client
+from .influxdb.errors import InfluxAuthError, InfluxCACertificateError, InfluxError
 from .issues import IngestionIssues
 from .mirror.mirror import RegistryMirror
 from .pipeline.handover import async_begin_handover, async_take_handover
@@ -84,6 +84,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     """
     # State changes fired while this sets up are handed to the pipeline once it runs.
     async_begin_handover(hass, entry)
+    try:
+        client = await async_create_client(
+            hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
+        )
+    except InfluxCACertificateError as err:
+        async_take_handover(hass, entry)
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="ca_certificate_unusable",
+            translation_placeholders={"error": str(err)},
+        ) from err
     spool_path = _spool_path(hass, entry)
     try:
         await hass.async_add_executor_job(
@@ -104,9 +115,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     await last_states.async_load()
     stats = await StatsStore(hass, entry.entry_id, spool).async_load()
 
-    client = create_client(
-        hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
-    )
     pipeline = Pipeline(
         hass,
         entry,

@@ -37,6 +37,7 @@ from .const import (
     CONF_NO_SYNC,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
+    CONF_SSL_CA_CERT,
     DEFAULT_DATABASE,
     DEFAULT_MIRROR_FILE,
     DEFAULT_URL,
@@ -45,7 +46,11 @@ from .const import (
     LOGGER,
 )
 from .influxdb.client import ServerInfo
-from .influxdb.connection import connection_title, connection_unique_id, create_client
+from .influxdb.connection import (
+    async_create_client,
+    connection_title,
+    connection_unique_id,
+)
 from .influxdb.errors import (
     InfluxAuthError,
     InfluxConnectionError,
@@ -276,6 +281,9 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = _with_defaults({CONF_API_VERSION: api_version, **user_input})
+            # The forms have no CA certificate field: one taken over is kept.
+            if CONF_SSL_CA_CERT in entry.data:
+                data[CONF_SSL_CA_CERT] = entry.data[CONF_SSL_CA_CERT]
             errors, server = await self._async_validate(data)
             if not errors:
                 unique_id = connection_unique_id(data)
@@ -308,7 +316,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         )
         server = None
         try:
-            server = await create_client(self.hass, data).validate()
+            server = await (await async_create_client(self.hass, data)).validate()
         except InvalidURLError:
             errors = {CONF_URL: "invalid_url"}
         except InfluxConnectionError as err:
