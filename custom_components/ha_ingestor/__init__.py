@@ -15,6 +15,7 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.typing import ConfigType
 
+from . import takeover
 from .const import (
     CONF_GZIP,
     CONF_MEASUREMENT_RULE,
@@ -166,6 +167,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     issues = IngestionIssues(hass, entry, coordinator, spool)
     issues.async_start()
     entry.async_on_unload(issues.async_stop)
+    # Now that it records: the built-in influxdb integration it takes over from.
+    entry.async_on_unload(takeover.async_start(hass, entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 

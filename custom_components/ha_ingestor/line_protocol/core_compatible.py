@@ -206,6 +206,19 @@ def _core_measurement(value: object) -> str | None:
     return name
 
 
+def core_measurement_kept(text: str) -> bool:
+    """Whether InfluxDB keeps core's points under this measurement, findable.
+
+    Where not, this preset writes them as if the measurement were not set.
+    """
+    return _core_measurement(text) is not None
+
+
+def core_tag_kept(key: str, value: str) -> bool:
+    """Whether InfluxDB takes core's points with this tag; this preset leaves it out."""
+    return _core_tag_kept(key, single_line(value))
+
+
 def _has_core_digit_tail(text: str) -> bool:
     r"""Return whether core's RE_DIGIT_TAIL, `^[^\.]*\d+\.?\d+[^\.]*$`, matches a text.
 
