@@ -402,7 +402,7 @@ async def test_takeover_of_a_1x_entry(
         assert result["type"] is FlowResultType.FORM
         text = _last_page_text(result)
         assert f"to {database} on 127.0.0.1:{influxdb.port} what" in text
-        assert "within 70 seconds (it retried 2 times)" in text
+        assert "within 70 seconds (max_retries: 2)" in text
         assert result["description_placeholders"]["differences"] == ""
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"disable_builtin": True}
