@@ -678,6 +678,12 @@ async def test_invalid_yaml_aborts(
     )
     result = await _takeover_page(hass)
     assert result["reason"] == "yaml_invalid"
+    await hass.async_add_executor_job(
+        Path(hass.config.path("configuration.yaml")).unlink
+    )
+    result = await _takeover_page(hass)
+    assert result["reason"] == "yaml_invalid"
+    assert "configuration.yaml" in result["description_placeholders"]["error"]
     assert not hass.config_entries.async_entries(DOMAIN)
     assert await hass.config_entries.async_unload(builtin.entry_id)
 

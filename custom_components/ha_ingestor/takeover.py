@@ -319,7 +319,7 @@ async def async_read_yaml_options(hass: HomeAssistant) -> dict[str, Any]:
     """
     try:
         config = await conf_util.async_hass_config_yaml(hass)
-    except HomeAssistantError as err:
+    except (HomeAssistantError, OSError) as err:
         raise TakeoverError("yaml_invalid", str(err)) from err
     try:
         options: dict[str, Any] = YAML_OPTIONS_SCHEMA(config.get(BUILTIN_DOMAIN) or {})
