@@ -9,17 +9,20 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import CONF_PASSWORD, CONF_URL
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import STORAGE_DIR
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
+    API_V1,
+    CONF_API_VERSION,
     CONF_DATABASE,
     CONF_FLUSH_INTERVAL,
     CONF_GZIP,
     CONF_MEASUREMENT_RULE,
+    CONF_SSL_CA_CERT,
     DOMAIN,
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
     MEASUREMENT_UNIT,
@@ -273,6 +276,25 @@ async def test_a_file_that_is_no_database_is_set_aside_untouched(
     stats = config_entry.runtime_data.pipeline.stats
     await wait_until(lambda: stats.points_written == 1, "the point is written")
     assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+async def test_unusable_ca_certificate_retries_setup(hass: HomeAssistant) -> None:
+    """A CA certificate file that cannot be read: setup is retried, saying why."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={
+            CONF_API_VERSION: API_V1,
+            CONF_URL: "https://127.0.0.1:1",
+            CONF_VERIFY_SSL: True,
+            CONF_DATABASE: "home_assistant",
+            CONF_SSL_CA_CERT: hass.config.path("missing.pem"),
+        },
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert "certificate authorities" in (entry.reason or "")
+    assert "missing.pem" in (entry.reason or "")
 
 
 async def test_removing_the_entry_deletes_its_spool(

@@ -15,6 +15,7 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.typing import ConfigType
 
+from . import takeover
 from .const import (
     CONF_GZIP,
     CONF_MEASUREMENT_RULE,
@@ -29,8 +30,8 @@ from .const import (
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
 )
 from .coordinator import HaIngestorConfigEntry, HaIngestorData, IngestorCoordinator
-from .influxdb.connection import create_client
-from .influxdb.errors import InfluxAuthError, InfluxError
+from .influxdb.connection import async_create_client
+from .influxdb.errors import InfluxAuthError, InfluxCACertificateError, InfluxError
 from .issues import IngestionIssues
 from .mirror.mirror import RegistryMirror
 from .pipeline.handover import async_begin_handover, async_take_handover
@@ -85,6 +86,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     """
     # State changes fired while this sets up are handed to the pipeline once it runs.
     async_begin_handover(hass, entry)
+    try:
+        client = await async_create_client(
+            hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
+        )
+    except InfluxCACertificateError as err:
+        async_take_handover(hass, entry)
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="ca_certificate_unusable",
+            translation_placeholders={"error": str(err)},
+        ) from err
     spool_path = _spool_path(hass, entry)
     try:
         await hass.async_add_executor_job(
@@ -105,9 +117,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     await last_states.async_load()
     stats = await StatsStore(hass, entry.entry_id, spool).async_load()
 
-    client = create_client(
-        hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
-    )
     pipeline = Pipeline(
         hass,
         entry,
@@ -159,6 +168,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     issues = IngestionIssues(hass, entry, coordinator, spool, salvage)
     issues.async_start()
     entry.async_on_unload(issues.async_stop)
+    # Now that it records: the built-in influxdb integration it takes over from.
+    entry.async_on_unload(takeover.async_start(hass, entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if salvage is not None:
         entry.async_create_background_task(
