@@ -384,6 +384,8 @@ _NOT_WORDS = re.compile(r"\{\w+\}|https?://\S+|\S+/\S+|\b\d+\.x\b")
 SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     # Home Assistant's German keeps "Bucket" (influxdb) and "Labels"; "Schema" is German.
     "de": frozenset({"Bucket", "Labels", "Schema"}),
+    # Home Assistant's Spanish keeps "Bucket" (influxdb).
+    "es": frozenset({"Bucket"}),
     # Home Assistant's French keeps "Bucket" (influxdb).
     "fr": frozenset({"Bucket"}),
     # Home Assistant's Dutch writes "database", "Labels" and "Schema" too.
