@@ -381,7 +381,16 @@ PROPER_NAMES = (
 _NOT_WORDS = re.compile(r"\{\w+\}|https?://\S+|\S+/\S+|\b\d+\.x\b")
 # Words a language writes as English does (German "Schema", say), by language code:
 # a text of these alone may be the English one too.
-SAME_AS_ENGLISH: dict[str, frozenset[str]] = {}
+SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
+    # Home Assistant's German keeps "Bucket" (influxdb) and "Labels"; "Schema" is German.
+    "de": frozenset({"Bucket", "Labels", "Schema"}),
+    # Home Assistant's Spanish keeps "Bucket" (influxdb).
+    "es": frozenset({"Bucket"}),
+    # Home Assistant's French keeps "Bucket" (influxdb).
+    "fr": frozenset({"Bucket"}),
+    # Home Assistant's Dutch writes "database", "Labels" and "Schema" too.
+    "nl": frozenset({"Bucket", "Database", "Labels", "Schema"}),
+}
 
 
 # What hassfest refuses in a text (besides placeholders that are not identifiers).
