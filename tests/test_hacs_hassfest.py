@@ -381,7 +381,11 @@ PROPER_NAMES = (
 _NOT_WORDS = re.compile(r"\{\w+\}|https?://\S+|\S+/\S+|\b\d+\.x\b")
 # Words a language writes as English does (German "Schema", say), by language code:
 # a text of these alone may be the English one too.
-SAME_AS_ENGLISH: dict[str, frozenset[str]] = {}
+SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
+    # Italian, as Home Assistant's Italian texts write them (Password, Token,
+    # database, bucket); "schema" is an Italian word as well.
+    "it": frozenset({"Bucket", "Database", "Password", "Schema", "Token"}),
+}
 
 
 # What hassfest refuses in a text (besides placeholders that are not identifiers).
