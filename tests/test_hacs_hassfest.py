@@ -387,6 +387,9 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     "it": frozenset({"Bucket", "Database", "Password", "Schema", "Token"}),
     # Polish has no word of its own for a token; Home Assistant writes "Token".
     "pl": frozenset({"Token"}),
+    # Brazilian Portuguese, as Home Assistant's pt-BR texts write them ("Bucket",
+    # "Token").
+    "pt-BR": frozenset({"Bucket", "Token"}),
 }
 
 
