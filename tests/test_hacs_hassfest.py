@@ -390,6 +390,9 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     # Brazilian Portuguese, as Home Assistant's pt-BR texts write them ("Bucket",
     # "Token").
     "pt-BR": frozenset({"Bucket", "Token"}),
+    # Swedish, as Home Assistant's Swedish influxdb texts write them ("Bucket",
+    # "API-token"); "schema" is a Swedish word as well.
+    "sv": frozenset({"Bucket", "Schema", "Token"}),
 }
 
 
