@@ -390,6 +390,17 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     "fr": frozenset({"Bucket"}),
     # Home Assistant's Dutch writes "database", "Labels" and "Schema" too.
     "nl": frozenset({"Bucket", "Database", "Labels", "Schema"}),
+    # Italian, as Home Assistant's Italian texts write them (Password, Token,
+    # database, bucket); "schema" is an Italian word as well.
+    "it": frozenset({"Bucket", "Database", "Password", "Schema", "Token"}),
+    # Polish has no word of its own for a token; Home Assistant writes "Token".
+    "pl": frozenset({"Token"}),
+    # Brazilian Portuguese, as Home Assistant's pt-BR texts write them ("Bucket",
+    # "Token").
+    "pt-BR": frozenset({"Bucket", "Token"}),
+    # Swedish, as Home Assistant's Swedish influxdb texts write them ("Bucket",
+    # "API-token"); "schema" is a Swedish word as well.
+    "sv": frozenset({"Bucket", "Schema", "Token"}),
 }
 
 
