@@ -381,7 +381,11 @@ PROPER_NAMES = (
 _NOT_WORDS = re.compile(r"\{\w+\}|https?://\S+|\S+/\S+|\b\d+\.x\b")
 # Words a language writes as English does (German "Schema", say), by language code:
 # a text of these alone may be the English one too.
-SAME_AS_ENGLISH: dict[str, frozenset[str]] = {}
+SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
+    # Danish: "database" is the Danish word; InfluxDB's "bucket" has no Danish name in
+    # use; "labels" is the word Home Assistant's Danish translation uses for labels.
+    "da": frozenset({"Bucket", "Database", "Labels"}),
+}
 
 
 # What hassfest refuses in a text (besides placeholders that are not identifiers).
