@@ -385,6 +385,8 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     # Danish: "database" is the Danish word; InfluxDB's "bucket" has no Danish name in
     # use; "labels" is the word Home Assistant's Danish translation uses for labels.
     "da": frozenset({"Bucket", "Database", "Labels"}),
+    # Norwegian Bokmål: "database" is the Norwegian word.
+    "nb": frozenset({"Database"}),
 }
 
 
