@@ -401,6 +401,11 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     # Swedish, as Home Assistant's Swedish influxdb texts write them ("Bucket",
     # "API-token"); "schema" is a Swedish word as well.
     "sv": frozenset({"Bucket", "Schema", "Token"}),
+    # Danish: "database" is the Danish word; InfluxDB's "bucket" has no Danish name in
+    # use; "labels" is the word Home Assistant's Danish translation uses for labels.
+    "da": frozenset({"Bucket", "Database", "Labels"}),
+    # Norwegian Bokmål: "database" is the Norwegian word.
+    "nb": frozenset({"Database"}),
 }
 
 
