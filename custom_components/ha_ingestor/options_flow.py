@@ -6,7 +6,7 @@ Saving reloads the entry, and the reload hands over every state change in flight
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 import re
 from typing import Any
 
@@ -138,13 +138,18 @@ class InvalidOptionError(ValueError):
     """A text option that cannot be read; its argument is the translation key."""
 
 
+def _split_lines(text: str, separator: str) -> Iterator[tuple[str, str, str]]:
+    """Each non-blank line of a form's text as (before, separator, after), stripped."""
+    for line in text.splitlines():
+        if line.strip():
+            before, found, after = line.partition(separator)
+            yield before.strip(), found, after.strip()
+
+
 def parse_global_tags(text: str) -> dict[str, str]:
     """Read `key=value` lines (blank lines ignored) into tags."""
     tags: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        key, equals, value = (part.strip() for part in line.partition("="))
+    for key, equals, value in _split_lines(text, "="):
         # InfluxDB 2.x reserves keys starting with `_`; an empty value has no line
         # protocol form; a key given twice is a typo.
         if not equals or not key or not value or key.startswith("_") or key in tags:
@@ -163,10 +168,7 @@ def format_global_tags(tags: Mapping[str, str]) -> str:
 def parse_ignore_by_domain(text: str) -> dict[str, list[str]]:
     """Read `domain: attribute, attribute` lines (blank lines ignored)."""
     ignored: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        domain, colon, names = (part.strip() for part in line.partition(":"))
+    for domain, colon, names in _split_lines(text, ":"):
         attributes = [name.strip() for name in names.split(",") if name.strip()]
         if not colon or not _DOMAIN.fullmatch(domain) or not attributes:
             raise InvalidOptionError("invalid_ignore_attributes_by_domain")
@@ -198,10 +200,7 @@ def parse_measurement_overrides(text: str) -> dict[str, str]:
     also where a domain or pattern would give another.
     """
     overrides: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        key, colon, measurement = (part.strip() for part in line.partition(":"))
+    for key, colon, measurement in _split_lines(text, ":"):
         if (
             not colon
             or key in overrides
@@ -225,10 +224,7 @@ def parse_ignore_by_entity(text: str) -> dict[str, list[str]]:
     the domain or a pattern would ignore more.
     """
     ignored: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        key, colon, names = (part.strip() for part in line.partition(":"))
+    for key, colon, names in _split_lines(text, ":"):
         if not colon or key in ignored or not _entity_key_valid(key, domains=False):
             raise InvalidOptionError("invalid_ignore_attributes_by_entity")
         ignored[key] = [name.strip() for name in names.split(",") if name.strip()]
