@@ -101,13 +101,14 @@ def sockets(socket_enabled: None) -> None:
     """The tests talk to their own servers on 127.0.0.1."""
 
 
-# Files that run after the others, in this order: the device page needs the entry the
-# user path creates; the takeover adds a second entry and the built-in integration.
-_LAST = ("test_device_page.py", "test_takeover_path.py")
+# Files that run after the others, in this order: the German flow after the user path,
+# which logs in and onboards first; the device page needs the entry the user path
+# creates; the takeover adds a second entry and the built-in integration.
+_LAST = ("test_german.py", "test_device_page.py", "test_takeover_path.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the device page's tests after the user path, which creates the entry.
+    """Run the German flow and the device page's tests after the user path.
 
     Then the takeover. (Only this package's items move, within their own block of the
     session.)
