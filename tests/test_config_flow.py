@@ -17,10 +17,10 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-import probatio
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.ha_ingestor.compat import vol
 from custom_components.ha_ingestor.config_flow import INFLUXDB_V3_FORM
 from custom_components.ha_ingestor.const import (
     API_V1,
@@ -557,7 +557,7 @@ def test_v3_form_defaults() -> None:
     fields = {key.schema: key for key in INFLUXDB_V3_FORM.schema}
     assert fields[CONF_URL].default() == "http://localhost:8181"
     assert fields[CONF_NO_SYNC].default() is False
-    assert isinstance(fields[CONF_TOKEN], probatio.Optional)
+    assert isinstance(fields[CONF_TOKEN], vol.Optional)
 
 
 async def test_v3_database_to_be_created_is_said(

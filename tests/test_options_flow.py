@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.ha_ingestor.const import (
     CONF_BATCH_SIZE,
+    CONF_DEFAULT_MEASUREMENT,
     CONF_EXCLUDE_AREAS,
     CONF_EXCLUDE_DEVICE_CLASSES,
     CONF_EXCLUDE_DOMAINS,
@@ -33,6 +34,7 @@ from custom_components.ha_ingestor.const import (
     CONF_HEARTBEAT_MINUTES,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
     CONF_INCLUDE_AREAS,
     CONF_INCLUDE_DEVICE_CLASSES,
     CONF_INCLUDE_DOMAINS,
@@ -40,14 +42,18 @@ from custom_components.ha_ingestor.const import (
     CONF_INCLUDE_ENTITY_GLOBS,
     CONF_INCLUDE_LABELS,
     CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_OVERRIDES,
     CONF_MEASUREMENT_RULE,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
     CONF_PRESET,
     CONF_SKIP_UNAVAILABLE,
     CONF_SPOOL_MAX_MB,
+    CONF_TAG_ATTRIBUTES,
+    CONF_TIMESTAMP_PRECISION,
     DEFAULT_MIRROR_FILE,
     MEASUREMENT_ENTITY_ID,
+    PRECISION_SECONDS,
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
 )
@@ -104,6 +110,11 @@ async def test_every_option_is_saved_and_shown_again(
         CONF_GLOBAL_TAGS: "site=home\n\n  floor_plan = v2 ",
         CONF_IGNORE_ATTRIBUTES: ["friendly_name"],
         CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "light: effect_list, color_mode\n\nclimate:x",
+        CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "sensor.*_power: icon\n*_linkquality:a,b\nsensor.y:",
+        CONF_MEASUREMENT_OVERRIDES: "sensor: sensors\nsensor.*_power: power\nsensor.x:",
+        CONF_DEFAULT_MEASUREMENT: "misc",
+        CONF_TAG_ATTRIBUTES: ["room"],
+        CONF_TIMESTAMP_PRECISION: PRECISION_SECONDS,
         CONF_BATCH_SIZE: 5000,
         CONF_FLUSH_INTERVAL: 2.5,
         CONF_GZIP: True,
@@ -117,6 +128,16 @@ async def test_every_option_is_saved_and_shown_again(
         CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: {
             "light": ["effect_list", "color_mode"],
             "climate": ["x"],
+        },
+        CONF_IGNORE_ATTRIBUTES_BY_ENTITY: {
+            "sensor.*_power": ["icon"],
+            "*_linkquality": ["a", "b"],
+            "sensor.y": [],
+        },
+        CONF_MEASUREMENT_OVERRIDES: {
+            "sensor": "sensors",
+            "sensor.*_power": "power",
+            "sensor.x": "",
         },
     }
     mirror_off = {
@@ -145,6 +166,13 @@ async def test_every_option_is_saved_and_shown_again(
     assert shown[CONF_IGNORE_ATTRIBUTES_BY_DOMAIN] == (
         "light: effect_list, color_mode\nclimate: x"
     )
+    assert shown[CONF_IGNORE_ATTRIBUTES_BY_ENTITY] == (
+        "sensor.*_power: icon\n*_linkquality: a, b\nsensor.y: "
+    )
+    assert shown[CONF_MEASUREMENT_OVERRIDES] == (
+        "sensor: sensors\nsensor.*_power: power\nsensor.x: "
+    )
+    assert shown[CONF_TIMESTAMP_PRECISION] == PRECISION_SECONDS
     assert shown[CONF_PRESET] == PRESET_RICH
 
 
@@ -157,7 +185,11 @@ async def test_every_option_is_saved_and_shown_again(
             {CONF_EXCLUDE_DOMAINS: "invalid_domain"},
         ),
         (
-            {CONF_EXCLUDE_ENTITY_GLOBS: ["*temperature"]},
+            {CONF_EXCLUDE_ENTITY_GLOBS: ["*_temperature", "sensor"]},
+            {CONF_EXCLUDE_ENTITY_GLOBS: "invalid_glob"},
+        ),
+        (
+            {CONF_EXCLUDE_ENTITY_GLOBS: ["a b*"]},
             {CONF_EXCLUDE_ENTITY_GLOBS: "invalid_glob"},
         ),
         (
@@ -200,6 +232,34 @@ async def test_every_option_is_saved_and_shown_again(
         (
             {CONF_MEASUREMENT_OVERRIDE: "two\nlines"},
             {CONF_MEASUREMENT_OVERRIDE: "invalid_measurement"},
+        ),
+        (
+            {CONF_DEFAULT_MEASUREMENT: " "},
+            {CONF_DEFAULT_MEASUREMENT: "invalid_measurement"},
+        ),
+        (
+            {CONF_MEASUREMENT_OVERRIDES: "sensor.*: a\nsensor.*: b"},
+            {CONF_MEASUREMENT_OVERRIDES: "invalid_measurement_overrides"},
+        ),
+        (
+            {CONF_MEASUREMENT_OVERRIDES: "Sensor.X: a"},
+            {CONF_MEASUREMENT_OVERRIDES: "invalid_measurement_overrides"},
+        ),
+        (
+            {CONF_MEASUREMENT_OVERRIDES: "sensor power"},
+            {CONF_MEASUREMENT_OVERRIDES: "invalid_measurement_overrides"},
+        ),
+        (
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "sensor: icon"},
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "invalid_ignore_attributes_by_entity"},
+        ),
+        (
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "sensor.x icon"},
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "invalid_ignore_attributes_by_entity"},
+        ),
+        (
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "sensor.x: a\nsensor.x: b"},
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "invalid_ignore_attributes_by_entity"},
         ),
     ],
 )

@@ -15,6 +15,7 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.typing import ConfigType
 
+from . import takeover
 from .const import (
     CONF_GZIP,
     CONF_MEASUREMENT_RULE,
@@ -29,8 +30,8 @@ from .const import (
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
 )
 from .coordinator import HaIngestorConfigEntry, HaIngestorData, IngestorCoordinator
-from .influxdb.connection import create_client
-from .influxdb.errors import InfluxAuthError, InfluxError
+from .influxdb.connection import async_create_client
+from .influxdb.errors import InfluxAuthError, InfluxCACertificateError, InfluxError
 from .issues import IngestionIssues
 from .mirror.mirror import RegistryMirror
 from .pipeline.handover import async_begin_handover, async_take_handover
@@ -38,8 +39,8 @@ from .pipeline.last_states import LastStates, legacy_store as legacy_last_states
 from .pipeline.pipeline import Pipeline
 from .pipeline.stats import StatsStore, legacy_store as legacy_stats
 from .services import async_setup_services
-from .storage.spool import Spool, SpoolError
-from .storage.sqlite import delete_sqlite_files
+from .storage.salvage import Salvage, open_spool
+from .storage.spool import Spool, SpoolError, delete_spool_files
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
@@ -80,16 +81,28 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
 
     Points wait in the spool until it does: an unreachable server, rejected
     credentials (which start re-authentication) or a missing database do not stop
-    the recording.
+    the recording. Nor does a damaged spool: it is set aside, a new one started,
+    and what can be read of the old one copied into it in the background.
     """
     # State changes fired while this sets up are handed to the pipeline once it runs.
     async_begin_handover(hass, entry)
+    try:
+        client = await async_create_client(
+            hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
+        )
+    except InfluxCACertificateError as err:
+        async_take_handover(hass, entry)
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="ca_certificate_unusable",
+            translation_placeholders={"error": str(err)},
+        ) from err
     spool_path = _spool_path(hass, entry)
     try:
         await hass.async_add_executor_job(
             partial(spool_path.parent.mkdir, parents=True, exist_ok=True)
         )
-        spool = await Spool.open(
+        spool, salvage = await open_spool(
             spool_path,
             int(entry.options.get(CONF_SPOOL_MAX_MB, DEFAULT_SPOOL_MAX_MB)) << 20,
         )
@@ -104,9 +117,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     await last_states.async_load()
     stats = await StatsStore(hass, entry.entry_id, spool).async_load()
 
-    client = create_client(
-        hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
-    )
     pipeline = Pipeline(
         hass,
         entry,
@@ -155,11 +165,31 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
             partial(_async_update_sw_version, hass, entry)
         )
     )
-    issues = IngestionIssues(hass, entry, coordinator, spool)
+    issues = IngestionIssues(hass, entry, coordinator, spool, salvage)
     issues.async_start()
     entry.async_on_unload(issues.async_stop)
+    # Now that it records: the built-in influxdb integration it takes over from.
+    entry.async_on_unload(takeover.async_start(hass, entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if salvage is not None:
+        entry.async_create_background_task(
+            hass,
+            _async_salvage(salvage, spool, pipeline, coordinator),
+            "ha_ingestor salvage",
+        )
     return True
+
+
+async def _async_salvage(
+    salvage: Salvage,
+    spool: Spool,
+    pipeline: Pipeline,
+    coordinator: IngestorCoordinator,
+) -> None:
+    """Copy what can be read of the damaged spool, then raise its repair issue."""
+    await salvage.run(spool)
+    pipeline.stats.points_dropped_spool_full += salvage.dropped
+    coordinator.async_update_now()
 
 
 @callback
@@ -187,8 +217,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> None:
-    """Delete the entry's spool, which holds its last states and counters too."""
-    await hass.async_add_executor_job(delete_sqlite_files, _spool_path(hass, entry))
+    """Delete the entry's spool (its files and reserve): last states, counters too."""
+    await hass.async_add_executor_job(delete_spool_files, _spool_path(hass, entry))
     # Where versions before 0.2 kept them, if they were never started since.
     await legacy_last_states(hass, entry.entry_id).async_remove()
     await legacy_stats(hass, entry.entry_id).async_remove()

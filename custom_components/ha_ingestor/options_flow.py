@@ -6,7 +6,7 @@ Saving reloads the entry, and the reload hands over every state change in flight
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 import re
 from typing import Any
 
@@ -36,6 +36,7 @@ from .compat import vol
 from .const import (
     BATCH_SIZE_RANGE,
     CONF_BATCH_SIZE,
+    CONF_DEFAULT_MEASUREMENT,
     CONF_EXCLUDE_AREAS,
     CONF_EXCLUDE_DEVICE_CLASSES,
     CONF_EXCLUDE_DOMAINS,
@@ -48,6 +49,7 @@ from .const import (
     CONF_HEARTBEAT_MINUTES,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
     CONF_INCLUDE_AREAS,
     CONF_INCLUDE_DEVICE_CLASSES,
     CONF_INCLUDE_DOMAINS,
@@ -55,12 +57,15 @@ from .const import (
     CONF_INCLUDE_ENTITY_GLOBS,
     CONF_INCLUDE_LABELS,
     CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_OVERRIDES,
     CONF_MEASUREMENT_RULE,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
     CONF_PRESET,
     CONF_SKIP_UNAVAILABLE,
     CONF_SPOOL_MAX_MB,
+    CONF_TAG_ATTRIBUTES,
+    CONF_TIMESTAMP_PRECISION,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_GZIP,
@@ -72,15 +77,22 @@ from .const import (
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
     MEASUREMENT_ENTITY_ID,
     MEASUREMENT_UNIT,
+    PRECISION_MICROSECONDS,
+    PRECISION_MILLISECONDS,
+    PRECISION_SECONDS,
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
     RESERVED_TAGS,
     SPOOL_MAX_MB_RANGE,
 )
+from .line_protocol.entity_settings import key_kind
 from .mirror.path_check import validate_mirror_path
 
 _DOMAIN = re.compile(r"[a-z0-9_]+")
-_ENTITY_GLOB = re.compile(r"[a-z0-9_*?]+\.[a-z0-9_*?]+")
+# An entity id pattern: with a dot or a wildcard (`*_linkquality` is one), in the
+# characters of entity ids and fnmatch's wildcards and sets.
+_ENTITY_GLOB = re.compile(r"(?=.*[.*?\[])[a-z0-9_.*?\[\]!-]+")
+_ENTITY_ID = re.compile(r"[a-z0-9_]+\.[a-z0-9_]+")
 _DEVICE_CLASS = _DOMAIN
 
 _LIST_CHECKS = (
@@ -126,13 +138,18 @@ class InvalidOptionError(ValueError):
     """A text option that cannot be read; its argument is the translation key."""
 
 
+def _split_lines(text: str, separator: str) -> Iterator[tuple[str, str, str]]:
+    """Each non-blank line of a form's text as (before, separator, after), stripped."""
+    for line in text.splitlines():
+        if line.strip():
+            before, found, after = line.partition(separator)
+            yield before.strip(), found, after.strip()
+
+
 def parse_global_tags(text: str) -> dict[str, str]:
     """Read `key=value` lines (blank lines ignored) into tags."""
     tags: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        key, equals, value = (part.strip() for part in line.partition("="))
+    for key, equals, value in _split_lines(text, "="):
         # InfluxDB 2.x reserves keys starting with `_`; an empty value has no line
         # protocol form; a key given twice is a typo.
         if not equals or not key or not value or key.startswith("_") or key in tags:
@@ -151,10 +168,7 @@ def format_global_tags(tags: Mapping[str, str]) -> str:
 def parse_ignore_by_domain(text: str) -> dict[str, list[str]]:
     """Read `domain: attribute, attribute` lines (blank lines ignored)."""
     ignored: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        domain, colon, names = (part.strip() for part in line.partition(":"))
+    for domain, colon, names in _split_lines(text, ":"):
         attributes = [name.strip() for name in names.split(",") if name.strip()]
         if not colon or not _DOMAIN.fullmatch(domain) or not attributes:
             raise InvalidOptionError("invalid_ignore_attributes_by_domain")
@@ -167,6 +181,59 @@ def format_ignore_by_domain(ignored: Mapping[str, list[str]]) -> str:
     return "\n".join(
         f"{domain}: {', '.join(attributes)}" for domain, attributes in ignored.items()
     )
+
+
+def _entity_key_valid(key: str, *, domains: bool) -> bool:
+    """Whether a settings key is an entity id or pattern (or a domain, if allowed)."""
+    match key_kind(key):
+        case "domain":
+            return domains and _DOMAIN.fullmatch(key) is not None
+        case "entity":
+            return _ENTITY_ID.fullmatch(key) is not None
+    return _ENTITY_GLOB.fullmatch(key) is not None
+
+
+def parse_measurement_overrides(text: str) -> dict[str, str]:
+    """Read `key: measurement` lines: a domain, entity id or pattern, each once.
+
+    An empty measurement is none: the rule's (or the one for everything) applies,
+    also where a domain or pattern would give another.
+    """
+    overrides: dict[str, str] = {}
+    for key, colon, measurement in _split_lines(text, ":"):
+        if (
+            not colon
+            or key in overrides
+            or not _entity_key_valid(key, domains=True)
+            or not measurement.isprintable()
+        ):
+            raise InvalidOptionError("invalid_measurement_overrides")
+        overrides[key] = measurement
+    return overrides
+
+
+def format_measurement_overrides(overrides: Mapping[str, str]) -> str:
+    """Show stored measurements per domain, entity or pattern as the form's text."""
+    return "\n".join(f"{key}: {measurement}" for key, measurement in overrides.items())
+
+
+def parse_ignore_by_entity(text: str) -> dict[str, list[str]]:
+    """Read `entity id or pattern: attribute, attribute` lines, each key once.
+
+    No attribute after the colon: none besides those ignored everywhere, also where
+    the domain or a pattern would ignore more.
+    """
+    ignored: dict[str, list[str]] = {}
+    for key, colon, names in _split_lines(text, ":"):
+        if not colon or key in ignored or not _entity_key_valid(key, domains=False):
+            raise InvalidOptionError("invalid_ignore_attributes_by_entity")
+        ignored[key] = [name.strip() for name in names.split(",") if name.strip()]
+    return ignored
+
+
+def _valid_measurement(text: str) -> bool:
+    """Whether a measurement typed in a form is printable text, not only spaces."""
+    return not text or (bool(text.strip()) and text.isprintable())
 
 
 def _number(low: float, high: float, step: float, unit: str | None = None) -> Any:
@@ -211,14 +278,16 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             for key, parse in (
                 (CONF_GLOBAL_TAGS, parse_global_tags),
                 (CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, parse_ignore_by_domain),
+                (CONF_IGNORE_ATTRIBUTES_BY_ENTITY, parse_ignore_by_entity),
+                (CONF_MEASUREMENT_OVERRIDES, parse_measurement_overrides),
             ):
                 try:
                     parsed[key] = parse(user_input.get(key, ""))
                 except InvalidOptionError as err:
                     errors[key] = str(err)
-            override = user_input.get(CONF_MEASUREMENT_OVERRIDE, "")
-            if override and (not override.strip() or not override.isprintable()):
-                errors[CONF_MEASUREMENT_OVERRIDE] = "invalid_measurement"
+            for key in (CONF_MEASUREMENT_OVERRIDE, CONF_DEFAULT_MEASUREMENT):
+                if not _valid_measurement(user_input.get(key, "")):
+                    errors[key] = "invalid_measurement"
             if not errors:
                 self._options.update(parsed)
                 return await self.async_step_delivery()
@@ -310,6 +379,12 @@ def _schema_form_values(options: Mapping[str, Any]) -> dict[str, Any]:
         CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: format_ignore_by_domain(
             options.get(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, {})
         ),
+        CONF_IGNORE_ATTRIBUTES_BY_ENTITY: format_ignore_by_domain(
+            options.get(CONF_IGNORE_ATTRIBUTES_BY_ENTITY, {})
+        ),
+        CONF_MEASUREMENT_OVERRIDES: format_measurement_overrides(
+            options.get(CONF_MEASUREMENT_OVERRIDES, {})
+        ),
     }
 
 
@@ -336,14 +411,36 @@ _SCHEMA_FORM = vol.Schema(
             )
         ),
         vol.Optional(CONF_MEASUREMENT_OVERRIDE): TextSelector(),
+        vol.Optional(CONF_MEASUREMENT_OVERRIDES): TextSelector(
+            TextSelectorConfig(multiline=True)
+        ),
+        vol.Optional(CONF_DEFAULT_MEASUREMENT): TextSelector(),
         vol.Optional(CONF_GLOBAL_TAGS): TextSelector(
             TextSelectorConfig(multiline=True)
+        ),
+        vol.Optional(CONF_TAG_ATTRIBUTES): TextSelector(
+            TextSelectorConfig(multiple=True)
         ),
         vol.Optional(CONF_IGNORE_ATTRIBUTES): TextSelector(
             TextSelectorConfig(multiple=True)
         ),
         vol.Optional(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN): TextSelector(
             TextSelectorConfig(multiline=True)
+        ),
+        vol.Optional(CONF_IGNORE_ATTRIBUTES_BY_ENTITY): TextSelector(
+            TextSelectorConfig(multiline=True)
+        ),
+        vol.Required(
+            CONF_TIMESTAMP_PRECISION, default=PRECISION_MICROSECONDS
+        ): SelectSelector(
+            SelectSelectorConfig(
+                options=[
+                    PRECISION_MICROSECONDS,
+                    PRECISION_MILLISECONDS,
+                    PRECISION_SECONDS,
+                ],
+                translation_key=CONF_TIMESTAMP_PRECISION,
+            )
         ),
     }
 )

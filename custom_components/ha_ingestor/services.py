@@ -86,6 +86,7 @@ async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any
             pipeline.stats.points_dropped_spool_full += result.dropped
             remaining -= len(points)
     except SpoolError as err:
+        pipeline.stats.points_dropped_spool_full += err.dropped
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="spool_error",

@@ -4,7 +4,12 @@ Home Assistant's frontend is made of web components; Playwright's role, text and
 locators pierce their (open) shadow roots. Two things need care: a dialog's content is
 slotted into it, so it is not found by scoping a locator to the dialog (locators here
 are page-wide, which is safe because one dialog is open at a time); and the texts HA
-Ingestor shows come from its translations/en.json, read here rather than copied.
+Ingestor shows come from its translations/<language>.json, read here rather than copied.
+
+The language is the user's, as their profile sets it (English unless a test switches,
+see `HomeAssistantUI.in_language`). The frontend's own words on the way to HA Ingestor's
+flow (Settings, Devices & services, Add integration, Submit, Close) are asked from the
+frontend itself (`hass.localize`), so the same steps work in any language.
 """
 
 from __future__ import annotations
@@ -16,7 +21,13 @@ from pathlib import Path
 import re
 from typing import Any
 
-from playwright.sync_api import Locator, Page, Response, expect
+from playwright.sync_api import (
+    Locator,
+    Page,
+    Response,
+    TimeoutError as PlaywrightTimeoutError,
+    expect,
+)
 import pytest
 
 from .home_assistant import (
@@ -33,14 +44,35 @@ INTEGRATION_NAME = "HA Ingestor"
 # Where the UI sends a flow's steps (POST, with the flow's id after it).
 CONFIG_FLOW = "/api/config/config_entries/flow"
 OPTIONS_FLOW = "/api/config/config_entries/options/flow"
+# The frontend's own texts the steps below look for, by their keys in its translations.
+# SETTINGS is always loaded: set_language waits for it to change (so two languages
+# switched between must not share it, as English and German do not).
+SETTINGS = "panel.config"
+DEVICES_AND_SERVICES = "ui.panel.config.dashboard.devices.main"
+ADD_INTEGRATION = "ui.panel.config.integrations.add_integration"
+SEARCH_BRAND = "ui.panel.config.integrations.search_brand"
+SUBMIT = "ui.panel.config.integrations.config_flow.submit"
+CLOSE = "ui.common.close"
+# A text of the frontend in the language it shows ("" until loaded).
+LOCALIZE = 'key => document.querySelector("home-assistant")?.hass?.localize?.(key)'
 
 
-def translations() -> dict[str, Any]:
-    """The English texts of the HA Ingestor that Home Assistant loads."""
+def translations(language: str = "en") -> dict[str, Any]:
+    """The texts of the HA Ingestor that Home Assistant loads, in `language`.
+
+    Only that language's file, as it is shipped: where it lacks a key, Home Assistant
+    shows the English text instead, and this has none.
+    """
     data: dict[str, Any] = json.loads(
-        (integration_source() / "translations" / "en.json").read_text("utf-8")
+        (integration_source() / "translations" / f"{language}.json").read_text("utf-8")
     )
     return data
+
+
+def fill_placeholders(text: str, placeholders: dict[str, str] | None) -> str:
+    """`text` with its {name} placeholders filled, as the frontend shows it."""
+    values = placeholders or {}
+    return re.sub(r"\{(\w+)\}", lambda match: str(values[match[1]]), text)
 
 
 class Screenshots:
@@ -73,11 +105,76 @@ class HomeAssistantUI:
         self.ha = ha
         self.shots = shots
         self.logged_in = False
+        # The user's language, which the frontend shows (see in_language).
+        self.language = "en"
         page.set_default_timeout(UI_TIMEOUT_MS)
 
     def shot(self, name: str) -> Path:
         """Screenshot the current state of the page."""
         return self.shots.take(self.page, name)
+
+    def texts(self) -> dict[str, Any]:
+        """HA Ingestor's texts in the language the frontend shows."""
+        return translations(self.language)
+
+    # --- The frontend's language -----------------------------------------------------------
+
+    def frontend_text(self, key: str) -> str:
+        """One of the frontend's own texts, in the language it shows (hass.localize).
+
+        Waits until the frontend has it: a panel's texts load when it is first opened.
+        """
+        try:
+            handle = self.page.wait_for_function(LOCALIZE, arg=key)
+        except PlaywrightTimeoutError:
+            pytest.fail(f"the frontend has no text {key!r} (hass.localize)")
+        text: str = handle.json_value()
+        return text
+
+    def set_language(self, language: str) -> None:
+        """Set the user's language, as their profile page does, and wait until shown.
+
+        The profile page saves the frontend's locale with the language in it as the
+        user's data (websocket `frontend/set_user_data`, key "language"); every open
+        frontend of that user is subscribed to it and switches. This sends the same
+        message on the page's own connection. Done once the frontend's texts are the
+        new language's (SETTINGS changed) and <html lang> says it.
+        """
+        if language == self.language:
+            return
+        before = self.frontend_text(SETTINGS)
+        self.page.evaluate(
+            """async language => {
+                const hass = document.querySelector("home-assistant").hass;
+                await hass.connection.sendMessagePromise({
+                    type: "frontend/set_user_data",
+                    key: "language",
+                    value: {...hass.locale, language},
+                });
+            }""",
+            language,
+        )
+        self.page.wait_for_function(
+            """([language, key, before]) => {
+                const hass = document.querySelector("home-assistant")?.hass;
+                const text = hass?.localize?.(key);
+                return hass?.language === language
+                    && document.documentElement.lang === language
+                    && Boolean(text) && text !== before;
+            }""",
+            arg=[language, SETTINGS, before],
+        )
+        self.language = language
+
+    @contextlib.contextmanager
+    def in_language(self, language: str) -> Iterator[None]:
+        """The user's language is `language` inside the block, the earlier one after."""
+        earlier = self.language
+        self.set_language(language)
+        try:
+            yield
+        finally:
+            self.set_language(earlier)
 
     # --- Logging in and onboarding -----------------------------------------------------
 
@@ -124,15 +221,18 @@ class HomeAssistantUI:
     @property
     def sidebar_settings(self) -> Locator:
         """The sidebar's Settings entry (its name may carry a repairs badge)."""
-        return self.page.get_by_role("link", name=re.compile(r"\bSettings\b"))
+        settings = re.escape(self.frontend_text(SETTINGS))
+        return self.page.get_by_role("link", name=re.compile(rf"\b{settings}\b"))
 
     # --- Settings -> Devices & services ---------------------------------------------------
 
     def open_devices_and_services(self) -> None:
         """Settings -> Devices & services, as a person clicks it."""
         self.sidebar_settings.click()
-        self.page.get_by_role("link", name=re.compile(r"^Devices & services")).click()
-        expect(self.page.get_by_role("button", name="Add integration")).to_be_visible()
+        devices = re.escape(self.frontend_text(DEVICES_AND_SERVICES))
+        self.page.get_by_role("link", name=re.compile(rf"^{devices}")).click()
+        add = self.frontend_text(ADD_INTEGRATION)
+        expect(self.page.get_by_role("button", name=add)).to_be_visible()
 
     def open_integration_page(self) -> None:
         """Settings -> Devices & services -> HA Ingestor."""
@@ -147,8 +247,8 @@ class HomeAssistantUI:
     def start_adding_integration(self) -> dict[str, Any]:
         """Add integration -> search -> HA Ingestor; return the flow's first step."""
         page = self.page
-        page.get_by_role("button", name="Add integration").click()
-        search = page.get_by_placeholder("Search for a brand name")
+        page.get_by_role("button", name=self.frontend_text(ADD_INTEGRATION)).click()
+        search = page.get_by_placeholder(self.frontend_text(SEARCH_BRAND))
         search.fill(INTEGRATION_NAME)
         self.shot("add-integration-search")
         with self.flow_response(CONFIG_FLOW) as response:
@@ -194,8 +294,10 @@ class HomeAssistantUI:
 
     def submit(self, path: str) -> dict[str, Any]:
         """Click the dialog's Submit; return the flow's answer (next step or result)."""
+        # Exactly: a short word such as German's "OK" is part of many other names.
+        submit = self.frontend_text(SUBMIT)
         with self.flow_response(path) as response:
-            self.page.get_by_role("button", name="Submit").click()
+            self.page.get_by_role("button", name=submit, exact=True).click()
         answer: dict[str, Any] = response()
         return answer
 
@@ -207,7 +309,7 @@ class HomeAssistantUI:
         A flow may grow steps after the one a test is about; each is shown, checked
         for its title, photographed and submitted, until the flow ends.
         """
-        texts = translations()[section]["step"]
+        texts = self.texts()[section]["step"]
         for _ in range(10):
             if answer["type"] != "form":
                 return answer
@@ -250,12 +352,15 @@ class HomeAssistantUI:
 
     # --- HA Ingestor's config flow ---------------------------------------------------------
 
-    def menu_order(self) -> list[str]:
-        """The first step's options, by where they are shown, top to bottom."""
-        options = translations()["config"]["step"]["user"]["menu_options"]
+    def menu_order(self, menu: dict[str, Any]) -> list[str]:
+        """The first step's options, by where they are shown, top to bottom.
+
+        `menu` is the step, as the flow answered it: its options are looked for.
+        """
+        texts = self.texts()["config"]["step"]["user"]["menu_options"]
         shown = {}
-        for step_id, text in options.items():
-            option = self.page.get_by_text(text, exact=True)
+        for step_id in menu["menu_options"]:
+            option = self.page.get_by_text(texts[step_id], exact=True)
             expect(option).to_be_visible()
             box = option.bounding_box()
             assert box is not None
@@ -264,11 +369,11 @@ class HomeAssistantUI:
 
     def choose_influxdb(self, step_id: str) -> dict[str, Any]:
         """In the first step's menu, choose `step_id`'s server; return the form step."""
-        option = translations()["config"]["step"]["user"]["menu_options"][step_id]
+        option = self.texts()["config"]["step"]["user"]["menu_options"][step_id]
         with self.flow_response(CONFIG_FLOW) as response:
             self.page.get_by_text(option, exact=True).click()
         step: dict[str, Any] = response()
-        labels = translations()["config"]["step"][step_id]["data"]
+        labels = self.texts()["config"]["step"][step_id]["data"]
         expect(self.field(labels["url"])).to_be_visible()
         return step
 
@@ -278,21 +383,21 @@ class HomeAssistantUI:
 
     def fill_influxdb_v3(self, url: str, database: str, token: str) -> None:
         """Type the connection into the InfluxDB 3 form."""
-        labels = translations()["config"]["step"]["influxdb_v3"]["data"]
+        labels = self.texts()["config"]["step"]["influxdb_v3"]["data"]
         self.field(labels["url"]).fill(url)
         self.field(labels["database"]).fill(database)
         self.field(labels["token"]).fill(token)
 
     def close_dialog(self) -> None:
         """Close the open flow dialog without finishing it."""
-        self.page.get_by_role("button", name="Close").click()
+        self.page.get_by_role("button", name=self.frontend_text(CLOSE)).click()
         expect(self.page.get_by_role("dialog")).to_have_count(0)
 
     def fill_influxdb_v1(
         self, url: str, database: str, username: str, password: str
     ) -> None:
         """Type the connection into the InfluxDB 1.x form."""
-        labels = translations()["config"]["step"]["influxdb_v1"]["data"]
+        labels = self.texts()["config"]["step"]["influxdb_v1"]["data"]
         self.field(labels["url"]).fill(url)
         self.field(labels["database"]).fill(database)
         self.field(labels["username"]).fill(username)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable
 import contextlib
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.storage import STORAGE_DIR
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -17,20 +20,31 @@ from custom_components.ha_ingestor import _spool_path
 from custom_components.ha_ingestor.const import (
     CONF_BATCH_SIZE,
     CONF_FLUSH_INTERVAL,
+    CONF_SPOOL_MAX_MB,
+    DEFAULT_SPOOL_MAX_MB,
     DOMAIN,
 )
 from custom_components.ha_ingestor.influxdb.errors import InfluxConnectionError
+from custom_components.ha_ingestor.issues import ISSUE_DISK_FULL
 from custom_components.ha_ingestor.pipeline.last_states import LastStates, fingerprint
-from custom_components.ha_ingestor.storage.spool import Appended, Spool, SpoolError
+from custom_components.ha_ingestor.storage.spool import (
+    Appended,
+    Spool,
+    SpoolDiskFullError,
+    SpoolError,
+)
 
 from ..conftest import (
     seed_field_type_conflict,
+    setup_entry,
     silent_server,
     v2_entry_data,
     wait_until,
 )
 from ..influxdb_v1_server import InfluxDBv1Server
 from ..influxdb_v2_server import InfluxDBv2TestServer
+from ..repair_issues import fire_power, issue_checked_now, render_issue
+from ..tmpfs import fill, tmpfs
 
 
 async def _setup_v2(
@@ -333,7 +347,7 @@ class _Gate:
 
 async def _spooled(hass: HomeAssistant, entry: MockConfigEntry) -> Spool:
     """The unloaded entry's spool, opened again to read what it kept."""
-    return await Spool.open(_spool_path(hass, entry), 1 << 20)
+    return await Spool.open(_spool_path(hass, entry), DEFAULT_SPOOL_MAX_MB << 20)
 
 
 async def test_a_stop_saves_the_last_states_of_a_written_batch(
@@ -596,3 +610,88 @@ async def test_memory_never_holds_more_than_its_cap(
     assert batcher.pending + pipeline.stats.points_dropped_memory_full == 1_250
     assert caplog.text.count("the oldest are dropped") == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+def _value(line: str) -> int:
+    """The value a point of sensor.power holds (its number in fire_power)."""
+    return int(float(line.split(" value=")[1].split(" ", maxsplit=1)[0]))
+
+
+@pytest.mark.usefixtures("revive")
+async def test_a_full_disk_keeps_points_in_memory_then_drains_oldest_first(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """`.storage` on a disk that fills up while InfluxDB is down, then InfluxDB back.
+
+    New points wait in memory, a repair issue names the spool and them; once
+    InfluxDB is back, the spool is written and emptied although the disk is still
+    full, then memory: every point once, oldest first. The issue clears when the
+    spool stores again; nothing was dropped.
+    """
+    storage = Path(hass.config.path(STORAGE_DIR))
+    with (
+        tmpfs(storage, 12 << 20),
+        patch("custom_components.ha_ingestor.pipeline.batcher.PROBE_INTERVAL", 0.2),
+    ):
+        await setup_entry(
+            hass,
+            config_entry,
+            {CONF_FLUSH_INTERVAL: 0.05, CONF_BATCH_SIZE: 100, CONF_SPOOL_MAX_MB: 16},
+        )
+        pipeline = config_entry.runtime_data.pipeline
+        batcher, spool, stats = pipeline.batcher, pipeline.spool, pipeline.stats
+        await hass.async_add_executor_job(influxdb.kill)
+        for start in range(0, 3_000, 500):
+            fire_power(hass, start, start + 500)
+            await wait_until(lambda: spool.count == start + 500, "spooled")  # noqa: B023
+
+        await hass.async_add_executor_job(fill, storage)
+
+        def disk_full() -> bool:
+            return isinstance(batcher.spool_error, SpoolDiskFullError)
+
+        # The log's room on disk takes some more points, then memory keeps them.
+        fired = 3_000
+        while not disk_full():
+            fire_power(hass, fired, fired + 200)
+            fired += 200
+            await wait_until(
+                lambda: spool.count == fired or disk_full(),  # noqa: B023
+                "spooled, or the disk full",
+            )
+        assert fired < 10_000
+        fire_power(hass, fired, fired + 200)
+        fired += 200
+        await wait_until(lambda: spool.count + batcher.pending == fired, "in memory")
+        issue = issue_checked_now(hass, config_entry, ISSUE_DISK_FULL)
+        assert issue is not None
+        assert issue.severity is ir.IssueSeverity.ERROR
+        text = render_issue(issue)
+        assert str(spool.path) in text
+        assert f"Meanwhile {batcher.pending} points wait in memory" in text
+        assert 200 <= batcher.pending < batcher.memory_cap
+
+        written: list[str] = []
+        write = pipeline.client.write
+
+        async def recorded(body: bytes) -> None:
+            await write(body)
+            written.extend(body.decode().splitlines())
+
+        with patch.object(pipeline.client, "write", recorded):
+            await hass.async_add_executor_job(influxdb.start)
+            await wait_until(
+                lambda: stats.points_written >= fired, "all written", seconds=30
+            )
+            await wait_until(
+                lambda: spool.count == batcher.pending == 0, "spool and memory empty"
+            )
+        assert [_value(line) for line in written] == list(range(fired))
+        assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
+        assert issue_checked_now(hass, config_entry, ISSUE_DISK_FULL) is None
+        assert not disk_full()
+        assert stats.points_dropped == 0
+        assert await hass.config_entries.async_unload(config_entry.entry_id)

@@ -264,7 +264,7 @@ class Batcher:
             await self._writer.write([line for _, line in points])
             self._written()
             try:
-                await self._spool.remove_through(points[-1][0])
+                await self._spool.remove_ids(range(points[0][0], points[-1][0] + 1))
             except SpoolError as err:
                 # Those points will be written again, which is harmless.
                 self._spool_failed(err)
@@ -325,11 +325,17 @@ class Batcher:
                     await self._fingerprints(list(states.values())),
                     stats_to_dict(self._stats),
                 )
-                for ids in copies:
-                    await self._spool.remove_ids(ids)
             except SpoolError as err:
                 # The points are written; a restart may write their states once more.
                 self._spool_failed(err)
+            else:
+                self._spool_works()
+            for ids in copies:
+                try:
+                    await self._spool.remove_ids(ids)
+                except SpoolError as err:
+                    # Written twice, then, which InfluxDB makes once.
+                    self._spool_failed(err)
 
     async def _make_durable(self, now: float) -> None:
         """Keep memory durable while a delivery runs, without doing its work twice.
@@ -393,13 +399,11 @@ class Batcher:
                 stats=stats_to_dict(self._stats),
             )
         except SpoolError as err:
+            # Old points it dropped for room before failing are gone all the same.
+            self._stats.points_dropped_spool_full += err.dropped
             self._spool_failed(err)
             return None
-        if self.spool_error is not None:
-            LOGGER.info("The spool can be written again")
-            self.spool_error = None
-            self._memory_limit = 2 * self.memory_cap
-        self._memory_dropping = False
+        self._spool_works()
         self._stats.points_dropped_spool_full += appended.dropped
         if appended.dropped and not self._spool_dropping:
             LOGGER.warning(
@@ -472,6 +476,14 @@ class Batcher:
             )
         self._probe_at = now + PROBE_INTERVAL
         self._on_failure(err)
+
+    def _spool_works(self) -> None:
+        """Note that the spool stored something: whatever kept it from that is over."""
+        if self.spool_error is not None:
+            LOGGER.info("The spool can be written again")
+            self.spool_error = None
+            self._memory_limit = 2 * self.memory_cap
+        self._memory_dropping = False
 
     def _spool_failed(self, err: SpoolError) -> None:
         if self.spool_error is None:
