@@ -279,9 +279,9 @@ class House:
         return data
 
     def points_waiting(self) -> int:
-        """Points in the spool and in memory, not yet written."""
+        """Points in the spool, in memory and on their way, not yet written."""
         spool = self.diagnostics()["spool"]
-        return int(spool["points"]) + int(spool["in_memory"])
+        return int(spool["points"]) + int(spool["in_memory"]) + int(spool["in_flight"])
 
     def wait_until_nothing_waits(self) -> None:
         """Wait until the integration has written everything that waited."""

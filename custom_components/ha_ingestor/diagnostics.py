@@ -117,6 +117,8 @@ async def async_get_config_entry_diagnostics(
         "spool": {
             "points": spool.count,
             "in_memory": batcher.pending,
+            # Taken from memory, being written or stored, and in no spool yet.
+            "in_flight": batcher.in_flight,
             "memory_cap": batcher.memory_cap,
             "size_bytes": spool.size_bytes,
             "used_bytes": spool.used_bytes,

@@ -24,6 +24,7 @@ from custom_components.ha_ingestor.const import (
     DEFAULT_SPOOL_MAX_MB,
     DOMAIN,
 )
+from custom_components.ha_ingestor.diagnostics import async_get_config_entry_diagnostics
 from custom_components.ha_ingestor.influxdb.errors import InfluxConnectionError
 from custom_components.ha_ingestor.issues import ISSUE_DISK_FULL
 from custom_components.ha_ingestor.pipeline.last_states import LastStates, fingerprint
@@ -253,6 +254,14 @@ async def test_points_on_their_way_to_the_spool_still_wait(
         assert (pipeline.batcher.pending, pipeline.batcher.in_flight) == (0, 5)
         assert pipeline.points_waiting == 8
         assert entry.runtime_data.coordinator.snapshot().points_waiting == 8
+        diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+        assert (
+            diagnostics["spool"]["in_memory"],
+            diagnostics["spool"]["in_flight"],
+        ) == (
+            0,
+            5,
+        )
         gate.set()
         await wait_until(lambda: spool.count == 8, "8 points in the spool")
     assert pipeline.batcher.pending == 0
