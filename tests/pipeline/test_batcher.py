@@ -627,6 +627,66 @@ def _value(line: str) -> int:
 
 
 @pytest.mark.usefixtures("revive")
+async def test_a_stop_on_a_full_disk_with_influxdb_down_counts_what_it_loses(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Stopped while `.storage` is full and InfluxDB down: memory has nowhere to go.
+
+    The points in memory are lost, and said: counted in Points dropped at stop,
+    logged with their number, and the counters saved with them, so that the next
+    start shows them (not zero) once the disk has room again.
+    """
+    storage = Path(hass.config.path(STORAGE_DIR))
+    with tmpfs(storage, 12 << 20):
+        await setup_entry(
+            hass,
+            config_entry,
+            {CONF_FLUSH_INTERVAL: 0.05, CONF_BATCH_SIZE: 100, CONF_SPOOL_MAX_MB: 16},
+        )
+        pipeline = config_entry.runtime_data.pipeline
+        batcher, spool, stats = pipeline.batcher, pipeline.spool, pipeline.stats
+        await hass.async_add_executor_job(influxdb.kill)
+        fire_power(hass, 0, 500)
+        await wait_until(lambda: spool.count == 500, "spooled")
+        ballast = await hass.async_add_executor_job(fill, storage)
+
+        def disk_full() -> bool:
+            return isinstance(batcher.spool_error, SpoolDiskFullError)
+
+        fired = 500
+        while not disk_full():
+            fire_power(hass, fired, fired + 200)
+            fired += 200
+            await wait_until(
+                lambda: spool.count == fired or disk_full(),  # noqa: B023
+                "spooled, or the disk full",
+            )
+        fire_power(hass, fired, fired + 200)
+        fired += 200
+        await wait_until(lambda: spool.count + batcher.pending == fired, "in memory")
+        in_memory = batcher.pending
+        assert in_memory >= 200
+
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+        assert stats.points_dropped_at_stop == in_memory
+        assert (
+            f"Neither InfluxDB nor the spool could take {in_memory} points: they are "
+            "lost" in caplog.text
+        )
+        await hass.async_add_executor_job(ballast.unlink)
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        restarted = config_entry.runtime_data.pipeline
+        assert restarted.stats.points_dropped_at_stop == in_memory
+        assert restarted.spool.count == fired - in_memory
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_add_executor_job(influxdb.start)
+
+
+@pytest.mark.usefixtures("revive")
 async def test_a_full_disk_keeps_points_in_memory_then_drains_oldest_first(
     hass: HomeAssistant,
     influxdb: InfluxDBv1Server,

@@ -53,6 +53,11 @@ def _bytes(lines: list[str]) -> int:
     return sum(len(line.encode()) for line in lines)
 
 
+def _point(i: int) -> str:
+    """A point of sensor.power, as the integration writes it."""
+    return f"W,domain=sensor,entity_id=power value={i}.0 {1_700_000_000_000_000 + i}"
+
+
 def _big(i: int) -> str:
     """Point `i` of about 1,000 bytes: four fit in a page."""
     return f'big,entity_id=e{i:06d} text="{"x" * 950}" {BASE_US + i}'
@@ -980,6 +985,36 @@ async def test_a_full_disk_still_lets_written_points_go(tmp_path: Path) -> None:
             assert (await spool.append([_big(-1)])).ids == range(
                 len(lines) + 1, len(lines) + 2
             )
+        finally:
+            await spool.close()
+
+
+async def test_the_stats_are_saved_on_a_full_disk(tmp_path: Path) -> None:
+    """The disk full: the stats are still saved, and the reserve made again after.
+
+    They rewrite one row: the reserve's room lets SQLite do it, and is taken back.
+    """
+    with tmpfs(tmp_path / "disk", 12 << 20) as disk:
+        path = disk / "spool.db"
+        reserve = path.with_name(path.name + "-reserve")
+        spool = await Spool.open(path, SIXTEEN_MIB)
+        try:
+            await spool.save_state({}, {"points_dropped_at_stop": 0})
+            await spool.append([_point(i) for i in range(500)])
+            await asyncio.to_thread(fill, disk)
+            # The log's room on disk takes some more spills, until it is used up.
+            with pytest.raises(SpoolDiskFullError, match="full"):  # noqa: PT012
+                for start in range(500, 100_000, 200):
+                    await spool.append([_point(i) for i in range(start, start + 200)])
+
+            await spool.save_state({}, {"points_dropped_at_stop": 7})
+            assert await spool.stats() == {"points_dropped_at_stop": 7}
+            assert await asyncio.to_thread(reserve.exists)
+        finally:
+            await spool.close()
+        spool = await Spool.open(path, SIXTEEN_MIB)
+        try:
+            assert await spool.stats() == {"points_dropped_at_stop": 7}
         finally:
             await spool.close()
 

@@ -457,12 +457,33 @@ class Spool:
     async def save_state(
         self, last_states: Mapping[str, str], stats: Mapping[str, Any] | None
     ) -> None:
-        """Save the entities' last states (fingerprints) and the stats, in one transaction."""
+        """Save the entities' last states (fingerprints) and the stats, in one transaction.
+
+        The stats alone rewrite one row and take no room for good: on a full disk they
+        may use the reserve's room, as a removal does, and the reserve is made again
+        from it right after. Else the counters of what was lost meanwhile (points
+        dropped, a stop that could not keep memory) would be lost with it.
+        """
 
         async def body(db: aiosqlite.Connection, _counters: _Counters) -> None:
             await _save_state(db, last_states, stats)
 
-        await _to_the_end(self._transaction(body))
+        await _to_the_end(self._save(body, frees=not last_states))
+
+    async def _save(
+        self,
+        body: Callable[[aiosqlite.Connection, _Counters], Awaitable[None]],
+        *,
+        frees: bool,
+    ) -> None:
+        await self._transaction(body, frees=frees)
+        if frees and not self._reserve.present:
+            async with self._lock:
+                await self._checkpoint()
+            try:
+                await self._reserve.make()
+            except SpoolError as err:
+                LOGGER.debug("Spool %s: %s", self._path, err)
 
     async def last_states(self) -> dict[str, str]:
         """Return the fingerprint of each entity's last durable state."""
