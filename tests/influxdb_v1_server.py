@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 import contextlib
 import datetime as dt
 import ipaddress
@@ -39,12 +39,19 @@ def sockets_allowed() -> Iterator[None]:
         pytest_socket.disable_socket(allow_unix_socket=True)
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(besides: Collection[int] = ()) -> int:
+    """A TCP port nothing listens on right now, none of `besides`.
+
+    The kernel may give the same free port twice in a row: a server given two ports
+    picked one after the other, or two servers started after both were picked,
+    must say which ports are taken already.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in besides:
+            return port
 
 
 def start_server(
@@ -115,6 +122,8 @@ class InfluxDBv1Server:
         """Prepare a server in `directory`; `start` runs it."""
         self.directory = directory
         self.port = free_port()
+        # Its RPC service (backups), which it binds too.
+        self.rpc_port = free_port(besides=[self.port])
         self.https = https
         self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -129,7 +138,7 @@ class InfluxDBv1Server:
         self._config = directory / "influxdb.conf"
         self._config.write_text(
             "reporting-disabled = true\n"
-            f'bind-address = "127.0.0.1:{free_port()}"\n'
+            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
             f'[meta]\n  dir = "{directory}/meta"\n'
             f'[data]\n  dir = "{directory}/data"\n  wal-dir = "{directory}/wal"\n'
             "  query-log-enabled = false\n"
