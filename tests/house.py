@@ -5,7 +5,9 @@ homeassistant` from the project's venv, a fresh config dir with the demo home), 
 the entities of PACKAGE added. HA Ingestor is set up through its real config flow over
 Home Assistant's REST API, against a real influxd (tests/influxdb_v1_server.py). Both
 can be killed with SIGKILL and started again on the same config and data, and influxd
-can be replaced by a server on its port that never answers.
+can be replaced by a server on its port that never answers. A house with a relay
+reaches influxd through it, which can keep influxd's answers: a write stored, its
+answer never sent.
 
 What the REST API can carry: its JSON parser (orjson) reads an int beyond 64 bits as
 a float and refuses NaN and Infinity, and JSON keys are texts. The house gets the rest
@@ -18,10 +20,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 import concurrent.futures
+import contextlib
 from dataclasses import dataclass, field
 import datetime as dt
+import json
 from pathlib import Path
 import socket
+import sqlite3
 import threading
 import time
 from typing import Any, Self
@@ -38,6 +43,9 @@ CATCH_UP_TIMEOUT = 90
 
 # Numbered state changes: the tests set it to 1, 2, 3...
 COUNTER = "counter.reliability"
+# Incremented by BURST_SCRIPT: 100 changes back to back, then a 1 ms pause, and so on.
+BURST_COUNTER = "counter.reliability_burst"
+BURST_SCRIPT = "script.reliability_burst"
 # Set by Home Assistant to the same state at every start; never changed by the tests.
 CONSTANT = "input_number.reliability_constant"
 # The same, with NaN and infinity in its attributes (its bounds).
@@ -66,6 +74,28 @@ counter:
     initial: 0
     # restore: true (the default): Home Assistant sets it again at every start to the
     # value it last saved (at a stop; at a start, after a kill).
+  reliability_burst:
+    name: Reliability burst
+    initial: 0
+script:
+  # A burst of state changes from inside Home Assistant, as an automation storm
+  # makes: the counter above incremented `chunks` times 100. A script's steps run
+  # back to back and nothing else runs meanwhile, HA Ingestor included: a 1 ms
+  # pause after each 100 lets the rest of Home Assistant run.
+  reliability_burst:
+    mode: single
+    sequence:
+      - repeat:
+          count: "{{ chunks }}"
+          sequence:
+            - repeat:
+                count: 100
+                sequence:
+                  - action: counter.increment
+                    target:
+                      entity_id: counter.reliability_burst
+            - delay:
+                milliseconds: 1
 input_number:
   reliability_constant:
     name: Reliability constant
@@ -110,11 +140,17 @@ def iso_to_us(text: str) -> int:
 class House:
     """influxd and a Home Assistant with HA Ingestor set up, in `directory`."""
 
-    def __init__(self, directory: Path, *, huge: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, huge: bool = False, relay: bool = False
+    ) -> None:
         """Prepare both; `start` runs them and adds the entry."""
         (directory / "influxdb").mkdir(parents=True)
         self.influxdb = InfluxDBv1Server(directory / "influxdb")
-        self.ha = HomeAssistantProcess(directory / "config", free_port())
+        self.relay = Relay(self.influxdb.port) if relay else None
+        self.ha = HomeAssistantProcess(
+            directory / "config",
+            free_port(besides=[self.influxdb.port, self.influxdb.rpc_port]),
+        )
         local = self.ha.config_dir / "local"
         (local / "reliability.yaml").write_text(PACKAGE)
         if huge:
@@ -129,6 +165,8 @@ class House:
         self.influxdb.start()
         self.influxdb.query(f'CREATE DATABASE "{DATABASE}"')
         self.ha.start(START_TIMEOUT)
+        if self.relay is not None:  # on a port of its own, once Home Assistant has its
+            self.relay.start()
         self.ha.create_owner()
         self.ha.wait_until_running(START_TIMEOUT)
         # The owner's access token lasts 30 minutes; a slow run may take longer.
@@ -148,6 +186,8 @@ class House:
             self.ha.kill()
         finally:
             self.end_silence()
+            if self.relay is not None:
+                self.relay.close()
             self.influxdb.kill()
 
     def start_home_assistant(self) -> None:
@@ -243,7 +283,7 @@ class House:
             "POST",
             path,
             {
-                "url": self.influxdb.url,
+                "url": (self.relay or self.influxdb).url,
                 "database": DATABASE,
                 "username": ADMIN_USER,
                 "password": ADMIN_PASSWORD,
@@ -302,10 +342,18 @@ class House:
         (state,) = [s for s in changed if s["entity_id"] == COUNTER]
         return Fired(int(state["state"]), iso_to_us(state["last_updated"]))
 
-    def counter_now(self) -> Fired:
-        """The counter's current value, and when it was set."""
-        state = self.api("GET", f"/api/states/{COUNTER}")
+    def counter_now(self, entity_id: str = COUNTER) -> Fired:
+        """A counter's current value, and when it was set."""
+        state = self.api("GET", f"/api/states/{entity_id}")
         return Fired(int(state["state"]), iso_to_us(state["last_updated"]))
+
+    def start_burst(self, changes: int) -> None:
+        """Have Home Assistant's script increment BURST_COUNTER `changes` times."""
+        self.api(
+            "POST",
+            "/api/services/script/turn_on",
+            {"entity_id": BURST_SCRIPT, "variables": {"chunks": changes // 100}},
+        )
 
     def set_input_number(self, entity_id: str, value: float) -> None:
         """Set an input_number through the REST API."""
@@ -329,14 +377,23 @@ class House:
         """Set the REST hostile entity, as a device reporting its state does."""
         self.post_state(REST_HOSTILE, "1", REST_HOSTILE_ATTRIBUTES)
 
+    def spool_lines(self) -> list[str]:
+        """The lines in HA Ingestor's spool file; only while Home Assistant is down."""
+        if self.ha.pid is not None:
+            msg = "the spool is read only while Home Assistant is down"
+            raise RuntimeError(msg)
+        path = self.ha.config_dir / ".storage" / f"{DOMAIN}.{self.entry_id}.spool"
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            return [line for (line,) in db.execute("SELECT line FROM points")]
+
     # --- What InfluxDB holds ----------------------------------------------------------
 
-    def counter_points(self) -> list[Fired]:
-        """Every point of the counter in InfluxDB, in time order."""
+    def counter_points(self, entity_id: str = COUNTER) -> list[Fired]:
+        """Every point of a counter in InfluxDB, in time order."""
         return [
             Fired(int(row["value"]), int(row["time"]))
             for row in self.influxdb.rows(
-                f'SELECT "value" FROM "{COUNTER}" ORDER BY time', DATABASE
+                f'SELECT "value" FROM "{entity_id}" ORDER BY time', DATABASE
             )
         ]
 
@@ -395,6 +452,207 @@ class CounterFiring:
             self.unconfirmed = None
             value += 1
             self._stop.wait(self.pause)
+
+
+class StateWatcher:
+    """One entity's state changes, as Home Assistant's websocket API sends them.
+
+    A subscription to its state_changed events, in a thread with an event loop of its
+    own, from `with` until the block ends or Home Assistant is gone: `fired` holds
+    each change's value and time (last_updated), in the order they came.
+    """
+
+    def __init__(self, house: House, entity_id: str) -> None:
+        """Watch `entity_id` in `house`'s Home Assistant."""
+        self.fired: list[Fired] = []
+        self._house = house
+        self._entity_id = entity_id
+        self._subscribed = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._watch()), name="state watcher"
+        )
+
+    def __enter__(self) -> Self:
+        """Subscribe; return once Home Assistant has confirmed it."""
+        self._thread.start()
+        if not self._subscribed.wait(30):
+            self._stop.set()
+            self._thread.join()
+            msg = "Home Assistant did not confirm the subscription to state changes"
+            raise RuntimeError(msg)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Stop watching."""
+        self._stop.set()
+        self._thread.join()
+
+    def wait_for_changes(self, count: int, timeout: float = 60) -> None:
+        """Wait until `count` changes have come."""
+        wait_for(
+            lambda: len(self.fired) >= count,
+            f"{count} changes of {self._entity_id}",
+            timeout,
+            interval=0.01,
+        )
+
+    async def _watch(self) -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(
+                f"{self._house.ha.url}/api/websocket", max_msg_size=0
+            ) as ws,
+        ):
+            await ws.receive_json()  # auth_required
+            await ws.send_json(
+                {"type": "auth", "access_token": self._house.ha.access_token}
+            )
+            if (await ws.receive_json())["type"] != "auth_ok":
+                return
+            await ws.send_json(
+                {"id": 1, "type": "subscribe_events", "event_type": "state_changed"}
+            )
+            if not (await ws.receive_json()).get("success"):
+                return
+            self._subscribed.set()
+            while not self._stop.is_set():
+                try:
+                    message = await ws.receive(timeout=0.2)
+                except TimeoutError:
+                    continue
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    return  # Home Assistant is gone
+                answer = json.loads(message.data)
+                for event in answer if isinstance(answer, list) else [answer]:
+                    self._note(event)
+
+    def _note(self, event: dict[str, Any]) -> None:
+        if event.get("type") != "event":
+            return
+        new_state = event["event"]["data"]["new_state"]
+        if new_state is not None and new_state["entity_id"] == self._entity_id:
+            self.fired.append(
+                Fired(int(new_state["state"]), iso_to_us(new_state["last_updated"]))
+            )
+
+
+class Relay:
+    """A TCP relay to influxd that can keep influxd's answers from Home Assistant.
+
+    While it holds them, what influxd sends back is dropped, not forwarded: a write
+    InfluxDB stored whose answer never comes, as when the link or Home Assistant
+    dies in the middle of a write. Runs in a thread with an event loop of its own.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        """Relay connections to influxd's `upstream_port`, once started."""
+        self._upstream_port = upstream_port
+        self._holding = False
+        self._held_requests: list[bytes] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="relay", daemon=True
+        )
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        """Where it listens, once started."""
+        assert self._server is not None, "the relay is not started"
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    @property
+    def held(self) -> int:
+        """How many requests' answers were dropped since `hold_answers`."""
+        return len(self._held_requests)
+
+    @property
+    def held_requests(self) -> list[bytes]:
+        """The requests whose answers were dropped since `hold_answers`, as sent."""
+        return list(self._held_requests)
+
+    def start(self) -> None:
+        """Listen on a port of its own (`url`)."""
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._relay, "127.0.0.1", 0), self._loop
+        ).result(10)
+
+    def hold_answers(self) -> None:
+        """Drop what influxd sends back from now on."""
+        self._loop.call_soon_threadsafe(self._hold, True)
+
+    def pass_answers(self) -> None:
+        """Forward influxd's answers again.
+
+        A connection whose answer was dropped is out of step: for after Home
+        Assistant, which held it, was killed.
+        """
+        self._loop.call_soon_threadsafe(self._hold, False)
+
+    def _hold(self, holding: bool) -> None:
+        self._holding = holding
+        self._held_requests = []
+
+    def close(self) -> None:
+        """Stop relaying; end the thread."""
+        if not self._thread.is_alive():
+            return
+
+        async def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _relay(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                "127.0.0.1", self._upstream_port
+            )
+        except OSError:
+            writer.close()
+            return
+        # What Home Assistant sent since influxd last answered on this connection.
+        request = bytearray()
+
+        async def requests() -> None:
+            try:
+                while data := await reader.read(1 << 16):
+                    request.extend(data)
+                    upstream_writer.write(data)
+                    await upstream_writer.drain()
+            except OSError:
+                pass
+            finally:
+                upstream_writer.close()
+
+        async def answers() -> None:
+            try:
+                while data := await upstream_reader.read(1 << 16):
+                    if self._holding:
+                        if request:  # else the rest of an answer begun before
+                            self._held_requests.append(bytes(request))
+                    else:
+                        writer.write(data)
+                        await writer.drain()
+                    request.clear()
+            except OSError:
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(requests(), answers())
 
 
 def _run_apart[T](call: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -7,6 +7,9 @@ stopped; then Home Assistant starts again, InfluxDB comes back, and what InfluxD
 is compared with what was fired: every change up to the last flush interval before the
 kill stored exactly once at its own time, no point twice, and no new point for an
 entity whose state is the same after the restart as the last one written before it.
+A burst comes from a script instead (its changes read from the websocket API), and
+two tests reach influxd through a relay that keeps its answers: a write InfluxDB
+stored whose answer never came.
 
 docs/reliability.md lists what each test proves. Each scenario logs what it measured
 (`--log-cli-level=INFO` shows it).
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 import logging
 import os
+import re
 import time
 
 import pytest
@@ -26,7 +30,18 @@ import pytest
 from custom_components.ha_ingestor.const import DEFAULT_FLUSH_INTERVAL
 
 from .e2e.home_assistant import wait_for
-from .house import CONSTANT, HUGE, NON_FINITE, REST_HOSTILE, CounterFiring, Fired, House
+from .house import (
+    BURST_COUNTER,
+    CONSTANT,
+    COUNTER,
+    HUGE,
+    NON_FINITE,
+    REST_HOSTILE,
+    CounterFiring,
+    Fired,
+    House,
+    StateWatcher,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -44,6 +59,8 @@ UNCHANGED = {CONSTANT: 2, NON_FINITE: 2, REST_HOSTILE: 1}
 # A device that reports "a", then "b" while a write hangs (the silent outage).
 REPORTED = "sensor.reliability_reported"
 FAILING = "Writing to InfluxDB failed"
+# The burst: about 3,000 changes/s from a script, for several seconds.
+BURST = 20_000
 
 
 # --- Home Assistant's in-process harness: not used here -------------------------------
@@ -54,8 +71,10 @@ def auto_enable_custom_integrations() -> None:
     """No in-process Home Assistant (tests/conftest.py would start one)."""
 
 
-def _house(directory: pytest.TempPathFactory, *, huge: bool = False) -> Iterator[House]:
-    house = House(directory.mktemp("house"), huge=huge)
+def _house(
+    directory: pytest.TempPathFactory, *, huge: bool = False, relay: bool = False
+) -> Iterator[House]:
+    house = House(directory.mktemp("house"), huge=huge, relay=relay)
     try:
         house.start()
         yield house
@@ -77,6 +96,14 @@ def huge_house(
 ) -> Iterator[House]:
     """The same, with a counter whose attributes are ints of ±2**70."""
     yield from _house(tmp_path_factory, huge=True)
+
+
+@pytest.fixture
+def relay_house(
+    tmp_path_factory: pytest.TempPathFactory, socket_enabled: None
+) -> Iterator[House]:
+    """The same, HA Ingestor reaching influxd through a relay that can keep answers."""
+    yield from _house(tmp_path_factory, relay=True)
 
 
 # --- One stop or kill, and what InfluxDB holds after it -------------------------------
@@ -202,6 +229,74 @@ def check(house: House, trial: Trial, *, bound: float | None) -> None:
     )
 
 
+def check_burst(
+    house: House, watched: list[Fired], stopped_at: float, restarted: Fired
+) -> None:
+    """Assert the contract on BURST_COUNTER once nothing waits; log the figures.
+
+    Its points before the kill must be 1, 2, 3... up to the last made durable, each
+    once, at the time Home Assistant gave it (`watched`: the changes the websocket
+    API sent before the kill); the oldest change lost, fired an interval at most
+    before the kill. After the restart: the state Home Assistant set, if it differs.
+    """
+    house.wait_until_nothing_waits()
+    stored = house.counter_points(BURST_COUNTER)
+    killed_us = stopped_at * 1e6
+    before = [p for p in stored if p.time_us < killed_us]
+    values = [p.value for p in before]
+    assert values == list(range(1, len(values) + 1)), "a change missing or twice"
+    assert [p.value for p in watched] == list(range(1, len(watched) + 1))
+    watched_at = {p.value: p.time_us for p in watched}
+    moved = [p for p in before if watched_at.get(p.value, p.time_us) != p.time_us]
+    assert not moved, f"stored at another time than Home Assistant's: {moved[:5]}"
+    assert len(watched) > len(before) / 2  # most of what is stored was compared
+
+    lost = [p for p in watched if p.value > len(before)]
+    # Had the websocket API not sent the first change lost before the kill, it was
+    # fired after the last one stored.
+    oldest_lost = stopped_at - (lost[0] if lost else before[-1]).time_us / 1e6
+    assert oldest_lost <= INTERVAL + MARGIN, (
+        f"{len(lost)} changes lost, the oldest fired {oldest_lost:.2f} s before the "
+        "kill"
+    )
+    last = before[-1]
+    assert [p for p in stored if p.time_us >= killed_us] == (
+        [restarted] if restarted.value != last.value else []
+    )
+    for entity_id, points in UNCHANGED.items():
+        assert house.point_count(entity_id) == points, f"{entity_id} written again"
+    assert house.diagnostics()["stats"]["points_dropped"] == 0
+    rate = len(watched) / ((watched[-1].time_us - watched[0].time_us) / 1e6)
+    _LOGGER.info(
+        "%s: %d changes/s; %d seen before the kill; stored %d, each once at its "
+        "time; lost at least %d (the oldest fired %.2f s before the kill, at "
+        "most); the state set at the restart: %s",
+        os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0],
+        rate,
+        len(watched),
+        len(before),
+        len(lost),
+        oldest_lost,
+        restarted.value,
+    )
+
+
+def _counter_lines(request: bytes) -> list[bytes]:
+    """The counter's lines in a write request as sent (line protocol, not gzipped)."""
+    head, _, body = request.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /write"), head[:80]
+    return [
+        line for line in body.splitlines() if line.startswith(f"{COUNTER},".encode())
+    ]
+
+
+def _value(line: bytes) -> int:
+    """The counter's value in one of its lines."""
+    match = re.search(rb"[ ,]value=([-+.\de]+)[ ,]", line)
+    assert match is not None, line
+    return int(float(match[1]))
+
+
 def _integration_errors(house: House) -> list[str]:
     """Error lines of HA Ingestor in Home Assistant's log since it started."""
     return [
@@ -244,6 +339,26 @@ def test_sigkill_during_steady_writing(house: House) -> None:
 
     trial = Trial(initial, firing, stopped_at, restarted, after)
     check(house, trial, bound=INTERVAL)
+
+
+def test_sigkill_mid_burst(house: House) -> None:
+    """SIGKILL in the middle of a burst from a script (about 3,000 changes/s).
+
+    Killed a quarter into a burst of 20,000 changes: batches go out as they fill,
+    and the kill loses the last interval at most, as in steady writing.
+    """
+    begin(house)
+    with StateWatcher(house, BURST_COUNTER) as watcher:
+        house.start_burst(BURST)
+        watcher.wait_for_changes(BURST // 4)
+        stopped_at = house.kill_home_assistant()
+    watched = [p for p in watcher.fired if p.time_us < stopped_at * 1e6]
+    assert watched[-1].value < BURST // 2, "killed near the end of the burst"
+    house.start_home_assistant()
+    restarted = house.counter_now(BURST_COUNTER)
+    house.post_rest_hostile()
+
+    check_burst(house, watched, stopped_at, restarted)
 
 
 def test_sigkill_while_spooling(house: House) -> None:
@@ -327,6 +442,66 @@ def test_sigkill_as_a_hung_write_is_about_to_be_copied(house: House) -> None:
 
     trial = Trial(initial, firing, stopped_at, restarted, after)
     check(house, trial, bound=HUNG_WRITE_BOUND)
+
+
+def test_sigkill_as_influxdb_stored_a_write_not_answered_yet(
+    relay_house: House,
+) -> None:
+    """SIGKILL in the middle of a write: InfluxDB has stored the batch, not answered.
+
+    Home Assistant never learns that the batch was written, nor saves its last
+    states: after the restart no change is stored twice, and what memory held is
+    lost, an interval at most.
+    """
+    house = relay_house
+    relay = house.relay
+    assert relay is not None
+    initial, firing = begin(house)
+    with firing:
+        firing.wait_for_changes(100)
+        relay.hold_answers()
+        wait_for(lambda: relay.held > 0, "a write stored, its answer held", 30, 0.01)
+        stopped_at = house.kill_home_assistant()
+    (request,) = relay.held_requests
+    in_flight = {_value(line) for line in _counter_lines(request)}
+    assert in_flight, "the write held no change of the counter"
+    assert in_flight <= {p.value for p in house.counter_points()}, "not stored"
+    relay.pass_answers()
+    restarted, after = restart(house, influxdb_down=False)
+
+    trial = Trial(initial, firing, stopped_at, restarted, after)
+    check(house, trial, bound=INTERVAL)
+
+
+def test_sigkill_once_a_write_not_answered_was_copied(relay_house: House) -> None:
+    """The same unanswered write, an interval later: its batch is in the spool too.
+
+    Killed an interval (and the margin) after InfluxDB answered: the batch must be
+    copied by then. After the restart the copy is written again, which InfluxDB stores once (the
+    same series and time): no change is stored twice, and an interval is lost at
+    most.
+    """
+    house = relay_house
+    relay = house.relay
+    assert relay is not None
+    initial, firing = begin(house)
+    with firing:
+        firing.wait_for_changes(100)
+        relay.hold_answers()
+        wait_for(lambda: relay.held > 0, "a write stored, its answer held", 30, 0.01)
+        held_at = time.monotonic()
+        _sleep_until(held_at + INTERVAL + MARGIN)
+        stopped_at = house.kill_home_assistant()
+    (request,) = relay.held_requests
+    lines = _counter_lines(request)
+    assert lines, "the write held no change of the counter"
+    spooled = set(house.spool_lines())
+    assert {line.decode() for line in lines} <= spooled, "the batch was not copied"
+    relay.pass_answers()
+    restarted, after = restart(house, influxdb_down=False)
+
+    trial = Trial(initial, firing, stopped_at, restarted, after)
+    check(house, trial, bound=INTERVAL)
 
 
 def test_graceful_stop_with_influxdb_down(house: House) -> None:
