@@ -15,8 +15,15 @@ Two jobs run side by side, and the first never waits for the second:
 
 Each line is added with the state it was made of: once its point is durable (stored in
 the spool, or written), that state's fingerprint is saved with it (last_states), with
-the stats. Memory holds at most `memory_cap` lines waiting; should the spool not take
-them (a full disk, say), the oldest batch in memory is dropped, and counted.
+the stats. A line of the past (a backfill's) comes without one: it must not become an
+entity's last state. Memory holds at most `memory_cap` lines waiting; should the spool
+not take them (a full disk, say), the oldest batch in memory is dropped, and counted.
+
+Whenever everything received until a moment is durable (a delivery emptied memory, or
+memory went to the spool with nothing else under way), that moment is noted in the
+stats as `received_through`, saved with them: after a crash, the next start knows from
+when on state changes may be missing (pipeline/backfill looks for them in the
+recorder).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import contextlib
 from dataclasses import dataclass
 
 from homeassistant.core import State, callback
+from homeassistant.util import dt as dt_util
 
 from ..const import LOGGER
 from ..influxdb.errors import InfluxError, InfluxUnreachableError
@@ -50,7 +58,7 @@ class _Batch:
     """Lines taken from memory to be written, and the states they were made of."""
 
     lines: list[str]
-    states: list[State]
+    states: list[State | None]
     taken_at: float
     """Event-loop time the write began."""
     copy: range | None = None
@@ -85,7 +93,7 @@ class Batcher:
         self._on_recovery = on_recovery
         # Lines waiting in memory, and the state each was made of.
         self._lines: list[str] = []
-        self._states: list[State] = []
+        self._states: list[State | None] = []
         self._wake = asyncio.Event()
         self.health = WriteHealth()
         self._delivery: asyncio.Task[InfluxError | None] | None = None
@@ -110,8 +118,11 @@ class Batcher:
         return self._spilling + written
 
     @callback
-    def add(self, line: str, state: State) -> None:
-        """Queue one line, made of `state`; in the event loop, per state change."""
+    def add(self, line: str, state: State | None) -> None:
+        """Queue one line, made of `state`; in the event loop, per state change.
+
+        `state` is None for a line of the past, which names no entity's last state.
+        """
         lines = self._lines
         lines.append(line)
         self._states.append(state)
@@ -195,6 +206,8 @@ class Batcher:
             self._failed(err)
             await self._spill()
             return err
+        # Memory is empty, and the spool was written: all received until now is durable.
+        self._stats.received_through = dt_util.utcnow()
         return None
 
     async def _back_before_retry(self, now: float) -> bool:
@@ -302,6 +315,7 @@ class Batcher:
         """Move memory to the spool; if the spool cannot take it, keep it in memory."""
         if not self._lines:
             return
+        taken_at = dt_util.utcnow()
         lines, states = self._lines, self._states
         self._lines, self._states = [], []
         self._spilling += len(lines)
@@ -315,10 +329,17 @@ class Batcher:
             self._states[:0] = states
             while len(self._lines) > self.memory_cap:
                 self._drop_oldest_batch()
-        elif self.health.failing:
+            return
+        if self.health.failing:
             self.health.spooled += len(lines)
+        if self._delivery is None and not self._spilling:
+            # No batch was on its way, nor other lines being stored: what was received
+            # until the lines were taken is durable.
+            self._stats.received_through = taken_at
 
-    async def _append(self, lines: list[str], states: list[State]) -> range | None:
+    async def _append(
+        self, lines: list[str], states: list[State | None]
+    ) -> range | None:
         """Store lines with their states' fingerprints; their ids, None if it failed."""
         try:
             appended = await self._spool.append(
