@@ -14,9 +14,11 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.typing import ConfigType
+from homeassistant.util import dt as dt_util
 
 from .const import (
     CONF_GZIP,
+    CONF_HISTORY_BACKFILL,
     CONF_MEASUREMENT_RULE,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
@@ -33,7 +35,13 @@ from .influxdb.connection import create_client
 from .influxdb.errors import InfluxAuthError, InfluxError
 from .issues import IngestionIssues
 from .mirror.mirror import RegistryMirror
-from .pipeline.handover import async_begin_handover, async_take_handover
+from .pipeline.backfill import Backfill
+from .pipeline.backfill_state import BackfillStore
+from .pipeline.handover import (
+    async_begin_handover,
+    async_handover_began,
+    async_take_handover,
+)
 from .pipeline.last_states import LastStates, legacy_store as legacy_last_states
 from .pipeline.pipeline import Pipeline
 from .pipeline.stats import StatsStore, legacy_store as legacy_stats
@@ -84,6 +92,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     """
     # State changes fired while this sets up are handed to the pipeline once it runs.
     async_begin_handover(hass, entry)
+    began_at = async_handover_began(hass, entry) or dt_util.utcnow()
+    # The setup flow or the options asked for the recorder's history: once.
+    backfill_requested = bool(entry.options.get(CONF_HISTORY_BACKFILL))
+    if backfill_requested:
+        hass.config_entries.async_update_entry(
+            entry,
+            options={
+                key: value
+                for key, value in entry.options.items()
+                if key != CONF_HISTORY_BACKFILL
+            },
+        )
     spool_path = _spool_path(hass, entry)
     try:
         await hass.async_add_executor_job(
@@ -136,12 +156,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
                 or hass.config.path(DEFAULT_MIRROR_FILE)
             ),
         )
-    coordinator = IngestorCoordinator(hass, entry, pipeline, mirror)
-    entry.runtime_data = HaIngestorData(pipeline, coordinator, mirror)
+    backfill = Backfill(hass, entry, pipeline, began_at=began_at)
+    await backfill.async_load()
+    if backfill_requested:
+        backfill.async_request_default()
+    coordinator = IngestorCoordinator(hass, entry, pipeline, backfill, mirror)
+    entry.runtime_data = HaIngestorData(pipeline, coordinator, backfill, mirror)
     pipeline.async_start(async_take_handover(hass, entry))
     # Should the rest of the setup fail, the pipeline stops with it (an unload has
-    # stopped it already: then this does nothing).
+    # stopped it already: then this does nothing). Once it has stored what was in
+    # memory, the backfill saves where it stands.
+    pipeline.async_add_stopped_listener(backfill.async_pipeline_stopped)
     entry.async_on_unload(pipeline.async_stop)
+    entry.async_on_unload(backfill.async_stop)
     if mirror is not None:
         entry.async_on_unload(mirror.async_stop)
         await mirror.async_start()
@@ -150,6 +177,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     entry.async_on_unload(
         pipeline.async_add_status_listener(coordinator.async_update_now)
     )
+    entry.async_on_unload(backfill.async_add_listener(coordinator.async_update_now))
     entry.async_on_unload(
         pipeline.async_add_status_listener(
             partial(_async_update_sw_version, hass, entry)
@@ -159,6 +187,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     issues.async_start()
     entry.async_on_unload(issues.async_stop)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # Looks for a gap, and goes on with a backfill, once the recorder is ready.
+    backfill.async_start()
     return True
 
 
@@ -180,6 +210,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
         return False
     async_begin_handover(hass, entry)
     data = entry.runtime_data
+    # No more points of the past while the pipeline stores what is in memory.
+    await data.backfill.async_stop()
     await data.pipeline.async_stop()
     if data.mirror is not None:
         await data.mirror.async_stop()
@@ -192,3 +224,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
     # Where versions before 0.2 kept them, if they were never started since.
     await legacy_last_states(hass, entry.entry_id).async_remove()
     await legacy_stats(hass, entry.entry_id).async_remove()
+    await BackfillStore(hass, entry.entry_id).async_remove()

@@ -1,8 +1,8 @@
-"""Home Assistant's repairs platform: the fix flows of the two issues a user can fix.
+"""Home Assistant's repairs platform: the fix flows of the issues a user can fix.
 
 Points dropped because the spool was full are acknowledged; quarantined points are
-written again once the user has fixed what InfluxDB refused them for. issues.py
-raises both.
+written again once the user has fixed what InfluxDB refused them for; a gap in the
+history is backfilled from the recorder. issues.py raises them.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from homeassistant.helpers import issue_registry as ir
 from .compat import vol
 from .const import DOMAIN
 from .coordinator import HaIngestorConfigEntry
-from .issues import ISSUE_POINTS_DROPPED, ISSUE_POINTS_QUARANTINED
-from .services import async_replay_quarantine
+from .issues import ISSUE_HISTORY_GAP, ISSUE_POINTS_DROPPED, ISSUE_POINTS_QUARANTINED
+from .services import async_fill_gaps, async_replay_quarantine
 
 if TYPE_CHECKING:
     # From 2026.6; only a type (before, the flow's steps return a FlowResult).
@@ -109,4 +109,6 @@ async def async_create_fix_flow(
     if issue_id.startswith(f"{ISSUE_POINTS_QUARANTINED}_"):
         # The user has fixed the cause: write the quarantined points again.
         return EntryRepairFlow(entry_id, async_replay_quarantine)
+    if issue_id.startswith(f"{ISSUE_HISTORY_GAP}_"):
+        return EntryRepairFlow(entry_id, async_fill_gaps)
     return ConfirmRepairFlow()

@@ -332,9 +332,10 @@ class Batcher:
             return
         if self.health.failing:
             self.health.spooled += len(lines)
-        if self._delivery is None and not self._spilling:
-            # No batch was on its way, nor other lines being stored: what was received
-            # until the lines were taken is durable.
+        batch = self._in_flight
+        if (batch is None or batch.copy is not None) and not self._spilling:
+            # No batch on its way outside the spool, nor other lines being stored:
+            # what was received until the lines were taken is durable.
             self._stats.received_through = taken_at
 
     async def _append(
