@@ -73,7 +73,7 @@ def test_a_row_is_the_state_it_records() -> None:
             )
         ],
         ReadMemo(),
-        old_states=True,
+        change=True,
     )
     assert state is not None
     assert (state.entity_id, state.state) == ("sensor.power", "21.5")
@@ -96,11 +96,11 @@ def test_what_a_row_does_not_need_is_not_made() -> None:
         row(1, 10.0, "on", old=("off", None, 5.0)),
         row(2, 20.0, "on", changed=10.0, old=("on", None, 10.0)),
     ]
-    assert [old for _, old in to_rows(rows, ReadMemo(), old_states=False)] == [
+    assert [old for _, old in to_rows(rows, ReadMemo(), change=False)] == [
         None,
         None,
     ]
-    (_, first), (second, after_attributes) = to_rows(rows, ReadMemo(), old_states=True)
+    (_, first), (second, after_attributes) = to_rows(rows, ReadMemo(), change=True)
     assert first is not None
     assert (first.state, first.last_changed_timestamp) == ("off", 5.0)
     assert after_attributes is None
@@ -125,7 +125,7 @@ def test_removals_and_a_restarts_unchanged_states_are_no_state_changes() -> None
         row(5, 50.0, "5", attributes=(2, '{"unit_of_measurement":"kW"}')),
         row(6, 60.0, "5", entity_id="sensor.other"),
     ]
-    states = [state for state, _ in to_rows(rows, memo, old_states=True)]
+    states = [state for state, _ in to_rows(rows, memo, change=True)]
     assert [state is not None for state in states] == [
         True,
         False,
@@ -143,14 +143,20 @@ def test_rows_share_attributes_and_contexts_as_home_assistant_does() -> None:
         row(2, 10.5, "2", entity_id="light.b"),
         row(3, 11.0, "3", entity_id="light.a", context=None),
     ]
-    (a, _), (b, _), (c, _) = to_rows(rows, ReadMemo(), old_states=False)
+    (a, _), (b, _), (c, _) = to_rows(rows, ReadMemo(), change=True)
     assert a is not None
     assert b is not None
     assert c is not None
     assert a.attributes is b.attributes is c.attributes
     assert a.context is b.context
+    assert a.context.id == CONTEXT
     # A row without a recorded context gets a fixed id: it reads the same each time.
     assert c.context.id == "0"
+    # core_compatible reads no context: one for all.
+    (a, _), (b, _), (c, _) = to_rows(rows, ReadMemo(), change=False)
+    assert a is not None
+    assert c is not None
+    assert a.context is c.context
 
 
 def test_positions() -> None:

@@ -90,7 +90,7 @@ if TYPE_CHECKING:
 SLICE_SECONDS: Final = 0.02
 SLICE_POINTS: Final = (10, 1000)
 # Rows per read: this much of the pace, within CHUNK_ROWS. A read holds one thread of
-# the recorder's executor, and the GIL while it makes the states.
+# the recorder's executor for one query, and the GIL while it fetches the rows.
 CHUNK_SECONDS: Final = 0.1
 CHUNK_ROWS: Final = (100, 2000)
 # Points handed on only while fewer than this many batches wait (memory and spool).
@@ -353,7 +353,8 @@ class Backfill:
         if await async_recorder(self._hass) is None:
             if self.running or self._requested:
                 LOGGER.warning(
-                    "The recorder is not running: the backfill of %s waits for it",
+                    "The recorder is not running: the backfill of %s goes on at a"
+                    " start with the recorder",
                     self._entry.title,
                 )
             return
@@ -560,14 +561,14 @@ class Backfill:
         add = batcher.add
         loop = asyncio.get_running_loop()
         size = self._slice
-        old_states = self._entry.options.get(CONF_PRESET) == PRESET_RICH
+        change = self._entry.options.get(CONF_PRESET) == PRESET_RICH
         for begin in range(0, len(rows), size):
             await self._async_room()
             # No await from here to the end of the slice: the position always names
             # the last row handed on.
             written = 0
             part = rows[begin : begin + size]
-            for state, old_state in to_rows(part, memo, old_states=old_states):
+            for state, old_state in to_rows(part, memo, change=change):
                 if (
                     state is not None
                     and keep(state)

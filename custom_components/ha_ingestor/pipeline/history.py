@@ -51,6 +51,7 @@ ATTRIBUTE_CACHE_SIZE: Final = 20_000
 # the same every time.
 _NO_CONTEXT_ID: Final = "0"
 _NO_ATTRIBUTES: Final[ReadOnlyDict[str, Any]] = ReadOnlyDict()
+# The context of states whose context no encoder reads.
 _OLD_STATE_CONTEXT: Final = Context(id=_NO_CONTEXT_ID)
 
 
@@ -195,15 +196,17 @@ def _attributes(
 
 
 def to_rows(
-    raw: Sequence[Sequence[Any]], memo: ReadMemo, *, old_states: bool
+    raw: Sequence[Sequence[Any]], memo: ReadMemo, *, change: bool
 ) -> Iterator[HistoryRow]:
     """Make each row the state change it records, one at a time (in the event loop).
 
     One at a time: a row's objects are garbage before the next is made, so the
-    garbage collector's young generation frees them, rather than an old one. The
-    state before is made only with `old_states`, and only when its text differs: the
-    `rich` preset reads nothing else of it (its previous state and how long that
-    lasted), `core_compatible` nothing at all.
+    garbage collector's young generation frees them, rather than an old one.
+
+    With `change`, the state gets its context, and the state before is made when its
+    text differs: the `rich` preset reads of them the context's ids, the previous
+    state and how long it lasted, nothing else. Without, the states share one
+    context and have none before: `core_compatible` reads neither.
     """
     last_states = memo.last_states
     utc = dt_util.utc_from_timestamp
@@ -234,14 +237,17 @@ def to_rows(
             # (last_states.unchanged_since_restart).
             yield None, None
             continue
-        # One service call changes many entities in one context: one object for them.
-        context_key = (context_id, user_id, parent_id)
-        if (context := contexts.get(context_key)) is None:
-            context = contexts[context_key] = Context(
-                user_id=_uuid_hex(user_id),
-                parent_id=bytes_to_ulid_or_none(parent_id),
-                id=bytes_to_ulid_or_none(context_id) or _NO_CONTEXT_ID,
-            )
+        context = _OLD_STATE_CONTEXT
+        if change:
+            # One service call changes many entities in one context: one object.
+            key = (context_id, user_id, parent_id)
+            if (known := contexts.get(key)) is None:
+                known = contexts[key] = Context(
+                    user_id=_uuid_hex(user_id),
+                    parent_id=bytes_to_ulid_or_none(parent_id),
+                    id=bytes_to_ulid_or_none(context_id) or _NO_CONTEXT_ID,
+                )
+            context = known
         updated_at = utc(updated)
         state = State(
             entity_id,
@@ -255,7 +261,7 @@ def to_rows(
             last_updated_timestamp=updated,
         )
         old_state = None
-        if old_states and old_updated is not None and old_text != text:
+        if change and old_updated is not None and old_text != text:
             old_changed_at = utc(old_updated if old_changed is None else old_changed)
             old_state = State(
                 entity_id,
