@@ -19,6 +19,10 @@ SERVER_PACKAGES=(victoria-metrics nginx-light)
 # The browser the end-to-end tests (tests/e2e) drive through Playwright, and a font for its
 # screenshots. Installed without Recommends (those would add ~300 desktop packages).
 BROWSER_PACKAGES=(chromium fonts-liberation)
+# The PostgreSQL with TimescaleDB that scripts/bench's peer modes (Scribe, LTSS) write to.
+# The benchmark runs its own servers: the packages must not make and start a cluster of
+# their own, so they are installed after that is switched off (_no_default_cluster).
+POSTGRES_PACKAGES=(postgresql-18 postgresql-18-timescaledb)
 
 _host_python() {
   local candidate
@@ -40,6 +44,26 @@ _log() { printf '[ha-ingestor] %s\n' "$*" >&2; }
 _copy_in() {
   cmp -s "$1" "$2" && return 0
   cp "$1" "$2.ha-ingestor-tmp" && mv -f "$2.ha-ingestor-tmp" "$2"
+}
+
+# _no_default_cluster ROOT: tell postgresql-common (in ROOT, "" for the host) to make no
+# cluster when a server package is installed.
+_no_default_cluster() {
+  mkdir -p "$1/etc/postgresql-common/createcluster.d"
+  echo 'create_main_cluster = false' >"$1/etc/postgresql-common/createcluster.d/ha-ingestor.conf"
+}
+
+# _bind_into_root DIR: make the host's DIR visible at the same path inside the root.
+_bind_into_root() {
+  mkdir -p "$PY_ROOT$1"
+  # A mount left by an earlier clone at the same path (CI reuses paths) still shows the
+  # deleted directory: nothing can be created in it. Same device and inode, or mount anew.
+  if mountpoint -q "$PY_ROOT$1" &&
+    [ "$(stat -c %d:%i "$1")" != "$(stat -c %d:%i "$PY_ROOT$1")" ]; then
+    _log "replacing a stale mount (of an earlier checkout) at $PY_ROOT$1"
+    umount -l "$PY_ROOT$1"
+  fi
+  mountpoint -q "$PY_ROOT$1" || mount --bind "$1" "$PY_ROOT$1"
 }
 
 _provision_root() {
@@ -66,23 +90,16 @@ _provision_root() {
   _copy_in /etc/ssl/certs/ca-certificates.crt "$PY_ROOT/etc/ssl/certs/ca-certificates.crt"
   mountpoint -q "$PY_ROOT/proc" || mount -t proc proc "$PY_ROOT/proc"
   mountpoint -q "$PY_ROOT/dev" || mount --rbind /dev "$PY_ROOT/dev"
-  mkdir -p "$PY_ROOT$REPO"
-  # A mount left by an earlier clone at the same path (CI reuses paths) still shows the
-  # deleted directory: nothing can be created in it. Same device and inode, or mount anew.
-  if mountpoint -q "$PY_ROOT$REPO" &&
-    [ "$(stat -c %d:%i "$REPO")" != "$(stat -c %d:%i "$PY_ROOT$REPO")" ]; then
-    _log "replacing a stale mount of an earlier checkout at $PY_ROOT$REPO"
-    umount -l "$PY_ROOT$REPO"
-  fi
-  mountpoint -q "$PY_ROOT$REPO" || mount --bind "$REPO" "$PY_ROOT$REPO"
+  _bind_into_root "$REPO"
   # A root made before a package was added here (or just made by debootstrap, which
   # installs SYSTEM_PACKAGES only) gets the rest with apt-get. Asked of dpkg itself, so
   # that checkouts with different lists sharing the root do not reinstall in turn.
-  if [ "$(chroot "$PY_ROOT" dpkg-query -W -f='${db:Status-Abbrev}\n' \
-    "${SYSTEM_PACKAGES[@]}" "${SERVER_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}" 2>/dev/null |
-    grep -c '^ii')" != "$((${#SYSTEM_PACKAGES[@]} + ${#SERVER_PACKAGES[@]} + ${#BROWSER_PACKAGES[@]}))" ]; then
-    _log "installing system packages in $PY_ROOT: ${SYSTEM_PACKAGES[*]} ${SERVER_PACKAGES[*]} ${BROWSER_PACKAGES[*]}"
-    chroot "$PY_ROOT" /bin/sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} ${SERVER_PACKAGES[*]} >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${BROWSER_PACKAGES[*]} >/dev/null"
+  local all=("${SYSTEM_PACKAGES[@]}" "${SERVER_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}")
+  if [ "$(chroot "$PY_ROOT" dpkg-query -W -f='${db:Status-Abbrev}\n' "${all[@]}" 2>/dev/null |
+    grep -c '^ii')" != "${#all[@]}" ]; then
+    _log "installing system packages in $PY_ROOT: ${all[*]}"
+    _no_default_cluster "$PY_ROOT"
+    chroot "$PY_ROOT" /bin/sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${SYSTEM_PACKAGES[*]} ${SERVER_PACKAGES[*]} ${POSTGRES_PACKAGES[*]} >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${BROWSER_PACKAGES[*]} >/dev/null"
   fi
   flock -u 9
 }
@@ -102,6 +119,19 @@ _provision_host() {
       return 1
     fi
   done
+  # scripts/bench's peer modes and their tests need PostgreSQL with TimescaleDB; a machine
+  # without the packages (they are Debian testing's) gets a warning, not a failure.
+  if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      _no_default_cluster ""
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        "${POSTGRES_PACKAGES[@]}" >/dev/null; } ||
+        _log "could not install ${POSTGRES_PACKAGES[*]}: scripts/bench modes s and t and their tests will fail"
+    else
+      _log "no PostgreSQL server: scripts/bench modes s and t and their tests need" \
+        "${POSTGRES_PACKAGES[*]} (or PostgreSQL 18 with TimescaleDB)"
+    fi
+  fi
   # The end-to-end tests need a Chromium (or HA_INGESTOR_CHROMIUM naming one); everything
   # else works without it, so a machine that cannot install it only gets a warning.
   if [ -z "${HA_INGESTOR_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 &&
@@ -125,6 +155,7 @@ if HOST_PYTHON=$(_host_python); then
   PYTHON_FOR_VENV=$HOST_PYTHON
 else
   VENV="$REPO/.venv-py314"
+  PY_ROOT_IN_USE=1
   _provision_root
   # PIP_FIND_LINKS names a host folder that does not exist inside the root. chroot, env and
   # bash all exec: the command keeps the PID of the chroot process, so signals sent to that
@@ -174,6 +205,18 @@ ensure_release_venvs() {
     requirements=${requirements#"$REPO/"}
     _ensure_venv "$VENV-ha-$(basename "$requirements" .txt)" "$requirements"
   done
+}
+
+# share_with_python DIR: make DIR, a host directory, readable by in_python's commands at
+# the same path (it already is unless they run in the root and DIR is outside the
+# repository).
+share_with_python() {
+  local dir
+  dir=$(cd "$1" && pwd)
+  case "$dir/" in "$REPO"/*) return 0 ;; esac
+  if [ -n "${PY_ROOT_IN_USE:-}" ]; then
+    _bind_into_root "$dir"
+  fi
 }
 
 # in_python CMD...: run CMD in the repository with the venv on PATH (in the root if needed).

@@ -18,6 +18,7 @@ from unittest.mock import PropertyMock, patch
 import uuid
 
 from homeassistant import loader
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import (
     CONF_PASSWORD,
     CONF_TOKEN,
@@ -183,7 +184,7 @@ async def restarted(
 
 
 async def save_options(
-    hass: HomeAssistant, entry: MockConfigEntry, changes: dict[str, Any]
+    hass: HomeAssistant, entry: ConfigEntry, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Go through the option forms as a user would: change `changes`, keep the rest.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 import contextlib
 import datetime as dt
+import ipaddress
 import json
 from pathlib import Path
 import shutil
@@ -71,7 +72,10 @@ def start_server(
 
 
 def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """Write a certificate for 127.0.0.1 that no client trusts by default."""
+    """Write a certificate for 127.0.0.1 that no client trusts by default.
+
+    It is its own authority: a client given it as its CA file trusts the server.
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
@@ -83,6 +87,13 @@ def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"

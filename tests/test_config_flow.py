@@ -17,12 +17,12 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-import probatio
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 
-from custom_components.ha_ingestor.config_flow import STEP_INFLUXDB_V3_SCHEMA
+from custom_components.ha_ingestor.compat import vol
+from custom_components.ha_ingestor.config_flow import INFLUXDB_V3_FORM
 from custom_components.ha_ingestor.const import (
     API_V1,
     API_V2,
@@ -591,10 +591,10 @@ async def test_v3_form_and_success(
 
 def test_v3_form_defaults() -> None:
     """InfluxDB 3's default port is 8181; the token is optional; no_sync is off."""
-    fields = {key.schema: key for key in STEP_INFLUXDB_V3_SCHEMA.schema}
+    fields = {key.schema: key for key in INFLUXDB_V3_FORM.schema}
     assert fields[CONF_URL].default() == "http://localhost:8181"
     assert fields[CONF_NO_SYNC].default() is False
-    assert isinstance(fields[CONF_TOKEN], probatio.Optional)
+    assert isinstance(fields[CONF_TOKEN], vol.Optional)
 
 
 async def test_v3_database_to_be_created_is_said(

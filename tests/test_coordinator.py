@@ -49,6 +49,7 @@ async def test_the_snapshot_is_what_the_pipeline_counted(
     assert snapshot.points_dropped_unacknowledged == 0
     assert (snapshot.points_waiting, snapshot.spool_bytes) == (0, 0)
     assert snapshot.spool_max_bytes == pipeline.spool.max_bytes
+    assert 0 < snapshot.spool_fill == pipeline.spool.fill < 0.01
     assert snapshot.last_write == stats.last_write is not None
     assert snapshot.last_write_latency_ms is not None
     assert snapshot.mirror_rows is None  # no mirror

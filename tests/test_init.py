@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+import sqlite3
 from typing import Any
 from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import CONF_PASSWORD, CONF_URL
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import STORAGE_DIR
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
+    API_V1,
+    CONF_API_VERSION,
     CONF_DATABASE,
     CONF_FLUSH_INTERVAL,
     CONF_GZIP,
     CONF_MEASUREMENT_RULE,
+    CONF_SSL_CA_CERT,
     DOMAIN,
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
     MEASUREMENT_UNIT,
 )
+from custom_components.ha_ingestor.issues import ISSUE_SPOOL_DAMAGED
+from custom_components.ha_ingestor.storage.spool import Spool
 
 from .conftest import setup_entry, v2_entry_data, wait_until
+from .damage import leaves, overwrite_page
 from .influxdb_v1_server import InfluxDBv1Server, free_port
 from .influxdb_v2_server import InfluxDBv2TestServer
+from .repair_issues import issue_checked_now, issue_of, render_issue
+
+EARLIER_US = 1_760_000_000_000_000
 
 
 async def test_setup_and_unload(
@@ -134,22 +145,156 @@ def _write_foreign_file(path: Path) -> None:
     path.write_bytes(b"not a database, but someone's file\n" * 100)
 
 
+def _write_other_database(path: Path) -> None:
+    path.parent.mkdir(exist_ok=True)
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("CREATE TABLE states (state_id INTEGER PRIMARY KEY)")
+    finally:
+        connection.close()
+
+
 def _spool_files(path: Path) -> list[Path]:
     return list(path.parent.glob(f"{path.name}*"))
 
 
-async def test_unusable_spool_retries_setup(
+def _moved_aside(path: Path) -> list[Path]:
+    """The damaged spools moved aside from `path` (not their log or shared memory)."""
+    return [
+        file
+        for file in path.parent.glob(f"{path.name}.damaged-*")
+        if not file.name.endswith(("-wal", "-shm"))
+    ]
+
+
+async def test_another_programs_database_at_the_spool_path_retries_setup(
     hass: HomeAssistant, config_entry: MockConfigEntry
 ) -> None:
-    """A spool path that is not a spool: setup is retried later, the file untouched."""
+    """An SQLite file that is not a spool: setup is retried later, the file untouched."""
     spool_path = _spool_path(hass, config_entry)
-    await hass.async_add_executor_job(_write_foreign_file, spool_path)
+    await hass.async_add_executor_job(_write_other_database, spool_path)
     config_entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.SETUP_RETRY
     assert "spool file cannot be used" in (config_entry.reason or "")
-    content = await hass.async_add_executor_job(spool_path.read_bytes)
+    assert "not a spool" in (config_entry.reason or "")
+    assert await hass.async_add_executor_job(_spool_files, spool_path) == [spool_path]
+
+
+def _spool_of_an_earlier_run(path: Path, count: int) -> set[int]:
+    """A spool left with `count` points of sensor.power, two pages then overwritten.
+
+    The points are 0 to count - 1 (value and id - 1). Returns those of the pages
+    overwritten.
+    """
+    path.parent.mkdir(exist_ok=True)
+
+    async def fill() -> None:
+        spool = await Spool.open(path, 1 << 30)
+        await spool.append(
+            [
+                f"W,domain=sensor,entity_id=power value={i}.0 {EARLIER_US + i}"
+                for i in range(count)
+            ],
+            last_states={"sensor.power": "the state before the restart"},
+        )
+        await spool.close()
+
+    asyncio.run(fill())
+    found = leaves(path, "points")
+    lost: set[int] = set()
+    for page, ids in (found[len(found) // 3], found[2 * len(found) // 3]):
+        overwrite_page(path, page)
+        lost.update(i - 1 for i in ids)
+    return lost
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_a_damaged_spool_is_salvaged_while_recording_goes_on(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Pages of the spool overwritten: the entry loads and records at once.
+
+    The damaged file is moved aside; what can be read of it is written to InfluxDB
+    too, and a repair issue names the file, the points saved and those lost.
+    """
+    spool_path = _spool_path(hass, config_entry)
+    lost = await hass.async_add_executor_job(
+        _spool_of_an_earlier_run, spool_path, 3_000
+    )
+    await setup_entry(hass, config_entry, {CONF_FLUSH_INTERVAL: 0.05})
+    assert config_entry.state is ConfigEntryState.LOADED
+    for watts in range(5_000, 5_010):
+        hass.states.async_set("sensor.power", str(watts), {"unit_of_measurement": "W"})
+
+    await wait_until(
+        lambda: issue_checked_now(hass, config_entry, ISSUE_SPOOL_DAMAGED) is not None,
+        "the salvage is done",
+    )
+    issue = issue_of(hass, config_entry, ISSUE_SPOOL_DAMAGED)
+    assert issue is not None
+    (moved,) = await hass.async_add_executor_job(_moved_aside, spool_path)
+    text = render_issue(issue)
+    assert f"It was moved to {moved}" in text
+    assert f"{3_000 - len(lost)} were read and copied into the new spool" in text
+    assert f"; {len(lost)} could not be read and are lost" in text
+
+    expected = sorted({*range(3_000)} - lost | {*range(5_000, 5_010)})
+    await wait_until(
+        lambda: len(influxdb.rows('SELECT * FROM "W"', database)) == len(expected),
+        "every point saved is written",
+    )
+    rows = influxdb.rows('SELECT "value" FROM "W"', database)
+    assert sorted(int(row["value"]) for row in rows) == expected
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    assert issue_of(hass, config_entry, ISSUE_SPOOL_DAMAGED) is None
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_a_file_that_is_no_database_is_set_aside_untouched(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    """Someone's file at the spool path: kept aside as it was, the entry records."""
+    spool_path = _spool_path(hass, config_entry)
+    await hass.async_add_executor_job(_write_foreign_file, spool_path)
+    await setup_entry(hass, config_entry, {CONF_FLUSH_INTERVAL: 0.05})
+    await wait_until(
+        lambda: issue_checked_now(hass, config_entry, ISSUE_SPOOL_DAMAGED) is not None,
+        "the salvage is done",
+    )
+    issue = issue_of(hass, config_entry, ISSUE_SPOOL_DAMAGED)
+    assert issue is not None
+    assert "0 were read" in render_issue(issue)
+    assert "an unknown number could not be read" in render_issue(issue)
+    (moved,) = await hass.async_add_executor_job(_moved_aside, spool_path)
+    content = await hass.async_add_executor_job(moved.read_bytes)
     assert content.startswith(b"not a database")
+    hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
+    stats = config_entry.runtime_data.pipeline.stats
+    await wait_until(lambda: stats.points_written == 1, "the point is written")
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+async def test_unusable_ca_certificate_retries_setup(hass: HomeAssistant) -> None:
+    """A CA certificate file that cannot be read: setup is retried, saying why."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={
+            CONF_API_VERSION: API_V1,
+            CONF_URL: "https://127.0.0.1:1",
+            CONF_VERIFY_SSL: True,
+            CONF_DATABASE: "home_assistant",
+            CONF_SSL_CA_CERT: hass.config.path("missing.pem"),
+        },
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert "certificate authorities" in (entry.reason or "")
+    assert "missing.pem" in (entry.reason or "")
 
 
 async def test_removing_the_entry_deletes_its_spool(

@@ -26,6 +26,7 @@ from pytest_homeassistant_custom_component.typing import RecorderInstanceContext
 from custom_components.ha_ingestor.const import (
     CONF_BACKFILL_PACE,
     CONF_BATCH_SIZE,
+    CONF_DEFAULT_MEASUREMENT,
     CONF_EXCLUDE_AREAS,
     CONF_EXCLUDE_DEVICE_CLASSES,
     CONF_EXCLUDE_DOMAINS,
@@ -38,6 +39,7 @@ from custom_components.ha_ingestor.const import (
     CONF_HISTORY_BACKFILL,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
     CONF_INCLUDE_AREAS,
     CONF_INCLUDE_DEVICE_CLASSES,
     CONF_INCLUDE_DOMAINS,
@@ -45,14 +47,18 @@ from custom_components.ha_ingestor.const import (
     CONF_INCLUDE_ENTITY_GLOBS,
     CONF_INCLUDE_LABELS,
     CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_OVERRIDES,
     CONF_MEASUREMENT_RULE,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
     CONF_PRESET,
     CONF_SKIP_UNAVAILABLE,
     CONF_SPOOL_MAX_MB,
+    CONF_TAG_ATTRIBUTES,
+    CONF_TIMESTAMP_PRECISION,
     DEFAULT_MIRROR_FILE,
     MEASUREMENT_ENTITY_ID,
+    PRECISION_SECONDS,
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
 )
@@ -116,6 +122,11 @@ async def test_every_option_is_saved_and_shown_again(
         CONF_GLOBAL_TAGS: "site=home\n\n  floor_plan = v2 ",
         CONF_IGNORE_ATTRIBUTES: ["friendly_name"],
         CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: "light: effect_list, color_mode\n\nclimate:x",
+        CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "sensor.*_power: icon\n*_linkquality:a,b\nsensor.y:",
+        CONF_MEASUREMENT_OVERRIDES: "sensor: sensors\nsensor.*_power: power\nsensor.x:",
+        CONF_DEFAULT_MEASUREMENT: "misc",
+        CONF_TAG_ATTRIBUTES: ["room"],
+        CONF_TIMESTAMP_PRECISION: PRECISION_SECONDS,
         CONF_BATCH_SIZE: 5000,
         CONF_FLUSH_INTERVAL: 2.5,
         CONF_GZIP: True,
@@ -130,6 +141,16 @@ async def test_every_option_is_saved_and_shown_again(
         CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: {
             "light": ["effect_list", "color_mode"],
             "climate": ["x"],
+        },
+        CONF_IGNORE_ATTRIBUTES_BY_ENTITY: {
+            "sensor.*_power": ["icon"],
+            "*_linkquality": ["a", "b"],
+            "sensor.y": [],
+        },
+        CONF_MEASUREMENT_OVERRIDES: {
+            "sensor": "sensors",
+            "sensor.*_power": "power",
+            "sensor.x": "",
         },
     }
     mirror_off = {
@@ -158,6 +179,13 @@ async def test_every_option_is_saved_and_shown_again(
     assert shown[CONF_IGNORE_ATTRIBUTES_BY_DOMAIN] == (
         "light: effect_list, color_mode\nclimate: x"
     )
+    assert shown[CONF_IGNORE_ATTRIBUTES_BY_ENTITY] == (
+        "sensor.*_power: icon\n*_linkquality: a, b\nsensor.y: "
+    )
+    assert shown[CONF_MEASUREMENT_OVERRIDES] == (
+        "sensor: sensors\nsensor.*_power: power\nsensor.x: "
+    )
+    assert shown[CONF_TIMESTAMP_PRECISION] == PRECISION_SECONDS
     assert shown[CONF_PRESET] == PRESET_RICH
 
 
@@ -170,7 +198,11 @@ async def test_every_option_is_saved_and_shown_again(
             {CONF_EXCLUDE_DOMAINS: "invalid_domain"},
         ),
         (
-            {CONF_EXCLUDE_ENTITY_GLOBS: ["*temperature"]},
+            {CONF_EXCLUDE_ENTITY_GLOBS: ["*_temperature", "sensor"]},
+            {CONF_EXCLUDE_ENTITY_GLOBS: "invalid_glob"},
+        ),
+        (
+            {CONF_EXCLUDE_ENTITY_GLOBS: ["a b*"]},
             {CONF_EXCLUDE_ENTITY_GLOBS: "invalid_glob"},
         ),
         (
@@ -213,6 +245,34 @@ async def test_every_option_is_saved_and_shown_again(
         (
             {CONF_MEASUREMENT_OVERRIDE: "two\nlines"},
             {CONF_MEASUREMENT_OVERRIDE: "invalid_measurement"},
+        ),
+        (
+            {CONF_DEFAULT_MEASUREMENT: " "},
+            {CONF_DEFAULT_MEASUREMENT: "invalid_measurement"},
+        ),
+        (
+            {CONF_MEASUREMENT_OVERRIDES: "sensor.*: a\nsensor.*: b"},
+            {CONF_MEASUREMENT_OVERRIDES: "invalid_measurement_overrides"},
+        ),
+        (
+            {CONF_MEASUREMENT_OVERRIDES: "Sensor.X: a"},
+            {CONF_MEASUREMENT_OVERRIDES: "invalid_measurement_overrides"},
+        ),
+        (
+            {CONF_MEASUREMENT_OVERRIDES: "sensor power"},
+            {CONF_MEASUREMENT_OVERRIDES: "invalid_measurement_overrides"},
+        ),
+        (
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "sensor: icon"},
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "invalid_ignore_attributes_by_entity"},
+        ),
+        (
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "sensor.x icon"},
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "invalid_ignore_attributes_by_entity"},
+        ),
+        (
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "sensor.x: a\nsensor.x: b"},
+            {CONF_IGNORE_ATTRIBUTES_BY_ENTITY: "invalid_ignore_attributes_by_entity"},
         ),
     ],
 )

@@ -14,7 +14,11 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL, DOMAIN
+from custom_components.ha_ingestor.const import (
+    CONF_FLUSH_INTERVAL,
+    CONF_SPOOL_MAX_MB,
+    DOMAIN,
+)
 from custom_components.ha_ingestor.issues import (
     ISSUE_POINTS_DROPPED,
     ISSUE_POINTS_QUARANTINED,
@@ -22,6 +26,7 @@ from custom_components.ha_ingestor.issues import (
     issue_id,
 )
 from custom_components.ha_ingestor.repairs import async_create_fix_flow
+from custom_components.ha_ingestor.storage.spool import Spool
 
 from .conftest import seed_field_type_conflict, setup_entry, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
@@ -36,6 +41,23 @@ from .repair_issues import (
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.05}
 
 
+async def _fill_nearly(spool: Spool) -> int:
+    """Fill `spool` with another measurement's points until it is 99.5% full.
+
+    The points take 1 kB each; a few hundred of sensor.power's fill the rest.
+    Returns how many were appended.
+    """
+    filler = 0
+    while spool.fill < 0.995:
+        lines = [
+            f'filler,entity_id=f{i} text="{"x" * 950}" {1_000_000 + i}'
+            for i in range(filler, filler + 20)
+        ]
+        assert (await spool.append(lines)).dropped == 0
+        filler += 20
+    return filler
+
+
 @pytest.mark.usefixtures("revive")
 async def test_spool_nearly_full_then_points_dropped(
     hass: HomeAssistant,
@@ -45,16 +67,12 @@ async def test_spool_nearly_full_then_points_dropped(
 ) -> None:
     """Above 80%: an issue; overflowing: another, acknowledged in its flow."""
     assert await async_setup_component(hass, "repairs", {})
-    await setup_entry(hass, config_entry, FAST_FLUSH)
+    await setup_entry(hass, config_entry, FAST_FLUSH | {CONF_SPOOL_MAX_MB: 16})
     data = config_entry.runtime_data
     spool = data.pipeline.spool
     stats = data.pipeline.stats
     await hass.async_add_executor_job(influxdb.kill)
-    # A small spool: each point of sensor.power is about 60 bytes.
-    line = "W,domain=sensor,entity_id=power value=10.0 1000000000000000"
-    spool._max_bytes = 20 * len(line)
-    fire_power(hass, 10, 27)
-    await wait_until(lambda: spool.count == 17, "17 points spooled")
+    filler = await _fill_nearly(spool)
     await wait_until(
         lambda: (
             issue_checked_now(hass, config_entry, ISSUE_SPOOL_NEARLY_FULL) is not None
@@ -63,11 +81,17 @@ async def test_spool_nearly_full_then_points_dropped(
     )
     issue = issue_of(hass, config_entry, ISSUE_SPOOL_NEARLY_FULL)
     assert issue is not None
-    assert "(85%, 17 points)" in render_issue(issue)
+    assert f"is 99% full ({filler} points; its files may take 16 MB on disk)" in (
+        render_issue(issue)
+    )
     assert issue_of(hass, config_entry, ISSUE_POINTS_DROPPED) is None
 
-    fire_power(hass, 27, 33)
-    await wait_until(lambda: stats.points_dropped_spool_full == 3, "3 points dropped")
+    fire_power(hass, 0, 2_000)
+    await wait_until(
+        lambda: spool.count + stats.points_dropped_spool_full == filler + 2_000,
+        "each point spooled or dropped",
+    )
+    assert stats.points_dropped_spool_full > 0
     await wait_until(
         lambda: issue_checked_now(hass, config_entry, ISSUE_POINTS_DROPPED) is not None,
         "the dropped issue",
@@ -75,7 +99,8 @@ async def test_spool_nearly_full_then_points_dropped(
     issue = issue_of(hass, config_entry, ISSUE_POINTS_DROPPED)
     assert issue is not None
     assert issue.is_fixable
-    assert "its oldest 3 points were deleted" in render_issue(issue)
+    dropped = stats.points_dropped_spool_full
+    assert f"its oldest {dropped} points were deleted" in render_issue(issue)
 
     # Acknowledged: gone until more are dropped.
     manager = repairs_flow_manager(hass)
@@ -87,20 +112,25 @@ async def test_spool_nearly_full_then_points_dropped(
     result = await manager.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert issue_of(hass, config_entry, ISSUE_POINTS_DROPPED) is None
-    assert stats.points_dropped_acknowledged == 3
+    assert stats.points_dropped_acknowledged == dropped
     data.coordinator.async_update_now()
     await hass.async_block_till_done()
     assert issue_of(hass, config_entry, ISSUE_POINTS_DROPPED) is None
 
-    fire_power(hass, 33, 35)
-    await wait_until(lambda: stats.points_dropped_spool_full == 5, "2 more dropped")
+    fire_power(hass, 2_000, 2_100)
+    await wait_until(
+        lambda: spool.count + stats.points_dropped_spool_full == filler + 2_100,
+        "each point spooled or dropped",
+    )
+    assert stats.points_dropped_spool_full > dropped
     await wait_until(
         lambda: issue_checked_now(hass, config_entry, ISSUE_POINTS_DROPPED) is not None,
         "the dropped issue again",
     )
     issue = issue_of(hass, config_entry, ISSUE_POINTS_DROPPED)
     assert issue is not None
-    assert "its oldest 2 points were deleted" in render_issue(issue)
+    more = stats.points_dropped_spool_full - dropped
+    assert f"its oldest {more} points were deleted" in render_issue(issue)
 
     # InfluxDB back (written at once, not after the backoff): the spool empties,
     # its issue clears; the dropped one stays.
@@ -111,7 +141,8 @@ async def test_spool_nearly_full_then_points_dropped(
         "the spool issue clears itself",
     )
     assert spool.count == 0
-    assert len(influxdb.rows('SELECT * FROM "W"', database)) == 20
+    # The oldest went: the other measurement's points, none of sensor.power's.
+    assert len(influxdb.rows('SELECT * FROM "W"', database)) == 2_100
     assert issue_of(hass, config_entry, ISSUE_POINTS_DROPPED) is not None
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 

@@ -16,6 +16,7 @@ from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.util import dt as dt_util
 
+from . import takeover
 from .const import (
     CONF_GZIP,
     CONF_HISTORY_BACKFILL,
@@ -31,8 +32,8 @@ from .const import (
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
 )
 from .coordinator import HaIngestorConfigEntry, HaIngestorData, IngestorCoordinator
-from .influxdb.connection import create_client
-from .influxdb.errors import InfluxAuthError, InfluxError
+from .influxdb.connection import async_create_client
+from .influxdb.errors import InfluxAuthError, InfluxCACertificateError, InfluxError
 from .issues import IngestionIssues
 from .mirror.mirror import RegistryMirror
 from .pipeline.backfill import Backfill
@@ -46,8 +47,8 @@ from .pipeline.last_states import LastStates, legacy_store as legacy_last_states
 from .pipeline.pipeline import Pipeline
 from .pipeline.stats import StatsStore, legacy_store as legacy_stats
 from .services import async_setup_services
-from .storage.spool import Spool, SpoolError
-from .storage.sqlite import delete_sqlite_files
+from .storage.salvage import Salvage, open_spool
+from .storage.spool import Spool, SpoolError, delete_spool_files
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
@@ -88,28 +89,28 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
 
     Points wait in the spool until it does: an unreachable server, rejected
     credentials (which start re-authentication) or a missing database do not stop
-    the recording.
+    the recording. Nor does a damaged spool: it is set aside, a new one started,
+    and what can be read of the old one copied into it in the background.
     """
     # State changes fired while this sets up are handed to the pipeline once it runs.
     async_begin_handover(hass, entry)
-    began_at = async_handover_began(hass, entry) or dt_util.utcnow()
-    # The setup flow or the options asked for the recorder's history: once.
-    backfill_requested = bool(entry.options.get(CONF_HISTORY_BACKFILL))
-    if backfill_requested:
-        hass.config_entries.async_update_entry(
-            entry,
-            options={
-                key: value
-                for key, value in entry.options.items()
-                if key != CONF_HISTORY_BACKFILL
-            },
+    try:
+        client = await async_create_client(
+            hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
         )
+    except InfluxCACertificateError as err:
+        async_take_handover(hass, entry)
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="ca_certificate_unusable",
+            translation_placeholders={"error": str(err)},
+        ) from err
     spool_path = _spool_path(hass, entry)
     try:
         await hass.async_add_executor_job(
             partial(spool_path.parent.mkdir, parents=True, exist_ok=True)
         )
-        spool = await Spool.open(
+        spool, salvage = await open_spool(
             spool_path,
             int(entry.options.get(CONF_SPOOL_MAX_MB, DEFAULT_SPOOL_MAX_MB)) << 20,
         )
@@ -124,9 +125,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     await last_states.async_load()
     stats = await StatsStore(hass, entry.entry_id, spool).async_load()
 
-    client = create_client(
-        hass, entry.data, gzip=entry.options.get(CONF_GZIP, DEFAULT_GZIP)
-    )
     pipeline = Pipeline(
         hass,
         entry,
@@ -156,17 +154,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
                 or hass.config.path(DEFAULT_MIRROR_FILE)
             ),
         )
-    backfill = Backfill(hass, entry, pipeline, began_at=began_at)
-    await backfill.async_load()
-    if backfill_requested:
-        backfill.async_request_default()
+    backfill = await _async_load_backfill(hass, entry, pipeline)
     coordinator = IngestorCoordinator(hass, entry, pipeline, backfill, mirror)
     entry.runtime_data = HaIngestorData(pipeline, coordinator, backfill, mirror)
     pipeline.async_start(async_take_handover(hass, entry))
     # Should the rest of the setup fail, the pipeline stops with it (an unload has
-    # stopped it already: then this does nothing). Once it has stored what was in
-    # memory, the backfill saves where it stands.
-    pipeline.async_add_stopped_listener(backfill.async_pipeline_stopped)
+    # stopped it already: then this does nothing).
     entry.async_on_unload(pipeline.async_stop)
     entry.async_on_unload(backfill.async_stop)
     if mirror is not None:
@@ -183,13 +176,70 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
             partial(_async_update_sw_version, hass, entry)
         )
     )
-    issues = IngestionIssues(hass, entry, coordinator, spool)
+    issues = IngestionIssues(hass, entry, coordinator, spool, salvage)
     issues.async_start()
     entry.async_on_unload(issues.async_stop)
+    # Now that it records: the built-in influxdb integration it takes over from.
+    entry.async_on_unload(takeover.async_start(hass, entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if salvage is not None:
+        entry.async_create_background_task(
+            hass,
+            _async_salvage(salvage, spool, pipeline, coordinator),
+            "ha_ingestor salvage",
+        )
+    _async_take_history_request(hass, entry, backfill)
     # Looks for a gap, and goes on with a backfill, once the recorder is ready.
     backfill.async_start()
     return True
+
+
+async def _async_salvage(
+    salvage: Salvage,
+    spool: Spool,
+    pipeline: Pipeline,
+    coordinator: IngestorCoordinator,
+) -> None:
+    """Copy what can be read of the damaged spool, then raise its repair issue."""
+    await salvage.run(spool)
+    pipeline.stats.points_dropped_spool_full += salvage.dropped
+    coordinator.async_update_now()
+
+
+async def _async_load_backfill(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry, pipeline: Pipeline
+) -> Backfill:
+    """Load the entry's backfill, before the pipeline takes the handover.
+
+    Once the pipeline has stored what was in memory at its stop, the backfill saves
+    where it stands.
+    """
+    began_at = async_handover_began(hass, entry) or dt_util.utcnow()
+    backfill = Backfill(hass, entry, pipeline, began_at=began_at)
+    await backfill.async_load()
+    pipeline.async_add_stopped_listener(backfill.async_pipeline_stopped)
+    return backfill
+
+
+@callback
+def _async_take_history_request(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry, backfill: Backfill
+) -> None:
+    """Start the backfill the setup flow or the options asked for: once.
+
+    Taken once nothing can keep the entry from setting up, then removed.
+    """
+    if not entry.options.get(CONF_HISTORY_BACKFILL):
+        return
+    hass.config_entries.async_update_entry(
+        entry,
+        options={
+            key: value
+            for key, value in entry.options.items()
+            if key != CONF_HISTORY_BACKFILL
+        },
+    )
+    backfill.async_request_default()
 
 
 @callback
@@ -219,8 +269,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -> None:
-    """Delete the entry's spool, which holds its last states and counters too."""
-    await hass.async_add_executor_job(delete_sqlite_files, _spool_path(hass, entry))
+    """Delete the entry's spool (its files and reserve): last states, counters too."""
+    await hass.async_add_executor_job(delete_spool_files, _spool_path(hass, entry))
     # Where versions before 0.2 kept them, if they were never started since.
     await legacy_last_states(hass, entry.entry_id).async_remove()
     await legacy_stats(hass, entry.entry_id).async_remove()

@@ -1,4 +1,9 @@
-"""Config flow: choose InfluxDB 3, 2 or 1.x, enter the connection, test it for real."""
+"""Config flow: choose InfluxDB 3, 2 or 1.x, enter the connection, test it for real.
+
+Or take over from Home Assistant's built-in influxdb integration (takeover.py): its
+connection, tested the same way, and its options; the last page names what differs
+and disables it.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import callback
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
@@ -35,10 +41,12 @@ from .const import (
     CONF_BUCKET,
     CONF_DATABASE,
     CONF_HISTORY_BACKFILL,
+    CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
     CONF_NO_SYNC,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
+    CONF_SSL_CA_CERT,
     DEFAULT_DATABASE,
     DEFAULT_MIRROR_FILE,
     DEFAULT_URL,
@@ -47,7 +55,11 @@ from .const import (
     LOGGER,
 )
 from .influxdb.client import ServerInfo
-from .influxdb.connection import connection_title, connection_unique_id, create_client
+from .influxdb.connection import (
+    async_create_client,
+    connection_title,
+    connection_unique_id,
+)
 from .influxdb.errors import (
     InfluxAuthError,
     InfluxConnectionError,
@@ -56,13 +68,21 @@ from .influxdb.errors import (
     InvalidURLError,
 )
 from .options_flow import (
-    HISTORY_SCHEMA,
-    MIRROR_SCHEMA,
+    HISTORY_FORM,
+    MIRROR_FORM,
     HaIngestorOptionsFlow,
     async_check_mirror,
     history_placeholders,
 )
 from .pipeline.backfill import async_estimate_history
+from .takeover import (
+    Takeover,
+    TakeoverError,
+    async_describe,
+    async_disable_after_setup,
+    async_plan,
+    takeover_offered,
+)
 
 _URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL, autocomplete="url"))
 _TEXT = TextSelector()
@@ -71,7 +91,7 @@ _PASSWORD = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
 )
 
-STEP_INFLUXDB_V1_SCHEMA = vol.Schema(
+INFLUXDB_V1_FORM = vol.Schema(
     {
         vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
         vol.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
@@ -81,7 +101,7 @@ STEP_INFLUXDB_V1_SCHEMA = vol.Schema(
         vol.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
-STEP_INFLUXDB_V2_SCHEMA = vol.Schema(
+INFLUXDB_V2_FORM = vol.Schema(
     {
         vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
         vol.Required(CONF_TOKEN): _PASSWORD,
@@ -90,7 +110,7 @@ STEP_INFLUXDB_V2_SCHEMA = vol.Schema(
         vol.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
-STEP_INFLUXDB_V3_SCHEMA = vol.Schema(
+INFLUXDB_V3_FORM = vol.Schema(
     {
         vol.Required(CONF_URL, default=DEFAULT_V3_URL): _URL,
         vol.Required(CONF_DATABASE, default=DEFAULT_DATABASE): _TEXT,
@@ -99,12 +119,12 @@ STEP_INFLUXDB_V3_SCHEMA = vol.Schema(
         vol.Required(CONF_VERIFY_SSL, default=True): bool,
     }
 )
-_CONNECTION_SCHEMAS = {
-    API_V1: STEP_INFLUXDB_V1_SCHEMA,
-    API_V2: STEP_INFLUXDB_V2_SCHEMA,
-    API_V3: STEP_INFLUXDB_V3_SCHEMA,
+_CONNECTION_FORMS = {
+    API_V1: INFLUXDB_V1_FORM,
+    API_V2: INFLUXDB_V2_FORM,
+    API_V3: INFLUXDB_V3_FORM,
 }
-_CREDENTIALS_SCHEMAS = {
+_CREDENTIALS_FORMS = {
     API_V1: vol.Schema(
         {
             vol.Optional(CONF_USERNAME): _USERNAME,
@@ -120,6 +140,13 @@ _CLEARED_CREDENTIALS: dict[str, dict[str, str]] = {
     API_V2: {},
     API_V3: {CONF_TOKEN: ""},
 }
+# The takeover's last page: disable the built-in integration (on unless the user says).
+CONF_DISABLE_BUILTIN = "disable_builtin"
+STEP_TAKEOVER_CONFIRM_SCHEMA = vol.Schema(
+    {vol.Required(CONF_DISABLE_BUILTIN, default=True): BooleanSelector()}
+)
+# The form that shows a copied connection that does not work, by API version.
+_CONNECTION_STEPS = {API_V1: "influxdb_v1", API_V2: "influxdb_v2"}
 _OPTIONAL_DEFAULTS: dict[str, dict[str, str]] = {
     API_V1: {CONF_RETENTION_POLICY: "", **_CLEARED_CREDENTIALS[API_V1]},
     API_V2: {},
@@ -138,6 +165,8 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         """Keep the tested connection and the options while the next steps are shown."""
         self._data: dict[str, Any] = {}
         self._options: dict[str, Any] = {}
+        # What a takeover copies from the built-in integration; None in other flows.
+        self._takeover: Takeover | None = None
 
     @staticmethod
     @callback
@@ -148,9 +177,90 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Ask which InfluxDB the server is: the newest first."""
+        """Ask which InfluxDB the server is: the newest first.
+
+        Where the built-in influxdb integration is set up, taking over from it comes
+        before all.
+        """
+        if takeover_offered(self.hass):
+            return self.async_show_menu(
+                step_id="user",
+                menu_options=["takeover", "influxdb_v3", "influxdb_v2", "influxdb_v1"],
+            )
         return self.async_show_menu(
             step_id="user", menu_options=["influxdb_v3", "influxdb_v2", "influxdb_v1"]
+        )
+
+    async def async_step_takeover(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Copy the built-in integration's connection and options; test the connection.
+
+        A connection that does not work is shown in its version's form, the errors on
+        its fields.
+        """
+        try:
+            plan = await async_plan(self.hass)
+        except TakeoverError as err:
+            if err.reason == "yaml_invalid":
+                return self.async_abort(
+                    reason="yaml_invalid", description_placeholders={"error": str(err)}
+                )
+            return self.async_abort(reason="builtin_missing")
+        self._takeover = plan
+        data = plan.data
+        api_version = data[CONF_API_VERSION]
+        try:
+            unique_id = connection_unique_id(data)
+        except InvalidURLError:
+            errors, server = {CONF_URL: "invalid_url"}, None
+        else:
+            await self.async_set_unique_id(unique_id)
+            self._abort_if_unique_id_configured()
+            errors, server = await self._async_validate(data)
+        if not errors:
+            self._data = data
+            return await self._async_connection_tested(server)
+        return self.async_show_form(
+            step_id=_CONNECTION_STEPS[api_version],
+            data_schema=self.add_suggested_values_to_schema(
+                _CONNECTION_FORMS[api_version], data
+            ),
+            errors=errors,
+        )
+
+    async def async_step_takeover_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Say what changes, and create the entry; disable the built-in one if asked.
+
+        It is disabled once the new entry records, so that no state change falls
+        between the two.
+        """
+        if (plan := self._takeover) is None:
+            return await self.async_step_takeover()
+        if user_input is not None:
+            if plan.builtin_enabled and user_input.get(CONF_DISABLE_BUILTIN, True):
+                async_disable_after_setup(
+                    self.hass, connection_unique_id(self._data), plan.builtin_entry_id
+                )
+            options = plan.options | {
+                CONF_MIRROR_ENABLED: False,
+                CONF_MIRROR_PATH: self.hass.config.path(DEFAULT_MIRROR_FILE),
+            }
+            return self.async_create_entry(
+                title=connection_title(self._data), data=self._data, options=options
+            )
+        placeholders = await async_describe(self.hass, plan)
+        return self.async_show_form(
+            step_id="takeover_confirm",
+            data_schema=(
+                STEP_TAKEOVER_CONFIRM_SCHEMA if plan.builtin_enabled else vol.Schema({})
+            ),
+            description_placeholders={
+                "title": connection_title(self._data),
+                **placeholders,
+            },
         )
 
     async def async_step_influxdb_v3(
@@ -177,6 +287,14 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = _with_defaults({CONF_API_VERSION: api_version, **user_input})
+            # A takeover keeps the built-in integration's CA certificate file, which
+            # the form does not show.
+            if (
+                self._takeover is not None
+                and CONF_SSL_CA_CERT in self._takeover.data
+                and data[CONF_VERIFY_SSL]
+            ):
+                data[CONF_SSL_CA_CERT] = self._takeover.data[CONF_SSL_CA_CERT]
             errors, server = await self._async_validate(data)
             if not errors:
                 await self.async_set_unique_id(connection_unique_id(data))
@@ -186,7 +304,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(
-                _CONNECTION_SCHEMAS[api_version], user_input
+                _CONNECTION_FORMS[api_version], user_input
             ),
             errors=errors,
         )
@@ -217,6 +335,8 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def _async_connection_confirmed(self) -> ConfigFlowResult:
+        if self._takeover is not None:
+            return await self.async_step_takeover_confirm()
         if self.source == SOURCE_RECONFIGURE:
             data = self._data
             return self.async_update_reload_and_abort(
@@ -239,7 +359,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="registry_mirror",
             data_schema=self.add_suggested_values_to_schema(
-                MIRROR_SCHEMA,
+                MIRROR_FORM,
                 user_input
                 or {CONF_MIRROR_PATH: self.hass.config.path(DEFAULT_MIRROR_FILE)},
             ),
@@ -259,7 +379,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
             if estimate is not None:
                 return self.async_show_form(
                     step_id="history",
-                    data_schema=HISTORY_SCHEMA,
+                    data_schema=HISTORY_FORM,
                     description_placeholders=history_placeholders(estimate),
                 )
         elif user_input[CONF_HISTORY_BACKFILL]:
@@ -291,7 +411,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=self.add_suggested_values_to_schema(
-                _CREDENTIALS_SCHEMAS[api_version],
+                _CREDENTIALS_FORMS[api_version],
                 user_input or {CONF_USERNAME: entry.data.get(CONF_USERNAME, "")},
             ),
             description_placeholders={"title": entry.title},
@@ -307,6 +427,9 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = _with_defaults({CONF_API_VERSION: api_version, **user_input})
+            # The forms have no CA certificate field: one taken over is kept.
+            if CONF_SSL_CA_CERT in entry.data:
+                data[CONF_SSL_CA_CERT] = entry.data[CONF_SSL_CA_CERT]
             errors, server = await self._async_validate(data)
             if not errors:
                 unique_id = connection_unique_id(data)
@@ -321,7 +444,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                _CONNECTION_SCHEMAS[api_version], user_input or entry.data
+                _CONNECTION_FORMS[api_version], user_input or entry.data
             ),
             errors=errors,
         )
@@ -339,7 +462,7 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
         )
         server = None
         try:
-            server = await create_client(self.hass, data).validate()
+            server = await (await async_create_client(self.hass, data)).validate()
         except InvalidURLError:
             errors = {CONF_URL: "invalid_url"}
         except InfluxConnectionError as err:

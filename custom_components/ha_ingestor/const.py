@@ -17,6 +17,9 @@ CONF_ORGANIZATION: Final = "organization"
 CONF_BUCKET: Final = "bucket"
 # InfluxDB 3: acknowledge writes before the server's write-ahead log is persisted.
 CONF_NO_SYNC: Final = "no_sync"
+# A PEM file of the certificate authorities the server's certificate is checked
+# against, instead of the system's (taken over from the built-in integration).
+CONF_SSL_CA_CERT: Final = "ssl_ca_cert"
 
 API_V1: Final = "1"
 API_V2: Final = "2"
@@ -62,6 +65,29 @@ CONF_IGNORE_ATTRIBUTES: Final = "ignore_attributes"  # list[str]
 CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: Final = (
     "ignore_attributes_by_domain"  # dict[str, list[str]]
 )
+# What the built-in integration calls component_config and component_config_glob's
+# ignore_attributes: by entity id or entity id pattern (line_protocol/entity_settings).
+CONF_IGNORE_ATTRIBUTES_BY_ENTITY: Final = (
+    "ignore_attributes_by_entity"  # dict[str, list[str]]
+)
+# Its component_config(_domain, _glob)'s override_measurement: by domain, entity id or
+# pattern; an empty one means the rule's measurement (or the one for everything).
+CONF_MEASUREMENT_OVERRIDES: Final = "measurement_overrides"  # dict[str, str]
+# Its default_measurement: the measurement where the rule finds none.
+CONF_DEFAULT_MEASUREMENT: Final = "default_measurement"
+# Its tags_attributes: attributes written as tags rather than fields.
+CONF_TAG_ATTRIBUTES: Final = "tag_attributes"  # list[str]
+# Its precision: timestamps are cut to whole milliseconds or seconds.
+CONF_TIMESTAMP_PRECISION: Final = "timestamp_precision"
+PRECISION_MICROSECONDS: Final = "us"
+PRECISION_MILLISECONDS: Final = "ms"
+PRECISION_SECONDS: Final = "s"
+# Microseconds per unit of each precision.
+PRECISION_US: Final = {
+    PRECISION_MICROSECONDS: 1,
+    PRECISION_MILLISECONDS: 1_000,
+    PRECISION_SECONDS: 1_000_000,
+}
 
 # Tags the presets write themselves: a global tag cannot take their names.
 RESERVED_TAGS: Final = frozenset(

@@ -24,6 +24,7 @@ from .mirror.mirror import RegistryMirror
 from .pipeline.backfill import Backfill, BackfillProgress
 from .pipeline.backfill_state import HistoryGap
 from .pipeline.pipeline import Pipeline
+from .storage.spool import SpoolError
 
 UPDATE_INTERVAL: Final = timedelta(seconds=15)
 # Events per minute: counted over the last minute of snapshots.
@@ -59,7 +60,15 @@ class PipelineSnapshot:
     points_written: int
     points_waiting: int
     spool_bytes: int
+    spool_fill: float
+    """How full the spool is: 1.0 once the oldest points must make room."""
     spool_max_bytes: int
+    spool_path: str
+    spool_error: SpoolError | None
+    """Why the spool could not store points, until it stores some again."""
+    points_in_memory: int
+    """Points waiting in memory: those the spool does not take meanwhile."""
+    memory_cap: int
     points_dropped: int
     points_dropped_spool_full: int
     points_dropped_unacknowledged: int
@@ -136,7 +145,12 @@ class IngestorCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             points_written=stats.points_written,
             points_waiting=pipeline.points_waiting,
             spool_bytes=spool.size_bytes,
+            spool_fill=spool.fill,
             spool_max_bytes=spool.max_bytes,
+            spool_path=str(spool.path),
+            spool_error=pipeline.batcher.spool_error,
+            points_in_memory=pipeline.batcher.pending + pipeline.batcher.in_flight,
+            memory_cap=pipeline.batcher.memory_cap,
             points_dropped=stats.points_dropped,
             points_dropped_spool_full=stats.points_dropped_spool_full,
             points_dropped_unacknowledged=stats.points_dropped_unacknowledged,

@@ -158,8 +158,9 @@ async def async_get_config_entry_diagnostics(
             "in_memory": batcher.pending,
             "memory_cap": batcher.memory_cap,
             "size_bytes": spool.size_bytes,
+            "used_bytes": spool.used_bytes,
             "max_bytes": spool.max_bytes,
-            "fill_percent": round(100 * spool.size_bytes / spool.max_bytes, 1),
+            "fill_percent": round(100 * spool.fill, 1),
             "oldest_point_age_seconds": _age(spool.oldest_time, now),
         },
         "quarantine": {

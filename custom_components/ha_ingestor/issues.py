@@ -8,13 +8,16 @@ CHECK_INTERVAL, raising or clearing one issue per problem and config entry:
   start re-authentication);
 - the database, retention policy, organization or bucket does not exist;
 - the spool holds more than SPOOL_NEARLY_FULL of its size limit;
+- the disk that holds the spool is full (points wait in memory);
+- the spool was damaged: moved aside, and what could be read of it copied;
 - points were dropped because the spool was full (until the user acknowledges it);
 - points are in quarantine, naming their entities (the fix retries them);
 - the recorder holds state changes the entry never received, found at a start (the
   fix backfills exactly those windows from the recorder).
 
-Points are never lost to any of the first three: they wait in the spool. The fixable
-issues are fixed in repairs.py's flows.
+Points are never lost to any of these but the full disk, the damage and the dropped
+and quarantined points: they wait in the spool (a gap's state changes, in the
+recorder). The three fixable issues are fixed in repairs.py's flows.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from .coordinator import HaIngestorConfigEntry, IngestorCoordinator, PipelineSna
 from .influxdb.errors import InfluxAuthError, InfluxNotFoundError
 from .line_protocol.parse import line_entity
 from .pipeline.backfill_state import HistoryGap
-from .storage.spool import QuarantinedPoint, Spool, SpoolError
+from .storage.salvage import Salvage
+from .storage.spool import QuarantinedPoint, Spool, SpoolDiskFullError, SpoolError
 
 CHECK_INTERVAL: Final = timedelta(seconds=30)
 UNREACHABLE_AFTER: Final = timedelta(minutes=5)
@@ -49,6 +53,8 @@ ENTITIES_NAMED: Final = 10
 ISSUE_UNREACHABLE: Final = "influxdb_unreachable"
 ISSUE_TARGET_MISSING: Final = "target_missing"
 ISSUE_SPOOL_NEARLY_FULL: Final = "spool_nearly_full"
+ISSUE_DISK_FULL: Final = "spool_disk_full"
+ISSUE_SPOOL_DAMAGED: Final = "spool_damaged"
 ISSUE_POINTS_DROPPED: Final = "points_dropped"
 ISSUE_POINTS_QUARANTINED: Final = "points_quarantined"
 ISSUE_HISTORY_GAP: Final = "history_gap"
@@ -58,6 +64,8 @@ ISSUES: Final = (
     ISSUE_UNREACHABLE,
     ISSUE_TARGET_MISSING,
     ISSUE_SPOOL_NEARLY_FULL,
+    ISSUE_DISK_FULL,
+    ISSUE_SPOOL_DAMAGED,
     ISSUE_POINTS_DROPPED,
     ISSUE_POINTS_QUARANTINED,
     ISSUE_HISTORY_GAP,
@@ -78,12 +86,17 @@ class IngestionIssues:
         entry: HaIngestorConfigEntry,
         coordinator: IngestorCoordinator,
         spool: Spool,
+        salvage: Salvage | None,
     ) -> None:
-        """Check with `coordinator`'s updates; read `spool`'s quarantine to name entities."""
+        """Check with `coordinator`'s updates; read `spool`'s quarantine to name entities.
+
+        `salvage` is the damaged spool this entry's setup found, if it found one.
+        """
         self._hass = hass
         self._entry = entry
         self._coordinator = coordinator
         self._spool = spool
+        self._salvage = salvage
         self._unsubscribers: list[CALLBACK_TYPE] = []
         # The quarantine size the issue's text was written for.
         self._quarantine_described: int | None = None
@@ -125,6 +138,8 @@ class IngestionIssues:
         snapshot = self._coordinator.snapshot()
         self._check_writes(snapshot)
         self._check_spool(snapshot)
+        self._check_disk(snapshot)
+        self._check_salvage()
         self._check_dropped(snapshot)
         self._check_quarantine(snapshot)
         self._check_history_gaps(snapshot.history_gaps)
@@ -199,7 +214,7 @@ class IngestionIssues:
         )
 
     def _check_spool(self, snapshot: PipelineSnapshot) -> None:
-        share = snapshot.spool_bytes / snapshot.spool_max_bytes
+        share = snapshot.spool_fill
         if share < SPOOL_NO_LONGER_FULL or (
             share < SPOOL_NEARLY_FULL and not self._exists(ISSUE_SPOOL_NEARLY_FULL)
         ):
@@ -210,9 +225,41 @@ class IngestionIssues:
             ir.IssueSeverity.WARNING,
             {
                 "percent": str(math.floor(share * 100)),
-                "size_mb": str(snapshot.spool_bytes >> 20),
                 "max_mb": str(snapshot.spool_max_bytes >> 20),
                 "backlog": str(snapshot.points_waiting),
+            },
+        )
+
+    def _check_disk(self, snapshot: PipelineSnapshot) -> None:
+        if not isinstance(snapshot.spool_error, SpoolDiskFullError):
+            self._delete(ISSUE_DISK_FULL)
+            return
+        self._raise(
+            ISSUE_DISK_FULL,
+            ir.IssueSeverity.ERROR,
+            {
+                "path": snapshot.spool_path,
+                "memory": str(snapshot.points_in_memory),
+                "cap": str(snapshot.memory_cap),
+            },
+        )
+
+    def _check_salvage(self) -> None:
+        """Once what could be read of a damaged spool is copied, say so until unload."""
+        salvage = self._salvage
+        if salvage is None or not salvage.done:
+            return
+        self._raise(
+            ISSUE_SPOOL_DAMAGED,
+            ir.IssueSeverity.ERROR,
+            {
+                "path": str(salvage.moved_to),
+                "error": salvage.cause,
+                "saved": str(salvage.saved),
+                "lost": "an unknown number"
+                if salvage.lost is None
+                else str(salvage.lost),
+                "quarantined": str(salvage.quarantined),
             },
         )
 

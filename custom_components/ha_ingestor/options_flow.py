@@ -45,6 +45,7 @@ from .const import (
     BATCH_SIZE_RANGE,
     CONF_BACKFILL_PACE,
     CONF_BATCH_SIZE,
+    CONF_DEFAULT_MEASUREMENT,
     CONF_EXCLUDE_AREAS,
     CONF_EXCLUDE_DEVICE_CLASSES,
     CONF_EXCLUDE_DOMAINS,
@@ -58,6 +59,7 @@ from .const import (
     CONF_HISTORY_BACKFILL,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
     CONF_INCLUDE_AREAS,
     CONF_INCLUDE_DEVICE_CLASSES,
     CONF_INCLUDE_DOMAINS,
@@ -65,12 +67,15 @@ from .const import (
     CONF_INCLUDE_ENTITY_GLOBS,
     CONF_INCLUDE_LABELS,
     CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_OVERRIDES,
     CONF_MEASUREMENT_RULE,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
     CONF_PRESET,
     CONF_SKIP_UNAVAILABLE,
     CONF_SPOOL_MAX_MB,
+    CONF_TAG_ATTRIBUTES,
+    CONF_TIMESTAMP_PRECISION,
     DEFAULT_BACKFILL_PACE,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
@@ -83,16 +88,23 @@ from .const import (
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
     MEASUREMENT_ENTITY_ID,
     MEASUREMENT_UNIT,
+    PRECISION_MICROSECONDS,
+    PRECISION_MILLISECONDS,
+    PRECISION_SECONDS,
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
     RESERVED_TAGS,
     SPOOL_MAX_MB_RANGE,
 )
+from .line_protocol.entity_settings import key_kind
 from .mirror.path_check import validate_mirror_path
 from .pipeline.backfill import HistoryEstimate, async_estimate_history
 
 _DOMAIN = re.compile(r"[a-z0-9_]+")
-_ENTITY_GLOB = re.compile(r"[a-z0-9_*?]+\.[a-z0-9_*?]+")
+# An entity id pattern: with a dot or a wildcard (`*_linkquality` is one), in the
+# characters of entity ids and fnmatch's wildcards and sets.
+_ENTITY_GLOB = re.compile(r"(?=.*[.*?\[])[a-z0-9_.*?\[\]!-]+")
+_ENTITY_ID = re.compile(r"[a-z0-9_]+\.[a-z0-9_]+")
 _DEVICE_CLASS = _DOMAIN
 
 _LIST_CHECKS = (
@@ -105,7 +117,7 @@ _LIST_CHECKS = (
 )
 
 
-MIRROR_SCHEMA = vol.Schema(
+MIRROR_FORM = vol.Schema(
     {
         vol.Required(CONF_MIRROR_ENABLED, default=False): BooleanSelector(),
         vol.Optional(CONF_MIRROR_PATH): TextSelector(),
@@ -114,7 +126,7 @@ MIRROR_SCHEMA = vol.Schema(
 
 
 # The setup flow's last form: whether to write the history the recorder already has.
-HISTORY_SCHEMA = vol.Schema(
+HISTORY_FORM = vol.Schema(
     {vol.Required(CONF_HISTORY_BACKFILL, default=False): BooleanSelector()}
 )
 
@@ -192,6 +204,65 @@ def format_ignore_by_domain(ignored: Mapping[str, list[str]]) -> str:
     )
 
 
+def _entity_key_valid(key: str, *, domains: bool) -> bool:
+    """Whether a settings key is an entity id or pattern (or a domain, if allowed)."""
+    match key_kind(key):
+        case "domain":
+            return domains and _DOMAIN.fullmatch(key) is not None
+        case "entity":
+            return _ENTITY_ID.fullmatch(key) is not None
+    return _ENTITY_GLOB.fullmatch(key) is not None
+
+
+def parse_measurement_overrides(text: str) -> dict[str, str]:
+    """Read `key: measurement` lines: a domain, entity id or pattern, each once.
+
+    An empty measurement is none: the rule's (or the one for everything) applies,
+    also where a domain or pattern would give another.
+    """
+    overrides: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, colon, measurement = (part.strip() for part in line.partition(":"))
+        if (
+            not colon
+            or key in overrides
+            or not _entity_key_valid(key, domains=True)
+            or not measurement.isprintable()
+        ):
+            raise InvalidOptionError("invalid_measurement_overrides")
+        overrides[key] = measurement
+    return overrides
+
+
+def format_measurement_overrides(overrides: Mapping[str, str]) -> str:
+    """Show stored measurements per domain, entity or pattern as the form's text."""
+    return "\n".join(f"{key}: {measurement}" for key, measurement in overrides.items())
+
+
+def parse_ignore_by_entity(text: str) -> dict[str, list[str]]:
+    """Read `entity id or pattern: attribute, attribute` lines, each key once.
+
+    No attribute after the colon: none besides those ignored everywhere, also where
+    the domain or a pattern would ignore more.
+    """
+    ignored: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, colon, names = (part.strip() for part in line.partition(":"))
+        if not colon or key in ignored or not _entity_key_valid(key, domains=False):
+            raise InvalidOptionError("invalid_ignore_attributes_by_entity")
+        ignored[key] = [name.strip() for name in names.split(",") if name.strip()]
+    return ignored
+
+
+def _valid_measurement(text: str) -> bool:
+    """Whether a measurement typed in a form is printable text, not only spaces."""
+    return not text or (bool(text.strip()) and text.isprintable())
+
+
 def _number(low: float, high: float, step: float, unit: str | None = None) -> Any:
     config = NumberSelectorConfig(
         min=low, max=high, step=step, mode=NumberSelectorMode.BOX
@@ -222,7 +293,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             if not errors:
                 self._options.update(user_input)
                 return await self.async_step_schema()
-        return self._show("init", self._filters_schema(), user_input, errors)
+        return self._show("init", self._filters_form(), user_input, errors)
 
     async def async_step_schema(
         self, user_input: dict[str, Any] | None = None
@@ -234,18 +305,22 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             for key, parse in (
                 (CONF_GLOBAL_TAGS, parse_global_tags),
                 (CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, parse_ignore_by_domain),
+                (CONF_IGNORE_ATTRIBUTES_BY_ENTITY, parse_ignore_by_entity),
+                (CONF_MEASUREMENT_OVERRIDES, parse_measurement_overrides),
             ):
                 try:
                     parsed[key] = parse(user_input.get(key, ""))
                 except InvalidOptionError as err:
                     errors[key] = str(err)
-            override = user_input.get(CONF_MEASUREMENT_OVERRIDE, "")
-            if override and (not override.strip() or not override.isprintable()):
-                errors[CONF_MEASUREMENT_OVERRIDE] = "invalid_measurement"
+            for key in (CONF_MEASUREMENT_OVERRIDE, CONF_DEFAULT_MEASUREMENT):
+                if not _valid_measurement(user_input.get(key, "")):
+                    errors[key] = "invalid_measurement"
             if not errors:
                 self._options.update(parsed)
                 return await self.async_step_delivery()
-        return self._show("schema", _SCHEMA_SCHEMA, user_input, errors, _schema_form)
+        return self._show(
+            "schema", _SCHEMA_FORM, user_input, errors, _schema_form_values
+        )
 
     async def async_step_delivery(
         self, user_input: dict[str, Any] | None = None
@@ -254,7 +329,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             self._options.update(user_input)
             return await self.async_step_registry_mirror()
-        return self._show("delivery", _DELIVERY_SCHEMA, None, {})
+        return self._show("delivery", _DELIVERY_FORM, None, {})
 
     async def async_step_registry_mirror(
         self, user_input: dict[str, Any] | None = None
@@ -266,7 +341,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             if not errors:
                 self._options.update(mirror)
                 return await self.async_step_history()
-        return self._show("registry_mirror", MIRROR_SCHEMA, user_input, errors)
+        return self._show("registry_mirror", MIRROR_FORM, user_input, errors)
 
     async def async_step_history(
         self, user_input: dict[str, Any] | None = None
@@ -284,11 +359,11 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             return self.async_create_entry(data=options | {CONF_HISTORY_BACKFILL: True})
         estimate = await self._async_estimate()
         if estimate is None:
-            return self._show("backfill_pace", _PACE_SCHEMA, None, {})
+            return self._show("backfill_pace", _PACE_FORM, None, {})
         return self.async_show_form(
             step_id="history",
             data_schema=self.add_suggested_values_to_schema(
-                _HISTORY_OPTIONS_SCHEMA, self._current_options()
+                _HISTORY_OPTIONS_FORM, self._current_options()
             ),
             description_placeholders=history_placeholders(estimate),
         )
@@ -338,7 +413,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
             errors=errors,
         )
 
-    def _filters_schema(self) -> vol.Schema:
+    def _filters_form(self) -> vol.Schema:
         domains = SelectSelector(
             SelectSelectorConfig(
                 options=sorted(
@@ -378,7 +453,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
         )
 
 
-def _schema_form(options: Mapping[str, Any]) -> dict[str, Any]:
+def _schema_form_values(options: Mapping[str, Any]) -> dict[str, Any]:
     """Show stored schema options as the form does (text for tags and lists)."""
     return {
         **options,
@@ -386,10 +461,16 @@ def _schema_form(options: Mapping[str, Any]) -> dict[str, Any]:
         CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: format_ignore_by_domain(
             options.get(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, {})
         ),
+        CONF_IGNORE_ATTRIBUTES_BY_ENTITY: format_ignore_by_domain(
+            options.get(CONF_IGNORE_ATTRIBUTES_BY_ENTITY, {})
+        ),
+        CONF_MEASUREMENT_OVERRIDES: format_measurement_overrides(
+            options.get(CONF_MEASUREMENT_OVERRIDES, {})
+        ),
     }
 
 
-_SCHEMA_SCHEMA = vol.Schema(
+_SCHEMA_FORM = vol.Schema(
     {
         vol.Required(CONF_PRESET, default=PRESET_CORE_COMPATIBLE): SelectSelector(
             SelectSelectorConfig(
@@ -412,8 +493,15 @@ _SCHEMA_SCHEMA = vol.Schema(
             )
         ),
         vol.Optional(CONF_MEASUREMENT_OVERRIDE): TextSelector(),
+        vol.Optional(CONF_MEASUREMENT_OVERRIDES): TextSelector(
+            TextSelectorConfig(multiline=True)
+        ),
+        vol.Optional(CONF_DEFAULT_MEASUREMENT): TextSelector(),
         vol.Optional(CONF_GLOBAL_TAGS): TextSelector(
             TextSelectorConfig(multiline=True)
+        ),
+        vol.Optional(CONF_TAG_ATTRIBUTES): TextSelector(
+            TextSelectorConfig(multiple=True)
         ),
         vol.Optional(CONF_IGNORE_ATTRIBUTES): TextSelector(
             TextSelectorConfig(multiple=True)
@@ -421,19 +509,34 @@ _SCHEMA_SCHEMA = vol.Schema(
         vol.Optional(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN): TextSelector(
             TextSelectorConfig(multiline=True)
         ),
+        vol.Optional(CONF_IGNORE_ATTRIBUTES_BY_ENTITY): TextSelector(
+            TextSelectorConfig(multiline=True)
+        ),
+        vol.Required(
+            CONF_TIMESTAMP_PRECISION, default=PRECISION_MICROSECONDS
+        ): SelectSelector(
+            SelectSelectorConfig(
+                options=[
+                    PRECISION_MICROSECONDS,
+                    PRECISION_MILLISECONDS,
+                    PRECISION_SECONDS,
+                ],
+                translation_key=CONF_TIMESTAMP_PRECISION,
+            )
+        ),
     }
 )
 
-_PACE_SCHEMA = vol.Schema(
+_PACE_FORM = vol.Schema(
     {
         vol.Required(CONF_BACKFILL_PACE, default=DEFAULT_BACKFILL_PACE): _number(
             *BACKFILL_PACE_RANGE, 100, "points/s"
         ),
     }
 )
-_HISTORY_OPTIONS_SCHEMA = HISTORY_SCHEMA.extend(_PACE_SCHEMA.schema)
+_HISTORY_OPTIONS_FORM = HISTORY_FORM.extend(_PACE_FORM.schema)
 
-_DELIVERY_SCHEMA = vol.Schema(
+_DELIVERY_FORM = vol.Schema(
     {
         vol.Required(CONF_BATCH_SIZE, default=DEFAULT_BATCH_SIZE): _number(
             *BATCH_SIZE_RANGE, 1

@@ -2,7 +2,9 @@
 
 Points dropped because the spool was full are acknowledged; quarantined points are
 written again once the user has fixed what InfluxDB refused them for; a gap in the
-history is backfilled from the recorder. issues.py raises them.
+history is backfilled from the recorder (issues.py raises those three). While the
+built-in influxdb integration writes the same points, it is disabled (takeover.py
+raises that one).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntryDisabler, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
@@ -21,6 +23,7 @@ from .const import DOMAIN
 from .coordinator import HaIngestorConfigEntry
 from .issues import ISSUE_HISTORY_GAP, ISSUE_POINTS_DROPPED, ISSUE_POINTS_QUARANTINED
 from .services import async_fill_gaps, async_replay_quarantine
+from .takeover import ISSUE_DOUBLE_WRITING
 
 if TYPE_CHECKING:
     # From 2026.6; only a type (before, the flow's steps return a FlowResult).
@@ -89,6 +92,44 @@ class EntryRepairFlow(RepairsFlow):
         return dict(issue.translation_placeholders)
 
 
+class DisableBuiltinRepairFlow(RepairsFlow):
+    """The fix of the double-writing issue: disable the built-in entry."""
+
+    def __init__(self, builtin_entry_id: object) -> None:
+        """Disable the entry `builtin_entry_id` (from the issue's data)."""
+        self._builtin_entry_id = builtin_entry_id
+
+    async def async_step_init(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """Show the confirmation."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """Disable the built-in entry once the user confirms."""
+        if user_input is not None:
+            builtin_id = self._builtin_entry_id
+            if (
+                isinstance(builtin_id, str)
+                and (builtin := self.hass.config_entries.async_get_entry(builtin_id))
+                and builtin.disabled_by is None
+            ):
+                await self.hass.config_entries.async_set_disabled_by(
+                    builtin_id, ConfigEntryDisabler.USER
+                )
+            return self.async_create_entry(data={})
+        issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
+        return self.async_show_form(
+            step_id="confirm",
+            data_schema=vol.Schema({}),
+            description_placeholders=dict(
+                (issue.translation_placeholders if issue else None) or {}
+            ),
+        )
+
+
 async def _acknowledge_dropped(entry: HaIngestorConfigEntry) -> None:
     """Note that the user has read of the dropped points; more raise it again."""
     pipeline = entry.runtime_data.pipeline
@@ -111,4 +152,8 @@ async def async_create_fix_flow(
         return EntryRepairFlow(entry_id, async_replay_quarantine)
     if issue_id.startswith(f"{ISSUE_HISTORY_GAP}_"):
         return EntryRepairFlow(entry_id, async_fill_gaps)
+    if issue_id.startswith(f"{ISSUE_DOUBLE_WRITING}_"):
+        return DisableBuiltinRepairFlow(
+            None if data is None else data.get("builtin_entry_id")
+        )
     return ConfirmRepairFlow()

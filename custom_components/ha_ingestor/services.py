@@ -34,8 +34,8 @@ ATTR_START = "start"
 ATTR_END = "end"
 
 # Without a config entry: the only one there is.
-SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
-BACKFILL_SCHEMA = SCHEMA.extend(
+ACTION_FIELDS = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+BACKFILL_FIELDS = ACTION_FIELDS.extend(
     {
         vol.Optional(ATTR_START): cv.datetime,
         vol.Optional(ATTR_END): cv.datetime,
@@ -102,6 +102,7 @@ async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any
             pipeline.stats.points_dropped_spool_full += result.dropped
             remaining -= len(points)
     except SpoolError as err:
+        pipeline.stats.points_dropped_spool_full += err.dropped
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="spool_error",
@@ -223,27 +224,27 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN,
         SERVICE_FLUSH,
         _flush,
-        schema=SCHEMA,
+        schema=ACTION_FIELDS,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(
         DOMAIN,
         SERVICE_REPLAY_QUARANTINE,
         _replay_quarantine,
-        schema=SCHEMA,
+        schema=ACTION_FIELDS,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(
         DOMAIN,
         SERVICE_BACKFILL,
         _backfill,
-        schema=BACKFILL_SCHEMA,
+        schema=BACKFILL_FIELDS,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(
         DOMAIN,
         SERVICE_CANCEL_BACKFILL,
         _cancel_backfill,
-        schema=SCHEMA,
+        schema=ACTION_FIELDS,
         supports_response=SupportsResponse.OPTIONAL,
     )

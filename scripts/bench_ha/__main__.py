@@ -12,6 +12,9 @@ Examples (scripts/bench passes its arguments here):
 - `scripts/bench --backfill`: points per second backfilled from a recorder of a
   million state changes, and the event loop's lag while it runs (backfill.py); its
   section of docs/performance.md is kept when the rest is written anew
+- `scripts/bench --modes l,b,c,d,s,t --recorder both --outage --peers-dir PEERS`: against
+  the peers Scribe (s) and LTSS (t), with the recorder off and on (peers.py says what
+  PEERS holds)
 
 Raw results (and profiles, and the census) go to artifacts/bench/, or to
 $HA_BENCH_ARTIFACTS.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+import contextlib
 import datetime as dt
 import json
 import os
@@ -28,6 +32,7 @@ from pathlib import Path
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,16 +40,19 @@ from typing import Any, Final, cast
 
 from . import backfill, refused_points
 from .chart import write_chart
-from .ha_config import ALL_MODES, INGESTOR_OPTIONS, MODES, REPO, Mode
+from .ha_config import ALL_MODES, EXPORTER_MODES, INGESTOR_OPTIONS, MODES, REPO, Mode
 from .influxdb import running_influxdb
 from .orchestrate import (
     BenchError,
     BenchOptions,
     BenchResults,
+    Servers,
     describe,
     log,
     run_benchmark,
 )
+from .peers import ENVIRONMENT, PEERS, PeerError, peer_folders, peers_dir_from
+from .postgres import running_postgres, version as postgres_version
 from .pyspy import format_summary, summarize_profile
 from .report import Session, write_report
 
@@ -75,6 +83,13 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
+RECORDER_CHOICES: Final[dict[str, tuple[bool, ...]]] = {
+    "off": (False,),
+    "on": (True,),
+    "both": (False, True),
+}
+
+
 def _positive(text: str) -> int:
     if (value := int(text)) < 1:
         msg = "must be at least 1"
@@ -87,8 +102,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/bench",
         description="HA Ingestor against Home Assistant's built-in influxdb "
-        "integration: (a) HA alone, (b) built-in, (c) HA Ingestor core_compatible, "
-        "(d) HA Ingestor rich.",
+        "integration and its peers: (a) HA alone, (b) built-in, (c) HA Ingestor "
+        "core_compatible, (d) HA Ingestor rich, (s) Scribe, (t) LTSS.",
     )
     parser.add_argument(
         "--events",
@@ -115,7 +130,27 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="comma-separated, in this order (default a,b,c,d); l adds Home Assistant"
         " with an empty state_changed listener, the floor for any exporter (and, with"
         " --outage, the reference for the down-burst's memory); g adds HA Ingestor"
-        " core_compatible with gzip-compressed writes",
+        " core_compatible with gzip-compressed writes; s and t add the peers Scribe"
+        " and LTSS, writing to a PostgreSQL with TimescaleDB (see --peers-dir)",
+    )
+    parser.add_argument(
+        "--recorder",
+        choices=tuple(RECORDER_CHOICES),
+        default="off",
+        help="run every mode without Home Assistant's recorder (off, the default), with"
+        " it (on: SQLite, its defaults), or both, side by side",
+    )
+    parser.add_argument(
+        "--peers-dir",
+        type=Path,
+        default=None,
+        help="modes s and t: a directory holding scribe/ and ltss/, each that peer's"
+        " repository exported at the pinned release (git archive COMMIT); default"
+        f" ${ENVIRONMENT}. "
+        + "; ".join(
+            f"{peer.domain}/: {peer.repository} {peer.release}, commit {peer.commit}"
+            for peer in PEERS.values()
+        ),
     )
     parser.add_argument(
         "--outage",
@@ -126,7 +161,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--outage-seconds",
         type=float,
         default=180.0,
-        help="length of an outage run; InfluxDB is down for its middle third (default 180)",
+        help="length of an outage run; the database is down for its middle third; the"
+        " restart run fires for a third of it (default 180)",
     )
     parser.add_argument(
         "--out",
@@ -176,6 +212,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         profile_dir=ARTIFACTS if args.profile else None,
         census=args.census,
         ingestor_options=tuple(args.option),
+        recorder=RECORDER_CHOICES[args.recorder],
     )
 
 
@@ -208,20 +245,35 @@ def _influxd_version() -> str:
 
 
 def session_facts(
-    argv: Sequence[str], load_before: str, results: BenchResults
+    argv: Sequence[str],
+    load_before: str,
+    results: BenchResults,
+    modes: tuple[Mode, ...],
 ) -> Session:
     """Gather what the report says about the session."""
     revision = os.environ.get("HA_BENCH_REVISION", "")
-    software = (
-        f"Python {platform.python_version()}, Home Assistant {results.ha_version},"
-        f" InfluxDB {_influxd_version()}"
-        + (f", HA Ingestor at {revision}" if revision else "")
-    )
+    software = [
+        f"Python {platform.python_version()}",
+        f"Home Assistant {results.ha_version}",
+    ]
+    if any(mode in EXPORTER_MODES and mode not in PEERS for mode in modes):
+        software.append(f"InfluxDB {_influxd_version()}")
+    if peers := [PEERS[mode] for mode in modes if mode in PEERS]:
+        software.append(f"PostgreSQL {postgres_version()} with TimescaleDB")
+        software += [
+            f"{peer.name} {peer.release} ({peer.commit[:7]})" for peer in peers
+        ]
+    if revision:
+        software.append(f"HA Ingestor at {revision}")
+    # scripts/bench took --peers-dir out of the arguments (HA_BENCH_PEERS).
+    command = shlex.join(["scripts/bench", *argv])
+    if peers and ENVIRONMENT in os.environ:
+        command += " --peers-dir PEERS"
     return Session(
-        command=shlex.join(["scripts/bench", *argv]),
+        command=command,
         started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         machine=f"{os.cpu_count()} cores, {_cpu_model()}",
-        software=software,
+        software=", ".join(software),
         load=f"{load_before} at the start, {_load()} at the end",
     )
 
@@ -256,8 +308,14 @@ def format_census(results: BenchResults) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _exit_on_sigterm(_signal: int, _frame: object) -> None:
+    # Unwinds like Ctrl-C: the servers and the running child are stopped on the way out.
+    sys.exit(128 + signal.SIGTERM)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; write the report, the chart and the raw results."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--refused-points"]:
         return refused_points.main(argv[1:])
@@ -266,10 +324,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     options = options_from(args)
     load_before = _load()
+    try:
+        folders = peer_folders(peers_dir_from(args.peers_dir), options.modes)
+    except PeerError as err:
+        log(str(err))
+        return 1
     workdir = Path(tempfile.mkdtemp(prefix="ha-bench-"))
     try:
-        with running_influxdb(workdir / "influxdb") as server:
-            results = run_benchmark(server, workdir, options)
+        with contextlib.ExitStack() as stack:
+            servers = Servers(
+                influx=stack.enter_context(running_influxdb(workdir / "influxdb"))
+                if any(m in EXPORTER_MODES and m not in PEERS for m in options.modes)
+                else None,
+                postgres=stack.enter_context(running_postgres()) if folders else None,
+                peer_folders=folders,
+            )
+            results = run_benchmark(servers, workdir, options)
     except BenchError as err:
         log(str(err))
         log(f"the runs' files are kept in {workdir}")
@@ -278,14 +348,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     (ARTIFACTS / "results.json").write_text(
         json.dumps([run.to_json() for run in results.runs], indent=1)
     )
-    write_chart(args.chart, results.runs, options.modes)
+    write_chart(args.chart, results.runs, options.modes, options.recorder)
     # The backfill's section (scripts/bench --backfill) stays as it was.
     backfill_section = backfill.read_section(args.out)
     write_report(
         args.out,
         results,
         options,
-        session_facts(argv, load_before, results),
+        session_facts(argv, load_before, results, options.modes),
         args.chart,
     )
     if backfill_section is not None:

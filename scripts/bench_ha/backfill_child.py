@@ -207,7 +207,7 @@ async def _fastest(hass: HomeAssistant, entry: ConfigEntry) -> dict[str, Any]:
 
 async def measure(hass: HomeAssistant, spec: BackfillSpec) -> dict[str, Any]:
     """Sample loop lag idle and backfilling at the default pace; then go fastest."""
-    await wait_exporter_loaded(hass, "ha_ingestor")
+    await wait_exporter_loaded(hass, "c")  # HA Ingestor, core_compatible
     entry = hass.config_entries.async_entries("ha_ingestor")[0]
     fired = [0]
     live = hass.async_create_background_task(

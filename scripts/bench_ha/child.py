@@ -3,8 +3,12 @@
 Starts a real Home Assistant (homeassistant.bootstrap, as the `hass` command does) on a
 fresh config dir, waits for the exporter under test, creates the entities, and tells the
 parent it is ready. The parent answers on stdin (it may first attach a profiler, or
-kill InfluxDB); the child then runs its scenario (scenarios.py) and prints its RunResult
-before stopping Home Assistant.
+kill the database); the child then runs its scenario (scenarios.py) and prints its
+RunResult before stopping Home Assistant.
+
+The restart scenario's second process (spec.resume) starts Home Assistant on the first
+one's config dir while the database is down, tells the parent what became of the
+exporter, and stops when told: the parent counts what was kept.
 """
 
 from __future__ import annotations
@@ -25,18 +29,14 @@ from homeassistant.const import (
 )
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 
-from .ha_config import INGESTOR_OPTIONS, Mode, write_config_dir
-from .influxdb import PointCounter
+from .ha_config import EXPORTER_DOMAINS, Mode, write_config_dir
 from .measure import wait_stored_async
+from .peers import PEERS
 from .protocol import RunSpec, receive, send
-from .results import RunResult
-from .scenarios import run_burst, run_down_burst, run_outage
+from .scenarios import run_burst, run_down_burst, run_outage, run_restart
+from .servers import StoredCounter
 from .workload import BenchEntity, create_entities, make_entities
 
-EXPORTER_DOMAINS: Final[dict[Mode, str]] = {
-    "b": "influxdb",
-    **dict.fromkeys(INGESTOR_OPTIONS, "ha_ingestor"),
-}
 SETUP_TIMEOUT: Final = 120.0
 # How long the first states may take to be stored before the run gives up.
 INITIAL_QUIET: Final = 30.0
@@ -72,12 +72,29 @@ async def start_home_assistant(config_dir: str) -> HomeAssistant:
     return hass
 
 
-async def wait_exporter_loaded(hass: HomeAssistant, domain: str) -> None:
-    """Wait until the exporter's config entry is set up (the built-in's is imported).
+def exporter_setup(hass: HomeAssistant, mode: Mode) -> str:
+    """Say how the exporter's set-up went.
 
-    Bootstrap has set up every integration by now, so a domain that is not among the
+    That is its config entry's state, or whether the integration set up (LTSS has no
+    config entry).
+    """
+    domain = EXPORTER_DOMAINS[mode]
+    if entries := hass.config_entries.async_entries(domain):
+        return str(entries[0].state.value)
+    return "set up" if domain in hass.config.components else "not set up"
+
+
+async def wait_exporter_loaded(hass: HomeAssistant, mode: Mode) -> None:
+    """Wait until the exporter's config entry is set up.
+
+    The built-in's and Scribe's are imported from YAML; LTSS, which has none, is set
+    up once bootstrap is done. Bootstrap has set up every integration by now, so a domain that is not among the
     components failed to (say, an import error): no point waiting for it.
     """
+    domain = EXPORTER_DOMAINS[mode]
+    peer = PEERS.get(mode)
+    if peer is not None and not peer.config_entry and domain in hass.config.components:
+        return
     deadline = time.monotonic() + SETUP_TIMEOUT
     while time.monotonic() < deadline and domain in hass.config.components:
         entries = hass.config_entries.async_entries(domain)
@@ -91,11 +108,11 @@ async def wait_exporter_loaded(hass: HomeAssistant, domain: str) -> None:
 
 
 async def prepare(
-    hass: HomeAssistant, spec: RunSpec, counter: PointCounter | None
+    hass: HomeAssistant, spec: RunSpec, counter: StoredCounter | None
 ) -> list[BenchEntity]:
     """Create the entities; with an exporter, wait until their first states are stored."""
     if counter is not None:
-        await wait_exporter_loaded(hass, EXPORTER_DOMAINS[spec.mode])
+        await wait_exporter_loaded(hass, spec.mode)
     entities = make_entities(spec.entities)
     create_entities(hass, entities)
     if counter is not None:
@@ -109,14 +126,17 @@ async def prepare(
     return entities
 
 
-async def run(spec: RunSpec) -> RunResult:
+async def run(spec: RunSpec) -> None:
     """Start Home Assistant, run the scenario, stop Home Assistant."""
-    exporter = spec.mode in EXPORTER_DOMAINS
-    counter = PointCounter(spec.influx, spec.database) if exporter else None
+    counter = spec.counter()
     hass = await start_home_assistant(spec.config_dir)
     try:
         if spec.mode == "l":
             hass.bus.async_listen(EVENT_STATE_CHANGED, ignore_event)
+        if spec.resume:
+            send({"ready": True, "setup": exporter_setup(hass, spec.mode)})
+            await receive()
+            return
         entities = await prepare(hass, spec, counter)
         send({"ready": True, "pid": os.getpid(), "ha_version": HA_VERSION})
         await receive()
@@ -124,6 +144,8 @@ async def run(spec: RunSpec) -> RunResult:
             result = await run_burst(hass, spec, entities, counter)
         elif spec.scenario == "down_burst":
             result = await run_down_burst(hass, spec, entities, counter)
+        elif spec.scenario == "restart":
+            result = await run_restart(hass, spec, entities)
         elif counter is None:
             msg = f"scenario {spec.scenario} needs an exporter"
             raise RuntimeError(msg)
@@ -132,22 +154,25 @@ async def run(spec: RunSpec) -> RunResult:
         send({"result": result.to_json()})
     finally:
         await hass.async_stop()
-    return result
 
 
 def main() -> None:
     """Run one spec in Home Assistant's own kind of event loop."""
     spec = RunSpec.from_argument(sys.argv[1])
-    if spec.mode in EXPORTER_DOMAINS:
-        spec.influx.create_database(spec.database)
-    write_config_dir(
-        Path(spec.config_dir),
-        spec.mode,
-        spec.influx,
-        spec.database,
-        http_port=spec.http_port,
-        ingestor_options=spec.ingestor_options,
-    )
+    if not spec.resume:
+        spec.create_database()
+        write_config_dir(
+            Path(spec.config_dir),
+            spec.mode,
+            spec.influx,
+            spec.database,
+            http_port=spec.http_port,
+            ingestor_options=spec.ingestor_options,
+            recorder=spec.recorder,
+            peer=(spec.peer_url, Path(spec.peer_folder))
+            if spec.mode in PEERS
+            else None,
+        )
     loop = runner.create_event_loop()
     asyncio.set_event_loop(loop)
     exit_code = 0

@@ -1,8 +1,9 @@
 """A fresh Home Assistant config dir for one run, as a user would have it for each mode.
 
 Everything but the exporter is the same in every mode: a real configuration.yaml (no
-default_config, so no recorder), the HTTP server on a free port of 127.0.0.1, and the
-integrations Home Assistant always loads.
+default_config; the recorder only in the recorder variant, with SQLite and its
+defaults), the HTTP server on a free port of 127.0.0.1, and the integrations Home
+Assistant always loads.
 """
 
 from __future__ import annotations
@@ -18,18 +19,19 @@ from homeassistant.helpers.json import save_json
 from homeassistant.util import dt as dt_util
 
 from .influxdb import InfluxConnection
+from .peers import PEERS
 
 REPO: Final = Path(__file__).resolve().parents[2]
 INTEGRATION: Final = REPO / "custom_components" / "ha_ingestor"
 
-type Mode = Literal["a", "l", "b", "c", "d", "g"]
+type Mode = Literal["a", "l", "b", "c", "d", "g", "s", "t"]
 # The issue's four modes, run by default.
 MODES: Final[tuple[Mode, ...]] = ("a", "b", "c", "d")
 # On request: mode l, an empty state_changed listener (Home Assistant creates an Event,
 # and a reference cycle with its Context, per state change only when something listens,
 # so l is the floor any exporter that listens on the bus starts from); mode g, what
-# compressing each write costs and saves.
-ALL_MODES: Final[tuple[Mode, ...]] = ("a", "l", "b", "c", "d", "g")
+# compressing each write costs and saves; modes s and t, the peers (peers.py).
+ALL_MODES: Final[tuple[Mode, ...]] = ("a", "l", "b", "c", "d", "g", "s", "t")
 MODE_NAMES: Final[Mapping[str, str]] = {
     "a": "HA alone",
     "l": "HA + empty listener",
@@ -37,6 +39,8 @@ MODE_NAMES: Final[Mapping[str, str]] = {
     "c": "HA Ingestor core_compatible",
     "d": "HA Ingestor rich",
     "g": "HA Ingestor core_compatible, gzip",
+    "s": f"{PEERS['s'].name} {PEERS['s'].release}",
+    "t": f"{PEERS['t'].name} {PEERS['t'].release}",
 }
 # The HA Ingestor modes and their config-entry options (const.CONF_PRESET, CONF_GZIP).
 INGESTOR_OPTIONS: Final[Mapping[Mode, Mapping[str, Any]]] = {
@@ -44,6 +48,15 @@ INGESTOR_OPTIONS: Final[Mapping[Mode, Mapping[str, Any]]] = {
     "d": {"preset": "rich"},
     "g": {"preset": "core_compatible", "gzip": True},
 }
+# The modes that export, and the domain of their integration: the built-in one, HA
+# Ingestor, and the peers.
+EXPORTER_DOMAINS: Final[Mapping[Mode, str]] = {
+    "b": "influxdb",
+    **dict.fromkeys(INGESTOR_OPTIONS, "ha_ingestor"),
+    "s": PEERS["s"].domain,
+    "t": PEERS["t"].domain,
+}
+EXPORTER_MODES: Final[tuple[Mode, ...]] = tuple(EXPORTER_DOMAINS)
 
 _CORE_YAML: Final = """\
 homeassistant:
@@ -77,6 +90,11 @@ def _builtin_yaml(influx: InfluxConnection, database: str) -> str:
         f"  username: {influx.username}\n"
         f"  password: {influx.password}\n"
     )
+
+
+def _peer_yaml(domain: str, url: str) -> str:
+    # A peer as its README sets it up: YAML with only the database URL.
+    return f"\n{domain}:\n  db_url: {url}\n"
 
 
 def _http_store(port: int) -> dict[str, Any]:
@@ -137,14 +155,24 @@ def write_config_dir(
     *,
     http_port: int,
     ingestor_options: dict[str, Any],
+    recorder: bool = False,
+    peer: tuple[str, Path] | None = None,
 ) -> None:
     """Write configuration.yaml and .storage for `mode` into an empty `config_dir`.
 
-    HA Ingestor gets `ingestor_options` on top of the mode's own options.
+    HA Ingestor gets `ingestor_options` on top of the mode's own options; a peer mode
+    gets `peer`, its database URL and its component's folder.
     """
     storage = config_dir / ".storage"
     storage.mkdir(parents=True)
     yaml = _CORE_YAML + (_builtin_yaml(influx, database) if mode == "b" else "")
+    if recorder:
+        yaml += "\nrecorder:\n"
+    if peer is not None:
+        url, folder = peer
+        yaml += _peer_yaml(PEERS[mode].domain, url)
+        (config_dir / "custom_components").mkdir()
+        (config_dir / "custom_components" / PEERS[mode].domain).symlink_to(folder)
     (config_dir / "configuration.yaml").write_text(yaml)
     save_json(str(storage / http_config.STORAGE_KEY), _http_store(http_port))
     if (mode_options := INGESTOR_OPTIONS.get(mode)) is not None:

@@ -22,6 +22,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from .servers import ServerQueryError
+
 ADMIN_USER = "bench"
 ADMIN_PASSWORD = "bench-password"  # noqa: S105 - a throwaway local server
 START_TIMEOUT = 60.0
@@ -35,7 +37,7 @@ def free_port() -> int:
         return port
 
 
-class InfluxQueryError(RuntimeError):
+class InfluxQueryError(ServerQueryError):
     """InfluxDB answered a query with an error, or could not be reached."""
 
 

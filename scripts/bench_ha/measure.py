@@ -1,4 +1,4 @@
-"""The measured window of a run, and waiting for points to arrive in InfluxDB."""
+"""The measured window of a run, and waiting for what it fires to be stored."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import time
 from typing import Final
 
-from .influxdb import InfluxQueryError, PointCounter
 from .probes import (
     GcProbe,
     LoopLagProbe,
@@ -20,6 +19,7 @@ from .probes import (
 )
 from .protocol import RunSpec
 from .results import RunResult
+from .servers import ServerQueryError, StoredCounter
 
 POLL_INTERVAL: Final = 0.25
 WAIT_LIMIT: Final = 900.0
@@ -27,7 +27,7 @@ WAIT_LIMIT: Final = 900.0
 
 @dataclass(frozen=True, slots=True)
 class StoredCount:
-    """The outcome of waiting for points to arrive in InfluxDB."""
+    """The outcome of waiting for points or rows to arrive in the database."""
 
     count: int
     # When the final count was first seen (time.monotonic, comparable across processes).
@@ -37,19 +37,24 @@ class StoredCount:
 
 
 def wait_stored(
-    counter: PointCounter, since_ns: int, expected: int, quiet: float
+    counter: StoredCounter,
+    since_ns: int,
+    expected: int,
+    quiet: float,
+    until_ns: int | None = None,
 ) -> StoredCount:
-    """Poll until `expected` points are stored or the count stands still `quiet` s.
+    """Poll until `expected` are stored or the count stands still `quiet` s.
 
-    Runs in a worker thread. A refused query (InfluxDB down) counts as no progress.
+    Runs in a worker thread (or the parent). A refused query (database down) counts as
+    no progress.
     """
     cpu_before = thread_cpu_seconds()
     count, reached_at = -1, time.monotonic()
     deadline = reached_at + WAIT_LIMIT
     while True:
         try:
-            now_count = counter.count(since_ns)
-        except InfluxQueryError:
+            now_count = counter.count(since_ns, until_ns)
+        except ServerQueryError:
             now_count = count
         now = time.monotonic()
         if now_count > count:
@@ -62,7 +67,7 @@ def wait_stored(
 
 
 async def wait_stored_async(
-    counter: PointCounter, since_ns: int, expected: int, quiet: float
+    counter: StoredCounter, since_ns: int, expected: int, quiet: float
 ) -> StoredCount:
     """wait_stored in a worker thread, leaving the event loop free."""
     return await asyncio.get_running_loop().run_in_executor(
@@ -112,7 +117,9 @@ class Window:
         """Stop measuring; call in the event loop thread.
 
         CPU, GC and memory stop now; loop lag goes on until `lag_span` seconds after
-        the start, if that is later.
+        the start, if that is later. With a `lag_span`, p99 is taken over exactly that
+        span from the start, the same for every mode however long its window; the max
+        is over the whole window.
         """
         cpu = process_cpu_seconds() - self._cpu - poll_cpu
         loop_cpu = thread_cpu_seconds() - self._loop_cpu
@@ -122,12 +129,16 @@ class Window:
         if (remaining := self.started_at + lag_span - time.monotonic()) > 0:
             await asyncio.sleep(remaining)
         self._gc.stop()
-        lag = self._lag.stop(self._gc.collections)
+        lag = self._lag.stop(
+            self._gc.collections,
+            until=self.started_at + lag_span if lag_span else None,
+        )
         fire_seconds = fired_at - self.started_at
         return RunResult(
             mode=spec.mode,
             scenario=spec.scenario,
             repeat=spec.repeat,
+            recorder=spec.recorder,
             database=spec.database,
             since_ns=self.since_ns,
             events=events,
@@ -137,7 +148,7 @@ class Window:
             loop_cpu_us_per_event=loop_cpu * 1e6 / events,
             lag_p99_ms=lag.p99_ms,
             lag_max_ms=lag.max_ms,
-            lag_seconds=time.monotonic() - self.started_at,
+            lag_seconds=lag_span or time.monotonic() - self.started_at,
             gc_pause_ms=gc_stats.pause_ms,
             gc_full_collections=gc_stats.full_collections,
             gc_middle_collections=gc_stats.middle_collections,
@@ -158,7 +169,7 @@ def burst_lag_span(events: int) -> float:
 
 
 def record_stored(result: RunResult, stored: StoredCount, started_at: float) -> None:
-    """Add what reached InfluxDB, and how fast, to `result`."""
+    """Add what reached the database, and how fast, to `result`."""
     result.stored = stored.count
     result.persisted_per_s = 0.0
     if stored.count:

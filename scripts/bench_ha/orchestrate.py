@@ -1,35 +1,45 @@
 """The parent side: run each mode, interleaved, in fresh Home Assistant processes.
 
-One InfluxDB serves every run (a fresh database each). The parent drives the outage
-scenarios itself: it owns the influxd process, kills it by PID and restarts it.
+One InfluxDB serves the built-in integration's and HA Ingestor's runs, one PostgreSQL
+the peers' (a fresh database each run). The parent drives the outage scenarios itself:
+it owns the server processes, kills them by PID and restarts them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 import json
 from pathlib import Path
+import re
 import subprocess
 import sys
 import threading
 import time
 from typing import Any, Final
 
-from .ha_config import INGESTOR_OPTIONS, MODES, REPO, Mode
+from .ha_config import EXPORTER_DOMAINS, EXPORTER_MODES, MODES, REPO, Mode
 from .influxdb import InfluxServer, free_port
+from .measure import wait_stored
+from .peers import PEERS
+from .postgres import PostgresServer
 from .protocol import PREFIX, RunSpec
 from .pyspy import start_profiler, stop_profiler
 from .results import RunResult, Scenario
+from .scenarios import RESTART_SHARE
+from .servers import Server
 
-EXPORTER_MODES: Final[tuple[Mode, ...]] = ("b", *INGESTOR_OPTIONS)
 # Home Assistant's own memory growth under a down-burst, for the exporters' to be
 # compared with: same Home Assistant, same listener cost, no exporter.
 MEMORY_REFERENCE: Final[Mode] = "l"
 # A run that takes longer than this is stuck (an outage run takes ~5 minutes).
 CHILD_TIMEOUT: Final = 1800.0
-# How long InfluxDB stays down after a down-burst is fired.
+# How long the database stays down after a down-burst is fired.
 DOWN_AFTER_BURST: Final = 5.0
+# How long Home Assistant may take to stop: HA's own stop stages time out after up to
+# 100 + 60 + 30 s (an exporter that never returns from its stop listener waits them out).
+STOP_TIMEOUT: Final = 300.0
 
 
 class BenchError(RuntimeError):
@@ -52,6 +62,24 @@ class BenchOptions:
     census: bool = False
     # HA Ingestor's config-entry options on top of each mode's (scripts/bench --option).
     ingestor_options: tuple[tuple[str, Any], ...] = ()
+    # The recorder variants to run every mode in (scripts/bench --recorder).
+    recorder: tuple[bool, ...] = (False,)
+
+
+@dataclass(frozen=True, slots=True)
+class Servers:
+    """The servers the runs write to (None where no mode needs it), and the peers' code."""
+
+    influx: InfluxServer | None = None
+    postgres: PostgresServer | None = None
+    # The checked component folder of each peer mode (peers.peer_folders).
+    peer_folders: dict[str, Path] = field(default_factory=dict)
+
+    def of(self, mode: str) -> Server | None:
+        """Return the server `mode` writes to."""
+        if mode in PEERS:
+            return self.postgres
+        return self.influx if mode in EXPORTER_MODES else None
 
 
 @dataclass(slots=True)
@@ -64,6 +92,40 @@ class BenchResults:
     profiles: dict[str, tuple[Path, RunResult]] = field(default_factory=dict)
     # The census runs (not in `runs`), by mode.
     censuses: dict[str, RunResult] = field(default_factory=dict)
+    # By exporter mode: the warnings and errors about it in its burst runs' logs.
+    findings: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def variant(self, recorder: bool) -> BenchResults:
+        """Return the runs with the recorder on, or off."""
+        return BenchResults(
+            runs=[run for run in self.runs if run.recorder == recorder],
+            ha_version=self.ha_version,
+        )
+
+
+# "2026-12-03 07:20:00.123 WARNING (MainThread) [logger.name] message"
+_LOG_LINE: Final = re.compile(
+    r"^\S+ \S+ (?:WARNING|ERROR|CRITICAL) \([^)]*\) \[(?P<logger>[^\]]+)\] (?P<message>.*)$"
+)
+
+
+def log_findings(log: Path, domain: str) -> Counter[str]:
+    """Count the warnings and errors in a Home Assistant log that are about `domain`.
+
+    About it: from its own logger (a custom component's or a built-in's), or naming it.
+    Numbers are replaced by N, so that one message with varying counts is one finding.
+    """
+    findings: Counter[str] = Counter()
+    if not log.exists():
+        return findings
+    own = (f"custom_components.{domain}", f"homeassistant.components.{domain}")
+    for line in log.read_text(errors="replace").splitlines():
+        if (match := _LOG_LINE.match(line)) is None:
+            continue
+        logger, message = match["logger"], match["message"]
+        if logger.startswith(own) or domain in message:
+            findings[re.sub(r"\d+", "N", message)[:300]] += 1
+    return findings
 
 
 def log(message: str) -> None:
@@ -78,10 +140,18 @@ class Child:
     def __init__(self, spec: RunSpec, run_dir: Path) -> None:
         """Start `python -m scripts.bench_ha.child` for `spec`."""
         self.run_dir = run_dir
-        with (run_dir / "stderr.log").open("wb") as stderr:
+        # The child imports the benchmark from a folder that holds only it: with the
+        # repository on sys.path, its custom_components/ would shadow the config dir's,
+        # where Home Assistant looks for the integrations under test, as at a user's.
+        import_root = run_dir / "import-root"
+        if not import_root.exists():
+            import_root.mkdir()
+            (import_root / "scripts").symlink_to(REPO / "scripts")
+        # Appended to: the restart scenario runs two children in one folder.
+        with (run_dir / "stderr.log").open("ab") as stderr:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "scripts.bench_ha.child", spec.to_argument()],
-                cwd=REPO,
+                cwd=import_root,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -122,10 +192,10 @@ class Child:
                 return message
         raise self.failure(f"exited before sending {key!r}")
 
-    def finish(self) -> None:
+    def finish(self, timeout: float = 120.0) -> None:
         """Wait for the child to stop Home Assistant and exit."""
         try:
-            self._process.wait(timeout=120)
+            self._process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
 
@@ -156,20 +226,20 @@ def drive_burst(child: Child, _messages: Iterator[dict[str, Any]]) -> None:
 
 
 class OutageDriver:
-    """Kill InfluxDB for the middle third of a paced run, then restart it."""
+    """Kill the database for the middle third of a paced run, then restart it."""
 
-    def __init__(self, server: InfluxServer, seconds: float) -> None:
+    def __init__(self, server: Server, seconds: float) -> None:
         """Drive outages of `server` in runs lasting `seconds`."""
         self._server = server
         self._seconds = seconds
 
     def __call__(self, child: Child, _messages: Iterator[dict[str, Any]]) -> None:
-        """Say go, kill InfluxDB, restart it, and tell the child when it was down."""
+        """Say go, kill the database, restart it, and tell the child when it was down."""
         child.send({"go": True})
         time.sleep(self._seconds / 3)
         killed_ns = time.time_ns()
         self._server.kill()
-        log(f"  InfluxDB killed; restarting it in {self._seconds / 3:.0f} s")
+        log(f"  database killed; restarting it in {self._seconds / 3:.0f} s")
         time.sleep(self._seconds / 3)
         restarted_ns = time.time_ns()
         self._server.start()
@@ -177,64 +247,82 @@ class OutageDriver:
 
 
 class DownBurstDriver:
-    """Kill InfluxDB, let the child fire a burst, then restart InfluxDB."""
+    """Kill the database, let the child fire a burst, then restart the database.
 
-    def __init__(self, server: InfluxServer) -> None:
+    Without a server (mode l, no exporter) only the timing is the same.
+    """
+
+    def __init__(self, server: Server | None) -> None:
         """Drive `server`."""
         self._server = server
 
     def __call__(self, child: Child, messages: Iterator[dict[str, Any]]) -> None:
-        """Kill InfluxDB, say go, restart InfluxDB once the burst is fired."""
-        self._server.kill()
+        """Kill the database, say go, restart it once the burst is fired."""
+        if self._server is not None:
+            self._server.kill()
         child.send({"go": True})
         child.next_message(messages, "fired")
         # Long enough for every exporter to try, fail and hold on to its points.
         time.sleep(DOWN_AFTER_BURST)
         restarted_ns = time.time_ns()
-        self._server.start()
+        if self._server is not None:
+            self._server.start()
         child.send({"restarted_ns": restarted_ns})
 
 
-class Runner:
-    """Runs children one after the other against one InfluxDB."""
+class RestartDriver:
+    """Kill the database halfway through a paced run, and tell the child when."""
 
-    def __init__(
-        self, server: InfluxServer, workdir: Path, options: BenchOptions
-    ) -> None:
-        """Run with `options`, keeping each run's files under `workdir`."""
+    def __init__(self, server: Server, seconds: float) -> None:
+        """Drive `server` in runs that fire for `seconds`."""
         self._server = server
+        self._seconds = seconds
+        self.killed_ns = 0
+
+    def __call__(self, child: Child, _messages: Iterator[dict[str, Any]]) -> None:
+        """Say go, kill the database halfway, tell the child when."""
+        child.send({"go": True})
+        time.sleep(self._seconds / 2)
+        self.killed_ns = time.time_ns()
+        self._server.kill()
+        log("  database killed; Home Assistant stops while it is down")
+        child.send({"killed_ns": self.killed_ns})
+
+
+class Runner:
+    """Runs children one after the other against the session's servers."""
+
+    def __init__(self, servers: Servers, workdir: Path, options: BenchOptions) -> None:
+        """Run with `options`, keeping each run's files under `workdir`."""
+        self._servers = servers
         self._workdir = workdir
         self._options = options
         self.results = BenchResults()
 
-    def run(
+    def _spec(
         self,
         mode: Mode,
+        recorder: bool,
         scenario: Scenario,
         repeat: int,
-        driver: Driver,
-        profile: Path | None = None,
         *,
         young_census: bool = False,
-    ) -> RunResult:
-        """One child from start to exit; its result.
-
-        A profiled or census run's result is kept apart: the profiler and the census
-        slow the process down.
-        """
-        name = f"{scenario}_{mode}_{repeat}"
+    ) -> tuple[RunSpec, Path]:
+        """Return the spec of one run, and the folder for its files."""
+        name = f"{scenario}_{variant_key(mode, recorder).replace('+', '_')}_{repeat}"
         run_dir = self._workdir / name
         run_dir.mkdir()
-        connection = self._server.connection
+        influx = self._servers.influx
+        postgres = self._servers.postgres
         spec = RunSpec(
             mode=mode,
             scenario=scenario,
             repeat=repeat,
             events=self._options.events,
             entities=self._options.entities,
-            influx_url=connection.url,
-            influx_username=connection.username,
-            influx_password=connection.password,
+            influx_url=influx.connection.url if influx else "",
+            influx_username=influx.connection.username if influx else "",
+            influx_password=influx.connection.password if influx else "",
             database=f"bench_{name}",
             config_dir=str(run_dir / "config"),
             http_port=free_port(),
@@ -242,22 +330,104 @@ class Runner:
             outage_seconds=self._options.outage_seconds,
             ingestor_options=dict(self._options.ingestor_options),
             young_census=young_census,
+            recorder=recorder,
+            postgres_port=postgres.port if postgres else 0,
+            peer_folder=str(self._servers.peer_folders.get(mode, "")),
+        )
+        return spec, run_dir
+
+    def run(
+        self,
+        mode: Mode,
+        recorder: bool,
+        scenario: Scenario,
+        repeat: int,
+        driver: Driver,
+        *,
+        profile: Path | None = None,
+        young_census: bool = False,
+    ) -> RunResult:
+        """One child from start to exit; its result.
+
+        A profiled or census run's result is kept apart: the profiler and the census
+        slow the process down.
+        """
+        spec, run_dir = self._spec(
+            mode, recorder, scenario, repeat, young_census=young_census
         )
         child = Child(spec, run_dir)
         try:
             result = self._drive(child, driver, profile)
         finally:
             child.kill()
+        key = variant_key(mode, recorder)
         if profile is not None:
-            self.results.profiles[mode] = (profile, result)
+            self.results.profiles[key] = (profile, result)
         elif young_census:
-            self.results.censuses[mode] = result
+            self.results.censuses[key] = result
         else:
             self.results.runs.append(result)
-        log(f"{name}: {describe(result)}")
+            if scenario == "burst" and mode in EXPORTER_DOMAINS:
+                self.results.findings.setdefault(mode, Counter()).update(
+                    log_findings(
+                        run_dir / "config" / "home-assistant.log",
+                        EXPORTER_DOMAINS[mode],
+                    )
+                )
+        log(f"{run_dir.name}: {describe(result)}")
         return result
 
-    def _drive(self, child: Child, driver: Driver, profile: Path | None) -> RunResult:
+    def run_restart(self, mode: Mode, recorder: bool) -> RunResult:
+        """Run the restart scenario: what the exporter keeps.
+
+        Home Assistant is stopped gracefully while the database is down, then started
+        again, and the database brought back.
+        """
+        server = self._servers.of(mode)
+        assert server is not None  # noqa: S101 - only exporters are run here
+        spec, run_dir = self._spec(mode, recorder, "restart", 0)
+        seconds = self._options.outage_seconds * RESTART_SHARE
+        driver = RestartDriver(server, seconds)
+        first = Child(spec, run_dir)
+        try:
+            result = self._drive(first, driver, None, stop_timeout=STOP_TIMEOUT)
+        finally:
+            first.kill()
+        # Everything the first Home Assistant fired is older than this; what the second
+        # one writes of its own is newer.
+        until_ns = time.time_ns()
+        second = Child(replace(spec, resume=True), run_dir)
+        try:
+            messages = second.messages()
+            result.setup_after_restart = second.next_message(messages, "ready")["setup"]
+            server.start()
+            restarted_at = time.monotonic()
+            counter = spec.counter()
+            assert counter is not None  # noqa: S101 - an exporter's spec
+            stored = wait_stored(
+                counter, result.since_ns, result.events, max(10.0, seconds), until_ns
+            )
+            result.stored = stored.count
+            result.caught_up_seconds = stored.reached_at - restarted_at
+            result.stored_in_outage = counter.count(driver.killed_ns, until_ns)
+            second.send({"stop": True})
+            second.finish(STOP_TIMEOUT)
+        finally:
+            second.kill()
+        self.results.runs.append(result)
+        log(
+            f"{run_dir.name}: {describe(result)}, set-up after the restart: "
+            f"{result.setup_after_restart}"
+        )
+        return result
+
+    def _drive(
+        self,
+        child: Child,
+        driver: Driver,
+        profile: Path | None,
+        stop_timeout: float = 120.0,
+    ) -> RunResult:
         messages = child.messages()
         self.results.ha_version = child.next_message(messages, "ready")["ha_version"]
         profiler = start_profiler(child.pid, profile) if profile else None
@@ -267,8 +437,13 @@ class Runner:
         finally:
             if profiler is not None:
                 stop_profiler(profiler)
-        child.finish()
+        child.finish(stop_timeout)
         return RunResult.from_json(result)
+
+
+def variant_key(mode: str, recorder: bool) -> str:
+    """Name a mode's variant: the mode, with +recorder when the recorder is on."""
+    return f"{mode}+recorder" if recorder else mode
 
 
 def describe(result: RunResult) -> str:
@@ -288,33 +463,67 @@ def describe(result: RunResult) -> str:
     return text
 
 
-def interleaved(modes: tuple[Mode, ...], repeat: int) -> list[Mode]:
-    """Order the modes of one repeat: rotated, so no mode always runs first."""
-    shift = repeat % len(modes)
-    return [*modes[shift:], *modes[:shift]]
+def interleaved[T](items: Sequence[T], repeat: int) -> list[T]:
+    """Order the runs of one repeat: rotated, so no mode always runs first."""
+    shift = repeat % len(items)
+    return [*items[shift:], *items[:shift]]
+
+
+def _run_outages(
+    runner: Runner, servers: Servers, options: BenchOptions, recorder: bool
+) -> None:
+    """Run the outage, restart and down-burst scenarios of one recorder variant."""
+    exporters = [mode for mode in options.modes if mode in EXPORTER_MODES]
+    for mode in exporters:
+        server = servers.of(mode)
+        assert server is not None  # noqa: S101 - an exporter's
+        driver = OutageDriver(server, options.outage_seconds)
+        runner.run(mode, recorder, "outage", 0, driver)
+    for mode in exporters:
+        runner.run_restart(mode, recorder)
+    for mode in options.modes:
+        if mode in EXPORTER_MODES or mode == MEMORY_REFERENCE:
+            runner.run(
+                mode, recorder, "down_burst", 0, DownBurstDriver(servers.of(mode))
+            )
 
 
 def run_benchmark(
-    server: InfluxServer, workdir: Path, options: BenchOptions
+    servers: Servers, workdir: Path, options: BenchOptions
 ) -> BenchResults:
-    """Every run `options` asks for, against `server`; their results."""
-    runner = Runner(server, workdir, options)
+    """Every run `options` asks for, against `servers`; their results."""
+    runner = Runner(servers, workdir, options)
+    variants = [
+        (mode, recorder) for recorder in options.recorder for mode in options.modes
+    ]
     for repeat in range(options.repeats):
-        for mode in interleaved(options.modes, repeat):
-            runner.run(mode, "burst", repeat, drive_burst)
-    exporters = [mode for mode in options.modes if mode in EXPORTER_MODES]
+        for mode, recorder in interleaved(variants, repeat):
+            runner.run(mode, recorder, "burst", repeat, drive_burst)
     if options.outage:
-        for mode in exporters:
-            runner.run(mode, "outage", 0, OutageDriver(server, options.outage_seconds))
-        for mode in options.modes:
-            if mode in EXPORTER_MODES or mode == MEMORY_REFERENCE:
-                runner.run(mode, "down_burst", 0, DownBurstDriver(server))
+        for recorder in options.recorder:
+            _run_outages(runner, servers, options, recorder)
     if options.profile_dir is not None:
         options.profile_dir.mkdir(parents=True, exist_ok=True)
-        for mode in exporters:
-            profile = options.profile_dir / f"profile-{mode}.txt"
-            runner.run(mode, "burst", options.repeats, drive_burst, profile)
+        for mode, recorder in variants:
+            if mode in EXPORTER_MODES:
+                name = variant_key(mode, recorder).replace("+", "-")
+                profile = options.profile_dir / f"profile-{name}.txt"
+                runner.run(
+                    mode,
+                    recorder,
+                    "burst",
+                    options.repeats,
+                    drive_burst,
+                    profile=profile,
+                )
     if options.census:
-        for mode in options.modes:
-            runner.run(mode, "burst", options.repeats, drive_burst, young_census=True)
+        for mode, recorder in variants:
+            runner.run(
+                mode,
+                recorder,
+                "burst",
+                options.repeats,
+                drive_burst,
+                young_census=True,
+            )
     return runner.results

@@ -242,16 +242,23 @@ class LoopLagProbe:
         self._due = now + self._interval
         self._handle = loop.call_at(self._due, self._tick, loop)
 
-    def stop(self, collections: Sequence[Collection]) -> LagStats:
-        """Stop sampling; summarize, with the part `collections` had in the lag."""
+    def stop(
+        self, collections: Sequence[Collection], until: float | None = None
+    ) -> LagStats:
+        """Stop sampling; summarize, with the part `collections` had in the lag.
+
+        p99 (and GC's part in it) is over the ticks due by `until` (loop time), if
+        given; max is over every tick.
+        """
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        lateness = [ran - due for due, ran in self._ticks]
+        ticks = [t for t in self._ticks if until is None or t[0] <= until]
+        lateness = [ran - due for due, ran in ticks]
         p99 = percentile(lateness, 0.99)
         return LagStats(
             p99_ms=p99 * 1000,
-            max_ms=max(lateness, default=0.0) * 1000,
+            max_ms=max((ran - due for due, ran in self._ticks), default=0.0) * 1000,
             samples=len(lateness),
-            p99_gc_share=gc_share_of_lateness(self._ticks, collections, p99),
+            p99_gc_share=gc_share_of_lateness(ticks, collections, p99),
         )

@@ -13,9 +13,12 @@ import json
 import sys
 from typing import Any, Final, Self
 
-from .ha_config import Mode
-from .influxdb import InfluxConnection
+from .ha_config import EXPORTER_MODES, Mode
+from .influxdb import InfluxConnection, PointCounter
+from .peers import PEERS
+from .postgres import PostgresConnection, RowCounter
 from .results import Scenario
+from .servers import StoredCounter
 
 PREFIX: Final = "BENCH "
 
@@ -41,6 +44,13 @@ class RunSpec:
     ingestor_options: dict[str, Any]
     # Count the young generations' objects (YoungCensus): a run not measured.
     young_census: bool = False
+    # The recorder variant: Home Assistant's recorder on, with SQLite and its defaults.
+    recorder: bool = False
+    # The peer modes' PostgreSQL (its port) and the peer's component folder.
+    postgres_port: int = 0
+    peer_folder: str = ""
+    # The restart scenario's second Home Assistant, on the first one's config dir.
+    resume: bool = False
 
     @property
     def influx(self) -> InfluxConnection:
@@ -48,6 +58,32 @@ class RunSpec:
         return InfluxConnection(
             self.influx_url, self.influx_username, self.influx_password
         )
+
+    @property
+    def postgres(self) -> PostgresConnection:
+        """The PostgreSQL the peer modes write to."""
+        return PostgresConnection(self.postgres_port)
+
+    @property
+    def peer_url(self) -> str:
+        """The database URL a peer mode's YAML gets (its README's user, if any)."""
+        user = PEERS[self.mode].user
+        return self.postgres.url(self.database, *(user or ()))
+
+    def counter(self) -> StoredCounter | None:
+        """Return what counts this run's stored state changes (None: no exporter)."""
+        if self.mode not in EXPORTER_MODES:
+            return None
+        if (peer := PEERS.get(self.mode)) is not None:
+            return RowCounter(self.postgres, self.database, peer.table)
+        return PointCounter(self.influx, self.database)
+
+    def create_database(self) -> None:
+        """Create the run's fresh database (with what the peer's README runs in it)."""
+        if (peer := PEERS.get(self.mode)) is not None:
+            self.postgres.create_database(self.database, peer.setup)
+        elif self.mode in EXPORTER_MODES:
+            self.influx.create_database(self.database)
 
     def to_argument(self) -> str:
         """Return the command-line argument that carries this spec."""

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 import statistics
 from typing import Any, Final, Literal
 
-type Scenario = Literal["burst", "outage", "down_burst"]
+type Scenario = Literal["burst", "outage", "down_burst", "restart"]
 
 
 @dataclass(slots=True)
@@ -21,6 +21,8 @@ class RunResult:
     mode: str
     scenario: Scenario
     repeat: int
+    # The recorder variant (Home Assistant's recorder on, SQLite, its defaults).
+    recorder: bool
     database: str
     # Points of this run have a time >= since_ns (the entities' first states are older).
     since_ns: int
@@ -31,8 +33,9 @@ class RunResult:
     loop_cpu_us_per_event: float
     lag_p99_ms: float
     lag_max_ms: float
-    # Lag is sampled over at least a span that is the same for every mode of a burst:
-    # a shorter window would give each garbage-collector pause more weight in p99.
+    # The span p99 is taken over. In a burst it is the same for every mode, however
+    # long its window: over a shorter span each garbage-collector pause weighs more in
+    # p99, over a longer one (an exporter still writing) less.
     lag_seconds: float
     # Garbage-collector pauses in the CPU window, any thread, and how many were full.
     gc_pause_ms: float
@@ -49,10 +52,14 @@ class RunResult:
     stored: int | None = None
     persist_seconds: float | None = None
     persisted_per_s: float | None = None
-    # Outage scenario: the state changes fired while InfluxDB was down, and how many of
-    # them are stored.
+    # Outage and restart scenarios: the state changes fired while the database was down,
+    # and how many of them are stored (restart: once Home Assistant, stopped while the
+    # database was down, has started again and the database is back).
     fired_in_outage: int | None = None
     stored_in_outage: int | None = None
+    # Restart scenario: what became of the exporter in the Home Assistant started while
+    # the database was still down (its set-up, as Home Assistant tells it).
+    setup_after_restart: str | None = None
     # Outage and down-burst: from InfluxDB's restart until the last point was counted.
     caught_up_seconds: float | None = None
     # Down-burst, HA Ingestor: the most lines its memory buffer holds (beyond them,
@@ -109,7 +116,7 @@ class Metric:
 
 METRICS: Final = (
     Metric("fired_per_s", "state changes fired /s", True, 0),
-    Metric("persisted_per_s", "points persisted /s", True, 0),
+    Metric("persisted_per_s", "persisted /s (points or rows)", True, 0),
     Metric("cpu_us_per_event", "CPU µs / state change", False, 1),
     Metric("loop_cpu_us_per_event", "of which event-loop thread µs", False, 1),
     Metric("lag_p99_ms", "loop lag p99 ms", False, 2),

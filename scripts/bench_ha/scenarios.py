@@ -1,4 +1,4 @@
-"""The three scenarios a child runs once Home Assistant and the exporter are ready."""
+"""The scenarios a child runs once Home Assistant and the exporter are ready."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Final
 from homeassistant.core import HomeAssistant
 
 from .ha_config import INGESTOR_OPTIONS
-from .influxdb import PointCounter
 from .measure import Window, burst_lag_span, record_stored, wait_stored_async
 from .protocol import RunSpec, receive, send
 from .results import RunResult
+from .servers import StoredCounter
 from .workload import BenchEntity, fire_burst, fire_paced
 
 # How long the count may stand still before a run stops waiting for more points. After
@@ -20,15 +20,17 @@ from .workload import BenchEntity, fire_burst, fire_paced
 # backoff wait of up to about as long as the outage lasted.
 BURST_QUIET: Final = 10.0
 DOWN_BURST_QUIET: Final = 20.0
+# The restart scenario fires for this share of an outage run's length.
+RESTART_SHARE: Final = 1 / 6
 
 
 async def run_burst(
     hass: HomeAssistant,
     spec: RunSpec,
     entities: list[BenchEntity],
-    counter: PointCounter | None,
+    counter: StoredCounter | None,
 ) -> RunResult:
-    """Fire spec.events state changes at full speed; wait for them in InfluxDB."""
+    """Fire spec.events state changes at full speed; wait for them in the database."""
     window = Window(young_census=spec.young_census)
     window.start()
     await fire_burst(hass, entities, spec.events)
@@ -38,6 +40,12 @@ async def run_burst(
         stored = await wait_stored_async(
             counter, window.since_ns, spec.events, BURST_QUIET
         )
+    if spec.recorder:
+        # Every mode's window holds all the recorder's work on the burst, so that what
+        # an exporter adds to it is what it costs.
+        from homeassistant.helpers.recorder import get_instance  # noqa: PLC0415
+
+        await get_instance(hass).async_block_till_done()
     result = await window.stop(
         spec,
         spec.events,
@@ -54,11 +62,11 @@ async def run_outage(
     hass: HomeAssistant,
     spec: RunSpec,
     entities: list[BenchEntity],
-    counter: PointCounter,
+    counter: StoredCounter,
 ) -> RunResult:
-    """Fire at spec.rate for spec.outage_seconds while the parent kills InfluxDB.
+    """Fire at spec.rate for spec.outage_seconds while the parent kills the database.
 
-    The parent kills InfluxDB a third of the way in, restarts it at two thirds, and
+    The parent kills the database a third of the way in, restarts it at two thirds, and
     then sends the outage's start and end (time.time_ns).
     """
     window = Window()
@@ -84,11 +92,11 @@ async def run_down_burst(
     hass: HomeAssistant,
     spec: RunSpec,
     entities: list[BenchEntity],
-    counter: PointCounter | None,
+    counter: StoredCounter | None,
 ) -> RunResult:
-    """Fire a burst while InfluxDB is down (the parent killed it), then wait for it.
+    """Fire a burst while the database is down (the parent killed it), then wait for it.
 
-    Without an exporter (mode l) the window ends when InfluxDB is back: Home
+    Without an exporter (mode l) the window ends when the database is back: Home
     Assistant's own memory under the same burst, for the exporters' to be compared with.
     """
     window = Window()
@@ -112,4 +120,25 @@ async def run_down_burst(
         from .buffer_cap import record_buffer_cap  # noqa: PLC0415
 
         record_buffer_cap(hass, spec, entities, result)
+    return result
+
+
+async def run_restart(
+    hass: HomeAssistant, spec: RunSpec, entities: list[BenchEntity]
+) -> RunResult:
+    """Fire at spec.rate for part of spec.outage_seconds; the database dies halfway.
+
+    The parent kills the database halfway through and sends when. Home Assistant then
+    stops gracefully (child.run), the database still down; the parent starts another
+    on the same config dir, brings the database back and counts what was kept.
+    """
+    window = Window()
+    window.start()
+    fired_ns = await fire_paced(
+        hass, entities, spec.rate, spec.outage_seconds * RESTART_SHARE
+    )
+    fired_at = time.monotonic()
+    killed_ns = (await receive())["killed_ns"]
+    result = await window.stop(spec, len(fired_ns), fired_at, 0.0)
+    result.fired_in_outage = sum(t >= killed_ns for t in fired_ns)
     return result

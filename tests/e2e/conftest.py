@@ -101,15 +101,25 @@ def sockets(socket_enabled: None) -> None:
     """The tests talk to their own servers on 127.0.0.1."""
 
 
+# Files that run after the others, in this order: the device page needs the entry the
+# user path creates; the takeover adds a second entry and the built-in integration.
+_LAST = ("test_device_page.py", "test_takeover_path.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the device page's tests after the user path, which creates the entry.
 
-    (Only this package's items move, within their own block of the session.)
+    Then the takeover. (Only this package's items move, within their own block of the
+    session.)
     """
     here = Path(__file__).parent
     positions = [i for i, item in enumerate(items) if item.path.parent == here]
     ours = [items[i] for i in positions]
-    ours.sort(key=lambda item: item.path.name == "test_device_page.py")
+    ours.sort(
+        key=lambda item: (
+            _LAST.index(item.path.name) + 1 if item.path.name in _LAST else 0
+        )
+    )
     for position, item in zip(positions, ours, strict=True):
         items[position] = item
 

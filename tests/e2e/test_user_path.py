@@ -81,7 +81,7 @@ def test_influxdb_3_comes_first_and_shows_a_wrong_token_on_its_field(
     ui.open_devices_and_services()
     menu = ui.start_adding_integration()
     assert menu["menu_options"] == ["influxdb_v3", "influxdb_v2", "influxdb_v1"]
-    assert ui.menu_order() == ["influxdb_v3", "influxdb_v2", "influxdb_v1"]
+    assert ui.menu_order(menu) == ["influxdb_v3", "influxdb_v2", "influxdb_v1"]
     ui.shot("menu-influxdb-3-first")
 
     assert ui.choose_influxdb("influxdb_v3")["step_id"] == "influxdb_v3"

@@ -250,12 +250,15 @@ class HomeAssistantUI:
 
     # --- HA Ingestor's config flow ---------------------------------------------------------
 
-    def menu_order(self) -> list[str]:
-        """The first step's options, by where they are shown, top to bottom."""
-        options = translations()["config"]["step"]["user"]["menu_options"]
+    def menu_order(self, menu: dict[str, Any]) -> list[str]:
+        """The first step's options, by where they are shown, top to bottom.
+
+        `menu` is the step, as the flow answered it: its options are looked for.
+        """
+        texts = translations()["config"]["step"]["user"]["menu_options"]
         shown = {}
-        for step_id, text in options.items():
-            option = self.page.get_by_text(text, exact=True)
+        for step_id in menu["menu_options"]:
+            option = self.page.get_by_text(texts[step_id], exact=True)
             expect(option).to_be_visible()
             box = option.bounding_box()
             assert box is not None

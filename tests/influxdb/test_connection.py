@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from homeassistant.const import (
@@ -25,17 +26,26 @@ from custom_components.ha_ingestor.const import (
     CONF_NO_SYNC,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
+    CONF_SSL_CA_CERT,
 )
 from custom_components.ha_ingestor.influxdb.connection import (
+    async_create_client,
     connection_title,
     connection_unique_id,
     create_client,
     parse_url,
 )
-from custom_components.ha_ingestor.influxdb.errors import InvalidURLError
+from custom_components.ha_ingestor.influxdb.errors import (
+    InfluxCACertificateError,
+    InfluxSSLError,
+    InvalidURLError,
+)
 from custom_components.ha_ingestor.influxdb.v1 import InfluxV1Client
 from custom_components.ha_ingestor.influxdb.v2 import InfluxV2Client
 from custom_components.ha_ingestor.influxdb.v3 import InfluxV3Client
+
+from ..conftest import v1_entry_data
+from ..influxdb_v1_server import InfluxDBv1Server
 
 V1 = {
     CONF_API_VERSION: API_V1,
@@ -145,3 +155,30 @@ def test_parse_url_keeps_the_path() -> None:
     assert parse_url(" https://example.org/influxdb?x=1#top ") == URL(
         "https://example.org/influxdb"
     )
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_ca_certificate_file(
+    hass: HomeAssistant, influxdb_https: InfluxDBv1Server, tmp_path: Path
+) -> None:
+    """A server whose certificate only the entry's CA file vouches for is trusted.
+
+    The built-in integration stores such a file; a takeover keeps its path.
+    """
+    influxdb_https.query('CREATE DATABASE "ca"')
+    data = v1_entry_data(influxdb_https, "ca")
+    with pytest.raises(InfluxSSLError):
+        await (await async_create_client(hass, data)).validate()
+    certificate = str(influxdb_https.directory / "cert.pem")
+    trusted = data | {CONF_SSL_CA_CERT: certificate}
+    await (await async_create_client(hass, trusted)).write(b"m,t=1 f=1 1")
+    assert influxdb_https.rows("SELECT * FROM m", "ca") == [
+        {"measurement": "m", "time": 1, "t": "1", "f": 1}
+    ]
+    # Not checked at all: the file is not read.
+    unchecked = trusted | {CONF_VERIFY_SSL: False, CONF_SSL_CA_CERT: "/missing.pem"}
+    await (await async_create_client(hass, unchecked)).validate()
+    (tmp_path / "empty.pem").write_text("")
+    for unusable in ("/missing.pem", str(tmp_path / "empty.pem")):
+        with pytest.raises(InfluxCACertificateError):
+            await async_create_client(hass, data | {CONF_SSL_CA_CERT: unusable})

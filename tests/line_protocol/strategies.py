@@ -15,11 +15,15 @@ from homeassistant.components.sun.const import STATE_ABOVE_HORIZON, STATE_BELOW_
 from hypothesis import strategies as st
 
 from custom_components.ha_ingestor.const import (
+    CONF_DEFAULT_MEASUREMENT,
     CONF_GLOBAL_TAGS,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
     CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_OVERRIDES,
     CONF_MEASUREMENT_RULE,
+    CONF_TAG_ATTRIBUTES,
     MEASUREMENT_DEVICE_CLASS,
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
     MEASUREMENT_ENTITY_ID,
@@ -114,8 +118,48 @@ STATE_TEXTS = (
 # id, something a strategy must not do).
 STATES = st.tuples(ENTITY_IDS, STATE_TEXTS, ATTRIBUTES)
 _DOMAINS = st.sampled_from(["sensor", "binary_sensor", "lock", "climate"])
+_MEASUREMENTS = st.sampled_from(["", "home", "a b,c=d", "#x", "x\\"]) | TEXTS
+# Keys of settings per domain, entity id or pattern (as the built-in integration's
+# component_config_domain, component_config and component_config_glob have them),
+# some of which ENTITY_IDS draws.
+_SETTINGS_KEYS = st.sampled_from(
+    [
+        *("sensor", "lock", "climate", "sensor.a", "lock.a", "climate.z", "a1.a"),
+        *("sensor.*", "*", "*.a*", "[sl]*", "sensor.a?", "*_*", "*\n"),
+    ]
+)
+
+
+@st.composite
+def _entity_settings(draw: st.DrawFn) -> dict[str, Any]:
+    """Measurement overrides and ignored attributes by domain, entity id or pattern.
+
+    Drawn as one list, as the built-in integration holds both in one dict per key:
+    its patterns are in the same order for both.
+    """
+    settings = draw(
+        st.lists(
+            st.tuples(
+                _SETTINGS_KEYS,
+                st.none() | _MEASUREMENTS,
+                st.none() | st.lists(ATTRIBUTE_KEYS, min_size=1, max_size=3),
+            ),
+            max_size=4,
+            unique_by=lambda setting: setting[0],
+        )
+    )
+    options: dict[str, Any] = {}
+    overrides = {key: text for key, text, _ in settings if text is not None}
+    ignored = {key: names for key, _, names in settings if names is not None}
+    if overrides:
+        options[CONF_MEASUREMENT_OVERRIDES] = overrides
+    if ignored:
+        options[CONF_IGNORE_ATTRIBUTES_BY_ENTITY] = ignored
+    return options
+
+
 # Both presets' options, with values InfluxDB cannot take among them.
-OPTIONS = st.fixed_dictionaries(
+_OPTIONS = st.fixed_dictionaries(
     {},
     optional={
         CONF_MEASUREMENT_RULE: st.sampled_from(
@@ -136,8 +180,15 @@ OPTIONS = st.fixed_dictionaries(
         CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: st.dictionaries(
             _DOMAINS, st.lists(ATTRIBUTE_KEYS, min_size=1, max_size=3), max_size=2
         ),
+        CONF_DEFAULT_MEASUREMENT: _MEASUREMENTS,
+        CONF_TAG_ATTRIBUTES: st.lists(
+            st.sampled_from(["unit_of_measurement", "domain", "entity_id", "x"])
+            | ATTRIBUTE_KEYS,
+            max_size=3,
+        ),
     },
 )
+OPTIONS = st.builds(dict.__or__, _OPTIONS, _entity_settings())
 
 NAMES = st.none() | TEXTS
 METADATA = st.builds(

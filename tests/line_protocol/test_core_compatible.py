@@ -9,6 +9,8 @@ state changes written and read back.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import graphlib
+import itertools
 import math
 from pathlib import Path
 import re
@@ -18,22 +20,32 @@ from unittest.mock import Mock, patch
 
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, State
+from homeassistant.helpers.entity_values import EntityValues
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 import pytest
 
 from custom_components.ha_ingestor.const import (
+    CONF_DEFAULT_MEASUREMENT,
     CONF_GLOBAL_TAGS,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
     CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_OVERRIDES,
     CONF_MEASUREMENT_RULE,
+    CONF_TAG_ATTRIBUTES,
+    CONF_TIMESTAMP_PRECISION,
     MEASUREMENT_DEVICE_CLASS,
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
     MEASUREMENT_ENTITY_ID,
     MEASUREMENT_UNIT,
+    PRECISION_MICROSECONDS,
+    PRECISION_MILLISECONDS,
+    PRECISION_SECONDS,
     PRESET_CORE_COMPATIBLE,
 )
 from custom_components.ha_ingestor.line_protocol import core_compatible, create_encoder
+from custom_components.ha_ingestor.line_protocol.entity_settings import key_kind
 from custom_components.ha_ingestor.pipeline.stats import PipelineStats
 
 from ..influxdb_v1_server import InfluxDBv1Server
@@ -668,6 +680,142 @@ CORE_OPTION_CASES: list[
         {"domain": "light", "entity_id": "n"},
         {"state": "on", "value": 1.0, "icon_str": "i"},
     ),
+    (
+        "default measurement",
+        {CONF_DEFAULT_MEASUREMENT: "misc"},
+        "sensor.o",
+        "1",
+        {"friendly_name": "O"},
+        "misc",
+        {"domain": "sensor", "entity_id": "o"},
+        {"value": 1.0, "friendly_name_str": "O"},
+    ),
+    (
+        # The entity id is never missing.
+        "default measurement, measured by entity id",
+        {
+            CONF_DEFAULT_MEASUREMENT: "misc",
+            CONF_MEASUREMENT_RULE: MEASUREMENT_ENTITY_ID,
+        },
+        "sensor.p",
+        "1",
+        {},
+        "sensor.p",
+        {"domain": "sensor", "entity_id": "p"},
+        {"value": 1.0},
+    ),
+    (
+        # Nor the domain.
+        "default measurement, measured by domain",
+        {
+            CONF_DEFAULT_MEASUREMENT: "misc",
+            CONF_MEASUREMENT_RULE: MEASUREMENT_DOMAIN_DEVICE_CLASS,
+        },
+        "light.q",
+        "on",
+        {},
+        "light",
+        {"domain": "light", "entity_id": "q"},
+        {"state": "on", "value": 1.0},
+    ),
+    (
+        # A tag of None (or empty) is none.
+        "tag attributes",
+        {
+            CONF_TAG_ATTRIBUTES: [
+                "friendly_name",
+                "room",
+                "floor",
+                "unit_of_measurement",
+            ]
+        },
+        "sensor.r",
+        "1",
+        {"unit_of_measurement": "W", "friendly_name": "R r", "room": None, "floor": 2},
+        "W",
+        {
+            "domain": "sensor",
+            "entity_id": "r",
+            "friendly_name": "R r",
+            "floor": "2",
+            "unit_of_measurement": "W",
+        },
+        {"value": 1.0},
+    ),
+    (
+        # Those InfluxDB would refuse the point for are left out, and are no fields.
+        "tag attributes replacing core's, and refused",
+        {CONF_TAG_ATTRIBUTES: ["domain", "entity_id", "time", "k"]},
+        "sensor.s",
+        "1",
+        {"domain": "kitchen", "entity_id": "", "time": "noon", "k": "v\\", "l": 1},
+        "sensor.s",
+        {"domain": "kitchen"},
+        {"value": 1.0, "l": 1.0},
+    ),
+    (
+        "measurement and ignored attributes by pattern",
+        {
+            CONF_MEASUREMENT_OVERRIDES: {
+                "sensor": "sensors",
+                "sensor.*_power": "power",
+            },
+            CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: {"sensor": ["friendly_name"]},
+            CONF_IGNORE_ATTRIBUTES_BY_ENTITY: {"sensor.*_power": ["icon"]},
+        },
+        "sensor.oven_power",
+        "1",
+        {"unit_of_measurement": "W", "friendly_name": "Oven", "icon": "i"},
+        "power",
+        {"domain": "sensor", "entity_id": "oven_power"},
+        {"value": 1.0, "friendly_name_str": "Oven", "unit_of_measurement_str": "W"},
+    ),
+    (
+        "measurement and ignored attributes by domain",
+        {
+            CONF_MEASUREMENT_OVERRIDES: {
+                "sensor": "sensors",
+                "sensor.*_power": "power",
+            },
+            CONF_IGNORE_ATTRIBUTES_BY_DOMAIN: {"sensor": ["friendly_name"]},
+            CONF_IGNORE_ATTRIBUTES_BY_ENTITY: {"sensor.*_power": ["icon"]},
+        },
+        "sensor.t",
+        "1",
+        {"unit_of_measurement": "W", "friendly_name": "T", "icon": "i"},
+        "sensors",
+        {"domain": "sensor", "entity_id": "t"},
+        {"value": 1.0, "icon_str": "i", "unit_of_measurement_str": "W"},
+    ),
+    (
+        # An entity's own empty override is none: the rule's measurement.
+        "measurement by entity id, empty",
+        {
+            CONF_MEASUREMENT_OVERRIDE: "",
+            CONF_MEASUREMENT_OVERRIDES: {"sensor.*": "power", "sensor.kettle": ""},
+            CONF_IGNORE_ATTRIBUTES_BY_ENTITY: {"sensor.*": ["icon"], "sensor.u*": []},
+        },
+        "sensor.kettle",
+        "1",
+        {"unit_of_measurement": "W", "icon": "i"},
+        "W",
+        {"domain": "sensor", "entity_id": "kettle"},
+        {"value": 1.0},
+    ),
+    (
+        # The last pattern wins.
+        "measurement by the last pattern",
+        {
+            CONF_MEASUREMENT_OVERRIDES: {"sensor.*": "first", "*_u*": "last"},
+            CONF_IGNORE_ATTRIBUTES_BY_ENTITY: {"sensor.*": ["icon"], "*_u*": []},
+        },
+        "sensor.v_u",
+        "1",
+        {"icon": "i"},
+        "last",
+        {"domain": "sensor", "entity_id": "v_u"},
+        {"value": 1.0, "icon_str": "i"},
+    ),
 ]
 
 
@@ -708,6 +856,37 @@ def test_core_options(
     line = encode(CORE | options, State(*change))
     assert line is not None
     assert parse_line(line) == (*point, TIME_US)
+
+
+@pytest.mark.parametrize(
+    ("precision", "time_us"),
+    [
+        (PRECISION_MICROSECONDS, 1732262400123456),
+        (PRECISION_MILLISECONDS, 1732262400123000),
+        (PRECISION_SECONDS, 1732262400000000),
+    ],
+)
+def test_core_timestamp_precision(precision: str, time_us: int) -> None:
+    """Core's precision cuts timestamps to whole milliseconds or seconds."""
+    line = encode(CORE | {CONF_TIMESTAMP_PRECISION: precision}, State("sensor.a", "1"))
+    assert line == f"sensor.a,domain=sensor,entity_id=a value=1.0 {time_us}"
+    line = encode(
+        CORE | {CONF_TIMESTAMP_PRECISION: precision}, State("sensor.a", "unknown")
+    )
+    assert line == f'sensor.a,domain=sensor,entity_id=a state="unknown" {time_us}'
+
+
+def test_core_series_follow_the_tag_attributes() -> None:
+    """A changed tag attribute changes the tags, also between equal numbers."""
+    encoder = create_encoder(
+        CORE | {CONF_TAG_ATTRIBUTES: ["room"]}, FixedRegistry(), PipelineStats()
+    )
+    rooms = []
+    for room in ("hall", "kitchen", 5, 5.0, True, None, "hall"):
+        line = encoder(State("sensor.a", "1", {"room": room}), None, 0)
+        assert line is not None
+        rooms.append(parse_line(line)[1].get("room"))
+    assert rooms == ["hall", "kitchen", "5", "5.0", "True", None, "hall"]
 
 
 def test_core_counts_what_it_leaves_out() -> None:
@@ -804,22 +983,53 @@ def test_core_constants_are_cores(core_influxdb: ModuleType) -> None:
 # Our measurement rule, by core's name for it (docs/schema.md); the others are the same.
 _CORE_RULE_NAMES = {MEASUREMENT_DOMAIN_DEVICE_CLASS: "domain__device_class"}
 
+# Where core keeps a setting by the kind of its key.
+_CORE_SETTINGS_BY_KIND = {
+    "domain": "component_config_domain",
+    "entity": "component_config",
+    "pattern": "component_config_glob",
+}
+
+
+def _one_order(*orders: list[str]) -> list[str]:
+    """One order of keys that keeps each given order (core has one dict for both)."""
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for order in orders:
+        for key in order[:1]:
+            sorter.add(key)
+        for before, after in itertools.pairwise(order):
+            sorter.add(after, before)
+    return list(sorter.static_order())
+
 
 def _core_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Core's configuration for our options: docs/schema.md's table."""
     rule = options.get(CONF_MEASUREMENT_RULE, MEASUREMENT_UNIT)
-    return _CORE_DEFAULT_OPTIONS | {
+    config = _CORE_DEFAULT_OPTIONS | {
         "measurement_attr": _CORE_RULE_NAMES.get(rule, rule),
         "override_measurement": options.get(CONF_MEASUREMENT_OVERRIDE) or None,
+        "default_measurement": options.get(CONF_DEFAULT_MEASUREMENT) or None,
         "tags": dict(options.get(CONF_GLOBAL_TAGS, {})),
+        "tags_attributes": list(options.get(CONF_TAG_ATTRIBUTES, [])),
         "ignore_attributes": list(options.get(CONF_IGNORE_ATTRIBUTES, [])),
+        "component_config": {},
         "component_config_domain": {
             domain: {"ignore_attributes": names}
             for domain, names in options.get(
                 CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, {}
             ).items()
         },
+        "component_config_glob": {},
     }
+    overrides = options.get(CONF_MEASUREMENT_OVERRIDES, {})
+    ignored = options.get(CONF_IGNORE_ATTRIBUTES_BY_ENTITY, {})
+    for key in _one_order(list(overrides), list(ignored)):
+        settings = config[_CORE_SETTINGS_BY_KIND[key_kind(key)]].setdefault(key, {})
+        if key in overrides:
+            settings["override_measurement"] = overrides[key]
+        if key in ignored:
+            settings["ignore_attributes"] = ignored[key]
+    return config
 
 
 # A backslash InfluxDB reads as an escape in a name (docs/schema.md).
@@ -833,6 +1043,17 @@ def _kept(measurement: object) -> bool:
     return bool(start) and start[0] != "#" and not _ESCAPING_BACKSLASH.search(name)
 
 
+def _tag_kept(key: str, value: object) -> bool:
+    """Whether InfluxDB takes core's point with this tag (docs/schema.md)."""
+    text = _client_text(value)
+    return key != "time" and not key.endswith("\\") and not text.endswith("\\")
+
+
+def _client_text(value: object) -> str:
+    """The text of a tag value, as the client core writes with makes it."""
+    return "" if value is None else str(value)
+
+
 def _core_point(
     core_influxdb: ModuleType, options: Mapping[str, Any], state: State
 ) -> tuple[str, dict[str, str], Fields] | None:
@@ -842,9 +1063,7 @@ def _core_point(
     config["tags"] = {
         key: value
         for key, value in config["tags"].items()
-        if key != "time"
-        and not key.endswith("\\")
-        and not core_influxdb._single_line(value).endswith("\\")
+        if _tag_kept(key, core_influxdb._single_line(value))
     }
     event = Event(
         EVENT_STATE_CHANGED,
@@ -859,30 +1078,70 @@ def _core_point(
         )
         return point
 
+    # Measurements InfluxDB cannot keep are treated as none: the entity's own
+    # override, the override for everything, the default.
+    own = EntityValues(
+        config["component_config"],
+        config["component_config_domain"],
+        config["component_config_glob"],
+    ).get(state.entity_id)
+    if (text := own.get("override_measurement")) and not _kept(_one_line(text)):
+        config["component_config"] = config["component_config"] | {
+            state.entity_id: own | {"override_measurement": None}
+        }
+    for key in ("override_measurement", "default_measurement"):
+        if (text := config[key]) and not _kept(_one_line(text)):
+            config[key] = None
     if (point := convert()) is None:
         return None
-    if config["override_measurement"] and not _kept(point["measurement"]):
-        # An override InfluxDB cannot keep is treated as none.
-        config["override_measurement"] = None
-        point = convert()
-        assert point is not None
     if not _kept(point["measurement"]):
         # As if the attribute the measurement was read from were missing.
         by_domain = (
             config["measurement_attr"]
             == _CORE_RULE_NAMES[MEASUREMENT_DOMAIN_DEVICE_CLASS]
         )
-        config["override_measurement"] = state.domain if by_domain else state.entity_id
+        config["override_measurement"] = (
+            state.domain
+            if by_domain
+            else config["default_measurement"] or state.entity_id
+        )
         point = convert()
         assert point is not None
+    # Tag attributes InfluxDB would refuse the point for are left out: as if not tags.
+    refused = {
+        key
+        for key in config["tags_attributes"]
+        if key in state.attributes
+        and not _tag_kept(
+            key,
+            core_influxdb._single_line(value)
+            if isinstance(value := state.attributes[key], str)
+            else value,
+        )
+    }
+    tag_point: dict[str, Any] | None = point
+    if refused:
+        config["tags_attributes"] = [
+            key for key in config["tags_attributes"] if key not in refused
+        ]
+        tag_point = convert()
+    assert tag_point is not None
     # The client leaves out empty keys and values; the rest are the differences.
-    tags = {key: value for key, value in point["tags"].items() if key and value}
+    tags = {
+        key: text
+        for key, value in tag_point["tags"].items()
+        if key and (text := _client_text(value))
+    }
     fields = {
         key: value
         for key, value in point["fields"].items()
         if key and key[-1] != "\\" and (isinstance(value, str) or math.isfinite(value))
     }
     return str(point["measurement"]), tags, fields
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
 
 
 def core_expected(

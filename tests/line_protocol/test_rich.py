@@ -17,19 +17,26 @@ import re
 from typing import Any
 
 from homeassistant.core import Context, State
+from homeassistant.helpers.entity_values import EntityValues
 from homeassistant.helpers.json import json_dumps
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
 from custom_components.ha_ingestor.const import (
+    CONF_DEFAULT_MEASUREMENT,
     CONF_GLOBAL_TAGS,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
     CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_OVERRIDES,
     CONF_MEASUREMENT_RULE,
+    CONF_TAG_ATTRIBUTES,
+    CONF_TIMESTAMP_PRECISION,
     MEASUREMENT_DEVICE_CLASS,
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
     MEASUREMENT_ENTITY_ID,
+    PRECISION_SECONDS,
     PRESET_RICH,
 )
 from custom_components.ha_ingestor.line_protocol import create_encoder, rich
@@ -830,6 +837,34 @@ def _attribute_field(key: object, value: object) -> tuple[str, float | str] | No
     return f"{key}_str", _one_line(text)
 
 
+def _tag_text(value: object) -> str:
+    """A tag attribute's value as text: what its field would hold."""
+    field = _attribute_field("x", value)
+    if field is None:
+        return ""
+    return field[1] if isinstance(field[1], str) else repr(field[1])
+
+
+def _entity_setting[T](
+    by_key: Mapping[str, T], by_domain: Mapping[str, T], state: State
+) -> T | None:
+    """A setting by entity id, pattern or domain, as EntityValues resolves it."""
+    kinds: dict[str, dict[str, Any]] = {"domain": dict(by_domain), "entity": {}}
+    patterns: dict[str, Any] = {}
+    for key, value in by_key.items():
+        if any(wildcard in key for wildcard in "*?["):
+            patterns[key] = value
+        else:
+            kinds["entity" if "." in key else "domain"][key] = value
+    resolved: dict[str, Any] = EntityValues(
+        {k: {"v": v} for k, v in kinds["entity"].items()},
+        {k: {"v": v} for k, v in kinds["domain"].items()},
+        {k: {"v": v} for k, v in patterns.items()},
+    ).get(state.entity_id)
+    setting: T | None = resolved.get("v")
+    return setting
+
+
 def documented_point(
     options: Mapping[str, Any],
     metadata: EntityMetadata,
@@ -853,7 +888,13 @@ def documented_point(
         "floor": metadata.floor,
         "labels": ",".join(metadata.labels),
         "unit": unit,
-    } | dict(options.get(CONF_GLOBAL_TAGS, {}))
+    }
+    tag_attributes = options.get(CONF_TAG_ATTRIBUTES, [])
+    # An attribute's tag replaces the preset's of the same name; a global tag both.
+    for key in tag_attributes:
+        if key in attributes and _name(key) != "time":
+            tags[key] = _tag_text(attributes[key])
+    tags |= dict(options.get(CONF_GLOBAL_TAGS, {}))
     stored_tags = {
         _name(key): _name(value)
         for key, value in tags.items()
@@ -866,9 +907,13 @@ def documented_point(
         MEASUREMENT_DOMAIN_DEVICE_CLASS: device_class
         and f"{state.domain}__{device_class}",
     }.get(options.get(CONF_MEASUREMENT_RULE, ""), unit)
+    # An entity's own override, by entity id, else the last pattern, else the domain.
+    own = _entity_setting(options.get(CONF_MEASUREMENT_OVERRIDES, {}), {}, state)
     measurement = (
-        _measurement(options.get(CONF_MEASUREMENT_OVERRIDE))
+        _measurement(own)
+        or _measurement(options.get(CONF_MEASUREMENT_OVERRIDE))
         or _measurement(chosen)
+        or _measurement(options.get(CONF_DEFAULT_MEASUREMENT))
         or state.domain
     )
 
@@ -893,8 +938,16 @@ def documented_point(
     ignored = {
         "unit_of_measurement",
         "device_class",
+        *tag_attributes,
         *options.get(CONF_IGNORE_ATTRIBUTES, ()),
-        *options.get(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, {}).get(state.domain, ()),
+        *(
+            _entity_setting(
+                options.get(CONF_IGNORE_ATTRIBUTES_BY_ENTITY, {}),
+                options.get(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, {}),
+                state,
+            )
+            or ()
+        ),
     }
     for key, value in attributes.items():
         if key not in ignored and (field := _attribute_field(key, value)):
@@ -930,3 +983,24 @@ def test_lines_read_back_as_documented(
     assert len(databases) <= 1
     for held in databases:
         write_and_read(influxdb, held)
+
+
+def test_rich_core_options() -> None:
+    """Core's options the takeover maps apply to rich points too."""
+    options = {
+        CONF_DEFAULT_MEASUREMENT: "misc",
+        CONF_TAG_ATTRIBUTES: ["room", "level"],
+        CONF_MEASUREMENT_OVERRIDES: {"sensor.*_power": "power"},
+        CONF_IGNORE_ATTRIBUTES_BY_ENTITY: {"sensor.oven_power": ["icon"]},
+        CONF_TIMESTAMP_PRECISION: PRECISION_SECONDS,
+    }
+    attributes = {"room": "Hall", "level": 2, "icon": "i"}
+    oven = rich_point(State("sensor.oven_power", "1", attributes), options)
+    assert oven[0] == "power"
+    assert oven[1]["room"] == "Hall"
+    assert oven[1]["level"] == "2.0"
+    assert attribute_fields(oven[2]) == {}
+    assert oven[3] == TIME_US - TIME_US % 1_000_000
+    other = rich_point(State("sensor.other", "1", attributes), options)
+    assert other[0] == "misc"
+    assert attribute_fields(other[2]) == {"icon_str": "i"}

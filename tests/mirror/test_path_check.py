@@ -18,7 +18,7 @@ from custom_components.ha_ingestor.mirror.path_check import (
     MIRROR_PATH_OTHER_DATABASE,
     validate_mirror_path,
 )
-from custom_components.ha_ingestor.mirror.schema import SCHEMA_VERSION
+from custom_components.ha_ingestor.mirror.tables import FILE_VERSION
 
 from .conftest import immutable, run_sql, running_mirror
 
@@ -97,12 +97,10 @@ async def test_validate_refuses_what_cannot_be_used(path: Path) -> None:
 
 
 async def test_validate_refuses_a_newer_mirror(hass: HomeAssistant, path: Path) -> None:
-    """A mirror of a newer schema than this code knows is refused."""
+    """A mirror of a newer file version than this code knows is refused."""
     async with running_mirror(hass, path):
         pass
-    await asyncio.to_thread(
-        run_sql, path, f"PRAGMA user_version = {SCHEMA_VERSION + 1}"
-    )
+    await asyncio.to_thread(run_sql, path, f"PRAGMA user_version = {FILE_VERSION + 1}")
     assert await _validate(path) == MIRROR_PATH_NEWER_VERSION
 
 

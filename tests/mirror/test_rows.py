@@ -11,7 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, label_registry as lr
 
 from custom_components.ha_ingestor.mirror.rows import READERS, device_rows
-from custom_components.ha_ingestor.mirror.schema import LABELS, TABLES
+from custom_components.ha_ingestor.mirror.tables import LABELS, TABLES
 
 from .conftest import (
     assert_mirrored,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -15,19 +18,29 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.ha_ingestor.const import (
     CONF_BATCH_SIZE,
     CONF_FLUSH_INTERVAL,
+    CONF_SPOOL_MAX_MB,
     DOMAIN,
 )
 from custom_components.ha_ingestor.influxdb.errors import InfluxConnectionError
-from custom_components.ha_ingestor.storage.spool import Appended, Spool, SpoolError
+from custom_components.ha_ingestor.issues import ISSUE_DISK_FULL
+from custom_components.ha_ingestor.storage.spool import (
+    Appended,
+    Spool,
+    SpoolDiskFullError,
+    SpoolError,
+)
 
 from ..conftest import (
     seed_field_type_conflict,
+    setup_entry,
     silent_server,
     v2_entry_data,
     wait_until,
 )
 from ..influxdb_v1_server import InfluxDBv1Server
 from ..influxdb_v2_server import InfluxDBv2TestServer
+from ..repair_issues import fire_power, issue_checked_now, render_issue
+from ..tmpfs import fill, tmpfs
 
 
 async def _setup_v2(
@@ -266,7 +279,7 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
         await wait_until(lambda: pipeline.batcher.in_flight == 1, "the write began")
         for i in range(5):
             hass.states.async_set("sensor.next", str(i), {"unit_of_measurement": "W"})
-        await wait_until(lambda: spool.count == 6, "all six in the spool", seconds=2)
+        await wait_until(lambda: spool.count == 6, "all six in the spool", seconds=5)
         assert pipeline.batcher.pending == 0
         assert pipeline.batcher.in_flight == 0  # its copy is in the spool
         assert pipeline.points_waiting == 6
@@ -386,3 +399,88 @@ async def test_until_when_everything_received_is_durable(
     entry.runtime_data.pipeline.batcher.add("W,entity_id=old value=7.0 1000000", None)
     await wait_until(lambda: len(influxdb_v2.points("ha")) == 3, "3 points")
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+def _value(line: str) -> int:
+    """The value a point of sensor.power holds (its number in fire_power)."""
+    return int(float(line.split(" value=")[1].split(" ", maxsplit=1)[0]))
+
+
+@pytest.mark.usefixtures("revive")
+async def test_a_full_disk_keeps_points_in_memory_then_drains_oldest_first(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """`.storage` on a disk that fills up while InfluxDB is down, then InfluxDB back.
+
+    New points wait in memory, a repair issue names the spool and them; once
+    InfluxDB is back, the spool is written and emptied although the disk is still
+    full, then memory: every point once, oldest first. The issue clears when the
+    spool stores again; nothing was dropped.
+    """
+    storage = Path(hass.config.path(STORAGE_DIR))
+    with (
+        tmpfs(storage, 12 << 20),
+        patch("custom_components.ha_ingestor.pipeline.batcher.PROBE_INTERVAL", 0.2),
+    ):
+        await setup_entry(
+            hass,
+            config_entry,
+            {CONF_FLUSH_INTERVAL: 0.05, CONF_BATCH_SIZE: 100, CONF_SPOOL_MAX_MB: 16},
+        )
+        pipeline = config_entry.runtime_data.pipeline
+        batcher, spool, stats = pipeline.batcher, pipeline.spool, pipeline.stats
+        await hass.async_add_executor_job(influxdb.kill)
+        for start in range(0, 3_000, 500):
+            fire_power(hass, start, start + 500)
+            await wait_until(lambda: spool.count == start + 500, "spooled")  # noqa: B023
+
+        await hass.async_add_executor_job(fill, storage)
+
+        def disk_full() -> bool:
+            return isinstance(batcher.spool_error, SpoolDiskFullError)
+
+        # The log's room on disk takes some more points, then memory keeps them.
+        fired = 3_000
+        while not disk_full():
+            fire_power(hass, fired, fired + 200)
+            fired += 200
+            await wait_until(
+                lambda: spool.count == fired or disk_full(),  # noqa: B023
+                "spooled, or the disk full",
+            )
+        assert fired < 10_000
+        fire_power(hass, fired, fired + 200)
+        fired += 200
+        await wait_until(lambda: spool.count + batcher.pending == fired, "in memory")
+        issue = issue_checked_now(hass, config_entry, ISSUE_DISK_FULL)
+        assert issue is not None
+        assert issue.severity is ir.IssueSeverity.ERROR
+        text = render_issue(issue)
+        assert str(spool.path) in text
+        assert f"Meanwhile {batcher.pending} points wait in memory" in text
+        assert 200 <= batcher.pending < batcher.memory_cap
+
+        written: list[str] = []
+        write = pipeline.client.write
+
+        async def recorded(body: bytes) -> None:
+            await write(body)
+            written.extend(body.decode().splitlines())
+
+        with patch.object(pipeline.client, "write", recorded):
+            await hass.async_add_executor_job(influxdb.start)
+            await wait_until(
+                lambda: stats.points_written >= fired, "all written", seconds=30
+            )
+            await wait_until(
+                lambda: spool.count == batcher.pending == 0, "spool and memory empty"
+            )
+        assert [_value(line) for line in written] == list(range(fired))
+        assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
+        assert issue_checked_now(hass, config_entry, ISSUE_DISK_FULL) is None
+        assert not disk_full()
+        assert stats.points_dropped == 0
+        assert await hass.config_entries.async_unload(config_entry.entry_id)

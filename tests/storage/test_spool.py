@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import os
@@ -12,9 +13,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+from typing import Any, Self
 from unittest.mock import patch
 import uuid
 
+import aiosqlite
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
@@ -24,8 +28,11 @@ from custom_components.ha_ingestor.storage.spool import (
     Appended,
     Released,
     Spool,
+    SpoolDiskFullError,
     SpoolError,
 )
+
+from ..tmpfs import fill, free_bytes, tmpfs
 
 REPOSITORY = Path(__file__).parents[2]
 
@@ -46,8 +53,50 @@ def _bytes(lines: list[str]) -> int:
     return sum(len(line.encode()) for line in lines)
 
 
+def _big(i: int) -> str:
+    """Point `i` of about 1,000 bytes: four fit in a page."""
+    return f'big,entity_id=e{i:06d} text="{"x" * 950}" {BASE_US + i}'
+
+
+def _limit(pages: int) -> int:
+    """The max_bytes that leaves the database `pages` pages of 4 KiB."""
+    return (
+        spool_module.wal_bytes(4096)
+        + spool_module._SHM_BYTES
+        + spool_module.RESERVE_BYTES
+        + pages * 4096
+    )
+
+
+async def _db_pages(path: Path) -> tuple[int, int]:
+    """The database's pages and free pages, as another connection reads them."""
+    ((pages, free),) = await _sqlite(
+        path,
+        "SELECT (SELECT page_count FROM pragma_page_count()),"
+        " (SELECT freelist_count FROM pragma_freelist_count())",
+    )
+    assert isinstance(pages, int)
+    assert isinstance(free, int)
+    return pages, free
+
+
+async def _fill(spool: Spool) -> list[str]:
+    """Append big lines until the oldest are dropped; return every line appended."""
+    lines: list[str] = []
+    while True:
+        batch = [_big(len(lines) + i) for i in range(20)]
+        lines += batch
+        if (await spool.append(batch)).dropped:
+            return lines
+
+
 async def _all_lines(spool: Spool) -> list[str]:
     return [line for _, line in await spool.oldest(spool.count + 1)]
+
+
+async def _remove_read(spool: Spool, points: list[tuple[int, str]]) -> int:
+    """Remove the points `oldest` returned, as the batcher does once they are written."""
+    return await spool.remove_ids(range(points[0][0], points[-1][0] + 1))
 
 
 async def _sqlite(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -84,7 +133,7 @@ async def test_new_spool_is_empty(spool: Spool) -> None:
     assert (spool.count, spool.size_bytes) == (0, 0)
     assert (spool.oldest_time, spool.quarantined) == (None, 0)
     assert await spool.oldest(10) == []
-    assert await spool.remove_through(100) == 0
+    assert await spool.remove_ids(range(1, 101)) == 0
 
 
 async def test_order_kept_across_many_appends(spool: Spool) -> None:
@@ -138,18 +187,18 @@ async def test_survives_close_and_reopen(path: Path) -> None:
         await spool.close()
 
 
-async def test_remove_through_deletes_only_what_was_read(spool: Spool) -> None:
+async def test_removing_what_was_read_keeps_what_came_after(spool: Spool) -> None:
     """Points appended after a read stay when what was read is removed."""
     await spool.append([_line(i) for i in range(10)])
     points = await spool.oldest(4)
     await spool.append([_line(i) for i in range(10, 15)])
 
-    assert await spool.remove_through(points[-1][0]) == 4
+    assert await _remove_read(spool, points) == 4
     assert await _all_lines(spool) == [_line(i) for i in range(4, 15)]
     assert spool.count == 11
     assert spool.size_bytes == _bytes([_line(i) for i in range(4, 15)])
     # Removing the same range again is harmless.
-    assert await spool.remove_through(points[-1][0]) == 0
+    assert await _remove_read(spool, points) == 0
 
 
 async def test_ids_never_reused_after_emptying(path: Path) -> None:
@@ -157,100 +206,122 @@ async def test_ids_never_reused_after_emptying(path: Path) -> None:
     spool = await Spool.open(path, LARGE)
     await spool.append([_line(0), _line(1)])
     points = await spool.oldest(2)
-    await spool.remove_through(points[-1][0])
+    await _remove_read(spool, points)
     await spool.close()
 
     spool = await Spool.open(path, LARGE)
     try:
         await spool.append([_line(2)])
         assert (await spool.oldest(1))[0][0] > points[-1][0]
-        assert await spool.remove_through(points[-1][0]) == 0
+        assert await _remove_read(spool, points) == 0
         assert spool.count == 1
     finally:
         await spool.close()
 
 
-async def test_cap_drops_exactly_the_oldest(path: Path) -> None:
-    """Past max_bytes the oldest points go first, as few as make room, and are counted."""
-    lines = [_line(i) for i in range(100, 130)]  # all of the same size
-    size = len(lines[0].encode())
-    spool = await Spool.open(path, 10 * size)
+async def test_the_limit_drops_the_oldest_as_few_as_make_room(path: Path) -> None:
+    """Past its pages the oldest points go first, about a page's worth, and are counted.
+
+    What stays is always the newest of what was appended, in order.
+    """
+    spool = await Spool.open(path, _limit(100))
+    lines = [_big(i) for i in range(1_500)]
+    dropped = 0
     try:
-        assert (await spool.append(lines[:10])).dropped == 0
-        assert spool.size_bytes == 10 * size
-
-        assert (await spool.append(lines[10:13])).dropped == 3
-        assert await _all_lines(spool) == lines[3:13]
-        assert (spool.count, spool.size_bytes) == (10, 10 * size)
-
-        # A line 10 bytes longer needs two old ones to go.
-        long_line = _line(200).replace("value=", "value=" + "9" * 10)
-        assert (await spool.append([long_line])).dropped == 2
-        assert await _all_lines(spool) == [*lines[5:13], long_line]
-        assert spool.size_bytes <= 10 * size
-
-        # A batch larger than the cap: everything stored goes, then its own first lines.
-        assert (await spool.append(lines[13:25])).dropped == 9 + 2
-        assert await _all_lines(spool) == lines[15:25]
-        assert (spool.count, spool.size_bytes) == (10, 10 * size)
-        assert spool.oldest_time == _time(BASE_US + 115)
+        for end in range(50, len(lines) + 1, 50):
+            result = await spool.append(lines[end - 50 : end])
+            dropped += result.dropped
+            stored = await _all_lines(spool)
+            assert stored == lines[end - len(stored) : end]
+            assert dropped == end - len(stored)
+            assert (spool.count, spool.size_bytes) == (len(stored), _bytes(stored))
+            assert spool.oldest_time == _time(BASE_US + end - len(stored))
+            assert (await _db_pages(path))[0] <= 100
+        # Four lines a page, in the pages the other tables leave: hardly any waste.
+        assert len(stored) >= 4 * (100 - 12)
+        assert spool.fill > 0.96
     finally:
         await spool.close()
 
 
-async def test_a_large_append_takes_a_few_statements(path: Path) -> None:
-    """12,001 lines, past the cap, take nine statements, not one or more per line.
+async def test_a_large_append_goes_in_transactions_of_a_few_statements(
+    path: Path,
+) -> None:
+    """12,001 lines: a transaction per chunk of CHUNK_BYTES, a few statements each.
 
-    Each statement makes SQLite's thread take the GIL back, which a busy event loop
-    holds for up to the switch interval: one statement per line kept the spool
-    slower than a burst of state changes, which then waited in memory.
+    Bounded transactions keep the write-ahead log within its room. Each statement
+    makes SQLite's thread take the GIL back, which a busy event loop holds for up
+    to the switch interval: one statement per line kept the spool slower than a
+    burst of state changes, which then waited in memory.
     """
     lines = [_line(i) for i in range(12_001)]
-    spool = await Spool.open(path, _bytes(lines[:11_000]))
+    spool = await Spool.open(path, LARGE)
     statements: list[str] = []
     try:
         await spool._db().set_trace_callback(statements.append)
-        assert (await spool.append(lines)).dropped == 1_001
-        assert await _all_lines(spool) == lines[1_001:]
+        assert await spool.append(lines) == Appended(range(1, 12_002), 0)
+        transactions = "\n".join(statements).split("BEGIN IMMEDIATE")[1:]
+        assert await _all_lines(spool) == lines
     finally:
         await spool.close()
-    # BEGIN, three INSERTs of 5,000, the bytes added, the cut, DELETE, the new oldest
-    # time, COMMIT; then the read for _all_lines.
-    assert len(statements) == 9 + 1, statements
+    weight = sum(len(line) + spool_module._ROW_BYTES for line in lines)
+    assert len(transactions) == -(-weight // spool_module.CHUNK_BYTES)
+    # INSERTs of 5,000 lines; the bytes added and the pages, the pages, COMMIT; the
+    # first also reads the oldest point's time. SQLite traces the pragmas the pages
+    # are read with as comments.
+    others = [
+        [s for s in t.splitlines() if s and not s.startswith(("--", "INSERT"))]
+        for t in transactions
+    ]
+    assert [len(statements) for statements in others] == [4] + [3] * (
+        len(transactions) - 1
+    )
+    inserts = sum(t.count("\nINSERT") for t in transactions)
+    assert inserts <= len(transactions) + len(lines) // 5_000
 
 
-async def test_cap_applies_to_a_spool_reopened_with_a_smaller_one(path: Path) -> None:
-    """Lowering max_bytes takes effect at the next append."""
+async def test_a_smaller_limit_applies_at_the_next_append(path: Path) -> None:
+    """Reopened with a smaller max_bytes: nothing dropped by opening; then the file shrinks."""
+    lines = [_big(i) for i in range(1_000)]
     spool = await Spool.open(path, LARGE)
-    await spool.append([_line(i) for i in range(20)])
+    await spool.append(lines)
     await spool.close()
+    assert (await _db_pages(path))[0] > 200
 
-    size = len(_line(0).encode())
-    spool = await Spool.open(path, 5 * size)
+    spool = await Spool.open(path, _limit(64))
     try:
-        assert spool.count == 20  # nothing is dropped by opening
-        assert (await spool.append([_line(20)])).dropped == 16
-        assert await _all_lines(spool) == [_line(i) for i in range(16, 21)]
+        assert spool.count == 1_000  # nothing is dropped by opening
+        dropped = (await spool.append([_big(1_000)])).dropped
+        stored = await _all_lines(spool)
+        assert stored == [*lines, _big(1_000)][-len(stored) :]
+        assert dropped == 1_001 - len(stored)
+        assert len(stored) >= 4 * (64 - 12)
+        assert (await _db_pages(path))[0] <= 64
     finally:
         await spool.close()
 
 
 async def test_reopen_recomputes_counters_exactly(path: Path) -> None:
     """After appends, drops and removals, a reopened spool counts the same from disk."""
-    lines = [_line(i) + " ünïcödé ☃" * (i % 3) for i in range(300)]
+    lines = [_big(i) + " ünïcödé ☃" * (i % 3) for i in range(600)]
     lines = [f"{line} {BASE_US + i}" for i, line in enumerate(lines)]
-    spool = await Spool.open(path, _bytes(lines[:200]))
+    spool = await Spool.open(path, _limit(64))
     await spool.append(lines[:150])
-    await spool.append(lines[150:])  # drops about 100
+    assert (await spool.append(lines[150:])).dropped > 0
     points = await spool.oldest(30)
-    await spool.remove_through(points[-1][0])
-    before = (spool.count, spool.size_bytes, spool.oldest_time)
+    await _remove_read(spool, points)
+    before = (spool.count, spool.size_bytes, spool.oldest_time, spool.used_bytes)
     remaining = await _all_lines(spool)
     await spool.close()
 
-    spool = await Spool.open(path, LARGE)
+    spool = await Spool.open(path, _limit(64))
     try:
-        assert (spool.count, spool.size_bytes, spool.oldest_time) == before
+        assert (
+            spool.count,
+            spool.size_bytes,
+            spool.oldest_time,
+            spool.used_bytes,
+        ) == before
         assert spool.size_bytes == _bytes(remaining)
     finally:
         await spool.close()
@@ -260,14 +331,14 @@ async def test_oldest_time_follows_the_head(spool: Spool) -> None:
     """oldest_time is the timestamp at the end of the longest-waiting line."""
     await spool.append([_line(5), _line(9)])
     assert spool.oldest_time == _time(BASE_US + 5)
-    await spool.remove_through((await spool.oldest(1))[0][0])
+    await _remove_read(spool, await spool.oldest(1))
     assert spool.oldest_time == _time(BASE_US + 9)
-    await spool.remove_through((await spool.oldest(1))[0][0])
+    await _remove_read(spool, await spool.oldest(1))
     assert (spool.count, spool.oldest_time) == (0, None)
     # Lines whose end is no timestamp a datetime can hold have no time.
     await spool.append(["no timestamp", f"m v=1 {10**20}"])
     assert (spool.count, spool.oldest_time) == (2, None)
-    await spool.remove_through((await spool.oldest(1))[0][0])
+    await _remove_read(spool, await spool.oldest(1))
     assert (spool.count, spool.oldest_time) == (1, None)
 
 
@@ -286,7 +357,7 @@ async def test_unremoved_points_are_offered_again_after_a_crash(path: Path) -> N
             spool = await spool_module.Spool.open(Path(sys.argv[2]), 10**9)
             await spool.append([f"m v={i} {i}" for i in range(100)])
             written = await spool.oldest(10)
-            await spool.remove_through(written[-1][0])
+            await spool.remove_ids(range(written[0][0], written[-1][0] + 1))
             await spool.oldest(10)  # written, and then the process dies
             os._exit(0)
 
@@ -337,7 +408,7 @@ async def test_quarantine_round_trip(path: Path) -> None:
     await spool.append(lines)
     points = await spool.oldest(5)
     await spool.quarantine(lines[1:3], "field type conflict")
-    await spool.remove_through(points[-1][0])
+    await _remove_read(spool, points)
     assert (spool.count, spool.size_bytes, spool.quarantined) == (0, 0, 2)
     await spool.close()
 
@@ -372,41 +443,64 @@ async def test_quarantine_round_trip(path: Path) -> None:
         await spool.close()
 
 
-async def test_released_points_past_the_cap_drop_the_oldest_waiting(
+async def test_quarantined_points_take_room_from_the_oldest_waiting(
     path: Path,
 ) -> None:
-    """Released points count against max_bytes: the oldest waiting go, and are counted."""
-    waiting = [_line(i) for i in range(8)]  # all of the same size
-    refused = [_line(i) for i in range(50, 56)]
-    size = len(waiting[0].encode())
-    spool = await Spool.open(path, 10 * size)
-    try:
-        await spool.append(waiting)
-        await spool.quarantine(refused, "field type conflict")
-        ids = [point.id for point in await spool.quarantined_points(10)]
+    """The quarantine counts against max_bytes: the oldest waiting make way for it.
 
-        # 8 waiting + 3 released = 11 points for room for 10: the oldest waiting goes.
-        released = await spool.release_quarantine(ids[:3])
+    Released again, its points only move within the file: they are queued after the
+    points waiting, which mostly stay.
+    """
+    spool = await Spool.open(path, _limit(64))
+    try:
+        waiting = await _fill(spool)
+        before = await _all_lines(spool)
+        refused = [_big(i) for i in range(10_000, 10_020)]
+        dropped = await spool.quarantine(refused, "field type conflict")
+        stored = await _all_lines(spool)
+        assert dropped > 0
+        assert stored == before[dropped:] == waiting[-len(stored) :]
+        assert (await _db_pages(path))[0] <= 64
+        ids = [point.id for point in await spool.quarantined_points(100)]
+
+        released = await spool.release_quarantine([*ids[:10], 12345])
         assert isinstance(released, Released)
-        assert (released.released, released.dropped) == (3, 1)
-        assert await _all_lines(spool) == [*waiting[1:], *refused[:3]]
-        assert (spool.count, spool.size_bytes, spool.quarantined) == (10, 10 * size, 3)
-        assert spool.oldest_time == _time(BASE_US + 1)
-        assert [p.line for p in await spool.quarantined_points(10)] == refused[3:]
+        assert released.released == 10
+        after = await _all_lines(spool)
+        assert after == [*stored[released.dropped :], *refused[:10]]
+        assert (spool.count, spool.size_bytes, spool.quarantined) == (
+            len(after),
+            _bytes(after),
+            10,
+        )
+        assert spool.oldest_time == _time(int(after[0].rpartition(" ")[2]))
+        assert [p.line for p in await spool.quarantined_points(100)] == refused[10:]
+        assert (await _db_pages(path))[0] <= 64
     finally:
         await spool.close()
 
-    # What was counted is what the file holds.
-    spool = await Spool.open(path, 2 * size)
+
+async def test_released_points_beyond_the_limit_keep_the_newest(path: Path) -> None:
+    """More released than fits: every waiting point goes, then the released ones' first.
+
+    Quarantined points are never dropped for room, so the quarantine alone can hold
+    more than the limit; released, they are points like any other.
+    """
+    refused = [_big(i) for i in range(1_000)]
+    spool = await Spool.open(path, _limit(64))
     try:
-        assert (spool.count, spool.size_bytes, spool.quarantined) == (10, 10 * size, 3)
-        # Released points that alone exceed the cap: every waiting point goes, then
-        # the released ones' own first, as for an append.
-        await spool.remove_through((await spool.oldest(8))[-1][0])
-        assert await spool.release_quarantine(ids) == Released(3, 3)
-        assert await _all_lines(spool) == refused[4:]
-        assert (spool.count, spool.size_bytes, spool.quarantined) == (2, 2 * size, 0)
-        assert spool.oldest_time == _time(BASE_US + 54)
+        await spool.append([_big(-1)])
+        # The one point waiting made way; the quarantine then takes more than fits.
+        assert await spool.quarantine(refused, "field type conflict") == 1
+        assert (spool.count, spool.quarantined) == (0, 1_000)
+        assert (await _db_pages(path))[0] > 64
+        ids = [point.id for point in await spool.quarantined_points(1_000)]
+        released = await spool.release_quarantine(ids)
+        stored = await _all_lines(spool)
+        assert released == Released(1_000, 1_000 - len(stored))
+        assert stored == refused[-len(stored) :]
+        assert (spool.count, spool.quarantined) == (len(stored), 0)
+        assert (await _db_pages(path))[0] <= 64
     finally:
         await spool.close()
 
@@ -469,6 +563,21 @@ async def test_wal_mode_and_schema_version(spool: Spool, path: Path) -> None:
     assert await _sqlite(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
+async def test_spool_files_are_readable_by_their_owner_only(
+    spool: Spool, path: Path
+) -> None:
+    """0600, like Home Assistant's `.storage` files: the points are the house's history."""
+    await spool.append([_line(0)])
+    files = await asyncio.to_thread(lambda: sorted(path.parent.iterdir()))
+    assert [file.name for file in files] == [
+        path.name,
+        f"{path.name}-reserve",
+        f"{path.name}-shm",
+        f"{path.name}-wal",
+    ]
+    assert [file.stat().st_mode & 0o777 for file in files] == [0o600] * 4
+
+
 async def test_reader_reads_while_spool_writes(spool: Spool, path: Path) -> None:
     """Another, read-only connection in a transaction neither blocks nor sees appends."""
     await spool.append([_line(i) for i in range(10)])
@@ -488,7 +597,7 @@ async def test_reader_reads_while_spool_writes(spool: Spool, path: Path) -> None
         assert await asyncio.to_thread(count) == 10
         # The writer goes on while the reader's snapshot is open.
         await spool.append([_line(i) for i in range(10, 1_010)])
-        await spool.remove_through((await spool.oldest(5))[-1][0])
+        await _remove_read(spool, await spool.oldest(5))
         assert await asyncio.to_thread(count) == 10
         await asyncio.to_thread(reader.execute, "COMMIT")
         assert await asyncio.to_thread(count) == 1_005 == spool.count
@@ -498,9 +607,10 @@ async def test_reader_reads_while_spool_writes(spool: Spool, path: Path) -> None
 
 @dataclass(frozen=True)
 class Append:
-    """Append these lines."""
+    """Append `count` lines of `size` bytes each."""
 
-    lines: list[str]
+    count: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -516,18 +626,10 @@ class Reopen:
     """Close and open the spool again."""
 
 
-_LINES = st.lists(
-    st.builds(
-        "{} {}".format,
-        st.text(st.characters(codec="utf-8"), max_size=12),
-        st.integers(0, 2**53),
-    ),
-    max_size=8,
-)
 _OPERATIONS = st.lists(
     st.one_of(
-        st.builds(Append, _LINES),
-        st.builds(Replay, st.integers(0, 10), st.booleans()),
+        st.builds(Append, st.integers(0, 300), st.integers(1, 3_000)),
+        st.builds(Replay, st.integers(0, 400), st.booleans()),
         st.just(Reopen()),
     ),
     max_size=25,
@@ -535,41 +637,50 @@ _OPERATIONS = st.lists(
 
 
 @settings(
-    max_examples=75,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(operations=_OPERATIONS, max_bytes=st.integers(1, 150))
-async def test_spool_behaves_like_a_bounded_list(
-    tmp_path: Path, operations: list[Append | Replay | Reopen], max_bytes: int
+@given(operations=_OPERATIONS)
+async def test_spool_behaves_like_a_list_that_forgets_its_oldest(
+    tmp_path: Path, operations: list[Append | Replay | Reopen]
 ) -> None:
-    """Any sequence of appends, replays and reopenings matches a list model."""
+    """Any appends, replays and reopenings: the newest of what is not replayed stays.
+
+    Nothing is dropped while the database has pages to spare; whatever is dropped
+    is the oldest, and counted; the database never takes more pages than its share.
+    """
     path = tmp_path / f"{uuid.uuid4().hex}.db"
     model: list[str] = []
-    spool = await Spool.open(path, max_bytes)
+    serial = 0
+    spool = await Spool.open(path, _limit(64))
     try:
         for operation in operations:
             match operation:
-                case Append(lines):
+                case Append(count, size):
+                    lines = [
+                        f"m v={'x' * size} {BASE_US + serial + i}" for i in range(count)
+                    ]
+                    serial += count
                     model.extend(lines)
-                    expected_dropped = 0
-                    while _bytes(model) > max_bytes:
-                        del model[0]
-                        expected_dropped += 1
-                    assert (await spool.append(lines)).dropped == expected_dropped
+                    dropped = (await spool.append(lines)).dropped
+                    if dropped:
+                        assert (await _db_pages(path))[0] >= 64 - 1
+                    del model[:dropped]
                 case Replay(limit, written):
                     points = await spool.oldest(limit)
                     assert [line for _, line in points] == model[:limit]
                     if written and points:
-                        assert await spool.remove_through(points[-1][0]) == len(points)
+                        assert await _remove_read(spool, points) == len(points)
                         del model[:limit]
                 case Reopen():
                     await spool.close()
-                    spool = await Spool.open(path, max_bytes)
+                    spool = await Spool.open(path, _limit(64))
             assert (spool.count, spool.size_bytes) == (len(model), _bytes(model))
             assert spool.oldest_time == (
                 _time(int(model[0].rpartition(" ")[2])) if model else None
             )
+            assert (await _db_pages(path))[0] <= 64
         assert await _all_lines(spool) == model
     finally:
         await spool.close()
@@ -638,3 +749,278 @@ async def test_a_failed_append_keeps_neither_points_nor_state(path: Path) -> Non
         assert await spool.stats() == {"points_written": 1}
     finally:
         await spool.close()
+
+
+# Points as the two presets write them (docs/schema.md), and the shortest a line can be.
+_CORE = (
+    '°C,domain=sensor,entity_id=room_{i} device_class_str="temperature",'
+    'friendly_name_str="Room {i}",value={v} {t}'
+)
+_RICH = (
+    "°C,area=Living\\ room,device=Living\\ room\\ thermometer,"
+    "device_class=temperature,domain=sensor,entity_id=sensor.room_{i}_temperature,"
+    "floor=Ground\\ floor,labels=Climate\\,Heating,unit=°C "
+    'state="{v}",value={v},previous_state="21.0",duration_in_state_s=300.0,'
+    'context_id="01JDA7Q3ZK8V5N2W4X6Y8B0C1D",state_class_str="measurement",'
+    'friendly_name_str="Room {i} temperature" {t}'
+)
+_TINY = "m v={v} {t}"
+SIXTEEN_MIB = 16 << 20  # the option's smallest limit
+
+
+class _Footprint(threading.Thread):
+    """Measures the spool's files on disk every half millisecond, keeping the peak."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name="spool footprint")
+        self._path = path
+        self._stop = threading.Event()
+        self.peak = 0
+
+    def measure(self) -> int:
+        """The bytes the files take: their size or their blocks, whichever is more."""
+        total = 0
+        with os.scandir(self._path.parent) as files:
+            for file in files:
+                if file.name.startswith(self._path.name):
+                    with contextlib.suppress(FileNotFoundError):
+                        stat = file.stat()
+                        total += max(stat.st_size, stat.st_blocks * 512)
+        self.peak = max(self.peak, total)
+        return total
+
+    def run(self) -> None:
+        while not self._stop.wait(0.0005):
+            self.measure()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self.join()
+
+
+@pytest.mark.parametrize(
+    ("template", "spill", "share"),
+    [
+        pytest.param(_CORE, 2_000, 0.74, id="core_compatible"),
+        pytest.param(_RICH, 1_000, 0.74, id="rich"),
+        # Each row takes about ten bytes more than its line: a third, for these.
+        pytest.param(_TINY, 10_000, 0.58, id="tiny"),
+    ],
+)
+async def test_the_files_stay_within_the_limit_and_shrink_once_drained(
+    path: Path, template: str, spill: int, share: float
+) -> None:
+    """The database, its log and shared memory take at most max_bytes on disk.
+
+    Measured on the real files, all the time, while spills of realistic lines fill
+    a 16 MiB spool to one and a half times its limit, and while it is drained; once
+    drained, the files take their reserve and a few pages. Full, the lines take
+    `share` of the limit.
+    """
+    spool = await Spool.open(path, SIXTEEN_MIB)
+    appended = 0
+    taken = 0
+    try:
+        with _Footprint(path) as footprint:
+            while taken < SIXTEEN_MIB * 3 // 2:
+                lines = [
+                    template.format(i=i % 500, v=i % 97, t=BASE_US + i)
+                    for i in range(appended, appended + spill)
+                ]
+                await spool.append(lines)
+                appended += spill
+                taken += _bytes(lines) + spool_module._ROW_BYTES * spill
+                assert footprint.measure() <= SIXTEEN_MIB
+            assert spool.size_bytes > SIXTEEN_MIB * share
+            assert spool.fill > 0.99
+            while points := await spool.oldest(spill):
+                await _remove_read(spool, points)
+                assert footprint.measure() <= SIXTEEN_MIB
+        assert footprint.peak <= SIXTEEN_MIB
+        drained = footprint.measure()
+    finally:
+        await spool.close()
+    # The reserve, and a few pages.
+    assert drained <= spool_module.RESERVE_BYTES + (128 << 10), drained
+
+
+async def test_a_spool_of_an_earlier_version_gives_its_space_back_too(
+    path: Path,
+) -> None:
+    """Made before 0.3 (no auto_vacuum): rewritten once at open, points kept."""
+
+    def make_old_spool() -> None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            for migration in spool_module._MIGRATIONS:
+                for statement in migration:
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            connection.executemany(
+                "INSERT INTO points (line) VALUES (?)",
+                [(_big(i),) for i in range(500)],
+            )
+        finally:
+            connection.close()
+
+    await asyncio.to_thread(make_old_spool)
+    assert await _sqlite(path, "PRAGMA auto_vacuum") == [(0,)]
+    spool = await Spool.open(path, LARGE)
+    try:
+        assert await _sqlite(path, "PRAGMA auto_vacuum") == [(2,)]
+        assert await _all_lines(spool) == [_big(i) for i in range(500)]
+        assert (await _db_pages(path))[0] > 100
+        await _remove_read(spool, await spool.oldest(500))
+        assert (await _db_pages(path))[0] < 12
+    finally:
+        await spool.close()
+
+
+async def test_a_failed_append_keeps_none_of_its_chunks(path: Path) -> None:
+    """An append of several transactions that fails at its last: the first are undone.
+
+    The error tells how many old points were dropped to make room meanwhile.
+    """
+    spool = await Spool.open(path, _limit(200))
+    try:
+        waiting = await _fill(spool)
+        before = await _all_lines(spool)
+        lines = [_big(i) for i in range(len(waiting), len(waiting) + 400)]
+        save_state = spool_module._save_state
+
+        async def fails_with_the_stats(
+            db: aiosqlite.Connection,
+            last_states: dict[str, str] | None,
+            stats: dict[str, int] | None,
+        ) -> None:
+            if stats is not None:  # saved with the last lines
+                raise sqlite3.OperationalError("disk I/O error")
+            await save_state(db, last_states, stats)
+
+        with (
+            patch.object(spool_module, "_save_state", fails_with_the_stats),
+            pytest.raises(SpoolError, match="disk I/O error") as failed,
+        ):
+            await spool.append(lines, stats={"points_written": 1})
+        after = await _all_lines(spool)
+        assert failed.value.dropped > 0
+        assert after == before[failed.value.dropped :]
+        assert (spool.count, spool.size_bytes) == (len(after), _bytes(after))
+        assert await spool.stats() is None
+    finally:
+        await spool.close()
+
+
+async def test_a_failed_quarantine_keeps_none_of_its_chunks(path: Path) -> None:
+    """Refused points set aside in several transactions, the last failing: none kept."""
+    spool = await Spool.open(path, LARGE)
+    fit = Spool._fit
+    calls = 0
+
+    async def fails_the_third_time(self: Spool, *args: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise sqlite3.OperationalError("disk I/O error")
+        return await fit(self, *args)
+
+    try:
+        await spool.quarantine([_big(0)], "refused before")
+        lines = [_big(i) for i in range(1, 1_200)]
+        with (
+            patch.object(Spool, "_fit", fails_the_third_time),
+            pytest.raises(SpoolError, match="disk I/O error"),
+        ):
+            await spool.quarantine(lines, "field type conflict")
+        assert calls == 3
+        assert spool.quarantined == 1
+        assert [p.line for p in await spool.quarantined_points(10)] == [_big(0)]
+    finally:
+        await spool.close()
+
+
+async def test_a_full_disk_still_lets_written_points_go(tmp_path: Path) -> None:
+    """The disk full: nothing new is stored, yet what is written is removed, in order.
+
+    Freeing space must not need free space: the reserve beside the spool is given
+    up for it, and made again from the room the removed points leave. Then new
+    points are stored again.
+    """
+    with tmpfs(tmp_path / "disk", 8 << 20) as disk:
+        path = disk / "spool.db"
+        reserve = path.with_name(path.name + "-reserve")
+        spool = await Spool.open(path, SIXTEEN_MIB)
+        try:
+            lines = [_big(i) for i in range(3_000)]
+            await spool.append(lines)
+            assert await asyncio.to_thread(reserve.exists)
+            await asyncio.to_thread(fill, disk)
+            # The log's room on disk takes some more, until it is used up.
+            with pytest.raises(SpoolDiskFullError, match="full"):  # noqa: PT012
+                while len(lines) < 10_000:
+                    more = [_big(i) for i in range(len(lines), len(lines) + 20)]
+                    await spool.append(more)
+                    lines += more
+            assert spool.count == len(lines)
+
+            removed: list[str] = []
+            while points := await spool.oldest(500):
+                assert await _remove_read(spool, points) == len(points)
+                removed += [line for _, line in points]
+            assert removed == lines
+            assert spool.count == 0
+            # The points' room went back to the disk, the reserve took its share.
+            assert await asyncio.to_thread(reserve.exists)
+            assert await asyncio.to_thread(free_bytes, disk) > 2 << 20
+            assert (await spool.append([_big(-1)])).ids == range(
+                len(lines) + 1, len(lines) + 2
+            )
+        finally:
+            await spool.close()
+
+
+async def test_a_spool_reopened_on_a_full_disk_opens_with_its_reserve(
+    tmp_path: Path,
+) -> None:
+    """Home Assistant restarted on a full disk: the reserve makes room to open it.
+
+    New points wait until there is room; those in it can be removed meanwhile, which
+    makes room (and the reserve) again.
+    """
+    with tmpfs(tmp_path / "disk", 6 << 20) as disk:
+        path = disk / "spool.db"
+        spool = await Spool.open(path, SIXTEEN_MIB)
+        lines = [_big(i) for i in range(2_000)]
+        await spool.append(lines)
+        await spool.close()
+        await asyncio.to_thread(fill, disk)
+
+        spool = await Spool.open(path, SIXTEEN_MIB)
+        try:
+            with pytest.raises(SpoolDiskFullError, match="reserve"):
+                await spool.append([_big(-1)])
+            removed: list[str] = []
+            while points := await spool.oldest(500):
+                assert await _remove_read(spool, points) == len(points)
+                removed += [line for _, line in points]
+            assert removed == lines
+            assert (await spool.append([_big(-1)])).ids == range(2_001, 2_002)
+        finally:
+            await spool.close()
+
+
+async def test_no_reserve_and_no_room_still_refuses_to_open(tmp_path: Path) -> None:
+    """Without room nor reserve, SQLite cannot open it: the error says so."""
+    with tmpfs(tmp_path / "disk", 4 << 20) as disk:
+        path = disk / "spool.db"
+        spool = await Spool.open(path, SIXTEEN_MIB)
+        await spool.close()
+        await asyncio.to_thread(path.with_name(path.name + "-reserve").unlink)
+        await asyncio.to_thread(fill, disk)
+        with pytest.raises(SpoolError, match="disk I/O error"):
+            await Spool.open(path, SIXTEEN_MIB)

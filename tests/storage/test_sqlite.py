@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 import os
 from pathlib import Path
+import shutil
 import sqlite3
 import threading
 import time
@@ -375,3 +376,93 @@ def test_delete_sqlite_files(path: Path) -> None:
     assert sorted(path.parent.iterdir()) == sorted(others)
     delete_sqlite_files(path)  # nothing left to delete: no error
     assert sorted(path.parent.iterdir()) == sorted(others)
+
+
+def _modes(path: Path) -> dict[str, int]:
+    """The permission bits of the database and each file beside it that exists."""
+    return {
+        suffix: (path.with_name(path.name + suffix).stat().st_mode & 0o777)
+        for suffix in SQLITE_SUFFIXES
+        if path.with_name(path.name + suffix).exists()
+    }
+
+
+async def test_a_private_file_and_its_log_are_owner_only(path: Path) -> None:
+    """0600 for the database, its log and shared memory: new, or left readable before.
+
+    A file opened without `private` (the mirror, read by other programs) keeps the
+    mode the process gives new files.
+    """
+    await asyncio.to_thread(_sqlite, path, "PRAGMA journal_mode=WAL")
+    for suffix in SQLITE_SUFFIXES:
+        file = path.with_name(path.name + suffix)
+        await asyncio.to_thread(file.touch)
+        await asyncio.to_thread(file.chmod, 0o644)
+
+    async def prepare(db: aiosqlite.Connection) -> None:
+        await use_wal(db)
+        await db.execute("CREATE TABLE t (x)")
+
+    connection = await SqliteConnection.open(path, prepare, _FileError, private=True)
+    try:
+        assert await asyncio.to_thread(_modes, path) == dict.fromkeys(
+            SQLITE_SUFFIXES, 0o600
+        )
+    finally:
+        await connection.close()
+
+    fresh = path.with_name("fresh.db")
+    connection = await SqliteConnection.open(fresh, prepare, _FileError, private=True)
+    try:
+        assert await asyncio.to_thread(_modes, fresh) == dict.fromkeys(
+            SQLITE_SUFFIXES, 0o600
+        )
+    finally:
+        await connection.close()
+
+    shared = path.with_name("shared.db")
+    connection = await _open(shared, prepare)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        assert await asyncio.to_thread(_modes, shared) == dict.fromkeys(
+            SQLITE_SUFFIXES, 0o644 & ~umask
+        )
+    finally:
+        await connection.close()
+
+
+async def test_a_read_only_file_is_never_written(path: Path) -> None:
+    """Read, not written: not by a statement, not by the checkpoint at closing."""
+
+    def make() -> None:
+        """A file whose table is only in its log, as a killed process leaves it."""
+        writer = path.with_name("writer.db")
+        connection = sqlite3.connect(writer, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA wal_autocheckpoint=0")
+            connection.execute("CREATE TABLE t (x)")
+            connection.execute("INSERT INTO t VALUES (1)")
+            for suffix in ("", "-wal"):
+                shutil.copy(
+                    writer.with_name(writer.name + suffix),
+                    path.with_name(path.name + suffix),
+                )
+        finally:
+            connection.close()
+
+    def files() -> tuple[bytes, bytes]:
+        return path.read_bytes(), path.with_name(path.name + "-wal").read_bytes()
+
+    await asyncio.to_thread(make)
+    before = await asyncio.to_thread(files)
+    connection = await SqliteConnection.open(path, _nothing, _FileError, read_only=True)
+    try:
+        assert await connection.db.execute_fetchall("SELECT x FROM t") == [(1,)]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await connection.db.execute("INSERT INTO t VALUES (2)")
+    finally:
+        await connection.close()
+    # Neither checkpointed into the database nor deleted.
+    assert await asyncio.to_thread(files) == before

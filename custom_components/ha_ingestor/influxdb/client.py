@@ -10,6 +10,8 @@ from functools import partial
 import gzip
 from http import HTTPStatus
 import json
+import ssl
+from typing import Any
 
 import aiohttp
 from aiohttp import hdrs
@@ -113,6 +115,12 @@ class InfluxClient(ABC):
             {**headers, hdrs.CONTENT_ENCODING: "gzip"} if gzip else None
         )
         self._timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+        # Per request: the shared session's own TLS settings unless `trust` says.
+        self._request_options: dict[str, Any] = {}
+
+    def trust(self, context: ssl.SSLContext) -> None:
+        """Check the server's certificate against `context`'s authorities only."""
+        self._request_options = {"ssl": context}
 
     def _endpoint(self, path: str) -> URL:
         # Keep a path prefix (InfluxDB behind a reverse proxy at /influx).
@@ -136,6 +144,7 @@ class InfluxClient(ABC):
                 data=body,
                 headers=self._headers if headers is None else headers,
                 timeout=self._timeout,
+                **self._request_options,
             ) as response:
                 return response.status, response.headers, await response.text()
         except aiohttp.ClientSSLError as err:

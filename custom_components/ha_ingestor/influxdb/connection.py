@@ -7,6 +7,7 @@ from here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import ssl
 from typing import Any
 
 from homeassistant.const import (
@@ -29,9 +30,10 @@ from ..const import (
     CONF_NO_SYNC,
     CONF_ORGANIZATION,
     CONF_RETENTION_POLICY,
+    CONF_SSL_CA_CERT,
 )
 from .client import InfluxClient
-from .errors import InvalidURLError
+from .errors import InfluxCACertificateError, InvalidURLError
 from .v1 import InfluxV1Client
 from .v2 import InfluxV2Client
 from .v3 import InfluxV3Client
@@ -55,10 +57,51 @@ def parse_url(url: str) -> URL:
     return parsed.with_query(None).with_fragment(None)
 
 
-def create_client(
+def ca_certificate_context(path: str) -> ssl.SSLContext:
+    """Return a TLS context that trusts the certificate authorities in a PEM file only.
+
+    Reads the file: call it in the executor. Raises InfluxCACertificateError.
+    """
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as err:
+        raise InfluxCACertificateError(f"{path}: {err}") from err
+
+
+async def async_create_client(
     hass: HomeAssistant, data: Mapping[str, Any], *, gzip: bool = False
 ) -> InfluxClient:
-    """Build the client a config entry's data describes; `gzip` compresses writes."""
+    """Build the client of `data`, reading its CA certificate file if it names one.
+
+    Raises InfluxCACertificateError if that file cannot be used.
+    """
+    context = None
+    if data[CONF_VERIFY_SSL] and (path := data.get(CONF_SSL_CA_CERT)):
+        context = await hass.async_add_executor_job(ca_certificate_context, path)
+    return create_client(hass, data, gzip=gzip, ssl_context=context)
+
+
+def create_client(
+    hass: HomeAssistant,
+    data: Mapping[str, Any],
+    *,
+    gzip: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+) -> InfluxClient:
+    """Build the client a config entry's data describes; `gzip` compresses writes.
+
+    The server's certificate is checked against `ssl_context`'s authorities if given
+    (async_create_client reads them from the entry's CA certificate file).
+    """
+    client = _create_client(hass, data, gzip=gzip)
+    if ssl_context is not None:
+        client.trust(ssl_context)
+    return client
+
+
+def _create_client(
+    hass: HomeAssistant, data: Mapping[str, Any], *, gzip: bool
+) -> InfluxClient:
     session = async_get_clientsession(hass, verify_ssl=data[CONF_VERIFY_SSL])
     url = parse_url(data[CONF_URL])
     if data[CONF_API_VERSION] == API_V2:

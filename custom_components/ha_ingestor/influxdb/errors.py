@@ -37,6 +37,12 @@ class InfluxSSLError(InfluxConnectionError):
     reason = "ssl_error"
 
 
+class InfluxCACertificateError(InfluxSSLError):
+    """The file of certificate authorities to check the server against is unusable."""
+
+    reason = "ca_certificate_unusable"
+
+
 class InfluxWrongVersionError(InfluxConnectionError):
     """The server answers as another major version of InfluxDB than the one chosen."""
 

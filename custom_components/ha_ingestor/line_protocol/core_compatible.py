@@ -4,9 +4,10 @@ It reproduces core's integration (2026.10: homeassistant/components/influxdb/__i
 _generate_event_to_json) followed by the influxdb client it writes with (influxdb 5.3.2,
 line_protocol.make_line), byte for byte, so that InfluxDB stores the same names, types
 and values and existing queries keep working. The options are core's: measurement_attr,
-override_measurement, tags, ignore_attributes and component_config_domain's
-ignore_attributes. docs/schema.md lists the rules and the few places where it
-deliberately differs.
+override_measurement, default_measurement, tags, tags_attributes, ignore_attributes,
+component_config, component_config_domain and component_config_glob (their
+override_measurement and ignore_attributes), and precision. docs/schema.md lists the
+rules and the few places where it deliberately differs.
 """
 
 from __future__ import annotations
@@ -105,10 +106,17 @@ type _CoreLayouts = dict[tuple[str, ...], _CoreLayout | None]
 
 @dataclass(slots=True)
 class _CoreSeries:
-    """How an entity's lines start, while the measurement's attribute keeps its value."""
+    """How an entity's lines start, while the measurement's attribute keeps its value.
 
+    (And the tag attributes theirs.)
+    """
+
+    attribute: str | None
+    """The attribute the measurement is read from, None if none."""
     source: object
-    """The value of the attribute the measurement was read from, None if none."""
+    """Its value, None if none."""
+    tag_texts: tuple[str | None, ...]
+    """The tag attributes' texts (None: the state has no such attribute)."""
     prefix: str
     """The escaped measurement and tags."""
     skipped: frozenset[str]
@@ -169,6 +177,15 @@ def _core_layout(keys: tuple[str, ...], skipped: frozenset[str]) -> _CoreLayout 
     return _CoreLayout(read, before_state, before_value, after_value)
 
 
+def _core_tag_kept(key: str, text: str) -> bool:
+    """Whether InfluxDB takes a point with this tag (the text made one line).
+
+    It refuses a tag key `time`, and a key or value ending in a backslash, which
+    escapes the delimiter after it.
+    """
+    return key != TIME_KEY and not key.endswith("\\") and not text.endswith("\\")
+
+
 def _core_name(name: str) -> str:
     # Attribute keys are nearly always identifiers, which need no escape: no copy.
     return name if name.isidentifier() else name.translate(_CORE_NAME_ESCAPES)
@@ -187,6 +204,19 @@ def _core_measurement(value: object) -> str | None:
     if not start or start[0] == "#" or ESCAPING_BACKSLASH.search(text):
         return None
     return name
+
+
+def core_measurement_kept(text: str) -> bool:
+    """Whether InfluxDB keeps core's points under this measurement, findable.
+
+    Where not, this preset writes them as if the measurement were not set.
+    """
+    return _core_measurement(text) is not None
+
+
+def core_tag_kept(key: str, value: str) -> bool:
+    """Whether InfluxDB takes core's points with this tag; this preset leaves it out."""
+    return _core_tag_kept(key, single_line(value))
 
 
 def _has_core_digit_tail(text: str) -> bool:
@@ -240,20 +270,18 @@ class CoreCompatibleEncoder(PresetEncoder):
         self._override_measurement = (
             _core_measurement(self._override) if self._override else None
         )
-        self._measurement_attribute = (
-            None
-            if self._override_measurement is not None
-            else _CORE_MEASUREMENT_ATTRIBUTES[self._rule]
-        )
         # Core's tags replace its own of the same name. Empty ones the client leaves
         # out; those InfluxDB would refuse with the point are left out here.
         self._core_tags = {
             key: text
             for key, value in self._global_tags.items()
-            if key != TIME_KEY
-            and not key.endswith("\\")
-            and not (text := single_line(value)).endswith("\\")
+            if _core_tag_kept(key, text := single_line(value))
         }
+        self._default = (
+            _core_measurement(self._default_measurement)
+            if self._default_measurement
+            else None
+        )
         self._texts: dict[str, _CoreReading] = {}
         self._state_fields: dict[str, _CoreStateFields] = {}
         # One entry per entity ever written: as many as Home Assistant has entities.
@@ -268,17 +296,17 @@ class CoreCompatibleEncoder(PresetEncoder):
         text = new_state.state
         if not text:  # core writes nothing for the empty state
             return None
+        if self._precision_us > 1:
+            time_us -= time_us % self._precision_us
         attributes = new_state.attributes
-        attribute = self._measurement_attribute
-        source = None if attribute is None else attributes.get(attribute)
         series = self._series.get(new_state.entity_id)
-        if (
-            series is None
-            # The type too: 5 and 5.0 are equal but give measurements "5" and "5.0".
-            or type(source) is not type(series.source)
-            or (source is not series.source and source != series.source)
+        if series is None or (
+            # The same attributes object as the fields were last rendered from has
+            # the same measurement and tags.
+            attributes is not series.attributes
+            and self._series_changed(series, attributes)
         ):
-            series = self._new_series(new_state, source)
+            series = self._new_series(new_state)
         if text in NO_VALUE_STATES:
             return f'{series.prefix} state="{text}" {time_us}'
         attribute_fields = self._attribute_fields(attributes, series)
@@ -289,6 +317,21 @@ class CoreCompatibleEncoder(PresetEncoder):
         if field_set:
             return f"{series.prefix} {field_set} {time_us}"
         return None
+
+    def _series_changed(
+        self, series: _CoreSeries, attributes: Mapping[str, Any]
+    ) -> bool:
+        """Whether the attributes give the entity another measurement or other tags."""
+        if (attribute := series.attribute) is not None:
+            source = attributes.get(attribute)
+            # The type too: 5 and 5.0 are equal but give measurements "5" and "5.0".
+            if type(source) is not type(series.source) or (
+                source is not series.source and source != series.source
+            ):
+                return True
+        return bool(self._tag_attributes) and (
+            self._tag_texts(attributes) != series.tag_texts
+        )
 
     def _attribute_fields(
         self, attributes: Mapping[str, Any], series: _CoreSeries
@@ -393,48 +436,87 @@ class CoreCompatibleEncoder(PresetEncoder):
             return self._texts.get(value) or self._read_text(value)
         return _core_reading(value)
 
-    def _new_series(self, state: State, source: object) -> _CoreSeries:
-        measurement, measured_attribute = self._measurement(state, source)
-        tags = {"domain": state.domain, "entity_id": state.object_id} | self._core_tags
+    def _tag_text(self, value: object) -> str:
+        """Return the client's text of a tag value: core makes a text one line.
+
+        None is an empty text (no tag), where a field would hold "None".
+        """
+        if isinstance(value, str):
+            return single_line(value)
+        if value is None:
+            return ""
+        if isinstance(value, bytes):  # the client decodes them
+            return value.decode("utf-8", "replace")
+        return str(value)
+
+    def _new_series(self, state: State) -> _CoreSeries:
+        attributes = state.attributes
+        entity_id, domain = state.entity_id, state.domain
+        override = self._override_measurement
+        if own := self._override_for(entity_id, domain):
+            # An entity's own override InfluxDB could not keep is treated as none.
+            override = _core_measurement(own) or override
+        attribute = (
+            None if override is not None else _CORE_MEASUREMENT_ATTRIBUTES[self._rule]
+        )
+        source = None if attribute is None else attributes.get(attribute)
+        measurement, measured_attribute = self._measurement(state, source, override)
+        tag_texts = self._tag_texts(attributes) if self._tag_attributes else ()
+        tags = {
+            "domain": domain,
+            "entity_id": state.object_id,
+            # Those InfluxDB would refuse the point for are left out.
+            **{
+                key: text
+                for key, text in zip(self._tag_attributes, tag_texts, strict=True)
+                if text is not None and _core_tag_kept(key, text)
+            },
+            **self._core_tags,
+        }
         # Sorted by key, as the client writes them; it leaves out empty ones.
         tag_set = [
             f"{_core_name(key)}={_core_name(value)}"
             for key, value in sorted(tags.items())
             if key and value
         ]
-        skipped = self._ignored_in(state.domain)
+        # Tag attributes are never fields.
+        skipped = self._ignored_for(entity_id, domain).union(self._tag_attributes)
         if measured_attribute is not None:
             skipped = skipped | {measured_attribute}
         series = _CoreSeries(
+            attribute,
             source,
+            tag_texts,
             ",".join((measurement, *tag_set)),
             skipped,
             self._layouts.setdefault(skipped, {}),
         )
-        self._series[state.entity_id] = series
+        self._series[entity_id] = series
         return series
 
-    def _measurement(self, state: State, source: object) -> tuple[str, str | None]:
+    def _measurement(
+        self, state: State, source: object, override: str | None
+    ) -> tuple[str, str | None]:
         """Core's escaped measurement, and the attribute it leaves out of the fields.
 
         Where InfluxDB could not keep the measurement, the point is written as if the
         attribute it was read from were missing.
         """
-        if self._override_measurement is not None:
-            return self._override_measurement, None
+        if override is not None:
+            return override, None
         if self._rule == MEASUREMENT_DOMAIN_DEVICE_CLASS:
             if source is not None and (
                 name := _core_measurement(f"{state.domain}__{source}")
             ):
                 return name, ATTR_DEVICE_CLASS
             return _core_name(state.domain), None
-        if (
-            self._rule != MEASUREMENT_ENTITY_ID
-            and source not in (None, "")
-            and (name := _core_measurement(source))
-        ):
-            measured = self._rule == MEASUREMENT_UNIT
-            return name, ATTR_UNIT_OF_MEASUREMENT if measured else None
+        if self._rule != MEASUREMENT_ENTITY_ID:
+            if source not in (None, "") and (name := _core_measurement(source)):
+                measured = self._rule == MEASUREMENT_UNIT
+                return name, ATTR_UNIT_OF_MEASUREMENT if measured else None
+            # Core's default_measurement is for where the attribute gives none.
+            if self._default is not None:
+                return self._default, None
         return _core_name(single_line(state.entity_id)), None
 
     def _fields(self, state: State, skipped: frozenset[str]) -> dict[str, float | str]:

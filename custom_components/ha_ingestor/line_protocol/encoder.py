@@ -28,16 +28,24 @@ from homeassistant.core import State
 from homeassistant.util.read_only_dict import ReadOnlyDict
 
 from ..const import (
+    CONF_DEFAULT_MEASUREMENT,
     CONF_GLOBAL_TAGS,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+    CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
     CONF_MEASUREMENT_OVERRIDE,
+    CONF_MEASUREMENT_OVERRIDES,
     CONF_MEASUREMENT_RULE,
+    CONF_TAG_ATTRIBUTES,
+    CONF_TIMESTAMP_PRECISION,
     MEASUREMENT_DEVICE_CLASS,
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
     MEASUREMENT_ENTITY_ID,
     MEASUREMENT_UNIT,
+    PRECISION_MICROSECONDS,
+    PRECISION_US,
 )
+from .entity_settings import EntitySettings
 
 
 class Encoder(Protocol):
@@ -129,14 +137,49 @@ class PresetEncoder:
         if self._rule not in MEASUREMENT_RULES:
             raise ValueError(f"Unknown measurement rule {self._rule!r}")
         self._override: str = options.get(CONF_MEASUREMENT_OVERRIDE) or ""
+        # Per domain, entity id or pattern; an empty one is no override.
+        self._overrides: EntitySettings[str] = EntitySettings(
+            options.get(CONF_MEASUREMENT_OVERRIDES, {})
+        )
+        self._default_measurement: str = options.get(CONF_DEFAULT_MEASUREMENT) or ""
         self._ignored = frozenset(options.get(CONF_IGNORE_ATTRIBUTES, ()))
-        self._ignored_by_domain = {
-            domain: self._ignored.union(names)
-            for domain, names in options.get(
-                CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, {}
-            ).items()
-        }
+        # Per domain, entity id or pattern: the most specific one applies, with the
+        # attributes ignored everywhere.
+        self._ignored_by_entity: EntitySettings[list[str]] = EntitySettings(
+            options.get(CONF_IGNORE_ATTRIBUTES_BY_ENTITY, {}),
+            options.get(CONF_IGNORE_ATTRIBUTES_BY_DOMAIN, {}),
+        )
         self._global_tags: Mapping[str, str] = options.get(CONF_GLOBAL_TAGS, {})
+        # Attributes written as tags, not fields; each once.
+        self._tag_attributes: tuple[str, ...] = tuple(
+            dict.fromkeys(options.get(CONF_TAG_ATTRIBUTES, ()))
+        )
+        precision = options.get(CONF_TIMESTAMP_PRECISION, PRECISION_MICROSECONDS)
+        if precision not in PRECISION_US:
+            raise ValueError(f"Unknown timestamp precision {precision!r}")
+        # Timestamps are cut to a multiple of this many microseconds.
+        self._precision_us: int = PRECISION_US[precision]
 
-    def _ignored_in(self, domain: str) -> frozenset[str]:
-        return self._ignored_by_domain.get(domain, self._ignored)
+    def _ignored_for(self, entity_id: str, domain: str) -> frozenset[str]:
+        """Return the attributes an entity's points leave out."""
+        names = self._ignored_by_entity.get(entity_id, domain)
+        return self._ignored if names is None else self._ignored.union(names)
+
+    def _override_for(self, entity_id: str, domain: str) -> str:
+        """Return the entity's own measurement override, empty if none."""
+        return self._overrides.get(entity_id, domain) or ""
+
+    def _tag_texts(self, attributes: Mapping[str, Any]) -> tuple[str | None, ...]:
+        """Return the tag attributes' texts; None where the state has no such attribute.
+
+        An attribute the state has replaces a tag of the same name, even where its
+        text is empty and so writes no tag.
+        """
+        return tuple(
+            self._tag_text(attributes[key]) if key in attributes else None
+            for key in self._tag_attributes
+        )
+
+    def _tag_text(self, value: object) -> str:
+        """Return the text of a tag attribute's value, as the preset writes it."""
+        raise NotImplementedError

@@ -77,6 +77,8 @@ class _RichSeries:
     """The unit of measurement attribute's value."""
     device_class: object
     """The device class attribute's value."""
+    tag_texts: tuple[str | None, ...]
+    """The tag attributes' texts (None: the state has no such attribute)."""
     prefix: str
     """The escaped measurement and tags."""
     skipped: frozenset[str]
@@ -186,6 +188,11 @@ class RichEncoder(PresetEncoder):
             for key, value in self._global_tags.items()
             if (name := _rich_name(key)) != TIME_KEY
         }
+        self._default = (
+            _rich_measurement(self._default_measurement)
+            if self._default_measurement
+            else None
+        )
         # Attribute key -> escaped keys of its float and text fields; None: not written.
         self._field_keys: dict[object, tuple[str, str] | None] = {}
         self._state_fields: dict[str, _RichStateFields] = {}
@@ -199,6 +206,8 @@ class RichEncoder(PresetEncoder):
         self, new_state: State, old_state: State | None, time_us: int
     ) -> str | None:
         """Return the rich line of a state change."""
+        if self._precision_us > 1:
+            time_us -= time_us % self._precision_us
         attributes = new_state.attributes
         unit = attributes.get(ATTR_UNIT_OF_MEASUREMENT)
         device_class = attributes.get(ATTR_DEVICE_CLASS)
@@ -210,6 +219,11 @@ class RichEncoder(PresetEncoder):
             or (metadata is not series.metadata and metadata != series.metadata)
             or unit != series.unit
             or device_class != series.device_class
+            or (
+                self._tag_attributes
+                and attributes is not series.attributes
+                and self._tag_texts(attributes) != series.tag_texts
+            )
         ):
             series = self._new_series(new_state, metadata, unit, device_class)
 
@@ -297,6 +311,13 @@ class RichEncoder(PresetEncoder):
             self._state_fields, text, (string_field(text), value, non_finite)
         )
 
+    def _tag_text(self, value: object) -> str:
+        """Return a tag attribute's value as its field would hold it, as text."""
+        typed = value if type(value) is str else _rich_value(value)
+        if typed is None or isinstance(typed, str):
+            return typed or ""
+        return repr(typed) if math.isfinite(typed) else ""
+
     def _new_field_keys(self, key: object) -> tuple[str, str] | None:
         """Return the escaped float and text field keys of an attribute key.
 
@@ -345,7 +366,12 @@ class RichEncoder(PresetEncoder):
                 ("unit", text_unit),
             )
             if value
-        } | self._rich_tags
+        }
+        tag_texts = self._tag_texts(state.attributes) if self._tag_attributes else ()
+        for key, text in zip(self._tag_attributes, tag_texts, strict=True):
+            if text is not None and (name := _rich_name(key)) != TIME_KEY:
+                tags[name] = _rich_name(text)
+        tags |= self._rich_tags
         # Line protocol has no empty tag values: a tag without a value is left out.
         tag_set = [
             f"{key}={value}" for key, value in sorted(tags.items()) if key and value
@@ -355,9 +381,10 @@ class RichEncoder(PresetEncoder):
             metadata,
             unit,
             device_class,
+            tag_texts,
             ",".join((measurement, *tag_set)),
             # They are tags.
-            self._ignored_in(state.domain)
+            self._ignored_for(state.entity_id, state.domain).union(self._tag_attributes)
             | {ATTR_UNIT_OF_MEASUREMENT, ATTR_DEVICE_CLASS},
         )
         self._series[state.entity_id] = series
@@ -366,7 +393,11 @@ class RichEncoder(PresetEncoder):
     def _measurement(
         self, state: State, unit: str | None, device_class: str | None
     ) -> str:
-        """Return the escaped measurement: the rule's, else the domain."""
+        """Return the escaped measurement: the rule's, else the default, else the domain."""
+        if (own := self._override_for(state.entity_id, state.domain)) and (
+            name := _rich_measurement(own)
+        ):
+            return name
         if self._override_measurement is not None:
             return self._override_measurement
         chosen: str | None
@@ -378,4 +409,8 @@ class RichEncoder(PresetEncoder):
             chosen = device_class
         else:
             chosen = unit
-        return (chosen and _rich_measurement(chosen)) or _rich_name(state.domain)
+        return (
+            (chosen and _rich_measurement(chosen))
+            or self._default
+            or _rich_name(state.domain)
+        )

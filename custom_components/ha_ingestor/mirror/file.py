@@ -16,7 +16,7 @@ import aiosqlite
 from homeassistant.core import HomeAssistant
 
 from ..storage.sqlite import SQLITE_SUFFIXES, SqliteConnection, sqlite_errors
-from .schema import TABLE_NAMES, TABLES, Mirrored, MirrorError, Row, Table, prepare
+from .tables import TABLE_NAMES, TABLES, Mirrored, MirrorError, Row, Table, prepare
 
 # How long a write waits for another program's lock before it gives up until the next
 # retry. Writes run in the mirror's own thread, so waiting stalls nothing else; only

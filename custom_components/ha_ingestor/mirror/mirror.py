@@ -41,7 +41,7 @@ from ..registry.events import Registry, async_track_registry_changes
 from ..shutdown import StopOnce
 from .file import MirrorFile
 from .rows import READERS
-from .schema import AREAS, DEVICES, ENTITIES, FLOORS, LABELS, TABLES, MirrorError, Table
+from .tables import AREAS, DEVICES, ENTITIES, FLOORS, LABELS, TABLES, MirrorError, Table
 
 # How often a mirror that failed tries again, and a healthy one checks that its file
 # is still there.

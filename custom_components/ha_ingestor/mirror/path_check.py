@@ -9,7 +9,7 @@ from pathlib import Path
 import tempfile
 from typing import Final
 
-from .schema import APPLICATION_ID, foreign_file_reason
+from .tables import APPLICATION_ID, foreign_file_reason
 
 # validate_mirror_path's answers: config flow error keys.
 MIRROR_PATH_IS_DIRECTORY: Final = "mirror_path_is_directory"
@@ -31,7 +31,7 @@ def validate_mirror_path(path: str) -> str | None:
     written; and when the file is another program's: a non-empty file that is not
     SQLite, or an SQLite database that has tables but not our application id (Home
     Assistant's recorder database, say). An empty file, an SQLite database without
-    tables, and a mirror of this or an older schema version are taken. Nothing is
+    tables, and a mirror of this or an older file version are taken. Nothing is
     created or changed.
     """
     file = Path(path)

@@ -1,4 +1,4 @@
-"""How registry entries become the mirror's rows, in the column order of `schema.TABLES`.
+"""How registry entries become the mirror's rows, in the column order of `tables.TABLES`.
 
 Read in the event loop: the registries are not thread-safe.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final
 
 from homeassistant.core import HomeAssistant
@@ -19,7 +20,7 @@ from homeassistant.helpers import (
 )
 
 from ..compat import all_devices, device_config_entry, stored_device
-from .schema import AREAS, DEVICES, ENTITIES, FLOORS, LABELS, Mirrored, Row, Table
+from .tables import AREAS, DEVICES, ENTITIES, FLOORS, LABELS, Mirrored, Row, Table
 
 
 def _time(moment: datetime) -> str:
@@ -33,13 +34,19 @@ def _text(value: str | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _chosen[E](
+    keys: Iterable[str] | None,
+    every: Callable[[], Iterable[E]],
+    get: Callable[[str], E | None],
+) -> Iterable[E]:
+    """Return the entries with these keys that exist, or every entry (keys None)."""
+    return every() if keys is None else filter(None, map(get, keys))
+
+
 def floor_rows(hass: HomeAssistant, keys: Iterable[str] | None) -> dict[str, Mirrored]:
     """Return the rows of the floors with these ids (that exist), or of all floors."""
     registry = fr.async_get(hass)
-    if keys is None:
-        floors: Iterable[fr.FloorEntry] = registry.async_list_floors()
-    else:
-        floors = filter(None, map(registry.async_get_floor, keys))
+    floors = _chosen(keys, registry.async_list_floors, registry.async_get_floor)
     return {
         floor.floor_id: Mirrored(
             (
@@ -59,10 +66,7 @@ def floor_rows(hass: HomeAssistant, keys: Iterable[str] | None) -> dict[str, Mir
 def label_rows(hass: HomeAssistant, keys: Iterable[str] | None) -> dict[str, Mirrored]:
     """Return the rows of the labels with these ids (that exist), or of all labels."""
     registry = lr.async_get(hass)
-    if keys is None:
-        labels: Iterable[lr.LabelEntry] = registry.async_list_labels()
-    else:
-        labels = filter(None, map(registry.async_get_label, keys))
+    labels = _chosen(keys, registry.async_list_labels, registry.async_get_label)
     return {
         label.label_id: Mirrored(
             (
@@ -83,10 +87,7 @@ def label_rows(hass: HomeAssistant, keys: Iterable[str] | None) -> dict[str, Mir
 def area_rows(hass: HomeAssistant, keys: Iterable[str] | None) -> dict[str, Mirrored]:
     """Return the rows of the areas with these ids (that exist), or of all areas."""
     registry = ar.async_get(hass)
-    if keys is None:
-        areas: Iterable[ar.AreaEntry] = registry.async_list_areas()
-    else:
-        areas = filter(None, map(registry.async_get_area, keys))
+    areas = _chosen(keys, registry.async_list_areas, registry.async_get_area)
     return {
         area.id: Mirrored(
             (
@@ -112,13 +113,9 @@ def device_rows(hass: HomeAssistant, keys: Iterable[str] | None) -> dict[str, Mi
     Child devices (parts of a parent device) are rows too, with `parent_device_id`
     set and no manufacturer, model or versions of their own.
     """
-    devices: Iterable[dr.AnyDeviceEntry]
-    if keys is None:
-        devices = all_devices(hass)
-    else:
-        # A composite device id (of a device split in Home Assistant 2026) names no
-        # device of its own: its parts are mirrored under their own ids.
-        devices = filter(None, (stored_device(hass, key) for key in keys))
+    # A composite device id (of a device split in Home Assistant 2026) names no
+    # device of its own: its parts are mirrored under their own ids.
+    devices = _chosen(keys, partial(all_devices, hass), partial(stored_device, hass))
     return {device.id: _device_row(device) for device in devices}
 
 
@@ -159,12 +156,9 @@ def _device_row(device: dr.AnyDeviceEntry) -> Mirrored:
 
 def entity_rows(hass: HomeAssistant, keys: Iterable[str] | None) -> dict[str, Mirrored]:
     """Return the rows of the entities with these ids (that exist), or of all entities."""
-    registry = er.async_get(hass)
-    if keys is None:
-        entities: Iterable[er.RegistryEntry] = registry.entities.values()
-    else:
-        entities = filter(None, map(registry.entities.get, keys))
-    return {entity.entity_id: _entity_row(entity) for entity in entities}
+    entities = er.async_get(hass).entities
+    chosen = _chosen(keys, entities.values, entities.get)
+    return {entity.entity_id: _entity_row(entity) for entity in chosen}
 
 
 def _entity_row(entity: er.RegistryEntry) -> Mirrored:

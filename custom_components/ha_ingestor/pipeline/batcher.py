@@ -16,8 +16,9 @@ Two jobs run side by side, and the first never waits for the second:
 Each line is added with the state it was made of: once its point is durable (stored in
 the spool, or written), that state's fingerprint is saved with it (last_states), with
 the stats. A line of the past (a backfill's) comes without one: it must not become an
-entity's last state. Memory holds at most `memory_cap` lines waiting; should the spool
-not take them (a full disk, say), the oldest batch in memory is dropped, and counted.
+entity's last state. Memory holds `memory_cap` lines waiting, and as many again while
+the spool stores them; should the spool not keep up, or not take them at all (a full
+disk), the oldest batch in memory is dropped, and counted.
 
 Whenever everything received until a moment is durable (a delivery emptied memory, or
 memory went to the spool with nothing else under way), that moment is noted in the
@@ -88,6 +89,9 @@ class Batcher:
         self._last_states = last_states
         self._batch_size = batch_size
         self.memory_cap = batch_size * MEMORY_CAP_BATCHES
+        # What memory may hold: twice the cap while the spool stores, the cap if it
+        # cannot (nothing will be taken from memory).
+        self._memory_limit = 2 * self.memory_cap
         self._flush_interval = flush_interval
         self._on_failure = on_failure
         self._on_recovery = on_recovery
@@ -98,6 +102,12 @@ class Batcher:
         self.health = WriteHealth()
         self._delivery: asyncio.Task[InfluxError | None] | None = None
         self._in_flight: _Batch | None = None
+        # Whether the delivery is taking memory: it then takes lines as they come.
+        self._writing_memory = False
+        # Written batches' states and copies, for _save_written.
+        self._written_states: dict[str, State] = {}
+        self._written_copies: list[range] = []
+        self._saving: asyncio.Task[None] | None = None
         self._spilling = 0
         # Event-loop time of the next ping, while InfluxDB cannot be reached.
         self._probe_at = 0.0
@@ -127,9 +137,9 @@ class Batcher:
         lines.append(line)
         self._states.append(state)
         count = len(lines)
-        if count == self._batch_size:
+        if count in (self._batch_size, self.memory_cap):
             self._wake.set()
-        elif count > self.memory_cap:
+        elif count > self._memory_limit:
             self._drop_oldest_batch()
 
     def _drop_oldest_batch(self) -> None:
@@ -141,10 +151,10 @@ class Batcher:
         if not self._memory_dropping:
             self._memory_dropping = True
             LOGGER.error(
-                "Memory holds %d points and the spool cannot take them (%s): the "
+                "Memory holds %d points and the spool does not take them (%s): the "
                 "oldest are dropped",
-                self.memory_cap,
-                self.spool_error or "it is busy",
+                len(self._lines),
+                self.spool_error or "it is slower than the state changes come",
             )
         self._wake.set()
 
@@ -235,13 +245,14 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await delivery
         await self._spill()
-        if self.health.failing:
-            return
-        with contextlib.suppress(InfluxError, TimeoutError):
-            async with asyncio.timeout(STOP_WRITE_SECONDS):
-                # Memory is left only if the spool cannot take it: a last chance.
-                await self._write_spool()
-                await self._write_memory()
+        if not self.health.failing:
+            with contextlib.suppress(InfluxError, TimeoutError):
+                async with asyncio.timeout(STOP_WRITE_SECONDS):
+                    # Memory is left only if the spool cannot take it: a last chance.
+                    await self._write_spool()
+                    await self._write_memory()
+        if self._saving is not None:
+            await self._saving
 
     async def _write_spool(self) -> None:
         while self._spool.count:
@@ -255,7 +266,7 @@ class Batcher:
             await self._writer.write([line for _, line in points])
             self._written()
             try:
-                await self._spool.remove_through(points[-1][0])
+                await self._spool.remove_ids(range(points[0][0], points[-1][0] + 1))
             except SpoolError as err:
                 # Those points will be written again, which is harmless.
                 self._spool_failed(err)
@@ -263,53 +274,87 @@ class Batcher:
 
     async def _write_memory(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._lines:
-            size = self._batch_size
-            batch = _Batch(self._lines[:size], self._states[:size], loop.time())
-            del self._lines[:size]
-            del self._states[:size]
-            self._in_flight = batch
-            try:
-                await self._writer.write(batch.lines)
-            except BaseException:
-                if batch.copy is None:  # else it waits in the spool already
-                    self._lines[:0] = batch.lines
-                    self._states[:0] = batch.states
-                raise
-            finally:
-                self._in_flight = None
-            batch.written = True
-            self._written()
-            await self._save_durable(batch)
-
-    async def _save_durable(self, batch: _Batch) -> None:
-        """Save the written batch's last states with the stats; drop its copy, if any."""
+        self._writing_memory = True
         try:
-            await self._spool.save_state(
-                await self._last_states.async_fingerprints(batch.states),
-                stats_to_dict(self._stats),
+            while self._lines:
+                size = self._batch_size
+                batch = _Batch(self._lines[:size], self._states[:size], loop.time())
+                del self._lines[:size]
+                del self._states[:size]
+                self._in_flight = batch
+                # Should the write take an interval, the flush loop makes it durable.
+                slow = loop.call_later(self._flush_interval, self._wake.set)
+                try:
+                    await self._writer.write(batch.lines)
+                except BaseException:
+                    if batch.copy is None:  # else it waits in the spool already
+                        self._lines[:0] = batch.lines
+                        self._states[:0] = batch.states
+                    raise
+                finally:
+                    slow.cancel()
+                    self._in_flight = None
+                batch.written = True
+                self._written()
+                self._save_written(batch.states, batch.copy)
+        finally:
+            self._writing_memory = False
+
+    def _save_written(self, states: list[State | None], copy: range | None) -> None:
+        """Have a written batch's last states saved with the stats, and its copy dropped.
+
+        By a task of its own, which takes what batches were written meanwhile in one
+        transaction: the next write does not wait for it.
+        """
+        for state in states:
+            if state is not None:  # None: a line of the past, no entity's last state
+                self._written_states[state.entity_id] = state
+        if copy is not None:
+            self._written_copies.append(copy)
+        if self._saving is None or self._saving.done():
+            self._saving = asyncio.get_running_loop().create_task(
+                self._saving_written(), name="ha_ingestor last states"
             )
-            if batch.copy is not None:
-                await self._spool.remove_ids(batch.copy)
-        except SpoolError as err:
-            # The points are written; a restart may write their states once more.
-            self._spool_failed(err)
+
+    async def _saving_written(self) -> None:
+        while self._written_states or self._written_copies:
+            states, self._written_states = self._written_states, {}
+            copies, self._written_copies = self._written_copies, []
+            try:
+                await self._spool.save_state(
+                    await self._last_states.async_fingerprints(states.values()),
+                    stats_to_dict(self._stats),
+                )
+            except SpoolError as err:
+                # The points are written; a restart may write their states once more.
+                self._spool_failed(err)
+            else:
+                self._spool_works()
+            for ids in copies:
+                try:
+                    await self._spool.remove_ids(ids)
+                except SpoolError as err:
+                    # Written twice, then, which InfluxDB makes once.
+                    self._spool_failed(err)
 
     async def _make_durable(self, now: float) -> None:
-        """Spool memory, and a copy of a batch whose write takes longer than an interval."""
-        await self._spill()
+        """Keep memory durable while a delivery runs, without doing its work twice.
+
+        A delivery taking memory takes new lines as they come, unless its write has
+        lasted an interval: then memory is spooled, and a copy of the batch stored.
+        A delivery replaying the spool leaves memory waiting: it is spooled at once.
+        """
         batch = self._in_flight
-        if (
-            batch is None
-            or batch.copy is not None
-            or now - batch.taken_at < self._flush_interval
-        ):
+        slow = batch is not None and now - batch.taken_at >= self._flush_interval
+        if slow or not self._writing_memory or len(self._lines) >= self.memory_cap:
+            await self._spill()
+        if batch is None or not slow or batch.copy is not None:
             return
         if (appended := await self._append(batch.lines, batch.states)) is None:
             return
         batch.copy = appended
         if batch.written:  # it ended while the copy was being stored
-            await self._save_durable(batch)
+            self._save_written([], appended)
 
     async def _spill(self) -> None:
         """Move memory to the spool; if the spool cannot take it, keep it in memory."""
@@ -327,7 +372,7 @@ class Batcher:
             # Back in front of what came meanwhile, within the cap.
             self._lines[:0] = lines
             self._states[:0] = states
-            while len(self._lines) > self.memory_cap:
+            while len(self._lines) > self._memory_limit:
                 self._drop_oldest_batch()
             return
         if self.health.failing:
@@ -349,12 +394,11 @@ class Batcher:
                 stats=stats_to_dict(self._stats),
             )
         except SpoolError as err:
+            # Old points it dropped for room before failing are gone all the same.
+            self._stats.points_dropped_spool_full += err.dropped
             self._spool_failed(err)
             return None
-        if self.spool_error is not None:
-            LOGGER.info("The spool can be written again")
-            self.spool_error = None
-        self._memory_dropping = False
+        self._spool_works()
         self._stats.points_dropped_spool_full += appended.dropped
         if appended.dropped and not self._spool_dropping:
             LOGGER.warning(
@@ -388,7 +432,16 @@ class Batcher:
         self._probe_at = now + PROBE_INTERVAL
         self._on_failure(err)
 
+    def _spool_works(self) -> None:
+        """Note that the spool stored something: whatever kept it from that is over."""
+        if self.spool_error is not None:
+            LOGGER.info("The spool can be written again")
+            self.spool_error = None
+            self._memory_limit = 2 * self.memory_cap
+        self._memory_dropping = False
+
     def _spool_failed(self, err: SpoolError) -> None:
         if self.spool_error is None:
             LOGGER.error("The spool cannot be used, points wait in memory: %s", err)
         self.spool_error = err
+        self._memory_limit = self.memory_cap

@@ -207,8 +207,12 @@ class Pipeline:
             "InfluxDB refused %d point(s), kept in quarantine: %s", len(lines), reason
         )
         try:
-            await self.spool.quarantine(lines, reason)
+            # The quarantine takes room in the spool: its oldest may make way.
+            self.stats.points_dropped_spool_full += await self.spool.quarantine(
+                lines, reason
+            )
         except SpoolError as err:
+            self.stats.points_dropped_spool_full += err.dropped
             self.stats.points_dropped_unquarantined += len(lines)
             LOGGER.error("Could not quarantine %s, they are lost: %s", lines, err)
 

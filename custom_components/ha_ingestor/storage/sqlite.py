@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 import contextlib
+import os
 from pathlib import Path
 import sqlite3
 import threading
@@ -51,11 +52,16 @@ class SqliteConnection:
         error: Callable[[str], SqliteFileError],
         *,
         busy_timeout: float = 5.0,
+        private: bool = False,
+        read_only: bool = False,
     ) -> Self:
         """Open `path` and `prepare` it (check and migrate); close it again if that fails.
 
         SQLite's errors are raised as `error`; `busy_timeout` is how long a statement
-        waits for another program's lock.
+        waits for another program's lock. A `private` file is readable and writable
+        by its owner only (0600), as are the log and shared memory SQLite keeps
+        beside it, like Home Assistant's own `.storage` files. A `read_only` file is
+        never written, not even checkpointed when closed.
         """
         threads: list[threading.Thread] = []
 
@@ -63,7 +69,21 @@ class SqliteConnection:
             # Runs in aiosqlite's thread: remember it, to join it when closing.
             threads.append(threading.current_thread())
             # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE).
-            return sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+            connection = sqlite3.connect(
+                f"{path.absolute().as_uri()}?mode=ro" if read_only else path,
+                timeout=busy_timeout,
+                isolation_level=None,
+                uri=read_only,
+            )
+            if private:
+                # Before the first read, which creates the log and shared memory:
+                # SQLite gives those the database's own mode.
+                try:
+                    _make_private(path)
+                except BaseException:
+                    connection.close()
+                    raise
+            return connection
 
         db = aiosqlite.Connection(connect, iter_chunk_size=64)  # aiosqlite's default
         try:
@@ -78,6 +98,13 @@ class SqliteConnection:
     async def close(self) -> None:
         """Close the file and end its thread; never raises for the file's sake."""
         await _close(self.db, [self._worker])
+
+
+def _make_private(path: Path) -> None:
+    """Make the database and the files beside it that exist owner-only. Blocking."""
+    for suffix in SQLITE_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path.with_name(path.name + suffix), 0o600)
 
 
 async def _close(db: aiosqlite.Connection, threads: Iterable[threading.Thread]) -> None:

@@ -1,4 +1,4 @@
-"""The registry mirror's file format: its tables, written once, and opening a file.
+"""The registry mirror's tables, each column written once, and opening a mirror file.
 
 docs/registry.md describes the tables for the people who query them. `TABLES` defines
 every column once; the code writes rows in that order, and the first migration
@@ -160,7 +160,7 @@ TABLE_NAMES: Final = tuple(
     name for table in TABLES for name in (table.name, table.labels) if name is not None
 )
 
-# Statements that take the schema from version N (the index) to N + 1; the file's version
+# Statements that take the tables from version N (the index) to N + 1; the file's version
 # is kept in `PRAGMA user_version`. A new version is a new entry, never an edited one:
 # before a version 2 changes a table of TABLES, version 1 must be frozen as the
 # statements it generates today (tests/mirror/snapshots holds them).
@@ -193,7 +193,7 @@ _MIGRATIONS: Final = (
         " LEFT JOIN floors f ON f.floor_id = a.floor_id",
     ),
 )
-SCHEMA_VERSION: Final = len(_MIGRATIONS)
+FILE_VERSION: Final = len(_MIGRATIONS)
 
 
 class MirrorError(SqliteFileError):
@@ -218,13 +218,13 @@ def foreign_file_reason(
 
     An SQLite file without tables is free to take (the file a failed first start
     left behind, or one made empty on purpose); one with tables is ours only with our
-    application id, and only up to the schema version this code knows.
+    application id, and only up to the file version this code knows.
     """
     if application_id == APPLICATION_ID:
-        if user_version > SCHEMA_VERSION:
+        if user_version > FILE_VERSION:
             return (
-                f"has schema version {user_version}, newer than this version of the "
-                f"integration knows ({SCHEMA_VERSION})"
+                f"has file version {user_version}, newer than this version of the "
+                f"integration knows ({FILE_VERSION})"
             )
         return None
     if has_tables:
@@ -252,7 +252,7 @@ async def prepare(db: aiosqlite.Connection) -> None:
         raise MirrorError(f"cannot use write-ahead logging ({mode})")
     # Off by default in SQLite, and per connection; a no-op inside a transaction.
     await db.execute("PRAGMA foreign_keys=ON")
-    if version < SCHEMA_VERSION:
+    if version < FILE_VERSION:
         # PRAGMA takes no parameters; the values are our own integer constants.
         await migrate(
             db,
@@ -260,6 +260,6 @@ async def prepare(db: aiosqlite.Connection) -> None:
             version,
             [
                 f"PRAGMA application_id = {APPLICATION_ID:d}",
-                f"PRAGMA user_version = {SCHEMA_VERSION:d}",
+                f"PRAGMA user_version = {FILE_VERSION:d}",
             ],
         )

@@ -12,11 +12,11 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.ha_ingestor.mirror import schema
+from custom_components.ha_ingestor.mirror import tables
 from custom_components.ha_ingestor.mirror.mirror import RegistryMirror
-from custom_components.ha_ingestor.mirror.schema import (
+from custom_components.ha_ingestor.mirror.tables import (
     APPLICATION_ID,
-    SCHEMA_VERSION,
+    FILE_VERSION,
     TABLE_NAMES,
     TABLES,
     MirrorError,
@@ -75,18 +75,16 @@ async def test_schema_has_the_columns_the_code_writes(
     ) == [(1,)]
     assert await query(path, "PRAGMA journal_mode") == [("wal",)]
     assert await query(path, "PRAGMA application_id") == [(APPLICATION_ID,)]
-    assert await query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert await query(path, "PRAGMA user_version") == [(FILE_VERSION,)]
 
 
-async def test_mirror_refuses_a_newer_schema(
+async def test_mirror_refuses_a_newer_file_version(
     hass: HomeAssistant, config_entry_id: str, path: Path
 ) -> None:
     """A file from a newer version of the integration is reported, and not written."""
     async with running_mirror(hass, path):
         pass
-    await asyncio.to_thread(
-        run_sql, path, f"PRAGMA user_version = {SCHEMA_VERSION + 1}"
-    )
+    await asyncio.to_thread(run_sql, path, f"PRAGMA user_version = {FILE_VERSION + 1}")
     before = await asyncio.to_thread(path.read_bytes)
     populate(hass, config_entry_id)
     mirror = RegistryMirror(hass, ENTRY_ID, path)
@@ -109,7 +107,7 @@ async def test_empty_sqlite_file_is_taken(
     populate(hass, config_entry_id)
     async with running_mirror(hass, path) as mirror:
         await assert_mirrored(hass, mirror)
-        assert await query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        assert await query(path, "PRAGMA user_version") == [(FILE_VERSION,)]
 
 
 def _documented_queries() -> list[str]:
@@ -152,7 +150,7 @@ def test_migration_1_is_frozen(snapshot: SnapshotAssertion) -> None:
     Migration 1 is generated from TABLES. Before a version 2 changes a table, version
     1 must be written out as these statements, and this snapshot stays as it is.
     """
-    assert schema._MIGRATIONS[0] == snapshot
+    assert tables._MIGRATIONS[0] == snapshot
 
 
 async def test_a_new_file_has_exactly_the_columns_of_tables(path: Path) -> None:
@@ -171,7 +169,7 @@ async def test_a_new_file_has_exactly_the_columns_of_tables(path: Path) -> None:
         for (sql,) in await query(
             path, "SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid"
         )
-    ] == list(schema._MIGRATIONS[0])
+    ] == list(tables._MIGRATIONS[0])
     assert {
         name
         for (name,) in await query(
