@@ -42,6 +42,7 @@ from custom_components.ha_ingestor.const import (
     CONF_FLUSH_INTERVAL,
     CONF_HISTORY_BACKFILL,
     CONF_PRESET,
+    DEFAULT_BATCH_SIZE,
     DOMAIN,
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
@@ -53,7 +54,11 @@ from custom_components.ha_ingestor.issues import (
 )
 from custom_components.ha_ingestor.line_protocol import create_encoder
 from custom_components.ha_ingestor.line_protocol.encoder import timestamp_us
-from custom_components.ha_ingestor.pipeline.backfill import Backfill
+from custom_components.ha_ingestor.pipeline.backfill import (
+    BACKLOG_BATCHES,
+    SLICE_POINTS,
+    Backfill,
+)
 from custom_components.ha_ingestor.pipeline.backfill_state import (
     BackfillSource,
     BackfillStatus,
@@ -578,3 +583,59 @@ async def test_a_gap_partly_missing_in_the_recorder_says_so(
     assert "For 01:00:00 of that time the recorder has nothing either" in text
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert issue_of(hass, entry, ISSUE_HISTORY_GAP) is None
+
+
+async def _hand_on_sampled(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> tuple[float, int]:
+    """Run the default backfill; how long it took, and the most lines memory held."""
+    batcher = entry.runtime_data.pipeline.batcher
+    backfill = entry.runtime_data.backfill
+    most = 0
+    started = time.monotonic()
+    await hass.services.async_call(
+        DOMAIN, SERVICE_BACKFILL, {ATTR_CONFIG_ENTRY_ID: entry.entry_id}, blocking=True
+    )
+    while backfill.running:
+        most = max(most, batcher.pending)
+        await asyncio.sleep(0)
+    return time.monotonic() - started, most
+
+
+async def test_a_backfill_keeps_its_pace_and_memory_and_says_when_it_runs(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At most the pace; memory within the backlog it waits for; one line each end.
+
+    At its fastest, the backfill hands a slice on only while fewer than two batches
+    wait: memory never holds more than those and a slice, far below its cap.
+    """
+    await record_past_states(hass, "sensor.power", 2000)
+    entry = _entry(influxdb, database)
+    await setup_entry(hass, entry, {CONF_FLUSH_INTERVAL: 0.1, CONF_BACKFILL_PACE: 1000})
+    seconds, most = await _hand_on_sampled(hass, entry)
+    await _wait_done(entry)
+    # 2,000 points at 1,000/s: the first slice (20 points) goes at once.
+    assert seconds >= (2000 - 20) / 1000
+    said = [m for m in caplog.messages if m.startswith(f"Backfill of {entry.title} ")]
+    assert len(said) == 2, said
+    assert "started: 2000 state changes the recorder holds" in said[0]
+    assert "2000 state changes read, 2000 points written" in said[1]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+    database_fast = _new_database(influxdb)
+    fast = _entry(influxdb, database_fast)
+    await setup_entry(hass, fast, FAST)
+    _, most = await _hand_on_sampled(hass, fast)
+    await _wait_done(fast)
+    pipeline = fast.runtime_data.pipeline
+    assert 0 < most <= BACKLOG_BATCHES * DEFAULT_BATCH_SIZE + SLICE_POINTS[1]
+    assert most < pipeline.batcher.memory_cap
+    await wait_until(lambda: pipeline.stats.points_written == 2000, "all written")
+    assert pipeline.stats.points_dropped == 0
+    assert await hass.config_entries.async_unload(fast.entry_id)
+    influxdb.query(f'DROP DATABASE "{database_fast}"')
