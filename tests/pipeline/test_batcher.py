@@ -394,10 +394,22 @@ async def test_until_when_everything_received_is_durable(
         lambda: stats.received_through is not None and stats.received_through > written,
         "spooled, and noted",
     )
-    # Lines of the past are written like any other.
     await influxdb_v2.start()
+    await wait_until(lambda: spool.count == 0, "the spool written")
+    # Lines of the past are written like any other, and counted in the stats saved,
+    # though they name no entity's last state.
     entry.runtime_data.pipeline.batcher.add("W,entity_id=old value=7.0 1000000", None)
     await wait_until(lambda: len(influxdb_v2.points("ha")) == 3, "3 points")
+
+    async def saved_written() -> int:
+        saved = await spool.stats()
+        return 0 if saved is None else int(saved["points_written"])
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while await saved_written() != 3:
+        assert asyncio.get_running_loop().time() < deadline, await spool.stats()
+        await asyncio.sleep(0.05)
+    assert set(await spool.last_states()) == {"sensor.power"}
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -107,6 +107,9 @@ class Batcher:
         # Written batches' states and copies, for _save_written.
         self._written_states: dict[str, State] = {}
         self._written_copies: list[range] = []
+        # Whether a batch was written since the saving task last took them: the stats
+        # are saved then, even for a batch of lines of the past only (no states).
+        self._written_unsaved = False
         self._saving: asyncio.Task[None] | None = None
         self._spilling = 0
         # Event-loop time of the next ping, while InfluxDB cannot be reached.
@@ -311,13 +314,15 @@ class Batcher:
                 self._written_states[state.entity_id] = state
         if copy is not None:
             self._written_copies.append(copy)
+        self._written_unsaved = True
         if self._saving is None or self._saving.done():
             self._saving = asyncio.get_running_loop().create_task(
                 self._saving_written(), name="ha_ingestor last states"
             )
 
     async def _saving_written(self) -> None:
-        while self._written_states or self._written_copies:
+        while self._written_unsaved:
+            self._written_unsaved = False
             states, self._written_states = self._written_states, {}
             copies, self._written_copies = self._written_copies, []
             try:
