@@ -235,6 +235,8 @@ def run_fidelity(changes: int) -> tuple[bool, float, str]:
             "-q",
             "-p",
             "no:randomly",
+            # 100,000 state changes take longer than the suite's limit per test.
+            f"--timeout={int(CHILD_TIMEOUT)}",
             "tests/pipeline/test_backfill.py::test_backfilled_points_are_the_live_points",
         ],
         cwd=REPO,
