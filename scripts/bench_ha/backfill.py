@@ -15,7 +15,7 @@ One run, against one local InfluxDB 1.x and one recorder database (SQLite, a fil
    whole history is backfilled: points per second, and the longest a read held the
    recorder's database.
 4. Unless --no-fidelity: tests/pipeline/test_backfill.py's comparison runs with
-   100,000 state changes (the suite runs it with 20,000), each backfilled point read
+   100,000 state changes (as the suite does), each backfilled point read
    back from InfluxDB against what the live encoder makes of the same change.
 
 The figures go to their own section of docs/performance.md (between BEGIN and END,
@@ -329,7 +329,7 @@ def format_section(
         changes, ok, seconds, summary = fidelity
         lines += [
             f"Point by point: `tests/pipeline/test_backfill.py` with {changes:,} state"
-            f" changes of {ENTITIES} entities over {DAYS} days (the suite runs 20,000),"
+            f" changes of {ENTITIES} entities over {DAYS} days (as the suite does),"
             " recorded by Home Assistant's own recorder, backfilled with both presets,"
             " every point read back from InfluxDB and compared with the point the live"
             f" encoder makes of the same change: {'passed' if ok else '**failed**'}"

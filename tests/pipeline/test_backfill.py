@@ -79,8 +79,9 @@ from ..influxdb_v1_server import InfluxDBv1Server
 from ..repair_issues import issue_checked_now, issue_of, render_issue
 from .house_history import LiveChange, as_recorded, fill_history, renamed
 
-# The history the suite fills: scripts/bench --backfill runs this test with 100,000.
-CHANGES = int(os.environ.get("HA_INGESTOR_BACKFILL_CHANGES", "20000"))
+# The history the suite fills, as issue 16 asks: 100,000 changes (about 3.5 minutes,
+# hence the test's own time limit).
+CHANGES = int(os.environ.get("HA_INGESTOR_BACKFILL_CHANGES", "100000"))
 ENTITIES = 500
 DAYS = 30
 FAST = {CONF_FLUSH_INTERVAL: 0.1, CONF_BACKFILL_PACE: BACKFILL_PACE_RANGE[1]}
@@ -180,6 +181,7 @@ async def _backfill_and_wait(hass: HomeAssistant, entry: MockConfigEntry) -> Any
     return response
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.usefixtures("recorder_mock")
 async def test_backfilled_points_are_the_live_points(
     hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
