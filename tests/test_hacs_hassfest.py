@@ -382,8 +382,9 @@ _NOT_WORDS = re.compile(r"\{\w+\}|https?://\S+|\S+/\S+|\b\d+\.x\b")
 # Words a language writes as English does (German "Schema", say), by language code:
 # a text of these alone may be the English one too.
 SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
-    # Home Assistant's German keeps "Bucket" (influxdb) and "Labels"; "Schema" is German.
-    "de": frozenset({"Bucket", "Labels", "Schema"}),
+    # Home Assistant's German keeps "Bucket" (influxdb), "Labels" and "Status" (the
+    # frontend's); "Schema" is German.
+    "de": frozenset({"Bucket", "Labels", "Schema", "Status"}),
     # Home Assistant's Spanish keeps "Bucket" (influxdb).
     "es": frozenset({"Bucket"}),
     # Home Assistant's French keeps "Bucket" (influxdb).
