@@ -389,8 +389,8 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     "es": frozenset({"Bucket"}),
     # Home Assistant's French keeps "Bucket" (influxdb).
     "fr": frozenset({"Bucket"}),
-    # Home Assistant's Dutch writes "database", "Labels" and "Schema" too.
-    "nl": frozenset({"Bucket", "Database", "Labels", "Schema"}),
+    # Home Assistant's Dutch writes "database", "Labels", "Schema" and "Status" too.
+    "nl": frozenset({"Bucket", "Database", "Labels", "Schema", "Status"}),
     # Italian, as Home Assistant's Italian texts write them (Password, Token,
     # database, bucket); "schema" is an Italian word as well.
     "it": frozenset({"Bucket", "Database", "Password", "Schema", "Token"}),
