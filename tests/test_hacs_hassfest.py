@@ -382,14 +382,15 @@ _NOT_WORDS = re.compile(r"\{\w+\}|https?://\S+|\S+/\S+|\b\d+\.x\b")
 # Words a language writes as English does (German "Schema", say), by language code:
 # a text of these alone may be the English one too.
 SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
-    # Home Assistant's German keeps "Bucket" (influxdb) and "Labels"; "Schema" is German.
-    "de": frozenset({"Bucket", "Labels", "Schema"}),
+    # Home Assistant's German keeps "Bucket" (influxdb), "Labels" and "Status" (the
+    # frontend's); "Schema" is German.
+    "de": frozenset({"Bucket", "Labels", "Schema", "Status"}),
     # Home Assistant's Spanish keeps "Bucket" (influxdb).
     "es": frozenset({"Bucket"}),
     # Home Assistant's French keeps "Bucket" (influxdb).
     "fr": frozenset({"Bucket"}),
-    # Home Assistant's Dutch writes "database", "Labels" and "Schema" too.
-    "nl": frozenset({"Bucket", "Database", "Labels", "Schema"}),
+    # Home Assistant's Dutch writes "database", "Labels", "Schema" and "Status" too.
+    "nl": frozenset({"Bucket", "Database", "Labels", "Schema", "Status"}),
     # Italian, as Home Assistant's Italian texts write them (Password, Token,
     # database, bucket); "schema" is an Italian word as well.
     "it": frozenset({"Bucket", "Database", "Password", "Schema", "Token"}),
