@@ -393,8 +393,9 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     # Italian, as Home Assistant's Italian texts write them (Password, Token,
     # database, bucket); "schema" is an Italian word as well.
     "it": frozenset({"Bucket", "Database", "Password", "Schema", "Token"}),
-    # Polish has no word of its own for a token; Home Assistant writes "Token".
-    "pl": frozenset({"Token"}),
+    # Polish has no word of its own for a token; Home Assistant writes "Token", and
+    # "Status" (a Polish word) for a status.
+    "pl": frozenset({"Status", "Token"}),
     # Brazilian Portuguese, as Home Assistant's pt-BR texts write them ("Bucket",
     # "Token").
     "pt-BR": frozenset({"Bucket", "Token"}),
