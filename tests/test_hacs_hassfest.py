@@ -400,8 +400,8 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     # "Token").
     "pt-BR": frozenset({"Bucket", "Token"}),
     # Swedish, as Home Assistant's Swedish influxdb texts write them ("Bucket",
-    # "API-token"); "schema" is a Swedish word as well.
-    "sv": frozenset({"Bucket", "Schema", "Token"}),
+    # "API-token"); "schema" and "status" are Swedish words as well.
+    "sv": frozenset({"Bucket", "Schema", "Status", "Token"}),
     # Danish: "database" is the Danish word; InfluxDB's "bucket" has no Danish name in
     # use; "labels" is the word Home Assistant's Danish translation uses for labels.
     "da": frozenset({"Bucket", "Database", "Labels"}),
