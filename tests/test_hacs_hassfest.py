@@ -403,8 +403,8 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     # "API-token"); "schema" and "status" are Swedish words as well.
     "sv": frozenset({"Bucket", "Schema", "Status", "Token"}),
     # Danish: "database" is the Danish word; InfluxDB's "bucket" has no Danish name in
-    # use; "labels" is the word Home Assistant's Danish translation uses for labels.
-    "da": frozenset({"Bucket", "Database", "Labels"}),
+    # use; "labels" and "status" are the words Home Assistant's Danish translation uses.
+    "da": frozenset({"Bucket", "Database", "Labels", "Status"}),
     # Norwegian Bokmål: "database" is the Norwegian word.
     "nb": frozenset({"Database"}),
 }
