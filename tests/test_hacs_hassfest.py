@@ -394,17 +394,18 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     # Italian, as Home Assistant's Italian texts write them (Password, Token,
     # database, bucket); "schema" is an Italian word as well.
     "it": frozenset({"Bucket", "Database", "Password", "Schema", "Token"}),
-    # Polish has no word of its own for a token; Home Assistant writes "Token".
-    "pl": frozenset({"Token"}),
+    # Polish has no word of its own for a token; Home Assistant writes "Token", and
+    # "Status" (a Polish word) for a status.
+    "pl": frozenset({"Status", "Token"}),
     # Brazilian Portuguese, as Home Assistant's pt-BR texts write them ("Bucket",
     # "Token").
     "pt-BR": frozenset({"Bucket", "Token"}),
     # Swedish, as Home Assistant's Swedish influxdb texts write them ("Bucket",
-    # "API-token"); "schema" is a Swedish word as well.
-    "sv": frozenset({"Bucket", "Schema", "Token"}),
+    # "API-token"); "schema" and "status" are Swedish words as well.
+    "sv": frozenset({"Bucket", "Schema", "Status", "Token"}),
     # Danish: "database" is the Danish word; InfluxDB's "bucket" has no Danish name in
-    # use; "labels" is the word Home Assistant's Danish translation uses for labels.
-    "da": frozenset({"Bucket", "Database", "Labels"}),
+    # use; "labels" and "status" are the words Home Assistant's Danish translation uses.
+    "da": frozenset({"Bucket", "Database", "Labels", "Status"}),
     # Norwegian Bokmål: "database" is the Norwegian word.
     "nb": frozenset({"Database"}),
 }
