@@ -405,7 +405,8 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     # use; "labels" is the word Home Assistant's Danish translation uses for labels.
     "da": frozenset({"Bucket", "Database", "Labels"}),
     # Norwegian Bokmål: "database" is the Norwegian word.
-    "nb": frozenset({"Database"}),
+    # "Status" is too, as Home Assistant's Bokmål frontend writes it.
+    "nb": frozenset({"Database", "Status"}),
 }
 
 
