@@ -407,7 +407,8 @@ SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
     # use; "labels" and "status" are the words Home Assistant's Danish translation uses.
     "da": frozenset({"Bucket", "Database", "Labels", "Status"}),
     # Norwegian Bokmål: "database" is the Norwegian word.
-    "nb": frozenset({"Database"}),
+    # "Status" is too, as Home Assistant's Bokmål frontend writes it.
+    "nb": frozenset({"Database", "Status"}),
 }
 
 
