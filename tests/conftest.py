@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 import contextlib
 import datetime as dt
+import logging
 from pathlib import Path
 import shutil
 from typing import Any, Protocol
@@ -35,6 +36,9 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_test_home_assistant,
     get_test_config_dir,
+)
+from pytest_homeassistant_custom_component.components.recorder.common import (
+    async_wait_recording_done,
 )
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
@@ -212,6 +216,33 @@ async def save_options(
             break  # the same form again: its errors are the answer
     await hass.async_block_till_done()
     return dict(result)
+
+
+async def record_past_states(
+    hass: HomeAssistant, entity_id: str, count: int, *, days: float = 3
+) -> list[float]:
+    """Set `count` states of a power sensor over the last `days`, recorded.
+
+    For tests with the recorder (recorder_mock). Returns the states' times.
+    """
+    end = dt.datetime.now(dt.UTC).timestamp() - 60
+    times = [end - days * 86400 * (count - i) / count for i in range(count)]
+    for watts, when in enumerate(times):
+        hass.states.async_set(
+            entity_id, str(watts), {"unit_of_measurement": "W"}, timestamp=when
+        )
+    await async_wait_recording_done(hass)
+    return times
+
+
+@pytest.fixture
+def quiet_sqlalchemy() -> Iterator[None]:
+    """SQLAlchemy logs every statement at INFO: thousands with the recorder."""
+    logger = logging.getLogger("sqlalchemy.engine")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 
 from custom_components.ha_ingestor.compat import vol
 from custom_components.ha_ingestor.config_flow import INFLUXDB_V3_FORM
@@ -29,6 +30,7 @@ from custom_components.ha_ingestor.const import (
     CONF_API_VERSION,
     CONF_BUCKET,
     CONF_DATABASE,
+    CONF_HISTORY_BACKFILL,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
     CONF_NO_SYNC,
@@ -43,6 +45,7 @@ from .conftest import (
     V3_READ_ONLY_TOKEN,
     V3_TOKEN,
     Served,
+    record_past_states,
     v2_entry_data,
     v3_entry_data,
 )
@@ -51,6 +54,13 @@ from .influxdb_v2_server import InfluxDBv2TestServer
 from .influxdb_v3_server import InfluxDBv3TestServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+@pytest.fixture
+async def mock_recorder_before_hass(
+    async_test_recorder: RecorderInstanceContextManager,
+) -> None:
+    """Let a test set up the recorder (recorder_mock) before Home Assistant."""
 
 
 @pytest.fixture(autouse=True)
@@ -453,6 +463,33 @@ async def _without_mirror(
     return await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_MIRROR_ENABLED: False}
     )
+
+
+@pytest.mark.usefixtures("recorder_mock", "quiet_sqlalchemy")
+@pytest.mark.parametrize("backfill", [True, False])
+async def test_history_step_offers_what_the_recorder_holds(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str, backfill: bool
+) -> None:
+    """With a recorder that holds history: how much, off unless chosen."""
+    await record_past_states(hass, "sensor.power", 1200, days=6)
+    await record_past_states(hass, "sensor.heater", 34, days=2)
+    flow_id = await _v1_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v1_input(influxdb, database)
+    )
+    result = await _without_mirror(hass, result)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "history"
+    assert result["description_placeholders"] == {"days": "6", "count": "1,234"}
+    schema = result["data_schema"]
+    assert schema is not None
+    assert schema({}) == {CONF_HISTORY_BACKFILL: False}
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_HISTORY_BACKFILL: backfill}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    # A request the entry takes when it starts; nothing when not chosen.
+    assert result["options"].get(CONF_HISTORY_BACKFILL, False) is backfill
 
 
 async def test_registry_mirror_step(

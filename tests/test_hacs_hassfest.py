@@ -382,30 +382,33 @@ _NOT_WORDS = re.compile(r"\{\w+\}|https?://\S+|\S+/\S+|\b\d+\.x\b")
 # Words a language writes as English does (German "Schema", say), by language code:
 # a text of these alone may be the English one too.
 SAME_AS_ENGLISH: dict[str, frozenset[str]] = {
-    # Home Assistant's German keeps "Bucket" (influxdb) and "Labels"; "Schema" is German.
-    "de": frozenset({"Bucket", "Labels", "Schema"}),
+    # Home Assistant's German keeps "Bucket" (influxdb), "Labels" and "Status" (the
+    # frontend's); "Schema" is German.
+    "de": frozenset({"Bucket", "Labels", "Schema", "Status"}),
     # Home Assistant's Spanish keeps "Bucket" (influxdb).
     "es": frozenset({"Bucket"}),
     # Home Assistant's French keeps "Bucket" (influxdb).
     "fr": frozenset({"Bucket"}),
-    # Home Assistant's Dutch writes "database", "Labels" and "Schema" too.
-    "nl": frozenset({"Bucket", "Database", "Labels", "Schema"}),
+    # Home Assistant's Dutch writes "database", "Labels", "Schema" and "Status" too.
+    "nl": frozenset({"Bucket", "Database", "Labels", "Schema", "Status"}),
     # Italian, as Home Assistant's Italian texts write them (Password, Token,
     # database, bucket); "schema" is an Italian word as well.
     "it": frozenset({"Bucket", "Database", "Password", "Schema", "Token"}),
-    # Polish has no word of its own for a token; Home Assistant writes "Token".
-    "pl": frozenset({"Token"}),
+    # Polish has no word of its own for a token; Home Assistant writes "Token", and
+    # "Status" (a Polish word) for a status.
+    "pl": frozenset({"Status", "Token"}),
     # Brazilian Portuguese, as Home Assistant's pt-BR texts write them ("Bucket",
     # "Token").
     "pt-BR": frozenset({"Bucket", "Token"}),
     # Swedish, as Home Assistant's Swedish influxdb texts write them ("Bucket",
-    # "API-token"); "schema" is a Swedish word as well.
-    "sv": frozenset({"Bucket", "Schema", "Token"}),
+    # "API-token"); "schema" and "status" are Swedish words as well.
+    "sv": frozenset({"Bucket", "Schema", "Status", "Token"}),
     # Danish: "database" is the Danish word; InfluxDB's "bucket" has no Danish name in
-    # use; "labels" is the word Home Assistant's Danish translation uses for labels.
-    "da": frozenset({"Bucket", "Database", "Labels"}),
+    # use; "labels" and "status" are the words Home Assistant's Danish translation uses.
+    "da": frozenset({"Bucket", "Database", "Labels", "Status"}),
     # Norwegian Bokmål: "database" is the Norwegian word.
-    "nb": frozenset({"Database"}),
+    # "Status" is too, as Home Assistant's Bokmål frontend writes it.
+    "nb": frozenset({"Database", "Status"}),
 }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import datetime as dt
 from typing import Any
 
+from homeassistant.components.recorder.core import Recorder
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
@@ -19,8 +21,10 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
+from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 
 from custom_components.ha_ingestor.const import (
+    CONF_BACKFILL_PACE,
     CONF_BATCH_SIZE,
     CONF_DEFAULT_MEASUREMENT,
     CONF_EXCLUDE_AREAS,
@@ -32,6 +36,7 @@ from custom_components.ha_ingestor.const import (
     CONF_GLOBAL_TAGS,
     CONF_GZIP,
     CONF_HEARTBEAT_MINUTES,
+    CONF_HISTORY_BACKFILL,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
     CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
@@ -58,11 +63,18 @@ from custom_components.ha_ingestor.const import (
     PRESET_RICH,
 )
 
-from .conftest import save_options
+from .conftest import record_past_states, save_options, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
 
 # No timed flush during a test: points are written when the entry unloads.
 OPTIONS: dict[str, Any] = {CONF_FLUSH_INTERVAL: 60.0}
+
+
+@pytest.fixture
+async def mock_recorder_before_hass(
+    async_test_recorder: RecorderInstanceContextManager,
+) -> None:
+    """Let a test set up the recorder (recorder_mock) before Home Assistant."""
 
 
 @pytest.fixture
@@ -120,6 +132,7 @@ async def test_every_option_is_saved_and_shown_again(
         CONF_GZIP: True,
         CONF_SPOOL_MAX_MB: 64,
         CONF_HEARTBEAT_MINUTES: 15,
+        CONF_BACKFILL_PACE: 2500,
     }
     result = await save_options(hass, loaded_entry, changes)
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -525,3 +538,67 @@ async def test_heartbeat_rewrites_current_states(
     # The change itself (written before the reload), then two heartbeats.
     assert [(r["entity_id"], r["value"]) for r in rows].count(("still", 7.0)) == 3
     assert {r["entity_id"] for r in rows} == {"still", "excluded"}
+
+
+@pytest.mark.usefixtures("quiet_sqlalchemy")
+async def test_history_form_counts_with_the_new_filters_and_starts_a_backfill(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Before the entry started: what its filters (as just chosen) would write."""
+    await record_past_states(hass, "sensor.power", 300, days=2)
+    await record_past_states(hass, "light.kitchen", 100, days=2)
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={CONF_FLUSH_INTERVAL: 0.05}
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    shown: list[Mapping[str, str] | None] = []
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    while result["type"] is FlowResultType.FORM and result["step_id"] != "history":
+        answer = (
+            {CONF_EXCLUDE_DOMAINS: ["light"]} if result["step_id"] == "init" else {}
+        )
+        schema = result["data_schema"]
+        assert schema is not None
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], schema(answer)
+        )
+    assert result["step_id"] == "history"
+    shown.append(result["description_placeholders"])
+    assert shown == [{"days": "2", "count": "300"}]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_HISTORY_BACKFILL: True, CONF_BACKFILL_PACE: 5000}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.LOADED
+    # Taken by the entry, not kept.
+    assert CONF_HISTORY_BACKFILL not in config_entry.options
+    assert config_entry.options[CONF_BACKFILL_PACE] == 5000
+    backfill = config_entry.runtime_data.backfill
+    await wait_until(
+        lambda: (
+            (progress := backfill.progress()) is not None and progress.status == "done"
+        ),
+        "the backfill",
+    )
+    progress = backfill.progress()
+    assert progress is not None
+    assert progress.written == 300
+    # Once the history before the entry is written: the pace only.
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    while result["type"] is FlowResultType.FORM and result["step_id"] not in {
+        "history",
+        "backfill_pace",
+    }:
+        schema = result["data_schema"]
+        assert schema is not None
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], schema({})
+        )
+    assert result["step_id"] == "backfill_pace"
+    assert await hass.config_entries.async_unload(config_entry.entry_id)

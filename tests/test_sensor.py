@@ -58,6 +58,7 @@ EXPECTED = {
     "last_write": ("timestamp", None, None),
     "write_latency": ("duration", "measurement", "ms"),
     "events_per_minute": (None, "measurement", "events/min"),
+    "history_backfill": (None, None, "%"),
 }
 DISABLED_BY_DEFAULT = {"spool_size", "write_latency"}
 
@@ -214,7 +215,7 @@ async def test_entities_update_on_a_timer_not_per_state_change(
     """A thousand state changes write no state of ours; the next tick writes a few."""
     await setup_entry(hass, config_entry, FAST_FLUSH)
     own = _own_entity_ids(hass)
-    assert len(own) == 8  # two are disabled by default
+    assert len(own) == 9  # two are disabled by default
     ours: list[str] = []
 
     @callback
@@ -314,7 +315,7 @@ async def test_registry_mirror_rows(
     assert mirror is not None
     assert mirror.path == Path(path)
     # The entities of this very integration are among the rows.
-    await wait_until(lambda: mirror.rows.get("entities") == 11, "the mirror is written")
+    await wait_until(lambda: mirror.rows.get("entities") == 12, "the mirror is written")
     coordinator = config_entry.runtime_data.coordinator
     await coordinator.async_refresh()
     state = _state(hass, config_entry, "registry_mirror_rows")

@@ -14,10 +14,12 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.typing import ConfigType
+from homeassistant.util import dt as dt_util
 
 from . import takeover
 from .const import (
     CONF_GZIP,
+    CONF_HISTORY_BACKFILL,
     CONF_MEASUREMENT_RULE,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
@@ -34,7 +36,13 @@ from .influxdb.connection import async_create_client
 from .influxdb.errors import InfluxAuthError, InfluxCACertificateError, InfluxError
 from .issues import IngestionIssues
 from .mirror.mirror import RegistryMirror
-from .pipeline.handover import async_begin_handover, async_take_handover
+from .pipeline.backfill import Backfill
+from .pipeline.backfill_state import BackfillStore
+from .pipeline.handover import (
+    async_begin_handover,
+    async_handover_began,
+    async_take_handover,
+)
 from .pipeline.last_states import LastStates, legacy_store as legacy_last_states
 from .pipeline.pipeline import Pipeline
 from .pipeline.stats import StatsStore, legacy_store as legacy_stats
@@ -146,12 +154,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
                 or hass.config.path(DEFAULT_MIRROR_FILE)
             ),
         )
-    coordinator = IngestorCoordinator(hass, entry, pipeline, mirror)
-    entry.runtime_data = HaIngestorData(pipeline, coordinator, mirror)
+    backfill = await _async_load_backfill(hass, entry, pipeline)
+    coordinator = IngestorCoordinator(hass, entry, pipeline, backfill, mirror)
+    entry.runtime_data = HaIngestorData(pipeline, coordinator, backfill, mirror)
     pipeline.async_start(async_take_handover(hass, entry))
     # Should the rest of the setup fail, the pipeline stops with it (an unload has
     # stopped it already: then this does nothing).
     entry.async_on_unload(pipeline.async_stop)
+    entry.async_on_unload(backfill.async_stop)
     if mirror is not None:
         entry.async_on_unload(mirror.async_stop)
         await mirror.async_start()
@@ -160,6 +170,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     entry.async_on_unload(
         pipeline.async_add_status_listener(coordinator.async_update_now)
     )
+    entry.async_on_unload(backfill.async_add_listener(coordinator.async_update_now))
     entry.async_on_unload(
         pipeline.async_add_status_listener(
             partial(_async_update_sw_version, hass, entry)
@@ -177,6 +188,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
             _async_salvage(salvage, spool, pipeline, coordinator),
             "ha_ingestor salvage",
         )
+    _async_take_history_request(hass, entry, backfill)
+    # Looks for a gap, and goes on with a backfill, once the recorder is ready.
+    backfill.async_start()
     return True
 
 
@@ -190,6 +204,42 @@ async def _async_salvage(
     await salvage.run(spool)
     pipeline.stats.points_dropped_spool_full += salvage.dropped
     coordinator.async_update_now()
+
+
+async def _async_load_backfill(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry, pipeline: Pipeline
+) -> Backfill:
+    """Load the entry's backfill, before the pipeline takes the handover.
+
+    Once the pipeline has stored what was in memory at its stop, the backfill saves
+    where it stands.
+    """
+    began_at = async_handover_began(hass, entry) or dt_util.utcnow()
+    backfill = Backfill(hass, entry, pipeline, began_at=began_at)
+    await backfill.async_load()
+    pipeline.async_add_stopped_listener(backfill.async_pipeline_stopped)
+    return backfill
+
+
+@callback
+def _async_take_history_request(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry, backfill: Backfill
+) -> None:
+    """Start the backfill the setup flow or the options asked for: once.
+
+    Taken once nothing can keep the entry from setting up, then removed.
+    """
+    if not entry.options.get(CONF_HISTORY_BACKFILL):
+        return
+    hass.config_entries.async_update_entry(
+        entry,
+        options={
+            key: value
+            for key, value in entry.options.items()
+            if key != CONF_HISTORY_BACKFILL
+        },
+    )
+    backfill.async_request_default()
 
 
 @callback
@@ -210,6 +260,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
         return False
     async_begin_handover(hass, entry)
     data = entry.runtime_data
+    # No more points of the past while the pipeline stores what is in memory.
+    await data.backfill.async_stop()
     await data.pipeline.async_stop()
     if data.mirror is not None:
         await data.mirror.async_stop()
@@ -222,3 +274,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) 
     # Where versions before 0.2 kept them, if they were never started since.
     await legacy_last_states(hass, entry.entry_id).async_remove()
     await legacy_stats(hass, entry.entry_id).async_remove()
+    await BackfillStore(hass, entry.entry_id).async_remove()

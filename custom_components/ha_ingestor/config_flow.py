@@ -30,6 +30,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.util import dt as dt_util
 
 from .compat import vol
 from .const import (
@@ -39,6 +40,7 @@ from .const import (
     CONF_API_VERSION,
     CONF_BUCKET,
     CONF_DATABASE,
+    CONF_HISTORY_BACKFILL,
     CONF_MIRROR_ENABLED,
     CONF_MIRROR_PATH,
     CONF_NO_SYNC,
@@ -65,7 +67,14 @@ from .influxdb.errors import (
     InfluxFieldError,
     InvalidURLError,
 )
-from .options_flow import MIRROR_FORM, HaIngestorOptionsFlow, async_check_mirror
+from .options_flow import (
+    HISTORY_FORM,
+    MIRROR_FORM,
+    HaIngestorOptionsFlow,
+    async_check_mirror,
+    history_placeholders,
+)
+from .pipeline.backfill import async_estimate_history
 from .takeover import (
     Takeover,
     TakeoverError,
@@ -153,8 +162,9 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
     MINOR_VERSION = 2
 
     def __init__(self) -> None:
-        """Keep the tested connection while the next steps are shown."""
+        """Keep the tested connection and the options while the next steps are shown."""
         self._data: dict[str, Any] = {}
+        self._options: dict[str, Any] = {}
         # What a takeover copies from the built-in integration; None in other flows.
         self._takeover: Takeover | None = None
 
@@ -340,14 +350,12 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_registry_mirror(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Offer to mirror the registries into an SQLite file, then create the entry."""
+        """Offer to mirror the registries into an SQLite file."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            options, errors = await async_check_mirror(self.hass, user_input)
+            self._options, errors = await async_check_mirror(self.hass, user_input)
             if not errors:
-                return self.async_create_entry(
-                    title=connection_title(self._data), data=self._data, options=options
-                )
+                return await self.async_step_history()
         return self.async_show_form(
             step_id="registry_mirror",
             data_schema=self.add_suggested_values_to_schema(
@@ -356,6 +364,29 @@ class HaIngestorConfigFlow(ConfigFlow, domain=DOMAIN):
                 or {CONF_MIRROR_PATH: self.hass.config.path(DEFAULT_MIRROR_FILE)},
             ),
             errors=errors,
+        )
+
+    async def async_step_history(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Offer the history the recorder already has, then create the entry.
+
+        Not shown when the recorder holds none (or does not run).
+        """
+        options = self._options
+        if user_input is None:
+            estimate = await async_estimate_history(self.hass, {}, dt_util.utcnow())
+            if estimate is not None:
+                return self.async_show_form(
+                    step_id="history",
+                    data_schema=HISTORY_FORM,
+                    description_placeholders=history_placeholders(estimate),
+                )
+        elif user_input[CONF_HISTORY_BACKFILL]:
+            # Taken by the entry when it first starts, then removed.
+            options = options | {CONF_HISTORY_BACKFILL: True}
+        return self.async_create_entry(
+            title=connection_title(self._data), data=self._data, options=options
         )
 
     async def async_step_reauth(

@@ -117,5 +117,13 @@ DEFAULT_GZIP: Final = False
 
 REQUEST_TIMEOUT: Final = 10.0
 
+# Backfill from the recorder (pipeline/backfill): points handed to the pipeline per
+# second at most. The setup flow and the options offer it (a one-shot request, removed
+# from the options once the entry has started it).
+CONF_BACKFILL_PACE: Final = "backfill_pace"
+DEFAULT_BACKFILL_PACE: Final = 1000
+BACKFILL_PACE_RANGE: Final = (100, 100_000)
+CONF_HISTORY_BACKFILL: Final = "history_backfill"
+
 # Quarantined points read to summarize the quarantine (repair issue, diagnostics).
 QUARANTINE_SUMMARY_POINTS: Final = 1000

@@ -21,6 +21,8 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from .const import DOMAIN, LOGGER
 from .influxdb.errors import InfluxError
 from .mirror.mirror import RegistryMirror
+from .pipeline.backfill import Backfill, BackfillProgress
+from .pipeline.backfill_state import HistoryGap
 from .pipeline.pipeline import Pipeline
 from .storage.spool import SpoolError
 
@@ -33,10 +35,14 @@ type HaIngestorConfigEntry = ConfigEntry[HaIngestorData]
 
 @dataclass(slots=True)
 class HaIngestorData:
-    """What a loaded entry holds: its pipeline, the coordinator, the mirror if on."""
+    """What a loaded entry holds: its pipeline and backfill, the coordinator, the mirror.
+
+    The mirror is None when it is off.
+    """
 
     pipeline: Pipeline
     coordinator: IngestorCoordinator
+    backfill: Backfill
     mirror: RegistryMirror | None = None
 
 
@@ -73,6 +79,8 @@ class PipelineSnapshot:
     last_write_latency_ms: float | None
     events_per_minute: float | None
     mirror_rows: tuple[tuple[str, int], ...] | None  # None: no mirror
+    backfill: BackfillProgress | None  # None: there never was one
+    history_gaps: tuple[HistoryGap, ...]
 
 
 class IngestorCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
@@ -85,9 +93,10 @@ class IngestorCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
         hass: HomeAssistant,
         entry: HaIngestorConfigEntry,
         pipeline: Pipeline,
+        backfill: Backfill,
         mirror: RegistryMirror | None,
     ) -> None:
-        """Snapshot `pipeline` (and `mirror`, when the entry has one)."""
+        """Snapshot `pipeline` and `backfill` (and `mirror`, when the entry has one)."""
         super().__init__(
             hass,
             LOGGER,
@@ -98,6 +107,7 @@ class IngestorCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             always_update=False,
         )
         self._pipeline = pipeline
+        self._backfill = backfill
         self._mirror = mirror
         # (monotonic time, state changes received) of the last minute's updates.
         self._samples: deque[tuple[float, int]] = deque()
@@ -151,6 +161,8 @@ class IngestorCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             last_write_latency_ms=None if latency is None else round(latency * 1000, 1),
             events_per_minute=self._events_per_minute,
             mirror_rows=None if mirror is None else tuple(sorted(mirror.rows.items())),
+            backfill=self._backfill.progress(),
+            history_gaps=self._backfill.gaps,
         )
 
     def _rate(self, received: int) -> float | None:

@@ -53,6 +53,45 @@ def _age(moment: datetime | None, now: datetime) -> float | None:
     return None if moment is None else round((now - moment).total_seconds(), 1)
 
 
+def _backfill_diagnostics(entry: HaIngestorConfigEntry) -> dict[str, Any]:
+    """Describe the backfill under way or last run, the gaps, and the coverage."""
+    data = entry.runtime_data
+    backfill = data.backfill
+    progress = backfill.progress()
+    received_through = data.pipeline.stats.received_through
+    return {
+        "first_received": _time(backfill.first_received),
+        "received_through": _time(received_through),
+        "last": None
+        if progress is None
+        else {
+            "status": progress.status.value,
+            "source": progress.source.value,
+            "window": {"start": _time(progress.start), "end": _time(progress.end)},
+            "reached": _time(progress.reached),
+            "state_changes": progress.state_changes,
+            "read": progress.read,
+            "written": progress.written,
+            "skipped": progress.skipped,
+            "percent": progress.percent,
+            "waiting": progress.waiting,
+            "started_at": _time(progress.started_at),
+            "finished_at": _time(progress.finished_at),
+            "error": progress.error,
+            "longest_read_ms": progress.longest_read_ms,
+        },
+        "gaps": [
+            {
+                "start": _time(dt_util.utc_from_timestamp(gap.start)),
+                "end": _time(dt_util.utc_from_timestamp(gap.end)),
+                "state_changes": gap.state_changes,
+                "unrecorded_seconds": round(gap.unrecorded_seconds, 1),
+            }
+            for gap in backfill.gaps
+        ],
+    }
+
+
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: HaIngestorConfigEntry
 ) -> dict[str, Any]:
@@ -157,6 +196,7 @@ async def async_get_config_entry_diagnostics(
             "last_sync": _time(mirror.last_sync),
             "last_error": mirror.last_error,
         },
+        "history_backfill": _backfill_diagnostics(entry),
         "repair_issues": [
             issue
             for issue in ISSUES

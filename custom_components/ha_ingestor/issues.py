@@ -11,10 +11,13 @@ CHECK_INTERVAL, raising or clearing one issue per problem and config entry:
 - the disk that holds the spool is full (points wait in memory);
 - the spool was damaged: moved aside, and what could be read of it copied;
 - points were dropped because the spool was full (until the user acknowledges it);
-- points are in quarantine, naming their entities (the fix retries them).
+- points are in quarantine, naming their entities (the fix retries them);
+- the recorder holds state changes the entry never received, found at a start (the
+  fix backfills exactly those windows from the recorder).
 
-Points are never lost to any of these but the full disk, the damage and the last
-two: they wait in the spool. The two fixable issues are fixed in repairs.py's flows.
+Points are never lost to any of these but the full disk, the damage and the dropped
+and quarantined points: they wait in the spool (a gap's state changes, in the
+recorder). The three fixable issues are fixed in repairs.py's flows.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .const import DOMAIN, LOGGER, QUARANTINE_SUMMARY_POINTS
 from .coordinator import HaIngestorConfigEntry, IngestorCoordinator, PipelineSnapshot
 from .influxdb.errors import InfluxAuthError, InfluxNotFoundError
 from .line_protocol.parse import line_entity
+from .pipeline.backfill_state import HistoryGap
 from .storage.salvage import Salvage
 from .storage.spool import QuarantinedPoint, Spool, SpoolDiskFullError, SpoolError
 
@@ -53,6 +57,9 @@ ISSUE_DISK_FULL: Final = "spool_disk_full"
 ISSUE_SPOOL_DAMAGED: Final = "spool_damaged"
 ISSUE_POINTS_DROPPED: Final = "points_dropped"
 ISSUE_POINTS_QUARANTINED: Final = "points_quarantined"
+ISSUE_HISTORY_GAP: Final = "history_gap"
+# Its text when part of the gap is not in the recorder either.
+HISTORY_GAP_PARTLY_UNRECORDED: Final = "history_gap_partly_unrecorded"
 ISSUES: Final = (
     ISSUE_UNREACHABLE,
     ISSUE_TARGET_MISSING,
@@ -61,6 +68,7 @@ ISSUES: Final = (
     ISSUE_SPOOL_DAMAGED,
     ISSUE_POINTS_DROPPED,
     ISSUE_POINTS_QUARANTINED,
+    ISSUE_HISTORY_GAP,
 )
 
 
@@ -134,6 +142,7 @@ class IngestionIssues:
         self._check_salvage()
         self._check_dropped(snapshot)
         self._check_quarantine(snapshot)
+        self._check_history_gaps(snapshot.history_gaps)
 
     def _id(self, issue: str) -> str:
         return issue_id(issue, self._entry.entry_id)
@@ -154,8 +163,12 @@ class IngestionIssues:
         placeholders: dict[str, str],
         *,
         fixable: bool = False,
+        text: str | None = None,
     ) -> None:
-        """Raise or update `issue`; its text names the entry. A fix flow gets its id."""
+        """Raise or update `issue`; its text names the entry. A fix flow gets its id.
+
+        `text` is the translation key of its text, when not the issue's own.
+        """
         ir.async_create_issue(
             self._hass,
             DOMAIN,
@@ -163,7 +176,7 @@ class IngestionIssues:
             data={"entry_id": self._entry.entry_id} if fixable else None,
             is_fixable=fixable,
             severity=severity,
-            translation_key=issue,
+            translation_key=text or issue,
             translation_placeholders={"title": self._entry.title, **placeholders},
         )
 
@@ -304,6 +317,41 @@ class IngestionIssues:
             fixable=True,
         )
         self._quarantine_described = count
+
+    def _check_history_gaps(self, gaps: tuple[HistoryGap, ...]) -> None:
+        if not gaps:
+            self._delete(ISSUE_HISTORY_GAP)
+            return
+        unrecorded = sum(gap.unrecorded_seconds for gap in gaps)
+        self._raise(
+            ISSUE_HISTORY_GAP,
+            ir.IssueSeverity.WARNING,
+            {
+                "start": _local_time(gaps[0].start),
+                "end": _local_time(gaps[-1].end),
+                "duration": _duration(sum(gap.end - gap.start for gap in gaps)),
+                "count": str(sum(gap.state_changes for gap in gaps)),
+                "unrecorded": _duration(unrecorded),
+            },
+            fixable=True,
+            # Whole seconds: a restart's second or two is no part worth naming.
+            text=HISTORY_GAP_PARTLY_UNRECORDED if unrecorded >= 1 else None,
+        )
+
+
+def _local_time(timestamp: float) -> str:
+    """Show a moment as the user's clock shows it, to the second."""
+    moment = dt_util.as_local(dt_util.utc_from_timestamp(timestamp))
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    """Show a duration as hours, minutes and seconds, and days if any: 2 d 03:04:05."""
+    minutes, second = divmod(round(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    clock = f"{hour:02d}:{minute:02d}:{second:02d}"
+    return f"{days} d {clock}" if days else clock
 
 
 def _entities_text(points: list[QuarantinedPoint]) -> str:

@@ -1,7 +1,10 @@
-"""Options flow: filters, schema, delivery, registry mirror.
+"""Options flow: filters, schema, delivery, registry mirror, history.
 
-Four forms, one after the other; each checks its fields before the next is shown.
+Five forms, one after the other; each checks its fields before the next is shown.
 Saving reloads the entry, and the reload hands over every state change in flight.
+The last form offers to write the history the recorder holds from before the entry
+started (a one-shot request the entry takes when it starts), and sets the pace of
+backfills.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ from typing import Any
 
 from homeassistant.components.binary_sensor import BinarySensorDeviceClass
 from homeassistant.components.sensor import SensorDeviceClass
-from homeassistant.config_entries import ConfigFlowResult, OptionsFlowWithReload
+from homeassistant.config_entries import (
+    ConfigEntryState,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.selector import (
     AreaSelector,
@@ -34,7 +41,9 @@ from homeassistant.helpers.selector import (
 
 from .compat import vol
 from .const import (
+    BACKFILL_PACE_RANGE,
     BATCH_SIZE_RANGE,
+    CONF_BACKFILL_PACE,
     CONF_BATCH_SIZE,
     CONF_DEFAULT_MEASUREMENT,
     CONF_EXCLUDE_AREAS,
@@ -47,6 +56,7 @@ from .const import (
     CONF_GLOBAL_TAGS,
     CONF_GZIP,
     CONF_HEARTBEAT_MINUTES,
+    CONF_HISTORY_BACKFILL,
     CONF_IGNORE_ATTRIBUTES,
     CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
     CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
@@ -66,6 +76,7 @@ from .const import (
     CONF_SPOOL_MAX_MB,
     CONF_TAG_ATTRIBUTES,
     CONF_TIMESTAMP_PRECISION,
+    DEFAULT_BACKFILL_PACE,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_GZIP,
@@ -87,6 +98,7 @@ from .const import (
 )
 from .line_protocol.entity_settings import key_kind
 from .mirror.path_check import validate_mirror_path
+from .pipeline.backfill import HistoryEstimate, async_estimate_history
 
 _DOMAIN = re.compile(r"[a-z0-9_]+")
 # An entity id pattern: with a dot or a wildcard (`*_linkquality` is one), in the
@@ -111,6 +123,17 @@ MIRROR_FORM = vol.Schema(
         vol.Optional(CONF_MIRROR_PATH): TextSelector(),
     }
 )
+
+
+# The setup flow's last form: whether to write the history the recorder already has.
+HISTORY_FORM = vol.Schema(
+    {vol.Required(CONF_HISTORY_BACKFILL, default=False): BooleanSelector()}
+)
+
+
+def history_placeholders(estimate: HistoryEstimate) -> dict[str, str]:
+    """Return the history form's placeholders: days, and about how many changes."""
+    return {"days": str(estimate.days), "count": f"{estimate.state_changes:,}"}
 
 
 async def async_check_mirror(
@@ -249,7 +272,7 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
     """Change what is written and how; the entry reloads with the new options."""
 
     def __init__(self) -> None:
-        """Collect the three forms' answers."""
+        """Collect the forms' answers."""
         self._options: dict[str, Any] = {}
 
     async def async_step_init(
@@ -312,8 +335,63 @@ class HaIngestorOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             mirror, errors = await async_check_mirror(self.hass, user_input)
             if not errors:
-                return self.async_create_entry(data=self._options | mirror)
+                self._options.update(mirror)
+                return await self.async_step_history()
         return self._show("registry_mirror", MIRROR_FORM, user_input, errors)
+
+    async def async_step_history(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Offer the recorder's history from before the entry started; set the pace.
+
+        Without such history, or while a backfill runs, only the pace is asked
+        (the form `backfill_pace`).
+        """
+        if user_input is not None:
+            options = self._options | user_input
+            if not options.pop(CONF_HISTORY_BACKFILL, False):
+                return self.async_create_entry(data=options)
+            # Taken by the entry when it starts again, then removed.
+            return self.async_create_entry(data=options | {CONF_HISTORY_BACKFILL: True})
+        estimate = await self._async_estimate()
+        if estimate is None:
+            return self._show("backfill_pace", _PACE_FORM, None, {})
+        return self.async_show_form(
+            step_id="history",
+            data_schema=self.add_suggested_values_to_schema(
+                _HISTORY_OPTIONS_FORM, self._current_options()
+            ),
+            description_placeholders=history_placeholders(estimate),
+        )
+
+    async def async_step_backfill_pace(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Set the pace of backfills, then save."""
+        return await self.async_step_history(user_input)
+
+    async def _async_estimate(self) -> HistoryEstimate | None:
+        """Estimate what the recorder holds before the entry's first state change.
+
+        Counted with the filters just chosen; nothing while a backfill runs or once
+        one has written it.
+        """
+        entry = self.config_entry
+        if entry.state is not ConfigEntryState.LOADED:
+            return None
+        backfill = entry.runtime_data.backfill
+        if backfill.running or backfill.history_written:
+            return None
+        options = {**entry.options, **self._options}
+        return await async_estimate_history(self.hass, options, backfill.first_received)
+
+    def _current_options(self) -> dict[str, Any]:
+        # The request is never stored: the box is always offered unticked.
+        return {
+            key: value
+            for key, value in self.config_entry.options.items()
+            if key != CONF_HISTORY_BACKFILL
+        }
 
     def _show(
         self,
@@ -444,6 +522,15 @@ _SCHEMA_FORM = vol.Schema(
         ),
     }
 )
+
+_PACE_FORM = vol.Schema(
+    {
+        vol.Required(CONF_BACKFILL_PACE, default=DEFAULT_BACKFILL_PACE): _number(
+            *BACKFILL_PACE_RANGE, 100, "points/s"
+        ),
+    }
+)
+_HISTORY_OPTIONS_FORM = HISTORY_FORM.extend(_PACE_FORM.schema)
 
 _DELIVERY_FORM = vol.Schema(
     {

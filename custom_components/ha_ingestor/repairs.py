@@ -1,9 +1,10 @@
 """Home Assistant's repairs platform: the fix flows of the issues a user can fix.
 
 Points dropped because the spool was full are acknowledged; quarantined points are
-written again once the user has fixed what InfluxDB refused them for (issues.py raises
-both). While the built-in influxdb integration writes the same points, it is disabled
-(takeover.py raises that one).
+written again once the user has fixed what InfluxDB refused them for; a gap in the
+history is backfilled from the recorder (issues.py raises those three). While the
+built-in influxdb integration writes the same points, it is disabled (takeover.py
+raises that one).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from homeassistant.helpers import issue_registry as ir
 from .compat import vol
 from .const import DOMAIN
 from .coordinator import HaIngestorConfigEntry
-from .issues import ISSUE_POINTS_DROPPED, ISSUE_POINTS_QUARANTINED
-from .services import async_replay_quarantine
+from .issues import ISSUE_HISTORY_GAP, ISSUE_POINTS_DROPPED, ISSUE_POINTS_QUARANTINED
+from .services import async_fill_gaps, async_replay_quarantine
 from .takeover import ISSUE_DOUBLE_WRITING
 
 if TYPE_CHECKING:
@@ -143,6 +144,8 @@ async def async_create_fix_flow(
     if issue_id.startswith(f"{ISSUE_POINTS_QUARANTINED}_"):
         # The user has fixed the cause: write the quarantined points again.
         return EntryRepairFlow(entry_id, async_replay_quarantine)
+    if issue_id.startswith(f"{ISSUE_HISTORY_GAP}_"):
+        return EntryRepairFlow(entry_id, async_fill_gaps)
     if issue_id.startswith(f"{ISSUE_DOUBLE_WRITING}_"):
         return DisableBuiltinRepairFlow(
             None if data is None else data.get("builtin_entry_id")

@@ -1,4 +1,7 @@
-"""Diagnostic sensors: what was received, written, waits, was dropped or set aside."""
+"""Diagnostic sensors: what was received, written, waits, was dropped or set aside.
+
+And how far a backfill from the recorder has come.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +16,13 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import UnitOfInformation, UnitOfTime
+from homeassistant.const import PERCENTAGE, UnitOfInformation, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import HaIngestorConfigEntry, PipelineSnapshot
 from .entity import IngestorEntity
+from .pipeline.backfill import BackfillProgress
 
 # The coordinator updates every entity at once; nothing is fetched per entity.
 PARALLEL_UPDATES = 0
@@ -31,6 +35,23 @@ class IngestorSensorEntityDescription(SensorEntityDescription):
     value_fn: Callable[[PipelineSnapshot], float | int | datetime | None]
     attributes_fn: Callable[[PipelineSnapshot], dict[str, Any]] | None = None
     exists_fn: Callable[[HaIngestorConfigEntry], bool] = lambda _: True
+
+
+def _backfill_attributes(progress: BackfillProgress | None) -> dict[str, Any]:
+    """Describe the window, the counts and where the backfill stands."""
+    if progress is None:
+        return {}
+    return {
+        "status": progress.status.value,
+        "start": progress.start,
+        "end": progress.end,
+        "reached": progress.reached,
+        "state_changes": progress.state_changes,
+        "read": progress.read,
+        "written": progress.written,
+        "skipped": progress.skipped,
+        "waiting": progress.waiting,
+    }
 
 
 SENSORS: tuple[IngestorSensorEntityDescription, ...] = (
@@ -114,6 +135,14 @@ SENSORS: tuple[IngestorSensorEntityDescription, ...] = (
         ),
         attributes_fn=lambda s: dict(s.mirror_rows or ()),
         exists_fn=lambda entry: entry.runtime_data.mirror is not None,
+    ),
+    IngestorSensorEntityDescription(
+        key="history_backfill",
+        translation_key="history_backfill",
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        value_fn=lambda s: None if s.backfill is None else s.backfill.percent,
+        attributes_fn=lambda s: _backfill_attributes(s.backfill),
     ),
 )
 

@@ -1,10 +1,11 @@
-"""Actions: write everything now, and retry the quarantined points."""
+"""Actions: write everything now, retry the quarantined points, backfill from the recorder."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from homeassistant.const import ATTR_CONFIG_ENTRY_ID, CONF_URL
+from homeassistant.const import ATTR_CONFIG_ENTRY_ID, ATTR_ENTITY_ID, CONF_URL
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -15,17 +16,32 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry
+from homeassistant.util import dt as dt_util
 
 from .compat import vol
 from .const import DOMAIN
 from .coordinator import HaIngestorConfigEntry
+from .pipeline.backfill import BackfillProgress
+from .pipeline.backfill_state import BackfillSource
+from .pipeline.history import Window
 from .storage.spool import SpoolError
 
 SERVICE_FLUSH = "flush"
 SERVICE_REPLAY_QUARANTINE = "replay_quarantine"
+SERVICE_BACKFILL = "backfill"
+SERVICE_CANCEL_BACKFILL = "cancel_backfill"
+ATTR_START = "start"
+ATTR_END = "end"
 
 # Without a config entry: the only one there is.
 ACTION_FIELDS = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+BACKFILL_FIELDS = ACTION_FIELDS.extend(
+    {
+        vol.Optional(ATTR_START): cv.datetime,
+        vol.Optional(ATTR_END): cv.datetime,
+        vol.Optional(ATTR_ENTITY_ID): cv.entity_ids,
+    }
+)
 
 # Quarantined points are released this many at a time.
 _RELEASE_CHUNK = 1000
@@ -95,6 +111,72 @@ async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any
     return {"released": released} | await async_flush(entry)
 
 
+def _progress_response(progress: BackfillProgress | None) -> dict[str, Any]:
+    """Answer a backfill action with the window, the counts, where it stands."""
+    if progress is None:
+        return {}
+    return {
+        "status": progress.status.value,
+        "start": None if progress.start is None else progress.start.isoformat(),
+        "end": progress.end.isoformat(),
+        "state_changes": progress.state_changes,
+        "read": progress.read,
+        "written": progress.written,
+        "skipped": progress.skipped,
+    }
+
+
+def _utc(moment: datetime) -> datetime:
+    """Read a time the user gave; one without a zone is in Home Assistant's zone."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt_util.get_default_time_zone())
+    return dt_util.as_utc(moment)
+
+
+async def async_backfill(
+    entry: HaIngestorConfigEntry,
+    start: datetime | None,
+    end: datetime | None,
+    entity_ids: list[str] | None,
+) -> dict[str, Any]:
+    """Start writing what the recorder holds from `start` to `end`.
+
+    By default from the oldest state change the recorder holds to the first one the
+    entry received. Raises ServiceValidationError for a window with nothing in it, a
+    backfill under way already, or no recorder.
+    """
+    backfill = entry.runtime_data.backfill
+    end_at = backfill.first_received if end is None else _utc(end)
+    end_at = min(end_at, dt_util.utcnow())
+    start_at = None if start is None else _utc(start)
+    if start_at is not None and start_at >= end_at:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="backfill_empty_window",
+            translation_placeholders={
+                "start": start_at.isoformat(),
+                "end": end_at.isoformat(),
+            },
+        )
+    window = Window(
+        None if start_at is None else start_at.timestamp(), end_at.timestamp()
+    )
+    progress = await backfill.async_backfill(
+        [window], entity_ids, BackfillSource.ACTION
+    )
+    return _progress_response(progress)
+
+
+async def async_cancel_backfill(entry: HaIngestorConfigEntry) -> dict[str, Any]:
+    """Stop the backfill under way; returns where it stood."""
+    return _progress_response(await entry.runtime_data.backfill.async_cancel())
+
+
+async def async_fill_gaps(entry: HaIngestorConfigEntry) -> dict[str, Any]:
+    """Backfill the gaps in the history the entry found (its repair issue's fix)."""
+    return _progress_response(await entry.runtime_data.backfill.async_fill_gaps())
+
+
 def _loaded_entry(hass: HomeAssistant, call: ServiceCall) -> HaIngestorConfigEntry:
     """Return the call's entry (or the only one); ServiceValidationError if not loaded."""
     if (entry_id := call.data.get(ATTR_CONFIG_ENTRY_ID)) is None:
@@ -127,6 +209,17 @@ def async_setup_services(hass: HomeAssistant) -> None:
     async def _replay_quarantine(call: ServiceCall) -> ServiceResponse:
         return await async_replay_quarantine(_loaded_entry(hass, call))
 
+    async def _backfill(call: ServiceCall) -> ServiceResponse:
+        return await async_backfill(
+            _loaded_entry(hass, call),
+            call.data.get(ATTR_START),
+            call.data.get(ATTR_END),
+            call.data.get(ATTR_ENTITY_ID),
+        )
+
+    async def _cancel_backfill(call: ServiceCall) -> ServiceResponse:
+        return await async_cancel_backfill(_loaded_entry(hass, call))
+
     hass.services.async_register(
         DOMAIN,
         SERVICE_FLUSH,
@@ -138,6 +231,20 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN,
         SERVICE_REPLAY_QUARANTINE,
         _replay_quarantine,
+        schema=ACTION_FIELDS,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_BACKFILL,
+        _backfill,
+        schema=BACKFILL_FIELDS,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_CANCEL_BACKFILL,
+        _cancel_backfill,
         schema=ACTION_FIELDS,
         supports_response=SupportsResponse.OPTIONAL,
     )

@@ -9,6 +9,9 @@ Examples (scripts/bench passes its arguments here):
   hold at each middle-generation collection
 - `scripts/bench --refused-points`: requests and time to write a batch with refused
   points to InfluxDB 3, natively and through its 2.x and 1.x APIs (refused_points.py)
+- `scripts/bench --backfill`: points per second backfilled from a recorder of a
+  million state changes, and the event loop's lag while it runs (backfill.py); its
+  section of docs/performance.md is kept when the rest is written anew
 - `scripts/bench --modes l,b,c,d,s,t --recorder both --outage --peers-dir PEERS`: against
   the peers Scribe (s) and LTSS (t), with the recorder off and on (peers.py says what
   PEERS holds)
@@ -35,7 +38,7 @@ import sys
 import tempfile
 from typing import Any, Final, cast
 
-from . import refused_points
+from . import backfill, refused_points
 from .chart import write_chart
 from .ha_config import ALL_MODES, EXPORTER_MODES, INGESTOR_OPTIONS, MODES, REPO, Mode
 from .influxdb import running_influxdb
@@ -316,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--refused-points"]:
         return refused_points.main(argv[1:])
+    if argv[:1] == ["--backfill"]:
+        return backfill.main(argv[1:])
     args = parse_args(argv)
     options = options_from(args)
     load_before = _load()
@@ -344,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps([run.to_json() for run in results.runs], indent=1)
     )
     write_chart(args.chart, results.runs, options.modes, options.recorder)
+    # The backfill's section (scripts/bench --backfill) stays as it was.
+    backfill_section = backfill.read_section(args.out)
     write_report(
         args.out,
         results,
@@ -351,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         session_facts(argv, load_before, results, options.modes),
         args.chart,
     )
+    if backfill_section is not None:
+        backfill.write_section(args.out, backfill_section)
     write_profiles(results)
     if results.censuses:
         census = format_census(results)

@@ -7,12 +7,13 @@ scripts/_python.sh makes a virtualenv for each beside the tests' own
 command starts it, with the demo home and a real influxd, and a user's path goes through
 Home Assistant's HTTP API (the browser tests show the UI on the harness's release):
 
-1. the config flow: InfluxDB 1.x, the database and its user, the registry mirror on;
+1. the config flow: InfluxDB 1.x, the database and its user, the registry mirror on,
+   and the history the recorder already holds (the demo home's) written too;
 2. state changes written to influxd and read back; the entry's device in the mirror;
 3. the options flow: the rich preset, after which the entry reloads and writes it;
 4. an outage: influxd killed, the changes spooled, influxd started again, all written,
    and the action that writes now, with nothing left to write;
-5. the diagnostics download;
+5. the diagnostics download, which shows the history backfilled;
 
 and Home Assistant's log holds no error, and no report of a call HA Ingestor should not
 make (Home Assistant logs those for custom integrations, where it raises for its own).
@@ -145,6 +146,9 @@ def test_release(release: str, tmp_path: Path) -> None:
         assert data["server"]["version"].startswith("1.")
         assert data["stats"]["points_written"] >= 3 + 1 + len(outage)
         assert data["registry_mirror"]["healthy"] is True
+        backfilled = data["history_backfill"]["last"]
+        assert (backfilled["status"], backfilled["source"]) == ("done", "flow")
+        assert backfilled["written"] > 0
     except BaseException as err:
         err.add_note(f"The end of Home Assistant's log:\n{ha.log_tail()}")
         raise
@@ -185,6 +189,10 @@ def add_entry(ha: HomeAssistantProcess, influxdb: InfluxDBv1Server) -> str:
         {},
     )
     result = flow_step(ha, flow, {"registry_mirror": True})
+    # The demo home's history, recorded since Home Assistant started.
+    assert (result["type"], result["step_id"]) == ("form", "history"), result
+    assert int(result["description_placeholders"]["count"].replace(",", "")) > 0
+    result = flow_step(ha, flow, {"history_backfill": True})
     assert result["type"] == "create_entry", result
     entry_id: str = result["result"]["entry_id"]
 
@@ -250,7 +258,7 @@ def mirrored_device_names(ha: HomeAssistantProcess, entry_id: str) -> list[str]:
 
 
 def choose_rich_preset(ha: HomeAssistantProcess, entry_id: str) -> None:
-    """The options flow's four forms, changing only the schema preset."""
+    """The options flow's five forms, changing only the schema preset."""
     result = flow_step(
         ha, "/api/config/config_entries/options/flow", {"handler": entry_id}
     )
@@ -264,6 +272,9 @@ def choose_rich_preset(ha: HomeAssistantProcess, entry_id: str) -> None:
     for step, answer in answers:
         assert (result["type"], result["step_id"]) == ("form", step), result
         result = flow_step(ha, flow, answer)
+    # The pace; the history is offered again only until a backfill has written it.
+    assert result["step_id"] in {"history", "backfill_pace"}, result
+    result = flow_step(ha, flow, {})
     assert result["type"] == "create_entry", result
 
 

@@ -13,6 +13,7 @@ from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import STORAGE_DIR
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -618,6 +619,50 @@ async def test_memory_never_holds_more_than_its_cap(
     assert pipeline.stats.points_dropped_memory_full >= 200
     assert batcher.pending + pipeline.stats.points_dropped_memory_full == 1_250
     assert caplog.text.count("the oldest are dropped") == 1
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_until_when_everything_received_is_durable(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """Noted when a delivery empties memory, and when memory goes to the spool.
+
+    What a crash loses is newer: the next start looks for it in the recorder.
+    """
+    entry = await _setup_v2(hass, influxdb_v2)
+    stats = entry.runtime_data.pipeline.stats
+    before = dt_util.utcnow()
+    hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
+    await wait_until(
+        lambda: stats.received_through is not None and stats.received_through > before,
+        "written, and noted",
+    )
+    await influxdb_v2.stop()
+    written = stats.received_through
+    assert written is not None
+    hass.states.async_set("sensor.power", "2", {"unit_of_measurement": "W"})
+    spool = entry.runtime_data.pipeline.spool
+    await wait_until(lambda: spool.count == 1, "in the spool")
+    await wait_until(
+        lambda: stats.received_through is not None and stats.received_through > written,
+        "spooled, and noted",
+    )
+    await influxdb_v2.start()
+    await wait_until(lambda: spool.count == 0, "the spool written")
+    # Lines of the past are written like any other, and counted in the stats saved,
+    # though they name no entity's last state.
+    entry.runtime_data.pipeline.batcher.add("W,entity_id=old value=7.0 1000000", None)
+    await wait_until(lambda: len(influxdb_v2.points("ha")) == 3, "3 points")
+
+    async def saved_written() -> int:
+        saved = await spool.stats()
+        return 0 if saved is None else int(saved["points_written"])
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while await saved_written() != 3:
+        assert asyncio.get_running_loop().time() < deadline, await spool.stats()
+        await asyncio.sleep(0.05)
+    assert set(await spool.last_states()) == {"sensor.power"}
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

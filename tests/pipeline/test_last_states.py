@@ -134,6 +134,22 @@ async def test_fingerprints_are_computed_off_the_event_loop(
     assert not again.unchanged_since_restart(State("sensor.s7", "97", {"unit": "W"}))
 
 
+async def test_lines_of_the_past_name_no_last_state(
+    hass: HomeAssistant, spool: Spool
+) -> None:
+    """A backfill's lines come without a state: never an entity's last state."""
+    last_states = LastStates(hass, "entry", spool)
+    await last_states.async_load()
+    live = State("sensor.power", "230", {"unit": "W"})
+    assert await last_states.async_fingerprints([None, live, None]) == {
+        "sensor.power": fingerprint(live)
+    }
+    # Lines of the past alone: nothing to digest, no job for the executor.
+    with patch.object(last_states_module, "fingerprints") as digest:
+        assert await last_states.async_fingerprints([None, None]) == {}
+    digest.assert_not_called()
+
+
 async def test_states_saved_before_0_2_are_taken_over_once(
     hass: HomeAssistant, spool: Spool, hass_storage: dict[str, Any]
 ) -> None:

@@ -30,7 +30,7 @@ KEY = f"{DOMAIN}.{ENTRY_ID}.counters"
 async def test_saved_in_the_spool_under_one_name_each(
     hass: HomeAssistant, spool: Spool
 ) -> None:
-    """Every count and the last write survive a save and a load; names are the fields'."""
+    """Every count and time survive a save and a load; names are the fields'."""
     store = StatsStore(hass, ENTRY_ID, spool)
     stats = await store.async_load()
     assert stats == PipelineStats()
@@ -44,6 +44,7 @@ async def test_saved_in_the_spool_under_one_name_each(
     stats.points_dropped_acknowledged = 2
     stats.non_finite_values_skipped = 4
     stats.last_write = dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)
+    stats.received_through = dt.datetime(2026, 12, 1, 12, 31, tzinfo=dt.UTC)
     await spool.save_state({}, stats_to_dict(stats))
 
     assert await StatsStore(hass, ENTRY_ID, spool).async_load() == stats
@@ -58,10 +59,13 @@ async def test_saved_in_the_spool_under_one_name_each(
         "points_dropped_acknowledged": 2,
         "non_finite_values_skipped": 4,
         "last_write": "2026-12-01T12:30:00+00:00",
+        "received_through": "2026-12-01T12:31:00+00:00",
     }
     stored = await spool.stats()
     assert stored is not None
-    assert stats.counts() == {k: v for k, v in stored.items() if k != "last_write"}
+    assert stats.counts() == {
+        k: v for k, v in stored.items() if k not in {"last_write", "received_through"}
+    }
     assert stats.points_dropped == 3 + 8 + 9 + 10
     assert stats.points_dropped_unacknowledged == 30 - 2
 

@@ -15,10 +15,17 @@ Two jobs run side by side, and the first never waits for the second:
 
 Each line is added with the state it was made of: once its point is durable (stored in
 the spool, or written), that state's fingerprint is saved with it (last_states), with
-the stats, unless a newer state of the entity was saved already. Memory holds
+the stats, unless a newer state of the entity was saved already. A line of the past (a
+backfill's) comes without one: it must not become an entity's last state. Memory holds
 `memory_cap` lines waiting, and as many again while the spool stores them; should the
 spool not keep up, or not take them at all (a full disk), the oldest batch in memory
 is dropped, and counted.
+
+Whenever everything received until a moment is durable (a delivery emptied memory, or
+memory went to the spool with nothing else under way), that moment is noted in the
+stats as `received_through`, saved with them: after a crash, the next start knows from
+when on state changes may be missing (pipeline/backfill looks for them in the
+recorder).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import math
 from typing import Any
 
 from homeassistant.core import State, callback
+from homeassistant.util import dt as dt_util
 
 from ..const import LOGGER
 from ..influxdb.errors import InfluxError, InfluxUnreachableError
@@ -54,7 +62,7 @@ class _Batch:
     """Lines taken from memory to be written, and the states they were made of."""
 
     lines: list[str]
-    states: list[State]
+    states: list[State | None]
     taken_at: float
     """Event-loop time the write began."""
     copy: range | None = None
@@ -94,7 +102,7 @@ class Batcher:
         self._on_recovery = on_recovery
         # Lines waiting in memory, and the state each was made of.
         self._lines: list[str] = []
-        self._states: list[State] = []
+        self._states: list[State | None] = []
         self._wake = asyncio.Event()
         self.health = WriteHealth()
         self._delivery: asyncio.Task[InfluxError | None] | None = None
@@ -104,6 +112,9 @@ class Batcher:
         # Written batches' states and copies, for _save_written.
         self._written_states: dict[str, State] = {}
         self._written_copies: list[range] = []
+        # Whether a batch was written since the saving task last took them: the stats
+        # are saved then, even for a batch of lines of the past only (no states).
+        self._written_unsaved = False
         self._saving: asyncio.Task[None] | None = None
         self._spilling = 0
         # Event-loop time of the next ping, while InfluxDB cannot be reached.
@@ -129,8 +140,11 @@ class Batcher:
         return self._spilling + written
 
     @callback
-    def add(self, line: str, state: State) -> None:
-        """Queue one line, made of `state`; in the event loop, per state change."""
+    def add(self, line: str, state: State | None) -> None:
+        """Queue one line, made of `state`; in the event loop, per state change.
+
+        `state` is None for a line of the past, which names no entity's last state.
+        """
         lines = self._lines
         lines.append(line)
         self._states.append(state)
@@ -214,6 +228,8 @@ class Batcher:
             self._failed(err)
             await self._spill()
             return err
+        # Memory is empty, and the spool was written: all received until now is durable.
+        self._stats.received_through = dt_util.utcnow()
         return None
 
     async def _back_before_retry(self, now: float) -> bool:
@@ -301,23 +317,26 @@ class Batcher:
         finally:
             self._writing_memory = False
 
-    def _save_written(self, states: list[State], copy: range | None) -> None:
+    def _save_written(self, states: list[State | None], copy: range | None) -> None:
         """Have a written batch's last states saved with the stats, and its copy dropped.
 
         By a task of its own, which takes what batches were written meanwhile in one
         transaction: the next write does not wait for it.
         """
         for state in states:
-            self._written_states[state.entity_id] = state
+            if state is not None:  # None: a line of the past, no entity's last state
+                self._written_states[state.entity_id] = state
         if copy is not None:
             self._written_copies.append(copy)
+        self._written_unsaved = True
         if self._saving is None or self._saving.done():
             self._saving = asyncio.get_running_loop().create_task(
                 self._saving_written(), name="ha_ingestor last states"
             )
 
     async def _saving_written(self) -> None:
-        while self._written_states or self._written_copies:
+        while self._written_unsaved:
+            self._written_unsaved = False
             states, self._written_states = self._written_states, {}
             copies, self._written_copies = self._written_copies, []
             try:
@@ -374,6 +393,7 @@ class Batcher:
     async def _move_to_spool(self) -> None:
         if not self._lines:  # another spill took them meanwhile
             return
+        taken_at = dt_util.utcnow()
         lines, states = self._lines, self._states
         self._lines, self._states = [], []
         self._spilling += len(lines)
@@ -387,10 +407,18 @@ class Batcher:
             self._states[:0] = states
             while len(self._lines) > self._memory_limit:
                 self._drop_oldest_batch()
-        elif self.health.failing:
+            return
+        if self.health.failing:
             self.health.spooled += len(lines)
+        batch = self._in_flight
+        if (batch is None or batch.copy is not None) and not self._spilling:
+            # No batch on its way outside the spool, nor other lines being stored:
+            # what was received until the lines were taken is durable.
+            self._stats.received_through = taken_at
 
-    async def _append(self, lines: list[str], states: list[State]) -> range | None:
+    async def _append(
+        self, lines: list[str], states: list[State | None]
+    ) -> range | None:
         """Store lines with their states' fingerprints; their ids, None if it failed."""
         try:
             appended = await self._spool.append(
@@ -436,7 +464,7 @@ class Batcher:
             await asyncio.wait([task])
             raise
 
-    async def _fingerprints(self, states: list[State]) -> dict[str, str]:
+    async def _fingerprints(self, states: list[State | None]) -> dict[str, str]:
         """Digest each entity's last state of `states`, unless a newer one was saved.
 
         A batch whose write (or copy) ends after newer states of its entities were
@@ -445,7 +473,11 @@ class Batcher:
         before the caller hands them to the spool, which commits in call order.
         """
         digests = await self._last_states.async_fingerprints(states)
-        times = {state.entity_id: state.last_updated_timestamp for state in states}
+        times = {
+            state.entity_id: state.last_updated_timestamp
+            for state in states
+            if state is not None  # a line of the past: no entity's last state
+        }
         saved = self._saved_at
         for entity_id in list(digests):
             if times[entity_id] < saved.get(entity_id, -math.inf):

@@ -9,10 +9,12 @@ no state change falls between two pipelines.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
 from ..const import DOMAIN
@@ -27,6 +29,8 @@ class StateChangeHandover:
         """Start recording at once."""
         self._hass = hass
         self._entry = entry
+        # Every state change from this moment on reaches the next pipeline.
+        self.began_at = dt_util.utcnow()
         self.events: list[Event[EventStateChangedData]] = []
         self._unsubscribe: Callable[[], None] | None = hass.bus.async_listen(
             EVENT_STATE_CHANGED, self._async_record
@@ -58,6 +62,13 @@ def async_begin_handover(hass: HomeAssistant, entry: ConfigEntry) -> None:
     handovers = hass.data.setdefault(_HANDOVERS, {})
     if entry.entry_id not in handovers:
         handovers[entry.entry_id] = StateChangeHandover(hass, entry)
+
+
+@callback
+def async_handover_began(hass: HomeAssistant, entry: ConfigEntry) -> datetime | None:
+    """Return since when the entry's state changes are recorded; None if they are not."""
+    handover = hass.data.get(_HANDOVERS, {}).get(entry.entry_id)
+    return None if handover is None else handover.began_at
 
 
 @callback

@@ -67,9 +67,12 @@ def _canonical(value: object) -> str:  # noqa: PLR0911 - one way per type
     return f"o{type(value).__qualname__}:{value}"
 
 
-def fingerprints(states: Iterable[State]) -> dict[str, str]:
-    """Digest each entity's last state of `states`: for the executor (it takes time)."""
-    last = {state.entity_id: state for state in states}
+def fingerprints(states: Iterable[State | None]) -> dict[str, str]:
+    """Digest each entity's last state of `states`: for the executor (it takes time).
+
+    None stands for a line of the past (a backfill's): it is no entity's last state.
+    """
+    last = {state.entity_id: state for state in states if state is not None}
     return {entity_id: fingerprint(state) for entity_id, state in last.items()}
 
 
@@ -111,9 +114,14 @@ class LastStates:
         before = self._before_restart.pop(state.entity_id, None)
         return before is not None and before == fingerprint(state)
 
-    async def async_fingerprints(self, states: Iterable[State]) -> dict[str, str]:
+    async def async_fingerprints(
+        self, states: Iterable[State | None]
+    ) -> dict[str, str]:
         """Digest each entity's last state of `states`, in the executor."""
-        return await self._hass.async_add_executor_job(fingerprints, list(states))
+        states = list(states)
+        if not any(states):
+            return {}  # lines of the past only: nothing to digest
+        return await self._hass.async_add_executor_job(fingerprints, states)
 
 
 def legacy_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, str]]:

@@ -9,7 +9,7 @@ and stops them in order: nothing in memory is left behind.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 import contextlib
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -26,6 +26,7 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.util import dt as dt_util
 
 from ..const import (
     CONF_BATCH_SIZE,
@@ -100,6 +101,9 @@ class Pipeline:
         )
         self._heartbeat_minutes = int(entry.options.get(CONF_HEARTBEAT_MINUTES, 0))
         self._status_listeners: list[Callable[[], None]] = []
+        # Awaited once stopped, before the spool closes: with whether nothing that was
+        # in memory is left behind (pipeline/backfill saves its checkpoint then).
+        self._stopped_listeners: list[Callable[[bool], Awaitable[None]]] = []
         self._reauth_started = False
         self._unsubscribers: list[CALLBACK_TYPE] = []
         self._flush_loop: asyncio.Task[None] | None = None
@@ -180,6 +184,16 @@ class Pipeline:
 
         return remove
 
+    @callback
+    def async_add_stopped_listener(
+        self, listener: Callable[[bool], Awaitable[None]]
+    ) -> None:
+        """Await `listener` once stopping has stored what was in memory, or failed to.
+
+        It is told whether everything added before the stop is durable.
+        """
+        self._stopped_listeners.append(listener)
+
     async def async_save_stats(self) -> None:
         """Save the totals now (after the user acknowledged dropped points, say).
 
@@ -250,6 +264,7 @@ class Pipeline:
 
     async def _async_shut_down(self) -> None:
         """Stop each part, whatever the part before it raised: an unload always ends."""
+        stopped_listening_at = dt_util.utcnow()
         while self._unsubscribers:
             self._unsubscribers.pop()()
         self._keep.stop()
@@ -270,5 +285,13 @@ class Pipeline:
                 "Neither InfluxDB nor the spool could take %d points: they are lost",
                 lost,
             )
+        else:
+            # Everything received until the listener was removed is durable.
+            self.stats.received_through = stopped_listening_at
+        for listener in self._stopped_listeners:
+            try:
+                await listener(not lost)
+            except Exception:  # noqa: BLE001 - the spool still closes: an unload ends
+                LOGGER.exception("Stopping: a listener failed")
         await self.async_save_stats()
         await self.spool.close()

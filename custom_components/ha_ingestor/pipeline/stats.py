@@ -24,6 +24,8 @@ from ..const import DOMAIN
 from ..storage.spool import Spool
 
 _STORAGE_VERSION: Final = 1
+# The figures that are times, not counts.
+_TIMES: Final = ("last_write", "received_through")
 # 2: one name per figure (the five spellings of version 1 renamed, see _RENAMED_IN_2).
 _STORAGE_MINOR_VERSION: Final = 2
 _RENAMED_IN_2: Final = {
@@ -58,13 +60,16 @@ class PipelineStats:
     """NaN and infinite values left out of points: InfluxDB cannot store them."""
     last_write: datetime | None = None
     """When InfluxDB last accepted points."""
+    received_through: datetime | None = None
+    """Until when everything received is durable (written, or in the spool): what a
+    crash or a stop without the final write loses is newer (batcher)."""
 
     def counts(self) -> dict[str, int]:
-        """Every count by its name (the figures but `last_write`)."""
+        """Every count by its name (the figures but the times)."""
         return {
             field.name: getattr(self, field.name)
             for field in fields(self)
-            if field.name != "last_write"
+            if field.name not in _TIMES
         }
 
     @property
@@ -110,9 +115,11 @@ def stats_from_dict(stored: Mapping[str, Any]) -> PipelineStats:
     stats = PipelineStats()
     for field in fields(PipelineStats):
         value = stored.get(field.name)
-        if field.name == "last_write":
-            stats.last_write = (
-                dt_util.parse_datetime(value) if isinstance(value, str) else None
+        if field.name in _TIMES:
+            setattr(
+                stats,
+                field.name,
+                dt_util.parse_datetime(value) if isinstance(value, str) else None,
             )
         elif isinstance(value, int):
             setattr(stats, field.name, value)
@@ -122,9 +129,9 @@ def stats_from_dict(stored: Mapping[str, Any]) -> PipelineStats:
 def stats_to_dict(stats: PipelineStats) -> dict[str, Any]:
     """Every figure under its name, as JSON can hold it."""
     data = asdict(stats)
-    data["last_write"] = (
-        None if stats.last_write is None else stats.last_write.isoformat()
-    )
+    for name in _TIMES:
+        moment = data[name]
+        data[name] = None if moment is None else moment.isoformat()
     return data
 
 
