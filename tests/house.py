@@ -293,6 +293,10 @@ class House:
         if mirror.get("step_id") != "registry_mirror":
             raise RuntimeError(f"the connection form did not pass: {mirror}")
         created = self.api("POST", path, {"registry_mirror": False})
+        if created.get("step_id") == "history":
+            # No backfill of what the recorder holds: the tests compare InfluxDB
+            # with what they fired themselves.
+            created = self.api("POST", path, {"history_backfill": False})
         if created["type"] != "create_entry":
             raise RuntimeError(f"no entry created: {created}")
         return str(created["result"]["entry_id"])
