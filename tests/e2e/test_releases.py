@@ -86,6 +86,11 @@ def test_release(release: str, tmp_path: Path) -> None:
         status, config = ha.request("GET", "/api/config", auth=True)
         assert (status, config["version"]) == (200, release)
 
+        wait_for(
+            lambda: recorded_states(ha) > 0,
+            "the recorder's first commit",
+            HA_START_TIMEOUT,
+        )
         entry_id = add_entry(ha, influxdb)
         assert write_and_read(ha, influxdb, CORE_QUERY, [1, 2, 3]) == [1, 2, 3]
         assert mirrored_device_names(ha, entry_id) == [
@@ -166,6 +171,25 @@ def flow_step(
     assert status == 200, f"{path}: HTTP {status} {answer}"
     assert isinstance(answer, dict)
     return answer
+
+
+def recorded_states(ha: HomeAssistantProcess) -> int:
+    """How many states the recorder's database holds (it commits every few seconds).
+
+    The config flow offers the history step only once there is some: right after a
+    start under load there may be none yet.
+    """
+    path = ha.config_dir / "home-assistant_v2.db"
+    if not path.exists():
+        return 0
+    with contextlib.closing(
+        sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    ) as database:
+        try:
+            (count,) = database.execute("SELECT count(*) FROM states").fetchone()
+        except sqlite3.OperationalError:  # its tables are not made yet
+            return 0
+    return int(count)
 
 
 def add_entry(ha: HomeAssistantProcess, influxdb: InfluxDBv1Server) -> str:
