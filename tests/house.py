@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import datetime as dt
 import json
 from pathlib import Path
+import selectors
 import socket
 import sqlite3
 import threading
@@ -156,7 +157,7 @@ class House:
         if huge:
             (local / "reliability_huge.yaml").write_text(HUGE_PACKAGE)
         self.entry_id = ""
-        self._silent: socket.socket | None = None
+        self._silent: SilentServer | None = None
 
     # --- Processes --------------------------------------------------------------------
 
@@ -209,19 +210,15 @@ class House:
             msg = f"Home Assistant did not stop by itself: exit code {code}"
             raise RuntimeError(msg)
 
-    def silence_influxdb(self) -> None:
-        """Replace influxd by a server on its port that never answers.
+    def silence_influxdb(self) -> SilentServer:
+        """Replace influxd by a server on its port that reads requests, never answers.
 
-        Nothing accepts or reads: the kernel completes each connection (the listen
-        queue), and a request waits for the integration's timeout, as with a hung
-        server or a dead link.
+        Each request waits for the integration's timeout, as with a hung server or a
+        dead link.
         """
         self.influxdb.kill()
-        silent = socket.socket()
-        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        silent.bind(("127.0.0.1", self.influxdb.port))
-        silent.listen(128)
-        self._silent = silent
+        self._silent = SilentServer(self.influxdb.port)
+        return self._silent
 
     def end_silence(self) -> None:
         """Close the silent server, if any: connections are refused again."""
@@ -539,6 +536,51 @@ class StateWatcher:
             self.fired.append(
                 Fired(int(new_state["state"]), iso_to_us(new_state["last_updated"]))
             )
+
+
+class SilentServer:
+    """A server that reads every request and answers none; in a thread.
+
+    It notes when each request began to arrive, so a test can time a kill from the
+    moment a write began to hang. A request is never answered, so a connection
+    carries one request only.
+    """
+
+    def __init__(self, port: int) -> None:
+        """Listen on 127.0.0.1:`port` at once."""
+        self.requests_at: list[float] = []
+        """The monotonic time each request's first bytes came, in order."""
+        self._listener = socket.create_server(("127.0.0.1", port))
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="silent", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            started: set[socket.socket] = set()
+            while not self._closing.is_set():
+                for key, _ in selector.select(0.05):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    if sock is self._listener:
+                        connection, _ = sock.accept()
+                        selector.register(connection, selectors.EVENT_READ)
+                    elif not sock.recv(65536):  # the client gave up
+                        selector.unregister(sock)
+                        started.discard(sock)
+                        sock.close()
+                    elif sock not in started:
+                        started.add(sock)
+                        self.requests_at.append(time.monotonic())
+            for key in list(selector.get_map().values()):
+                assert isinstance(key.fileobj, socket.socket)
+                key.fileobj.close()
+
+    def close(self) -> None:
+        """Close every connection and the port: connections are refused again."""
+        self._closing.set()
+        self._thread.join(10)
 
 
 class Relay:

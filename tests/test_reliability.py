@@ -49,9 +49,6 @@ INTERVAL = DEFAULT_FLUSH_INTERVAL
 # Measured from the kill back to the oldest change lost, a busy two-core machine adds
 # the flush loop's own step (one spool transaction) and the event loop's lag.
 MARGIN = 0.5
-# While a write hangs, the batch being written is copied to the spool one interval
-# after its write began, and its points were up to an interval old then.
-HUNG_WRITE_BOUND = 2 * INTERVAL
 # Entities whose state is the same after a restart as the last one written before it:
 # Home Assistant sets the input_numbers to their initial value at every start, the test
 # sets the REST one again as its device would. The points each must have, in all.
@@ -423,25 +420,35 @@ def test_sigkill_2_5_s_into_a_silent_outage(house: House) -> None:
     check(house, Trial(initial, firing, stopped_at, restarted, after), bound=INTERVAL)
 
 
-def test_sigkill_as_a_hung_write_is_about_to_be_copied(house: House) -> None:
-    """The worst moment of a silent outage: 1.2 s in, its first write hanging.
+@pytest.mark.parametrize(
+    "into_the_write",
+    [
+        # Just before the tick that copies the batch whose write hangs: the worst
+        # moment, with what came in the half interval before the write began lost too.
+        pytest.param(0.45 * INTERVAL, id="before_its_copy"),
+        # Just before a full interval: where the batch used to be copied.
+        pytest.param(0.9 * INTERVAL, id="an_interval_in"),
+    ],
+)
+def test_sigkill_as_the_first_write_hangs(house: House, into_the_write: float) -> None:
+    """A silent outage's first write hangs: killed `into_the_write` seconds into it.
 
-    The batch being written is copied to the spool one interval after its write began,
-    and its points were up to an interval old then; killed before that, it is lost
-    with memory: two flush intervals at most.
+    The write began at a tick, with the points of the half interval before it; the
+    next tick, half an interval later, copies them to the spool with what came since.
+    A kill at any moment loses the last interval at most.
     """
     initial, firing = begin(house)
     with firing:
         firing.wait_for_changes(100)
-        house.silence_influxdb()
-        _sleep_until(time.monotonic() + 1.2 * INTERVAL)
+        silent = house.silence_influxdb()
+        wait_for(lambda: silent.requests_at or None, "a write began to hang", 10, 0.001)
+        _sleep_until(silent.requests_at[0] + into_the_write)
         assert FAILING not in house.log(), "the write did not hang"
         stopped_at = house.kill_home_assistant()
     house.end_silence()
     restarted, after = restart(house, influxdb_down=True)
 
-    trial = Trial(initial, firing, stopped_at, restarted, after)
-    check(house, trial, bound=HUNG_WRITE_BOUND)
+    check(house, Trial(initial, firing, stopped_at, restarted, after), bound=INTERVAL)
 
 
 def test_sigkill_as_influxdb_stored_a_write_not_answered_yet(

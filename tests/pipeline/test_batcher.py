@@ -301,6 +301,41 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
         assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_hung_ping_does_not_keep_memory_from_the_spool(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """While InfluxDB cannot be reached, a ping that hangs keeps nothing from the spool.
+
+    The ping is a delivery's first step: the flush loop goes on spooling meanwhile.
+    """
+    with (
+        patch("custom_components.ha_ingestor.pipeline.health.FIRST_BACKOFF", 1000.0),
+        patch("custom_components.ha_ingestor.pipeline.batcher.PROBE_INTERVAL", 0.2),
+    ):
+        entry = await _setup_v2(hass, influxdb_v2)
+        pipeline = entry.runtime_data.pipeline
+        await _spool_while_stopped(hass, influxdb_v2, entry, "sensor.first", 3)
+        pinging = asyncio.Event()
+        answered = asyncio.Event()
+
+        async def hung_ping() -> bool:
+            pinging.set()
+            await answered.wait()
+            return False
+
+        with patch.object(pipeline.writer, "server_answers", hung_ping):
+            await pinging.wait()
+            for i in range(5):
+                hass.states.async_set(
+                    "sensor.second", str(i), {"unit_of_measurement": "W"}
+                )
+            await wait_until(
+                lambda: pipeline.spool.count == 8, "spooled as the ping hangs"
+            )
+            answered.set()
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_a_hung_write_does_not_put_an_older_last_state_back(
     hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
 ) -> None:

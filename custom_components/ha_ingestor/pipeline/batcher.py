@@ -2,16 +2,19 @@
 
 Two jobs run side by side, and the first never waits for the second:
 
-- The flush loop keeps memory durable. Every flush interval (sooner when a batch is
-  full), while a delivery is under way or InfluxDB cannot be written, memory moves to
-  the spool, and a batch whose write has taken longer than an interval is copied there
-  too. So a hard kill loses the last flush interval at most, even while a write hangs
-  until its timeout.
+- The flush loop ticks every half flush interval (and when a batch is full). It starts
+  a delivery if none is under way and none is held back by a backoff; otherwise it
+  keeps memory durable: lines received before the previous tick, in memory or in the
+  batch being written, go to the spool (the batch as a copy). A line waits at most
+  half an interval for a delivery, and is durable an interval after it came at the
+  latest, however long a write hangs: a hard kill loses the last flush interval at
+  most.
 - A delivery writes the spool first (oldest first, original timestamps), then memory,
   batch after batch. A batch that fails goes to the spool and the next delivery waits
   out a backoff, which starts again from its first wait as soon as a batch is written.
   While InfluxDB cannot be reached at all it is pinged every PROBE_INTERVAL, so the
-  catch-up starts soon after it is back, however long the backoff has grown.
+  catch-up starts soon after it is back, however long the backoff has grown. The ping
+  is a delivery's first step: one that hangs keeps nothing from the spool either.
 
 Each line is added with the state it was made of: once its point is durable (stored in
 the spool, or written), that state's fingerprint is saved with it (last_states), with
@@ -63,10 +66,10 @@ class _Batch:
 
     lines: list[str]
     states: list[State | None]
-    taken_at: float
-    """Event-loop time the write began."""
+    first: int
+    """The number of its first line, counted from the first line added: its age."""
     copy: range | None = None
-    """The ids of its copy in the spool, once the write took longer than an interval."""
+    """The ids of its copy in the spool, once its write lasted past a tick."""
     copying: asyncio.Task[None] | None = None
     """Its copy being stored: a write that ends meanwhile waits for it."""
     written: bool = False
@@ -97,12 +100,16 @@ class Batcher:
         # What memory may hold: twice the cap while the spool stores, the cap if it
         # cannot (nothing will be taken from memory).
         self._memory_limit = 2 * self.memory_cap
-        self._flush_interval = flush_interval
+        self._tick_interval = flush_interval / 2
         self._on_failure = on_failure
         self._on_recovery = on_recovery
         # Lines waiting in memory, and the state each was made of.
         self._lines: list[str] = []
         self._states: list[State | None] = []
+        # How many lines have left memory from its front (taken, spooled or dropped),
+        # less those put back: the number of the first line in memory. Lines are
+        # numbered in the order added, which tells a tick how old they are.
+        self._left = 0
         self._wake = asyncio.Event()
         self.health = WriteHealth()
         self._delivery: asyncio.Task[InfluxError | None] | None = None
@@ -159,6 +166,7 @@ class Batcher:
         dropped = min(self._batch_size, len(self._lines))
         del self._lines[:dropped]
         del self._states[:dropped]
+        self._left += dropped
         self._stats.points_dropped_memory_full += dropped
         if not self._memory_dropping:
             self._memory_dropping = True
@@ -171,45 +179,55 @@ class Batcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Keep memory durable and deliver, every flush interval, until cancelled."""
+        """Deliver, or keep memory durable, every half flush interval until cancelled."""
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time() + self._tick_interval
+        # Lines numbered below `aged` came before the previous tick: by the next one
+        # they may be an interval old. `received`: those that came before this one.
+        aged = received = 0
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._flush_interval):
+                async with asyncio.timeout_at(next_tick):
                     await self._wake.wait()
             self._wake.clear()
-            await self._tick()
+            if (now := loop.time()) >= next_tick:
+                aged, received = received, self._left + len(self._lines)
+                next_tick = now + self._tick_interval
+            await self._tick(aged)
 
-    async def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _tick(self, aged: int) -> None:
         if self._delivery is not None:
             # Still writing: what waits must not depend on how long that takes.
-            await self._make_durable(loop.time())
+            await self._make_durable(aged)
             return
+        now = asyncio.get_running_loop().time()
         retry_at = self.health.retry_at
-        if retry_at is not None and loop.time() < retry_at:
+        if retry_at is not None and now < retry_at:
             await self._spill()
-            if not await self._back_before_retry(loop.time()):
-                return
-        if not (self._lines or self._spool.count):
+            if self._probe_due(now):
+                self._start_delivery(self._deliver_if_back())
             return
-        # Waited for one interval at most; the next tick makes memory durable.
-        await asyncio.wait([self._start_delivery()], timeout=self._flush_interval)
+        if self._lines or self._spool.count:
+            self._start_delivery(self._deliver())
 
     async def flush(self) -> InfluxError | None:
         """Write the spool, then memory, now, even during a backoff.
 
         Returns the error the delivery met; None if it wrote everything.
         """
-        if self._delivery is not None:
+        # The flush loop may start a delivery as the one awaited ends: await it too.
+        while self._delivery is not None:
             await asyncio.wait([self._delivery])
-        return await self._start_delivery()
+        return await self._start_delivery(self._deliver())
 
-    def _start_delivery(self) -> asyncio.Task[InfluxError | None]:
-        delivery = self._delivery = asyncio.get_running_loop().create_task(
-            self._deliver(), name="ha_ingestor delivery"
+    def _start_delivery(
+        self, delivery: Coroutine[Any, Any, InfluxError | None]
+    ) -> asyncio.Task[InfluxError | None]:
+        task = self._delivery = asyncio.get_running_loop().create_task(
+            delivery, name="ha_ingestor delivery"
         )
-        delivery.add_done_callback(self._delivery_done)
-        return delivery
+        task.add_done_callback(self._delivery_done)
+        return task
 
     def _delivery_done(self, delivery: asyncio.Task[InfluxError | None]) -> None:
         if self._delivery is delivery:
@@ -222,6 +240,7 @@ class Batcher:
         per series and timestamp.
         """
         try:
+            await self._copies_dropped()
             await self._write_spool()
             await self._write_memory()
         except InfluxError as err:
@@ -232,8 +251,8 @@ class Batcher:
         self._stats.received_through = dt_util.utcnow()
         return None
 
-    async def _back_before_retry(self, now: float) -> bool:
-        """Whether an InfluxDB that could not be reached answers a ping again.
+    def _probe_due(self, now: float) -> bool:
+        """Whether to ping InfluxDB before the backoff ends.
 
         Only for unreachable servers: one that answered with an error (credentials,
         database, overload) answers pings all along.
@@ -243,7 +262,13 @@ class Batcher:
         ):
             return False
         self._probe_at = now + PROBE_INTERVAL
-        return await self._writer.server_answers()
+        return True
+
+    async def _deliver_if_back(self) -> InfluxError | None:
+        """Deliver before the backoff ends if InfluxDB answers a ping again."""
+        if not await self._writer.server_answers():
+            return self.health.last_error
+        return await self._deliver()
 
     async def drain(self) -> None:
         """Leave nothing in memory: for unload and stop, once the flush loop has ended.
@@ -262,11 +287,22 @@ class Batcher:
         if not self.health.failing:
             with contextlib.suppress(InfluxError, TimeoutError):
                 async with asyncio.timeout(STOP_WRITE_SECONDS):
+                    await self._copies_dropped()
                     # Memory is left only if the spool cannot take it: a last chance.
                     await self._write_spool()
                     await self._write_memory()
+        await self._copies_dropped()
+
+    async def _copies_dropped(self) -> None:
+        """Wait until written batches' copies are dropped from the spool.
+
+        A copy still there would be written again: harmless in InfluxDB, but counted
+        twice, and a point it refuses set apart twice. Their last states are saved
+        by the same task.
+        """
         if self._saving is not None:
-            await self._saving
+            # Not cancelled with the caller: a save halfway would leave the copies.
+            await asyncio.wait([self._saving])
 
     async def _write_spool(self) -> None:
         while self._spool.count:
@@ -287,17 +323,16 @@ class Batcher:
                 return
 
     async def _write_memory(self) -> None:
-        loop = asyncio.get_running_loop()
         self._writing_memory = True
         try:
             while self._lines:
                 size = self._batch_size
-                batch = _Batch(self._lines[:size], self._states[:size], loop.time())
+                batch = _Batch(self._lines[:size], self._states[:size], self._left)
                 del self._lines[:size]
                 del self._states[:size]
+                self._left += len(batch.lines)
+                # Should the write last past a tick, the flush loop makes it durable.
                 self._in_flight = batch
-                # Should the write take an interval, the flush loop makes it durable.
-                slow = loop.call_later(self._flush_interval, self._wake.set)
                 try:
                     await self._writer.write(batch.lines)
                 except BaseException:
@@ -305,11 +340,9 @@ class Batcher:
                         # Where its lines wait depends on whether the copy is stored.
                         await asyncio.wait([batch.copying])
                     if batch.copy is None:  # else it waits in the spool already
-                        self._lines[:0] = batch.lines
-                        self._states[:0] = batch.states
+                        self._put_back(batch.lines, batch.states)
                     raise
                 finally:
-                    slow.cancel()
                     self._in_flight = None
                 batch.written = True
                 self._written()
@@ -356,15 +389,16 @@ class Batcher:
                     # Written twice, then, which InfluxDB makes once.
                     self._spool_failed(err)
 
-    async def _make_durable(self, now: float) -> None:
+    async def _make_durable(self, aged: int) -> None:
         """Keep memory durable while a delivery runs, without doing its work twice.
 
-        A delivery taking memory takes new lines as they come, unless its write has
-        lasted an interval: then memory is spooled, and a copy of the batch stored.
-        A delivery replaying the spool leaves memory waiting: it is spooled at once.
+        A delivery taking memory takes new lines as they come, unless the batch being
+        written holds a line numbered below `aged` (memory holds newer ones only): then
+        memory is spooled, and a copy of the batch stored. A delivery replaying the
+        spool (or pinging) leaves memory waiting: it is spooled at once.
         """
         batch = self._in_flight
-        slow = batch is not None and now - batch.taken_at >= self._flush_interval
+        slow = batch is not None and batch.first < aged
         if slow or not self._writing_memory or len(self._lines) >= self.memory_cap:
             await self._spill()
         if (
@@ -396,6 +430,7 @@ class Batcher:
         taken_at = dt_util.utcnow()
         lines, states = self._lines, self._states
         self._lines, self._states = [], []
+        self._left += len(lines)
         self._spilling += len(lines)
         try:
             stored = await self._append(lines, states)
@@ -403,8 +438,7 @@ class Batcher:
             self._spilling -= len(lines)
         if stored is None:
             # Back in front of what came meanwhile, within the cap.
-            self._lines[:0] = lines
-            self._states[:0] = states
+            self._put_back(lines, states)
             while len(self._lines) > self._memory_limit:
                 self._drop_oldest_batch()
             return
@@ -415,6 +449,12 @@ class Batcher:
             # No batch on its way outside the spool, nor other lines being stored:
             # what was received until the lines were taken is durable.
             self._stats.received_through = taken_at
+
+    def _put_back(self, lines: list[str], states: list[State | None]) -> None:
+        """Return lines taken from memory to its front, where they came from."""
+        self._lines[:0] = lines
+        self._states[:0] = states
+        self._left -= len(lines)
 
     async def _append(
         self, lines: list[str], states: list[State | None]
