@@ -50,12 +50,16 @@ from ..tmpfs import fill, tmpfs
 
 
 async def _setup_v2(
-    hass: HomeAssistant, server: InfluxDBv2TestServer, **data: str
+    hass: HomeAssistant,
+    server: InfluxDBv2TestServer,
+    data: dict[str, str] | None = None,
+    *,
+    flush_interval: float = 0.05,
 ) -> MockConfigEntry:
     entry = MockConfigEntry(
         domain=DOMAIN,
-        data=v2_entry_data(server) | data,
-        options={CONF_FLUSH_INTERVAL: 0.05},
+        data=v2_entry_data(server) | (data or {}),
+        options={CONF_FLUSH_INTERVAL: flush_interval},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -152,7 +156,7 @@ async def test_server_that_answers_with_an_error_is_not_pinged(
 ) -> None:
     """Refused credentials do not heal by themselves: the backoff alone paces retries."""
     with patch("custom_components.ha_ingestor.pipeline.batcher.PROBE_INTERVAL", 0.05):
-        entry = await _setup_v2(hass, influxdb_v2, **{CONF_TOKEN: "revoked"})
+        entry = await _setup_v2(hass, influxdb_v2, {CONF_TOKEN: "revoked"})
         batcher = entry.runtime_data.pipeline.batcher
         hass.states.async_set("sensor.probe", "1", {"unit_of_measurement": "W"})
         await wait_until(lambda: batcher.health.failing, "the write refused")
@@ -279,13 +283,7 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
     longer than an interval; so a hard kill would lose an interval at most.
     """
     async with silent_server() as url:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            data=v2_entry_data(influxdb_v2) | {CONF_URL: url},
-            options={CONF_FLUSH_INTERVAL: 0.1},
-        )
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
+        entry = await _setup_v2(hass, influxdb_v2, {CONF_URL: url}, flush_interval=0.1)
         pipeline = entry.runtime_data.pipeline
         spool: Spool = pipeline.spool
         hass.states.async_set("sensor.first", "1", {"unit_of_measurement": "W"})
@@ -345,13 +343,7 @@ async def test_a_hung_write_does_not_put_an_older_last_state_back(
     fingerprint must not replace the newer one, or a restart would write it again.
     """
     async with silent_server() as url:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            data=v2_entry_data(influxdb_v2) | {CONF_URL: url},
-            options={CONF_FLUSH_INTERVAL: 0.1},
-        )
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
+        entry = await _setup_v2(hass, influxdb_v2, {CONF_URL: url}, flush_interval=0.1)
         pipeline = entry.runtime_data.pipeline
         spool: Spool = pipeline.spool
         hass.states.async_set("sensor.device", "a", {"unit_of_measurement": "W"})
@@ -508,19 +500,6 @@ class _HeldCopy:
         self._patches.close()
 
 
-async def _setup_slow(
-    hass: HomeAssistant, server: InfluxDBv2TestServer
-) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data=v2_entry_data(server),
-        options={CONF_FLUSH_INTERVAL: 0.1},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    return entry
-
-
 async def _spooled_lines(hass: HomeAssistant, entry: MockConfigEntry) -> list[str]:
     spool = await _spooled(hass, entry)
     try:
@@ -538,7 +517,7 @@ async def test_a_stop_during_the_copy_of_a_hung_write_keeps_it_once(
     then gives the write up: the copy must end, and the write leave its lines to
     it, not put them back in memory to be spooled a second time.
     """
-    entry = await _setup_slow(hass, influxdb_v2)
+    entry = await _setup_v2(hass, influxdb_v2, flush_interval=0.1)
     pipeline = entry.runtime_data.pipeline
     flush_loop = pipeline._flush_loop
     assert flush_loop is not None
@@ -561,7 +540,7 @@ async def test_a_write_failing_during_its_copy_keeps_the_batch_once(
     hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
 ) -> None:
     """A write that fails while its batch's copy is being stored: spooled once."""
-    entry = await _setup_slow(hass, influxdb_v2)
+    entry = await _setup_v2(hass, influxdb_v2, flush_interval=0.1)
     pipeline = entry.runtime_data.pipeline
     with _HeldCopy(entry) as held:
         hass.states.async_set("sensor.a", "1", {"unit_of_measurement": "W"})
