@@ -28,6 +28,7 @@ from custom_components.ha_ingestor.const import (
 from custom_components.ha_ingestor.diagnostics import async_get_config_entry_diagnostics
 from custom_components.ha_ingestor.influxdb.errors import InfluxConnectionError
 from custom_components.ha_ingestor.issues import ISSUE_DISK_FULL
+from custom_components.ha_ingestor.pipeline.batcher import Batcher
 from custom_components.ha_ingestor.pipeline.last_states import LastStates, fingerprint
 from custom_components.ha_ingestor.storage.spool import (
     Appended,
@@ -685,6 +686,31 @@ def _value(line: str) -> int:
     return int(float(line.split(" value=")[1].split(" ", maxsplit=1)[0]))
 
 
+async def _fire_until_points_wait_in_memory(
+    hass: HomeAssistant, batcher: Batcher, spool: Spool, fired: int
+) -> int:
+    """On a filled disk, fire changes until the spool refuses them, then 200 more.
+
+    `fired` were fired before; returns how many were fired in all. The last 200 at
+    least wait in memory.
+    """
+
+    def disk_full() -> bool:
+        return isinstance(batcher.spool_error, SpoolDiskFullError)
+
+    while not disk_full():
+        fire_power(hass, fired, fired + 200)
+        fired += 200
+        await wait_until(
+            lambda: spool.count == fired or disk_full(),  # noqa: B023
+            "spooled, or the disk full",
+        )
+    fire_power(hass, fired, fired + 200)
+    fired += 200
+    await wait_until(lambda: spool.count + batcher.pending == fired, "in memory")
+    return fired
+
+
 @pytest.mark.usefixtures("revive")
 async def test_a_stop_on_a_full_disk_with_influxdb_down_counts_what_it_loses(
     hass: HomeAssistant,
@@ -712,21 +738,7 @@ async def test_a_stop_on_a_full_disk_with_influxdb_down_counts_what_it_loses(
         fire_power(hass, 0, 500)
         await wait_until(lambda: spool.count == 500, "spooled")
         ballast = await hass.async_add_executor_job(fill, storage)
-
-        def disk_full() -> bool:
-            return isinstance(batcher.spool_error, SpoolDiskFullError)
-
-        fired = 500
-        while not disk_full():
-            fire_power(hass, fired, fired + 200)
-            fired += 200
-            await wait_until(
-                lambda: spool.count == fired or disk_full(),  # noqa: B023
-                "spooled, or the disk full",
-            )
-        fire_power(hass, fired, fired + 200)
-        fired += 200
-        await wait_until(lambda: spool.count + batcher.pending == fired, "in memory")
+        fired = await _fire_until_points_wait_in_memory(hass, batcher, spool, 500)
         in_memory = batcher.pending
         assert in_memory >= 200
 
@@ -777,23 +789,9 @@ async def test_a_full_disk_keeps_points_in_memory_then_drains_oldest_first(
             await wait_until(lambda: spool.count == start + 500, "spooled")  # noqa: B023
 
         await hass.async_add_executor_job(fill, storage)
-
-        def disk_full() -> bool:
-            return isinstance(batcher.spool_error, SpoolDiskFullError)
-
         # The log's room on disk takes some more points, then memory keeps them.
-        fired = 3_000
-        while not disk_full():
-            fire_power(hass, fired, fired + 200)
-            fired += 200
-            await wait_until(
-                lambda: spool.count == fired or disk_full(),  # noqa: B023
-                "spooled, or the disk full",
-            )
+        fired = await _fire_until_points_wait_in_memory(hass, batcher, spool, 3_000)
         assert fired < 10_000
-        fire_power(hass, fired, fired + 200)
-        fired += 200
-        await wait_until(lambda: spool.count + batcher.pending == fired, "in memory")
         issue = issue_checked_now(hass, config_entry, ISSUE_DISK_FULL)
         assert issue is not None
         assert issue.severity is ir.IssueSeverity.ERROR
@@ -820,6 +818,6 @@ async def test_a_full_disk_keeps_points_in_memory_then_drains_oldest_first(
         assert [_value(line) for line in written] == list(range(fired))
         assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
         assert issue_checked_now(hass, config_entry, ISSUE_DISK_FULL) is None
-        assert not disk_full()
+        assert not isinstance(batcher.spool_error, SpoolDiskFullError)
         assert stats.points_dropped == 0
         assert await hass.config_entries.async_unload(config_entry.entry_id)
