@@ -18,13 +18,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict, dataclass
 import json
-import os
 import random
 import sys
 import time
 from typing import Any, Final
 
-from homeassistant import runner
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import __version__ as HA_VERSION  # noqa: N812
 from homeassistant.core import HomeAssistant
@@ -37,7 +35,7 @@ from custom_components.ha_ingestor.const import (
 )
 from custom_components.ha_ingestor.pipeline.backfill_state import BackfillStatus
 
-from .child import start_home_assistant, wait_exporter_loaded
+from .child import run_and_exit, start_home_assistant, wait_exporter_loaded
 from .probes import GcProbe, LoopLagProbe
 from .protocol import send
 from .workload import BenchEntity, create_entities, make_entities
@@ -231,13 +229,14 @@ async def measure(hass: HomeAssistant, spec: BackfillSpec) -> dict[str, Any]:
     }
 
 
-async def run(spec: BackfillSpec) -> dict[str, Any]:
-    """Start Home Assistant, run the phase, stop it."""
+async def run(spec: BackfillSpec) -> None:
+    """Start Home Assistant, run the phase, send its result, stop it."""
     hass = await start_home_assistant(spec.config_dir)
     try:
         if spec.phase == "prepare":
-            return await prepare(hass, spec)
-        return await measure(hass, spec)
+            send({"result": await prepare(hass, spec)})
+        else:
+            send({"result": await measure(hass, spec)})
     finally:
         await hass.async_stop()
 
@@ -246,17 +245,7 @@ def main() -> None:
     """Run one phase in Home Assistant's own kind of event loop."""
     spec = BackfillSpec(**json.loads(sys.argv[1]))
     random.seed(16)
-    loop = runner.create_event_loop()
-    asyncio.set_event_loop(loop)
-    exit_code = 0
-    try:
-        send({"result": loop.run_until_complete(run(spec))})
-    except Exception as err:  # noqa: BLE001 - any failure is reported to the parent
-        send({"error": f"{type(err).__name__}: {err}"})
-        exit_code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(exit_code)
+    run_and_exit(run(spec))
 
 
 if __name__ == "__main__":

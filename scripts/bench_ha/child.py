@@ -14,12 +14,13 @@ exporter, and stops when told: the parent counts what was kept.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 import gc
 import os
 from pathlib import Path
 import sys
 import time
-from typing import Final
+from typing import Any, Final, NoReturn
 
 from homeassistant import bootstrap, runner
 from homeassistant.config_entries import ConfigEntryState
@@ -173,18 +174,25 @@ def main() -> None:
             if spec.mode in PEERS
             else None,
         )
+    run_and_exit(run(spec))
+
+
+def run_and_exit(work: Coroutine[Any, Any, None]) -> NoReturn:
+    """Run `work` in Home Assistant's own kind of event loop, report a failure, exit.
+
+    `work` has stopped Home Assistant by then; threads its integrations leave behind
+    (HTTP clients' pools) must not keep a finished run alive.
+    """
     loop = runner.create_event_loop()
     asyncio.set_event_loop(loop)
     exit_code = 0
     try:
-        loop.run_until_complete(run(spec))
+        loop.run_until_complete(work)
     except Exception as err:  # noqa: BLE001 - any failure is reported to the parent
         send({"error": f"{type(err).__name__}: {err}"})
         exit_code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    # Home Assistant has stopped; threads its integrations leave behind (HTTP clients'
-    # pools) must not keep a finished run alive.
     os._exit(exit_code)
 
 
