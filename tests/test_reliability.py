@@ -4,8 +4,8 @@ Each test has a house of its own (tests/house.py): influxd and Home Assistant as
 processes, HA Ingestor set up through its config flow over the REST API. The counter is
 set to 1, 2, 3... through the REST API while Home Assistant is killed with SIGKILL or
 stopped; then Home Assistant starts again, InfluxDB comes back, and what InfluxDB holds
-is compared with what was fired: every change up to the last flush interval (and the
-quarter of a second the listener holds changes) before the kill stored exactly once at its own time, no point twice, and no new point for an
+is compared with what was fired: every change up to the last flush interval before the
+kill stored exactly once at its own time, no point twice, and no new point for an
 entity whose state is the same after the restart as the last one written before it.
 A burst comes from a script instead (its changes read from the websocket API), and
 two tests reach influxd through a relay that keeps its answers: a write InfluxDB
@@ -28,7 +28,6 @@ import time
 import pytest
 
 from custom_components.ha_ingestor.const import DEFAULT_FLUSH_INTERVAL
-from custom_components.ha_ingestor.pipeline.pending import HOLD_SECONDS
 
 from .e2e.home_assistant import REPO, wait_for
 from .house import (
@@ -47,15 +46,12 @@ from .house import (
 _LOGGER = logging.getLogger(__name__)
 
 INTERVAL = DEFAULT_FLUSH_INTERVAL
-# What a kill may lose: the changes the listener still held (pipeline/pending), and
-# what reached memory during the last interval.
-LOSS_BOUND = HOLD_SECONDS + INTERVAL
 # Measured from the kill back to the oldest change lost, a busy two-core machine adds
 # the flush loop's own step (one spool transaction) and the event loop's lag.
 MARGIN = 0.5
 # While a write hangs, the batch being written is copied to the spool one interval
 # after its write began, and its points were up to an interval old then.
-HUNG_WRITE_BOUND = HOLD_SECONDS + 2 * INTERVAL
+HUNG_WRITE_BOUND = 2 * INTERVAL
 # Entities whose state is the same after a restart as the last one written before it:
 # Home Assistant sets the input_numbers to their initial value at every start, the test
 # sets the REST one again as its device would. The points each must have, in all.
@@ -240,8 +236,8 @@ def check_burst(
 
     Its points before the kill must be 1, 2, 3... up to the last made durable, each
     once, at the time Home Assistant gave it (`watched`: the changes the websocket
-    API sent before the kill); the oldest change lost, fired the listener's hold and
-    an interval at most before the kill. After the restart: the state Home Assistant set, if it differs.
+    API sent before the kill); the oldest change lost, fired an interval at most
+    before the kill. After the restart: the state Home Assistant set, if it differs.
     """
     house.wait_until_nothing_waits()
     stored = house.counter_points(BURST_COUNTER)
@@ -259,7 +255,7 @@ def check_burst(
     # Had the websocket API not sent the first change lost before the kill, it was
     # fired after the last one stored.
     oldest_lost = stopped_at - (lost[0] if lost else before[-1]).time_us / 1e6
-    assert oldest_lost <= LOSS_BOUND + MARGIN, (
+    assert oldest_lost <= INTERVAL + MARGIN, (
         f"{len(lost)} changes lost, the oldest fired {oldest_lost:.2f} s before the "
         "kill"
     )
@@ -342,7 +338,7 @@ def test_sigkill_during_steady_writing(house: House) -> None:
     restarted, after = restart(house, influxdb_down=False)
 
     trial = Trial(initial, firing, stopped_at, restarted, after)
-    check(house, trial, bound=LOSS_BOUND)
+    check(house, trial, bound=INTERVAL)
 
 
 def test_sigkill_mid_burst(house: House) -> None:
@@ -382,7 +378,7 @@ def test_sigkill_while_spooling(house: House) -> None:
     restarted, after = restart(house, influxdb_down=True)
 
     trial = Trial(initial, firing, stopped_at, restarted, after)
-    check(house, trial, bound=LOSS_BOUND)
+    check(house, trial, bound=INTERVAL)
 
 
 def test_sigkill_8_s_into_a_silent_outage(house: House) -> None:
@@ -408,7 +404,7 @@ def test_sigkill_8_s_into_a_silent_outage(house: House) -> None:
     restarted, after = restart(house, influxdb_down=True, reported="b")
 
     trial = Trial(initial, firing, stopped_at, restarted, after)
-    check(house, trial, bound=LOSS_BOUND)
+    check(house, trial, bound=INTERVAL)
     assert house.point_count(REPORTED) == 2, '"b" written again after the restart'
 
 
@@ -424,7 +420,7 @@ def test_sigkill_2_5_s_into_a_silent_outage(house: House) -> None:
     house.end_silence()
     restarted, after = restart(house, influxdb_down=True)
 
-    check(house, Trial(initial, firing, stopped_at, restarted, after), bound=LOSS_BOUND)
+    check(house, Trial(initial, firing, stopped_at, restarted, after), bound=INTERVAL)
 
 
 def test_sigkill_as_a_hung_write_is_about_to_be_copied(house: House) -> None:
@@ -474,7 +470,7 @@ def test_sigkill_as_influxdb_stored_a_write_not_answered_yet(
     restarted, after = restart(house, influxdb_down=False)
 
     trial = Trial(initial, firing, stopped_at, restarted, after)
-    check(house, trial, bound=LOSS_BOUND)
+    check(house, trial, bound=INTERVAL)
 
 
 def test_sigkill_once_a_write_not_answered_was_copied(relay_house: House) -> None:
@@ -505,7 +501,7 @@ def test_sigkill_once_a_write_not_answered_was_copied(relay_house: House) -> Non
     restarted, after = restart(house, influxdb_down=False)
 
     trial = Trial(initial, firing, stopped_at, restarted, after)
-    check(house, trial, bound=LOSS_BOUND)
+    check(house, trial, bound=INTERVAL)
 
 
 def test_graceful_stop_with_influxdb_down(house: House) -> None:

@@ -58,7 +58,7 @@ async def async_flush(entry: HaIngestorConfigEntry) -> dict[str, Any]:
     pipeline = data.pipeline
     stats = pipeline.stats
     written, refused = stats.points_written, stats.points_refused
-    error = await pipeline.async_flush()
+    error = await pipeline.batcher.flush()
     data.coordinator.async_update_now()
     waiting = pipeline.points_waiting
     if error is not None:

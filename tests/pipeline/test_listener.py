@@ -16,8 +16,6 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.helpers import entity_registry as er
-from homeassistant.util import dt as dt_util
-import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
@@ -27,7 +25,6 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 from custom_components.ha_ingestor.line_protocol import create_encoder
-from custom_components.ha_ingestor.line_protocol.encoder import Encoder, timestamp_us
 from custom_components.ha_ingestor.pipeline.batcher import Batcher
 from custom_components.ha_ingestor.pipeline.filters import StateFilter
 from custom_components.ha_ingestor.pipeline.last_states import LastStates
@@ -270,7 +267,6 @@ async def test_the_hot_path_counts_everything_and_enqueues_what_is_written(
         create_encoder(options, registry, stats),
         cast(Batcher, batcher),
         stats,
-        max_pending=100,
     )
     unsubscribe = hass.bus.async_listen(
         EVENT_STATE_CHANGED, listener.async_state_changed
@@ -278,112 +274,15 @@ async def test_the_hot_path_counts_everything_and_enqueues_what_is_written(
     hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
     hass.states.async_set("light.kitchen", "on")
     hass.states.async_set("sensor.empty", "")
-    written = hass.states.get("sensor.power")
     hass.states.async_remove("sensor.power")
     await hass.async_block_till_done()
     unsubscribe()
 
     assert stats.state_changes_received == 4
-    # Held a moment before they are encoded (pipeline/pending); the encoder, not the
-    # filter, leaves the empty state out.
-    assert batcher.lines == []
-    assert listener.pending == 2
-    listener.async_encode_pending()
-    assert listener.pending == 0
-    assert written is not None
-    assert batcher.lines == [
-        "W,domain=sensor,entity_id=power value=5.0 "
-        f"{timestamp_us(written.last_updated_timestamp)}"
-    ]
+    assert len(batcher.lines) == 1
+    assert batcher.lines[0].startswith("W,domain=sensor,entity_id=power value=5.0 ")
     # Each line goes with the state it was made of: its fingerprint is saved with it.
-    assert batcher.states == [written]
-
-
-def _listener(
-    hass: HomeAssistant, spool: Spool, batcher: _RecordingBatcher, encode: Encoder
-) -> StateChangeListener:
-    registry = RegistryCache(hass)
-    return StateChangeListener(
-        StateFilter({}, registry),
-        LastStates(hass, "entry", spool),
-        encode,
-        cast(Batcher, batcher),
-        PipelineStats(),
-        max_pending=100,
-    )
-
-
-async def test_held_changes_reach_the_batcher_in_order_with_their_times(
-    hass: HomeAssistant, spool: Spool
-) -> None:
-    """Once the hold is over, every line is there, in the order fired, at its time."""
-    batcher = _RecordingBatcher()
-    listener = _listener(
-        hass, spool, batcher, create_encoder({}, RegistryCache(hass), PipelineStats())
-    )
-    hass.bus.async_listen(EVENT_STATE_CHANGED, listener.async_state_changed)
-    fired: list[State] = []
-    for i in range(5):
-        hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
-        fired.append(cast(State, hass.states.get("sensor.power")))
-    assert batcher.lines == []
-    await wait_until(lambda: listener.pending == 0, "the hold over")
-    assert batcher.lines == [
-        f"W,domain=sensor,entity_id=power value={i}.0 "
-        f"{timestamp_us(state.last_updated_timestamp)}"
-        for i, state in enumerate(fired)
-    ]
-    assert batcher.states == fired
-
-
-async def test_until_when_changes_are_handed_on(
-    hass: HomeAssistant, spool: Spool
-) -> None:
-    """Now while none wait; else just before the oldest waiting was fired.
-
-    The batcher notes it as the time until which everything received is durable.
-    """
-    batcher = _RecordingBatcher()
-    listener = _listener(
-        hass, spool, batcher, create_encoder({}, RegistryCache(hass), PipelineStats())
-    )
-    hass.bus.async_listen(EVENT_STATE_CHANGED, listener.async_state_changed)
-    before = dt_util.utcnow()
-    assert before <= listener.handed_on_until() <= dt_util.utcnow()
-    hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
-    oldest = cast(State, hass.states.get("sensor.power"))
-    hass.states.async_set("sensor.power", "2", {"unit_of_measurement": "W"})
-    assert listener.handed_on_until() == oldest.last_updated - dt.timedelta(
-        microseconds=1
-    )
-    listener.async_encode_pending()
-    assert listener.handed_on_until() >= oldest.last_updated
-
-
-async def test_a_change_that_cannot_be_encoded_is_logged_and_the_rest_written(
-    hass: HomeAssistant, spool: Spool, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Home Assistant's bus no longer runs the encoder: the listener logs its errors."""
-    encode = create_encoder({}, RegistryCache(hass), PipelineStats())
-
-    def fails_for_broken(
-        new_state: State, old_state: State | None, time_us: int
-    ) -> str | None:
-        if new_state.entity_id == "sensor.broken":
-            raise ValueError("no line for this one")
-        return encode(new_state, old_state, time_us)
-
-    batcher = _RecordingBatcher()
-    listener = _listener(hass, spool, batcher, fails_for_broken)
-    hass.bus.async_listen(EVENT_STATE_CHANGED, listener.async_state_changed)
-    hass.states.async_set("sensor.broken", "1", {"unit_of_measurement": "W"})
-    hass.states.async_set("sensor.power", "2", {"unit_of_measurement": "W"})
-    listener.async_encode_pending()
-    assert [line.split(" ")[0] for line in batcher.lines] == [
-        "W,domain=sensor,entity_id=power"
-    ]
-    assert "Could not encode the state of sensor.broken" in caplog.text
-    assert "no line for this one" in caplog.text
+    assert [state.entity_id for state in batcher.states] == ["sensor.power"]
 
 
 async def test_heartbeat_enqueues_every_included_state_at_its_time(
@@ -400,25 +299,12 @@ async def test_heartbeat_enqueues_every_included_state_at_its_time(
         create_encoder(options, registry, stats),
         cast(Batcher, batcher),
         stats,
-        max_pending=100,
     )
     hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
     hass.states.async_set("sensor.temperature", "21", {"unit_of_measurement": "°C"})
     hass.states.async_set("light.kitchen", "on")
     now = dt.datetime(2026, 12, 3, 12, 0, 0, 250_000, tzinfo=dt.UTC)
-    # Changes still held are older: their lines come first.
-    hass.bus.async_listen(EVENT_STATE_CHANGED, listener.async_state_changed)
-    hass.states.async_set("sensor.power", "6", {"unit_of_measurement": "W"})
-    changed = hass.states.get("sensor.power")
-    assert changed is not None
     listener.async_heartbeat(hass, now)
-    assert batcher.lines[0] == (
-        "W,domain=sensor,entity_id=power value=6.0 "
-        f"{timestamp_us(changed.last_updated_timestamp)}"
-    )
-    assert batcher.states[0] is changed
-    assert listener.pending == 0
-    del batcher.lines[0], batcher.states[0]
     assert sorted(line.split(" ")[0] for line in batcher.lines) == [
         "W,domain=sensor,entity_id=power",
         "°C,domain=sensor,entity_id=temperature",
@@ -427,4 +313,4 @@ async def test_heartbeat_enqueues_every_included_state_at_its_time(
         str(int(now.timestamp()) * 1_000_000 + 250_000)
     }
     # A heartbeat is no state change.
-    assert stats.state_changes_received == 1
+    assert stats.state_changes_received == 0

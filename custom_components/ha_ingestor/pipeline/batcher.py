@@ -34,11 +34,11 @@ import asyncio
 from collections.abc import Callable, Coroutine
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime
 import math
 from typing import Any
 
 from homeassistant.core import State, callback
+from homeassistant.util import dt as dt_util
 
 from ..const import LOGGER
 from ..influxdb.errors import InfluxError, InfluxUnreachableError
@@ -86,15 +86,9 @@ class Batcher:
         flush_interval: float,
         on_failure: Callable[[InfluxError], None],
         on_recovery: Callable[[], None],
-        received_until: Callable[[], datetime],
     ) -> None:
-        """Batch for `writer`, keeping in `spool` what cannot be written now.
-
-        `received_until` says until when every state change received was added (the
-        listener may hold the newest a moment).
-        """
+        """Batch for `writer`, keeping in `spool` what cannot be written now."""
         self._writer = writer
-        self._received_until = received_until
         self._spool = spool
         self._stats = stats
         self._last_states = last_states
@@ -234,8 +228,8 @@ class Batcher:
             self._failed(err)
             await self._spill()
             return err
-        # Memory is empty, and the spool was written: all added until now is durable.
-        self._stats.received_through = self._received_until()
+        # Memory is empty, and the spool was written: all received until now is durable.
+        self._stats.received_through = dt_util.utcnow()
         return None
 
     async def _back_before_retry(self, now: float) -> bool:
@@ -399,7 +393,7 @@ class Batcher:
     async def _move_to_spool(self) -> None:
         if not self._lines:  # another spill took them meanwhile
             return
-        taken_at = self._received_until()
+        taken_at = dt_util.utcnow()
         lines, states = self._lines, self._states
         self._lines, self._states = [], []
         self._spilling += len(lines)

@@ -79,21 +79,18 @@ class Pipeline:
         self._registry = RegistryCache(hass)
         self._keep = StateFilter(entry.options, self._registry)
         self.writer = PointWriter(client, stats, self._async_points_refused)
-        # The options form's number selector gives floats.
-        batch_size = int(entry.options.get(CONF_BATCH_SIZE, DEFAULT_BATCH_SIZE))
         self.batcher = Batcher(
             self.writer,
             spool,
             stats=stats,
             last_states=last_states,
-            batch_size=batch_size,
+            # The options form's number selector gives floats.
+            batch_size=int(entry.options.get(CONF_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
             flush_interval=entry.options.get(
                 CONF_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL
             ),
             on_failure=self._write_failed,
             on_recovery=self._write_recovered,
-            # The listener is made next, with the batcher.
-            received_until=lambda: self._listener.handed_on_until(),  # noqa: PLW0108
         )
         self._listener = StateChangeListener(
             self._keep,
@@ -101,9 +98,6 @@ class Pipeline:
             create_encoder(entry.options, self._registry, stats),
             self.batcher,
             stats,
-            # A batch being filled while the one before is written: in a burst, the
-            # changes held outlive the garbage collections that make loop lag.
-            max_pending=2 * batch_size,
         )
         self._heartbeat_minutes = int(entry.options.get(CONF_HEARTBEAT_MINUTES, 0))
         self._status_listeners: list[Callable[[], None]] = []
@@ -175,22 +169,9 @@ class Pipeline:
 
     @property
     def points_waiting(self) -> int:
-        """Points not written yet: in the spool, in memory, and on their way.
-
-        State changes not yet encoded count as one point each.
-        """
+        """Points not written yet: in the spool, in memory, and on their way."""
         batcher = self.batcher
-        return (
-            self.spool.count
-            + batcher.pending
-            + batcher.in_flight
-            + self._listener.pending
-        )
-
-    async def async_flush(self) -> InfluxError | None:
-        """Write everything received, now, even during a backoff (Batcher.flush)."""
-        self._listener.async_encode_pending()
-        return await self.batcher.flush()
+        return self.spool.count + batcher.pending + batcher.in_flight
 
     @callback
     def async_add_status_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
@@ -286,8 +267,6 @@ class Pipeline:
         stopped_listening_at = dt_util.utcnow()
         while self._unsubscribers:
             self._unsubscribers.pop()()
-        # Before the filter and the registry cache stop: the encoder reads them.
-        self._listener.async_encode_pending()
         self._keep.stop()
         self._registry.async_stop()
         if self._flush_loop is not None:
