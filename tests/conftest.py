@@ -41,6 +41,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.ha_ingestor.const import (
@@ -166,15 +167,23 @@ async def restarted(
     hass: HomeAssistant,
     entry: MockConfigEntry,
     before_setup: Callable[[HomeAssistant], None] = lambda _: None,
+    *,
+    recorder: RecorderInstanceContextManager | None = None,
 ) -> AsyncIterator[HomeAssistant]:
     """A new Home Assistant on `hass`'s config dir, with `entry` loaded in it.
 
     `before_setup` runs before the entry is set up, as the integrations Home Assistant
-    sets up first would.
+    sets up first would. `recorder` (the `async_test_recorder` fixture) gives the new
+    one a recorder on the same database.
     """
-    async with async_test_home_assistant(config_dir=hass.config.config_dir) as second:
+    async with (
+        async_test_home_assistant(config_dir=hass.config.config_dir) as second,
+        contextlib.AsyncExitStack() as recording,
+    ):
         # What the enable_custom_integrations fixture does for `hass`.
         second.data.pop(loader.DATA_CUSTOM_COMPONENTS)
+        if recorder is not None:
+            await recording.enter_async_context(recorder(second))
         same_entry = MockConfigEntry(
             domain=DOMAIN,
             entry_id=entry.entry_id,

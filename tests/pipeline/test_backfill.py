@@ -14,7 +14,6 @@ from typing import Any
 from unittest.mock import patch
 import uuid
 
-from homeassistant import loader
 from homeassistant.components.recorder.core import Recorder
 from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.config_entries import ConfigEntryDisabler, ConfigEntryState
@@ -26,10 +25,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_test_home_assistant,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
@@ -47,6 +43,7 @@ from custom_components.ha_ingestor.const import (
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
 )
+from custom_components.ha_ingestor.coordinator import HaIngestorConfigEntry
 from custom_components.ha_ingestor.diagnostics import async_get_config_entry_diagnostics
 from custom_components.ha_ingestor.issues import (
     HISTORY_GAP_PARTLY_UNRECORDED,
@@ -74,7 +71,13 @@ from custom_components.ha_ingestor.services import (
     SERVICE_CANCEL_BACKFILL,
 )
 
-from ..conftest import record_past_states, setup_entry, v1_entry_data, wait_until
+from ..conftest import (
+    record_past_states,
+    restarted,
+    setup_entry,
+    v1_entry_data,
+    wait_until,
+)
 from ..influxdb_v1_server import InfluxDBv1Server
 from ..repair_issues import issue_checked_now, issue_of, render_issue
 from .house_history import LiveChange, as_recorded, fill_history, renamed
@@ -232,7 +235,7 @@ async def test_backfilled_points_are_the_live_points(
         influxdb.query(f'DROP DATABASE "{databases[PRESET_RICH]}"')
 
 
-async def _wait_done(entry: MockConfigEntry) -> None:
+async def _wait_done(entry: HaIngestorConfigEntry) -> None:
     backfill = entry.runtime_data.backfill
     await wait_until(
         lambda: (
@@ -274,35 +277,23 @@ async def test_a_restart_continues_where_the_backfill_stopped(
     first = entry.runtime_data.pipeline.stats.points_written
     assert 0 < first < len(expected)
 
-    async with async_test_home_assistant(config_dir=hass.config.config_dir) as second:
-        second.data.pop(loader.DATA_CUSTOM_COMPONENTS)
-        async with async_test_recorder(second):
-            same = MockConfigEntry(
-                domain=DOMAIN,
-                entry_id=entry.entry_id,
-                unique_id=entry.unique_id,
-                data=entry.data,
-                options=entry.options,
-            )
-            same.add_to_hass(second)
-            assert await second.config_entries.async_setup(same.entry_id)
-            await _wait_done(same)
-            stats = same.runtime_data.pipeline.stats
-            await wait_until(
-                lambda: stats.points_written == len(expected), "every point written"
-            )
-            expected_database = _new_database(influxdb)
-            write_lines(influxdb, expected_database, expected)
-            assert stored_points(influxdb, database) == stored_points(
-                influxdb, expected_database
-            )
-            # Each point was handed on and written once, before and after.
-            progress = same.runtime_data.backfill.progress()
-            assert progress is not None
-            assert progress.written == len(expected)
-            assert await second.config_entries.async_unload(same.entry_id)
-            influxdb.query(f'DROP DATABASE "{expected_database}"')
-            await second.async_stop()
+    async with restarted(hass, entry, recorder=async_test_recorder) as second:
+        (same,) = second.config_entries.async_entries(DOMAIN)
+        await _wait_done(same)
+        stats = same.runtime_data.pipeline.stats
+        await wait_until(
+            lambda: stats.points_written == len(expected), "every point written"
+        )
+        expected_database = _new_database(influxdb)
+        write_lines(influxdb, expected_database, expected)
+        assert stored_points(influxdb, database) == stored_points(
+            influxdb, expected_database
+        )
+        # Each point was handed on and written once, before and after.
+        progress = same.runtime_data.backfill.progress()
+        assert progress is not None
+        assert progress.written == len(expected)
+    influxdb.query(f'DROP DATABASE "{expected_database}"')
 
 
 async def test_a_gap_is_found_and_filled_by_its_repair_flow(
