@@ -904,6 +904,22 @@ def test_core_counts_what_it_leaves_out() -> None:
     assert stats.non_finite_values_skipped == 5
 
 
+def test_core_text_fields_follow_their_slot() -> None:
+    """A text's fields rendered for one layout are not those of a split slot.
+
+    `effect` has both fields next to each other alone, and apart beside
+    `effect_list`; so do `a` and `a2`.
+    """
+    encoder = create_encoder(CORE, FixedRegistry(), PipelineStats())
+    for attributes in (
+        {"effect": "v2.3", "a": "v2.3"},
+        {"effect": "v2.3", "effect_list": "v2.3", "a": "v2.3", "a2": "v2.3"},
+        {"effect": "v2.3", "a": "v2.3"},
+    ):
+        state = State("light.a", "on", attributes)
+        assert encoder(state, None, TIME_US) == encode(CORE, state)
+
+
 def test_core_series_follow_the_measurement_attribute() -> None:
     """A changed unit changes the measurement, also between equal numbers."""
     encoder = create_encoder(CORE, FixedRegistry(), PipelineStats())

@@ -29,6 +29,7 @@ from custom_components.ha_ingestor.line_protocol import (
     encoder as encoder_module,
 )
 from custom_components.ha_ingestor.line_protocol.encoder import (
+    TextFields,
     kept_attributes,
     remember,
     timestamp_us,
@@ -137,7 +138,11 @@ def test_only_read_only_attributes_are_kept() -> None:
     options=OPTIONS,
     preset=st.sampled_from([PRESET_CORE_COMPATIBLE, PRESET_RICH]),
     changes=st.lists(
-        st.tuples(st.sampled_from(["sensor.a", "light.b"]), STATE_TEXTS, ATTRIBUTES),
+        st.tuples(
+            st.sampled_from(["sensor.a", "light.b"]),
+            STATE_TEXTS,
+            ATTRIBUTES | LAID_OUT_ATTRIBUTES,
+        ),
         min_size=2,
         max_size=5,
     ),
@@ -149,15 +154,42 @@ def test_what_encoders_remember_changes_nothing(
     changes: list[tuple[str, str, dict[str, Any]]],
     metadata: list[EntityMetadata],
 ) -> None:
-    """An encoder that has seen other changes writes what a new one would."""
+    """An encoder that has seen other changes writes and counts what a new one would.
+
+    Each change comes twice, the second time with a copy of its attributes for both
+    entities: the fields of its texts then come from what the encoder rendered before.
+    """
     registry = FixedRegistry({"sensor.a": metadata[0], "light.b": metadata[1]})
     options = options | {CONF_PRESET: preset}
-    encoder = create_encoder(options, registry, PipelineStats())
+    stats = PipelineStats()
+    encoder = create_encoder(options, registry, stats)
     for entity_id, text, attributes in changes:
-        state = State(entity_id, text, attributes)
-        assert encoder(state, None, TIME_US) == create_encoder(
-            options, registry, PipelineStats()
-        )(state, None, TIME_US)
+        for state in (
+            State(entity_id, text, attributes),
+            State("sensor.a", text, dict(attributes)),
+            State("light.b", text, dict(attributes)),
+        ):
+            new_stats = PipelineStats()
+            line = create_encoder(options, registry, new_stats)(state, None, TIME_US)
+            counted_before = stats.non_finite_values_skipped
+            assert encoder(state, None, TIME_US) == line
+            assert (
+                stats.non_finite_values_skipped - counted_before
+                == new_stats.non_finite_values_skipped
+            )
+
+
+def test_text_fields_keep_within_their_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the limit, the fields of every field key's texts are emptied at once."""
+    monkeypatch.setattr(encoder_module, "TEXT_FIELDS_CACHE_SIZE", 2)
+    text_fields = TextFields()
+    by_a, by_b = text_fields.for_field_keys("a"), text_fields.for_field_keys("b")
+    assert text_fields.for_field_keys("a") is by_a
+    assert text_fields.keep(by_a, "x", ',a="x"') == ',a="x"'
+    text_fields.keep(by_b, "y", ',b="y"')
+    assert (by_a, by_b) == ({"x": ',a="x"'}, {"y": ',b="y"'})
+    assert text_fields.keep(by_b, "z", ',b="z"') == ',b="z"'
+    assert (by_a, by_b) == ({}, {"z": ',b="z"'})
 
 
 @settings(max_examples=300, deadline=None)

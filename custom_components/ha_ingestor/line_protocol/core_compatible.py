@@ -33,6 +33,7 @@ from .encoder import (
     STATE_NUMBERS,
     PresetEncoder,
     SkippedValues,
+    TextFields,
     kept_attributes,
     remember,
     state_number,
@@ -88,12 +89,13 @@ _CORE_RENAMED_KEYS: Final = frozenset(("state", "value", TIME_KEY))
 # this many, the memory is emptied and filled anew.
 _LAYOUT_CACHE_SIZE: Final = 1_000
 
-# Where an attribute's fields go: the position of its attribute in the layout's
-# `read`, then the key of its float field and of its text field (`key_str`) where
-# they come next in the sorted field set, else None. Both fields of a key are nearly
-# always next to each other: one slot holds both. Another key may sort between them
-# (`effect`, `effect_list`, `effect_str`): each then gets a slot of its own.
-type _CoreSlot = tuple[int, str | None, str | None]
+# Where an attribute's fields go: its key, then the key of its float field and of its
+# text field (`key_str`) where they come next in the sorted field set, else None, and
+# the fields rendered so far for the texts of those field keys (TextFields). Both
+# fields of a key are nearly always next to each other: one slot holds both. Another
+# key may sort between them (`effect`, `effect_list`, `effect_str`): each then gets a
+# slot of its own.
+type _CoreSlot = tuple[str, str | None, str | None, dict[str, str]]
 
 # An entity's attribute fields, rendered: those sorted before core's `state` field,
 # those between `state` and `value`, and those after `value`, each preceded by a comma.
@@ -141,16 +143,16 @@ class _CoreLayout:
     field set whatever the values: only whether it is written depends on them.
     """
 
-    read: tuple[str, ...]
-    """The attribute keys written as fields, in the order they are read."""
     before_state: tuple[_CoreSlot, ...]
     before_value: tuple[_CoreSlot, ...]
     after_value: tuple[_CoreSlot, ...]
 
 
-def _core_layout(keys: tuple[str, ...], skipped: frozenset[str]) -> _CoreLayout | None:
+def _core_layout(
+    keys: tuple[str, ...], skipped: frozenset[str], text_fields: TextFields
+) -> _CoreLayout | None:
     """Return the layout of attribute keys, None where core's fields could collide."""
-    read = tuple(key for key in keys if key not in skipped)
+    read = [key for key in keys if key not in skipped]
     written = frozenset(read)
     if (
         not all(isinstance(key, str) and key.isidentifier() for key in read)
@@ -159,22 +161,26 @@ def _core_layout(keys: tuple[str, ...], skipped: frozenset[str]) -> _CoreLayout 
     ):
         return None
     fields = sorted(
-        (field_key, index, is_text)
-        for index, key in enumerate(read)
+        (field_key, key, is_text)
+        for key in read
         for field_key, is_text in ((key, False), (f"{key}_str", True))
     )
-    # Before core's `state` field, between `state` and `value`, after `value`.
-    segments: tuple[list[_CoreSlot], ...] = ([], [], [])
-    for field_key, index, is_text in fields:
+    # Before core's `state` field, between `state` and `value`, after `value`: each
+    # attribute key, and its float and text field keys.
+    segments: tuple[list[tuple[str, str | None, str | None]], ...] = ([], [], [])
+    for field_key, key, is_text in fields:
         segment = segments[(field_key > "state") + (field_key > "value")]
         if not is_text:
-            segment.append((index, field_key, None))
-        elif segment and segment[-1][0] == index:  # right after its float field
-            segment[-1] = (index, segment[-1][1], field_key)
+            segment.append((key, field_key, None))
+        elif segment and segment[-1][0] == key:  # right after its float field
+            segment[-1] = (key, segment[-1][1], field_key)
         else:
-            segment.append((index, None, field_key))
-    before_state, before_value, after_value = map(tuple, segments)
-    return _CoreLayout(read, before_state, before_value, after_value)
+            segment.append((key, None, field_key))
+    before_state, before_value, after_value = (
+        tuple((*slot, text_fields.for_field_keys(slot[1:])) for slot in segment)
+        for segment in segments
+    )
+    return _CoreLayout(before_state, before_value, after_value)
 
 
 def _core_tag_kept(key: str, text: str) -> bool:
@@ -283,6 +289,7 @@ class CoreCompatibleEncoder(PresetEncoder):
             else None
         )
         self._texts: dict[str, _CoreReading] = {}
+        self._text_fields = TextFields()
         self._state_fields: dict[str, _CoreStateFields] = {}
         # One entry per entity ever written: as many as Home Assistant has entities.
         self._series: dict[str, _CoreSeries] = {}
@@ -351,25 +358,17 @@ class CoreCompatibleEncoder(PresetEncoder):
             layout = remember(
                 series.layouts,
                 keys,
-                _core_layout(keys, series.skipped),
+                _core_layout(keys, series.skipped, self._text_fields),
                 _LAYOUT_CACHE_SIZE,
             )
         if layout is None:
             return None
-        texts = self._texts
-        readings = [
-            # Texts are the most common attributes: no call for them.
-            (texts.get(value) or self._read_text(value))
-            if type(value) is str
-            else _core_reading(value)
-            for value in map(attributes.__getitem__, layout.read)
-        ]
         skipped = self._skipped
         skipped_before = skipped.non_finite_values_skipped
         attribute_fields = (
-            self._rendered_fields(layout.before_state, readings),
-            self._rendered_fields(layout.before_value, readings),
-            self._rendered_fields(layout.after_value, readings),
+            self._rendered_fields(layout.before_state, attributes),
+            self._rendered_fields(layout.before_value, attributes),
+            self._rendered_fields(layout.after_value, attributes),
         )
         if (kept := kept_attributes(attributes)) is not None:
             series.attributes = kept
@@ -380,21 +379,44 @@ class CoreCompatibleEncoder(PresetEncoder):
         return attribute_fields
 
     def _rendered_fields(
-        self, slots: tuple[_CoreSlot, ...], readings: list[_CoreReading]
+        self, slots: tuple[_CoreSlot, ...], attributes: Mapping[str, Any]
     ) -> str:
         """Write these slots' fields as the client does, each preceded by a comma."""
         rendered = ""
-        for index, number_key, text_key in slots:
-            number, string = readings[index]
-            if number is not None and number_key is not None:
-                if math.isfinite(number):
-                    rendered += f",{number_key}={number!r}"
-                else:
-                    self._skipped.non_finite_values_skipped += 1
-            if string is not None and text_key is not None:
-                if "\\" in string or '"' in string:
-                    string = string.translate(STRING_FIELD_ESCAPES)
-                rendered += f',{text_key}="{string}"'
+        for key, number_key, text_key, fields_by_text in slots:
+            value = attributes[key]
+            # Texts are the most common attributes, and most recur: their fields
+            # are rendered once.
+            if type(value) is not str:
+                rendered += self._slot_fields(
+                    number_key, text_key, _core_reading(value)
+                )
+            elif (fields := fields_by_text.get(value)) is not None:
+                rendered += fields
+            else:
+                reading = self._texts.get(value) or self._read_text(value)
+                fields = self._slot_fields(number_key, text_key, reading)
+                # A NaN or infinity is counted at every change.
+                if reading[0] is None or math.isfinite(reading[0]):
+                    self._text_fields.keep(fields_by_text, value, fields)
+                rendered += fields
+        return rendered
+
+    def _slot_fields(
+        self, number_key: str | None, text_key: str | None, reading: _CoreReading
+    ) -> str:
+        """Write a slot's fields of core's reading of its value."""
+        number, string = reading
+        rendered = ""
+        if number is not None and number_key is not None:
+            if math.isfinite(number):
+                rendered = f",{number_key}={number!r}"
+            else:
+                self._skipped.non_finite_values_skipped += 1
+        if string is not None and text_key is not None:
+            if "\\" in string or '"' in string:
+                string = string.translate(STRING_FIELD_ESCAPES)
+            rendered += f',{text_key}="{string}"'
         return rendered
 
     def _laid_out_field_set(

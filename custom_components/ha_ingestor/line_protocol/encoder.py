@@ -3,7 +3,8 @@
 An encoder runs in the event loop for every state change. What depends only on the
 entity and on the attributes its measurement is chosen by (measurement, tags, the
 attributes left out) is built once per entity and kept; states, attribute keys and
-texts are read once, not at every change. Home Assistant keeps an entity's attributes
+texts are read once, not at every change, and a text attribute's fields are rendered
+once for its key. Home Assistant keeps an entity's attributes
 object when a change leaves the attributes as they were: the fields rendered from it
 are kept too, so such a change (most of a real house's) costs no attribute work.
 """
@@ -106,6 +107,38 @@ def remember[K, V](
         cache.clear()
     cache[key] = value
     return value
+
+
+# Fields rendered for attribute texts that an encoder keeps, in all: about as many as
+# a large house's entities have text attributes. Past this many, all are emptied.
+TEXT_FIELDS_CACHE_SIZE: Final = 20_000
+
+
+class TextFields:
+    """Fields rendered for attribute texts, by their field keys: most texts recur.
+
+    Each set of field keys has a dict of its own, which the encoder holds where it
+    renders those fields, so that a text costs one lookup.
+    """
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._by_field_keys: dict[object, dict[str, str]] = {}
+        self._kept = 0
+
+    def for_field_keys(self, field_keys: object) -> dict[str, str]:
+        """Return the fields rendered so far for texts under these field keys."""
+        return self._by_field_keys.setdefault(field_keys, {})
+
+    def keep(self, fields_by_text: dict[str, str], text: str, fields: str) -> str:
+        """Keep the fields rendered for `text`, within TEXT_FIELDS_CACHE_SIZE in all."""
+        if self._kept >= TEXT_FIELDS_CACHE_SIZE:
+            for kept in self._by_field_keys.values():
+                kept.clear()
+            self._kept = 0
+        fields_by_text[text] = fields
+        self._kept += 1
+        return fields
 
 
 def state_number(text: str) -> float | None:

@@ -29,6 +29,7 @@ from ..registry.cache import EntityMetadata, RegistryCache
 from .encoder import (
     PresetEncoder,
     SkippedValues,
+    TextFields,
     kept_attributes,
     remember,
     state_number,
@@ -66,6 +67,10 @@ _RICH_DATES_AND_TIMES: Final = (dt.date, dt.time)
 # its `value` field preceded by a comma or empty if not written, and 1 if the value is
 # NaN or infinite (left out), else 0.
 type _RichStateFields = tuple[str, str, int]
+
+# An attribute's escaped float and text field keys, and the fields rendered so far for
+# the texts it held (TextFields).
+type _RichFieldKeys = tuple[str, str, dict[str, str]]
 
 
 @dataclass(slots=True)
@@ -193,8 +198,10 @@ class RichEncoder(PresetEncoder):
             if self._default_measurement
             else None
         )
-        # Attribute key -> escaped keys of its float and text fields; None: not written.
-        self._field_keys: dict[object, tuple[str, str] | None] = {}
+        # Attribute key -> escaped keys of its float and text fields, and the text
+        # fields rendered so far for them; None: not written.
+        self._field_keys: dict[object, _RichFieldKeys | None] = {}
+        self._text_fields = TextFields()
         self._state_fields: dict[str, _RichStateFields] = {}
         # One entry per entity ever written: as many as Home Assistant has entities.
         self._series: dict[str, _RichSeries] = {}
@@ -268,8 +275,9 @@ class RichEncoder(PresetEncoder):
             return series.attribute_fields
         skipped = series.skipped
         field_keys = self._field_keys
+        counted = self._skipped
+        counted_before = counted.non_finite_values_skipped
         rendered = ""
-        non_finite = 0
         for key, value in attributes.items():
             if key in skipped:
                 continue
@@ -279,24 +287,39 @@ class RichEncoder(PresetEncoder):
                 keys = self._new_field_keys(key)
             if keys is None:
                 continue
-            number_key, text_key = keys
-            # Texts are the most common attributes: no call for them.
-            typed = value if type(value) is str else _rich_value(value)
-            if typed is None:
-                continue
-            if isinstance(typed, str):
-                rendered += f',{text_key}="{string_field(typed)}"'
-            elif math.isfinite(typed):
-                rendered += f",{number_key}={typed!r}"
+            number_key, text_key, fields_by_text = keys
+            # Texts are the most common attributes, and most recur: their fields are
+            # rendered once.
+            if type(value) is not str:
+                rendered += self._typed_fields(number_key, text_key, value)
+            elif (fields := fields_by_text.get(value)) is not None:
+                rendered += fields
             else:
-                non_finite += 1
-        if non_finite:
-            self._skipped.non_finite_values_skipped += non_finite
+                rendered += self._text_fields.keep(
+                    fields_by_text, value, f',{text_key}="{string_field(value)}"'
+                )
         if (kept := kept_attributes(attributes)) is not None:
             series.attributes = kept
             series.attribute_fields = rendered
-            series.attribute_non_finite = non_finite
+            series.attribute_non_finite = (
+                counted.non_finite_values_skipped - counted_before
+            )
         return rendered
+
+    def _typed_fields(self, number_key: str, text_key: str, value: object) -> str:
+        """Render the field of an attribute value that is not a text, if it has one.
+
+        Counts a NaN or infinity, which it leaves out.
+        """
+        typed = _rich_value(value)
+        if typed is None:
+            return ""
+        if isinstance(typed, str):
+            return f',{text_key}="{string_field(typed)}"'
+        if math.isfinite(typed):
+            return f",{number_key}={typed!r}"
+        self._skipped.non_finite_values_skipped += 1
+        return ""
 
     def _read_state(self, text: str) -> _RichStateFields:
         """Render a state's text and value field, and remember them: most recur."""
@@ -318,7 +341,7 @@ class RichEncoder(PresetEncoder):
             return typed or ""
         return repr(typed) if math.isfinite(typed) else ""
 
-    def _new_field_keys(self, key: object) -> tuple[str, str] | None:
+    def _new_field_keys(self, key: object) -> _RichFieldKeys | None:
         """Return the escaped float and text field keys of an attribute key.
 
         A text field's key is the attribute key and `_str`. A float field's key is the
@@ -334,9 +357,12 @@ class RichEncoder(PresetEncoder):
             if key in _RICH_RESERVED or key.endswith(("_", "_str", "\\")):
                 number_name += "_"
             if not ESCAPING_BACKSLASH.search(number_name):
+                number_key = number_name.translate(_RICH_NAME_ESCAPES)
+                text_key = f"{key}_str".translate(_RICH_NAME_ESCAPES)
                 keys = (
-                    number_name.translate(_RICH_NAME_ESCAPES),
-                    f"{key}_str".translate(_RICH_NAME_ESCAPES),
+                    number_key,
+                    text_key,
+                    self._text_fields.for_field_keys(text_key),
                 )
         return remember(self._field_keys, key, keys)
 
