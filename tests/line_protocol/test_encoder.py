@@ -192,6 +192,23 @@ def test_text_fields_keep_within_their_limit(monkeypatch: pytest.MonkeyPatch) ->
     assert (by_a, by_b) == ({}, {"z": ',b="z"'})
 
 
+def test_text_fields_forget_field_keys_nobody_holds() -> None:
+    """Field keys whose dict no layout holds any more are forgotten, with their texts.
+
+    Attribute keys an integration makes up as it goes (one per hour of a forecast)
+    would otherwise each keep a dict for as long as the encoder lives.
+    """
+    text_fields = TextFields()
+    held = text_fields.for_field_keys("a")
+    text_fields.keep(held, "x", ',a="x"')
+    for hour in range(1_000):
+        text_fields.keep(text_fields.for_field_keys(f"h{hour}"), "x", ',h="x"')
+    assert len(text_fields._by_field_keys) == 1
+    assert text_fields.for_field_keys("a") is held
+    assert held == {"x": ',a="x"'}
+    assert text_fields.for_field_keys("h0") == {}
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     options=OPTIONS,

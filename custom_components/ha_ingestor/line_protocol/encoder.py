@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 import math
 from typing import Any, Final, Protocol
+import weakref
 
 from homeassistant.components.lock.const import LockState
 from homeassistant.components.sun.const import STATE_ABOVE_HORIZON, STATE_BELOW_HORIZON
@@ -114,21 +115,34 @@ def remember[K, V](
 TEXT_FIELDS_CACHE_SIZE: Final = 20_000
 
 
+class _FieldsByText(dict[str, str]):
+    """The fields rendered for texts under one set of field keys."""
+
+    # Only a dict of its own kind can be referred to weakly.
+    __slots__ = ("__weakref__",)
+
+
 class TextFields:
     """Fields rendered for attribute texts, by their field keys: most texts recur.
 
-    Each set of field keys has a dict of its own, which the encoder holds where it
-    renders those fields, so that a text costs one lookup.
+    Each set of field keys has a dict of its own, which the encoder keeps where it
+    renders those fields (in a layout, or with an attribute key's field keys), so that
+    a text costs one lookup. Those places are bounded caches: a dict none of them holds
+    any more is forgotten here too, with its texts.
     """
 
     def __init__(self) -> None:
         """Start empty."""
-        self._by_field_keys: dict[object, dict[str, str]] = {}
+        self._by_field_keys: weakref.WeakValueDictionary[object, _FieldsByText] = (
+            weakref.WeakValueDictionary()
+        )
         self._kept = 0
 
     def for_field_keys(self, field_keys: object) -> dict[str, str]:
         """Return the fields rendered so far for texts under these field keys."""
-        return self._by_field_keys.setdefault(field_keys, {})
+        if (fields_by_text := self._by_field_keys.get(field_keys)) is None:
+            fields_by_text = self._by_field_keys[field_keys] = _FieldsByText()
+        return fields_by_text
 
     def keep(self, fields_by_text: dict[str, str], text: str, fields: str) -> str:
         """Keep the fields rendered for `text`, within TEXT_FIELDS_CACHE_SIZE in all."""
