@@ -394,7 +394,7 @@ class CoreCompatibleEncoder(PresetEncoder):
             elif (fields := fields_by_text.get(value)) is not None:
                 rendered += fields
             else:
-                reading = self._texts.get(value) or self._read_text(value)
+                reading = self._reading(value)
                 fields = self._slot_fields(number_key, text_key, reading)
                 # A NaN or infinity is counted at every change.
                 if reading[0] is None or math.isfinite(reading[0]):

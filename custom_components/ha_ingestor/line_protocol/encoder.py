@@ -4,9 +4,9 @@ An encoder runs in the event loop for every state change. What depends only on t
 entity and on the attributes its measurement is chosen by (measurement, tags, the
 attributes left out) is built once per entity and kept; states, attribute keys and
 texts are read once, not at every change, and a text attribute's fields are rendered
-once for its key. Home Assistant keeps an entity's attributes
-object when a change leaves the attributes as they were: the fields rendered from it
-are kept too, so such a change (most of a real house's) costs no attribute work.
+once for its key. Home Assistant keeps an entity's attributes object when a change
+leaves the attributes as they were: the fields rendered from it are kept too, so
+such a change (most of a real house's) costs no attribute work.
 """
 
 from __future__ import annotations

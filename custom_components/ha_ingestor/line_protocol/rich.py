@@ -296,7 +296,9 @@ class RichEncoder(PresetEncoder):
                 rendered += fields
             else:
                 rendered += self._text_fields.keep(
-                    fields_by_text, value, f',{text_key}="{string_field(value)}"'
+                    fields_by_text,
+                    value,
+                    self._typed_fields(number_key, text_key, value),
                 )
         if (kept := kept_attributes(attributes)) is not None:
             series.attributes = kept
@@ -307,7 +309,7 @@ class RichEncoder(PresetEncoder):
         return rendered
 
     def _typed_fields(self, number_key: str, text_key: str, value: object) -> str:
-        """Render the field of an attribute value that is not a text, if it has one.
+        """Render the field of an attribute value, if it has one.
 
         Counts a NaN or infinity, which it leaves out.
         """
