@@ -85,7 +85,12 @@ OPTIONS = BenchOptions(
     events=EVENTS, repeats=1, modes=CI_MODES, outage=True, outage_seconds=12.0
 )
 RECORDER_OPTIONS = BenchOptions(
-    events=300, repeats=1, modes=("l", "c"), recorder=(False, True)
+    events=300,
+    repeats=1,
+    modes=("l", "c"),
+    recorder=(False, True),
+    outage=True,
+    outage_seconds=6.0,
 )
 # Metrics a mode without an exporter has nothing to report for.
 EXPORTER_ONLY = {"persisted_per_s", "stored_pct"}
@@ -276,16 +281,16 @@ def test_recorder_variant(recorder_bench: RecorderSession) -> None:
     The report gives each variant its own tables.
     """
     runs = recorder_bench.results.runs
-    assert sorted((run.mode, run.recorder) for run in runs) == [
-        ("c", False),
-        ("c", True),
-        ("l", False),
-        ("l", True),
-    ]
+    for scenario in ("burst", "down_burst"):
+        assert sorted(
+            (run.mode, run.recorder) for run in runs if run.scenario == scenario
+        ) == [("c", False), ("c", True), ("l", False), ("l", True)]
     for run in runs:
+        if run.scenario not in ("burst", "down_burst"):
+            continue
         config = (
             recorder_bench.workdir
-            / f"burst_{variant_key(run.mode, run.recorder).replace('+', '_')}_0"
+            / f"{run.scenario}_{variant_key(run.mode, run.recorder).replace('+', '_')}_0"
             / "config"
         )
         database = config / "home-assistant_v2.db"
@@ -301,6 +306,11 @@ def test_recorder_variant(recorder_bench: RecorderSession) -> None:
     for variant in ("recorder off", "recorder on (SQLite, defaults)"):
         rows = table_after(report, f"repeats, {variant}")
         assert set(rows["CPU µs / state change"]) >= {"(l) HA + empty listener"}
+        rows = table_after(report, f"with the database down: memory, {variant}")
+        assert set(rows) == {
+            "(l) HA + empty listener",
+            "(c) HA Ingestor core_compatible",
+        }
         assert (
             f"## Ratios to HA alone (a), the built-in integration (b) and HA Ingestor (c), {variant}"
             in report

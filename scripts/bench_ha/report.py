@@ -715,7 +715,9 @@ METHOD: Final = """\
   runs' `home-assistant.log` (`logger: default: warning`) that come from its logger or
   name it, Home Assistant's blocking-call detection included.
 - Down-burst memory: growth over (l) is a run's peak RSS less that of (l), which fires
-  the same burst with InfluxDB down the same way and no exporter. Buffer cap MiB: HA
+  the same burst with InfluxDB down the same way and no exporter. With the recorder on,
+  every window, (l)'s too, lasts until the recorder has committed the whole burst, so
+  that its memory counts in every mode alike. Buffer cap MiB: HA
   Ingestor's cap in lines (`MEMORY_CAP_BATCHES` times the `batch_size` option) times the
   mean size in bytes (UTF-8) of the lines the integration's own encoder
   (`create_encoder`, given the run's entry options) makes, after the run, of each

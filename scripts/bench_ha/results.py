@@ -15,7 +15,8 @@ class RunResult:
 
     CPU covers the whole measured window: from the first state change fired until the
     last point is counted in InfluxDB (modes with an exporter) or until the last state
-    change is fired (Home Assistant alone).
+    change is fired (Home Assistant alone); in a burst with the recorder on, until the
+    recorder has also committed every state change fired.
     """
 
     mode: str

@@ -40,12 +40,7 @@ async def run_burst(
         stored = await wait_stored_async(
             counter, window.since_ns, spec.events, BURST_QUIET
         )
-    if spec.recorder:
-        # Every mode's window holds all the recorder's work on the burst, so that what
-        # an exporter adds to it is what it costs.
-        from homeassistant.helpers.recorder import get_instance  # noqa: PLC0415
-
-        await get_instance(hass).async_block_till_done()
+    await recorder_done(hass, spec)
     result = await window.stop(
         spec,
         spec.events,
@@ -56,6 +51,19 @@ async def run_burst(
     if stored is not None:
         record_stored(result, stored, window.started_at)
     return result
+
+
+async def recorder_done(hass: HomeAssistant, spec: RunSpec) -> None:
+    """With the recorder on, wait until it has committed every state change fired.
+
+    Every mode's window then holds all the recorder's work on the burst, its memory
+    included, so that what an exporter adds to it is what it costs: an empty
+    listener's window would otherwise close while the recorder still works.
+    """
+    if spec.recorder:
+        from homeassistant.helpers.recorder import get_instance  # noqa: PLC0415
+
+        await get_instance(hass).async_block_till_done()
 
 
 async def run_outage(
@@ -96,8 +104,9 @@ async def run_down_burst(
 ) -> RunResult:
     """Fire a burst while the database is down (the parent killed it), then wait for it.
 
-    Without an exporter (mode l) the window ends when the database is back: Home
-    Assistant's own memory under the same burst, for the exporters' to be compared with.
+    Without an exporter (mode l) the window ends when the database is back and the
+    recorder (if on) is done: Home Assistant's own memory under the same burst, for the
+    exporters' to be compared with.
     """
     window = Window()
     window.start()
@@ -106,10 +115,12 @@ async def run_down_burst(
     send({"fired": True})
     restarted_ns = (await receive())["restarted_ns"]
     if counter is None:
+        await recorder_done(hass, spec)
         return await window.stop(spec, spec.events, fired_at, 0.0)
     stored = await wait_stored_async(
         counter, window.since_ns, spec.events, DOWN_BURST_QUIET
     )
+    await recorder_done(hass, spec)
     result = await window.stop(spec, spec.events, fired_at, stored.poll_cpu)
     record_stored(result, stored, window.started_at)
     if stored.count:
