@@ -41,6 +41,7 @@ from scripts.bench_ha.ha_config import (
     MODE_NAMES,
     MODES,
     REPO,
+    Mode,
     write_config_dir,
 )
 from scripts.bench_ha.influxdb import (
@@ -68,7 +69,12 @@ from scripts.bench_ha.probes import (
     percentile,
 )
 from scripts.bench_ha.pyspy import summarize_profile
-from scripts.bench_ha.report import STATED_OVERHEAD_MIB, Session, render
+from scripts.bench_ha.report import (
+    STATED_OVERHEAD_MIB,
+    Session,
+    peer_target_table,
+    render,
+)
 from scripts.bench_ha.results import METRICS, RunResult
 from scripts.bench_ha.workload import make_entities
 
@@ -477,6 +483,45 @@ def test_workload_shares() -> None:
     assert (len(numeric), len(on_off), len(entities)) == (350, 100, 500)
     assert all("device_class" in e.attributes for e in numeric)
     assert len({e.entity_id for e in entities}) == 500
+
+
+def test_own_cpu_below_the_empty_listeners_is_not_a_target_met() -> None:
+    """An own CPU that comes out negative was not measured: the report says so.
+
+    With the recorder on, what the recorder's work varies between runs can be larger
+    than an exporter's own CPU; a negative figure must not count as a target met.
+    """
+
+    def burst(mode: str, cpu_us: float) -> RunResult:
+        return RunResult(
+            mode=mode, scenario="burst", repeat=0, recorder=True, database="",
+            since_ns=0, events=1, fire_seconds=1.0, fired_per_s=1.0,
+            cpu_us_per_event=cpu_us, loop_cpu_us_per_event=cpu_us, lag_p99_ms=1.0,
+            lag_max_ms=1.0, lag_seconds=1.0, gc_pause_ms=0.0, gc_full_collections=0,
+            gc_middle_collections=0, gc_middle_pause_median_ms=0.0,
+            lag_p99_gc_pct=0.0, peak_rss_mib=1.0, rss_before_mib=1.0,
+        )  # fmt: skip
+
+    modes: tuple[Mode, ...] = ("l", "c", "s")
+
+    def own_cpu_row(c_cpu_us: float) -> list[str]:
+        results = BenchResults(
+            [burst("l", 400.0), burst("c", c_cpu_us), burst("s", 420.0)]
+        )
+        (row,) = (
+            line for line in peer_target_table(results, modes) if "own CPU" in line
+        )
+        return [cell.strip() for cell in row.strip("|").split("|")]
+
+    # (s) costs 20 µs over (l): the bound is a quarter of it.
+    assert own_cpu_row(404.0)[1:] == ["≤ 5.00", "4.00", "yes", "0.80x the bound"]
+    assert own_cpu_row(406.0)[1:] == ["≤ 5.00", "6.00", "**no**", "1.20x the bound"]
+    assert own_cpu_row(395.0)[1:] == [
+        "≤ 5.00",
+        "-5.00",
+        "**unknown**",
+        "not measured: below (l)'s, the noise is larger",
+    ]
 
 
 def test_percentile() -> None:
