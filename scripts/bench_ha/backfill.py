@@ -46,9 +46,10 @@ from homeassistant.components.recorder.db_schema import StateAttributes
 from homeassistant.helpers.json import json_bytes, save_json
 
 from .ha_config import _CORE_YAML, REPO, _http_store, _ingestor_entries
-from .influxdb import InfluxConnection, free_port, running_influxdb
+from .influxdb import InfluxConnection, running_influxdb
 from .orchestrate import log
 from .protocol import PREFIX
+from .servers import free_port
 from .workload import make_entities
 
 # Raw results (git-ignored), as the main benchmark keeps them.

@@ -1,8 +1,9 @@
-"""The benchmark's InfluxDB 1.x: a plain influxd on 127.0.0.1, and how points are counted.
+"""InfluxDB 1.x as the benchmark and the tests run it: a plain influxd on 127.0.0.1.
 
-Authentication is on, as in the tests and in most real installations, so the exporters
-pay for it as they would at home. The server can be killed and restarted on the same
-port and data, which the outage mode needs.
+Authentication is on, as in most real installations, so the exporters pay for it as
+they would at home. The server can be killed and restarted on the same port and data,
+which the outage scenarios need; with `https`, it serves a self-signed certificate.
+PointCounter counts what a benchmark run stored.
 """
 
 from __future__ import annotations
@@ -10,31 +11,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 import contextlib
 from dataclasses import dataclass
+import datetime as dt
 from http import HTTPStatus
+import ipaddress
 import json
 from pathlib import Path
 import shutil
-import socket
+import ssl
 import subprocess
-import time
 from typing import Any, Self
 import urllib.error
 import urllib.parse
 import urllib.request
 
-from .servers import ServerQueryError
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from .servers import ServerQueryError, free_port, start_server
 
 ADMIN_USER = "bench"
 ADMIN_PASSWORD = "bench-password"  # noqa: S105 - a throwaway local server
-START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class InfluxQueryError(ServerQueryError):
@@ -73,10 +71,18 @@ class InfluxConnection:
         if auth:
             query |= {"u": self.username, "p": self.password}
         url = f"{self.url}{path}?{urllib.parse.urlencode(query)}"
-        # An http URL of our own making.
+        # An http(s) URL of our own making.
         request = urllib.request.Request(url, body, method=method)  # noqa: S310
+        # An https server here has a self-signed certificate, on purpose.
+        context = (
+            ssl._create_unverified_context()  # noqa: S323, SLF001
+            if self.url.startswith("https:")
+            else None
+        )
         try:
-            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            with urllib.request.urlopen(  # noqa: S310
+                request, timeout=30, context=context
+            ) as answer:
                 return answer.status, answer.read().decode()
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode()
@@ -84,10 +90,15 @@ class InfluxConnection:
             raise InfluxQueryError(f"{self.url} unreachable: {err}") from err
 
     def query(
-        self, q: str, database: str | None = None, *, auth: bool = True
+        self,
+        q: str,
+        database: str | None = None,
+        *,
+        auth: bool = True,
+        epoch: str = "ns",
     ) -> list[dict[str, Any]]:
-        """Run one InfluxQL statement; return its series."""
-        params = {"q": q, "epoch": "ns"}
+        """Run one InfluxQL statement; return its series, times in `epoch` units."""
+        params = {"q": q, "epoch": epoch}
         if database is not None:
             params["db"] = database
         status, body = self.request("POST", "/query", params, auth=auth)
@@ -148,23 +159,43 @@ class PointCounter:
 class InfluxServer:
     """influxd with its data in `directory`, on a free port, authentication on."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        https: bool = False,
+        username: str = ADMIN_USER,
+        password: str = ADMIN_PASSWORD,
+    ) -> None:
         """Prepare the configuration; `start` runs the server."""
         self.directory = directory
         self.port = free_port()
-        self.connection = InfluxConnection(f"http://127.0.0.1:{self.port}")
+        # Its RPC service (backups), which it binds too.
+        self.rpc_port = free_port(besides=[self.port])
+        self.connection = InfluxConnection(
+            f"{'https' if https else 'http'}://127.0.0.1:{self.port}",
+            username,
+            password,
+        )
         self._process: subprocess.Popen[bytes] | None = None
         self._admin_created = False
+        tls = ""
+        if https:
+            cert, key = write_self_signed_certificate(directory)
+            tls = (
+                f'  https-enabled = true\n  https-certificate = "{cert}"\n'
+                f'  https-private-key = "{key}"\n'
+            )
         self._config = directory / "influxdb.conf"
         self._config.write_text(
             "reporting-disabled = true\n"
-            f'bind-address = "127.0.0.1:{free_port()}"\n'
+            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
             f'[meta]\n  dir = "{directory}/meta"\n'
             f'[data]\n  dir = "{directory}/data"\n  wal-dir = "{directory}/wal"\n'
             "  query-log-enabled = false\n"
             "[monitor]\n  store-enabled = false\n"
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n'
-            "  auth-enabled = true\n  log-enabled = false\n"
+            "  auth-enabled = true\n  log-enabled = false\n" + tls
         )
 
     @property
@@ -176,37 +207,28 @@ class InfluxServer:
         """Start influxd (again: same port, same data) and wait until it answers."""
         influxd = shutil.which("influxd")
         if influxd is None:
-            msg = "influxd (InfluxDB 1.x) is not on PATH: apt-get install influxdb"
+            msg = "influxd (InfluxDB 1.x) is not installed; scripts/test installs it"
             raise RuntimeError(msg)
-        with (self.directory / "influxd.log").open("ab") as log:
-            self._process = subprocess.Popen(
-                [influxd, "run", "-config", str(self._config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        self._wait_until_up()
+        self._process = start_server(
+            [influxd, "run", "-config", str(self._config)],
+            self.directory / "influxd.log",
+            self._ping,
+        )
         if not self._admin_created:
             # With no user yet, the first admin may be created without credentials.
-            self.connection.query(
-                f"CREATE USER {ADMIN_USER} WITH PASSWORD '{ADMIN_PASSWORD}' "
-                "WITH ALL PRIVILEGES",
+            connection = self.connection
+            connection.query(
+                f"CREATE USER {connection.username} WITH PASSWORD"
+                f" '{connection.password}' WITH ALL PRIVILEGES",
                 auth=False,
             )
             self._admin_created = True
 
-    def _wait_until_up(self) -> None:
-        assert self._process is not None  # noqa: S101 - called right after Popen
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            with contextlib.suppress(InfluxQueryError):
-                status, _ = self.connection.request("GET", "/ping", {}, auth=False)
-                if status == HTTPStatus.NO_CONTENT:
-                    return
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                msg = f"influxd did not start: see {self.directory}/influxd.log"
-                raise RuntimeError(msg)
-            time.sleep(0.05)
+    def _ping(self) -> None:
+        """Raise InfluxQueryError unless influxd answers that it is ready."""
+        status, body = self.connection.request("GET", "/ping", {}, auth=False)
+        if status != HTTPStatus.NO_CONTENT:
+            raise InfluxQueryError(f"ping: HTTP {status} {body}")
 
     def kill(self) -> None:
         """Kill influxd by its PID at once, as a crash or power cut would."""
@@ -242,3 +264,40 @@ def running_influxdb(directory: Path) -> Iterator[InfluxServer]:
     directory.mkdir(parents=True, exist_ok=True)
     with InfluxServer(directory) as server:
         yield server
+
+
+def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """Write a certificate for 127.0.0.1 that no client trusts by default.
+
+    It is its own authority: a client given it as its CA file trusts the server.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

@@ -20,7 +20,7 @@ import time
 from typing import Any, Final
 
 from .ha_config import EXPORTER_DOMAINS, EXPORTER_MODES, MODES, REPO, Mode
-from .influxdb import InfluxServer, free_port
+from .influxdb import InfluxServer
 from .measure import wait_stored
 from .peers import PEERS
 from .postgres import PostgresServer
@@ -28,7 +28,7 @@ from .protocol import PREFIX, RunSpec
 from .pyspy import start_profiler, stop_profiler
 from .results import RunResult, Scenario
 from .scenarios import RESTART_SHARE
-from .servers import Server
+from .servers import Server, free_port
 
 # Home Assistant's own memory growth under a down-burst, for the exporters' to be
 # compared with: same Home Assistant, same listener cost, no exporter.

@@ -28,12 +28,10 @@ import tempfile
 import time
 from typing import Any, Final, Self
 
-from .influxdb import free_port
-from .servers import ServerQueryError
+from .servers import ServerQueryError, free_port, start_server
 
 ADMIN_USER: Final = "bench"
 ADMIN_PASSWORD: Final = "bench-password"  # noqa: S105 - a throwaway local server
-START_TIMEOUT: Final = 60.0
 # How long a killed server's processes may take to be gone.
 KILL_TIMEOUT: Final = 10.0
 # The user the Debian package runs PostgreSQL as, and the one this runs it as when root.
@@ -208,37 +206,21 @@ class PostgresServer:
 
     def start(self) -> None:
         """Start postgres (again: same port, same data) and wait until it answers."""
-        with self.log.open("ab") as log:
-            self._process = subprocess.Popen(
-                [
-                    bin_dir() / "postgres",
-                    *("-D", str(self._data)),
-                    *("-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}"),
-                    *("-c", f"unix_socket_directories={self.directory}"),
-                    *("-c", "shared_preload_libraries=timescaledb"),
-                    *("-c", "timescaledb.telemetry_level=off"),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                # Its own process group: the postmaster and its backends die together.
-                start_new_session=True,
-                **self._as_server_user(),
-            )
-        self._wait_until_up()
-
-    def _wait_until_up(self) -> None:
-        assert self._process is not None  # noqa: S101 - called right after Popen
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            with contextlib.suppress(PostgresQueryError):
-                self.connection.sql("SELECT 1")
-                return
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                tail = self.log.read_text(errors="replace").splitlines()[-10:]
-                msg = "postgres did not start:\n" + "\n".join(tail)
-                raise RuntimeError(msg)
-            time.sleep(0.1)
+        self._process = start_server(
+            [
+                bin_dir() / "postgres",
+                *("-D", str(self._data)),
+                *("-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}"),
+                *("-c", f"unix_socket_directories={self.directory}"),
+                *("-c", "shared_preload_libraries=timescaledb"),
+                *("-c", "timescaledb.telemetry_level=off"),
+            ],
+            self.log,
+            lambda: self.connection.sql("SELECT 1"),
+            # Its own process group: the postmaster and its backends die together.
+            start_new_session=True,
+            **self._as_server_user(),
+        )
 
     def kill(self) -> None:
         """Kill postgres by its PID at once (SIGKILL to its process group), as a crash would.
