@@ -296,21 +296,18 @@ def peer_target_table(results: BenchResults, modes: tuple[Mode, ...]) -> list[st
                 f"{label}: own CPU µs / state change over (l), at most"
                 f" {OWN_CPU_SHARE:g} of the cheapest peer's (({cheapest}))"
             )
-            wanted = own_known[cheapest] * OWN_CPU_SHARE
-            if (value := own_cpu(results, mode)) is not None and value <= 0:
+            value = own_cpu(results, mode)
+            row = _peer_target_row(
+                description, own_known[cheapest] * OWN_CPU_SHARE, value, at_most=True
+            )
+            if row and value is not None and value <= 0:
                 # Below (l)'s own: what varies between runs is larger than what the
                 # exporter costs, which this run could not measure.
-                rows.append(
-                    [
-                        description,
-                        f"≤ {wanted:,.2f}",
-                        f"{value:,.2f}",
-                        "**unknown**",
-                        "not measured: below (l)'s, the noise is larger",
-                    ]
-                )
-            elif row := _peer_target_row(description, wanted, value, at_most=True):
-                rows.append(row)
+                row[3:] = [
+                    "**unknown**",
+                    "not measured: below (l)'s, the noise is larger",
+                ]
+            rows += [row] if row else []
         rates = {m: _median(results, "persisted_per_s", m) for m in peers}
         rates_known = {m: v for m, v in rates.items() if v is not None}
         if rates_known:
