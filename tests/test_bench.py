@@ -291,6 +291,14 @@ def test_recorder_variant(recorder_bench: RecorderSession) -> None:
         assert sorted(
             (run.mode, run.recorder) for run in runs if run.scenario == scenario
         ) == [("c", False), ("c", True), ("l", False), ("l", True)]
+    # The outage and restart scenarios keep everything with the recorder on too.
+    for scenario in ("outage", "restart"):
+        kept = [run for run in runs if run.scenario == scenario]
+        assert sorted(run.recorder for run in kept) == [False, True]
+        for run in kept:
+            assert run.fired_in_outage, run
+            assert run.stored == run.events, run
+            assert run.stored_in_outage == run.fired_in_outage, run
     for run in runs:
         if run.scenario not in ("burst", "down_burst"):
             continue
