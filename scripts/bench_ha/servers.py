@@ -61,7 +61,11 @@ def start_server(
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 process.wait()
-                msg = f"{Path(argv[0]).name} did not start: see {log_path}"
+                # The log's end says why, as the server wrote it.
+                tail = "\n".join(
+                    log_path.read_text(errors="replace").splitlines()[-10:]
+                )
+                msg = f"{Path(argv[0]).name} did not start ({log_path}):\n{tail}"
                 raise RuntimeError(msg) from None
             time.sleep(0.05)
         else:
