@@ -235,6 +235,64 @@ async def test_conflict_inside_one_batch_is_quarantined(
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
+async def test_a_flush_writes_what_a_tick_spilled_during_it(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Lines a tick moves to the spool while a flush replays it are written too.
+
+    A flush that succeeds leaves nothing waiting: the backfill's last checkpoint and
+    the flush action count on it. Here the tick's spill is still being stored when the
+    replay ends.
+    """
+    config_entry.add_to_hass(hass)
+    # Ticks come only when a batch is full: this test says when.
+    hass.config_entries.async_update_entry(
+        config_entry, options={CONF_FLUSH_INTERVAL: 60.0, CONF_BATCH_SIZE: 100}
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    pipeline = config_entry.runtime_data.pipeline
+    spool: Spool = pipeline.spool
+    await spool.append(["replayed value=1.5 1000000"])
+    write, store = pipeline.writer.write, spool.append
+    replaying, release_replay = asyncio.Event(), asyncio.Event()
+    spilling, release_spill = asyncio.Event(), asyncio.Event()
+
+    async def held_write(lines: list[str]) -> None:
+        if lines == ["replayed value=1.5 1000000"]:
+            replaying.set()
+            await release_replay.wait()
+        await write(lines)
+
+    async def held_append(lines: list[str], **state: Any) -> Appended:
+        spilling.set()
+        await release_spill.wait()
+        return await store(lines, **state)
+
+    with (
+        patch.object(pipeline.writer, "write", held_write),
+        patch.object(spool, "append", held_append),
+    ):
+        flush = hass.async_create_task(pipeline.batcher.flush())
+        await replaying.wait()
+        for i in range(100):  # a full batch: a tick, which spills them
+            hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
+        await spilling.wait()
+        release_replay.set()
+        # The replay ends while the spill is being stored; the flush must not end
+        # before the spill is stored and written.
+        await asyncio.wait([flush], timeout=0.5)
+        release_spill.set()
+        assert await flush is None
+        assert (pipeline.batcher.pending, pipeline.batcher.in_flight) == (0, 0)
+        assert spool.count == 0
+    assert len(influxdb.rows('SELECT * FROM "W"', database)) == 100
+    assert len(influxdb.rows('SELECT * FROM "replayed"', database)) == 1
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
 async def test_points_on_their_way_to_the_spool_still_wait(
     hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
 ) -> None:

@@ -10,8 +10,10 @@ Two jobs run side by side, and the first never waits for the second:
   latest, however long a write hangs: a hard kill loses the last flush interval at
   most.
 - A delivery writes the spool first (oldest first, original timestamps), then memory,
-  batch after batch. A batch that fails goes to the spool and the next delivery waits
-  out a backoff, which starts again from its first wait as soon as a batch is written.
+  batch after batch, and the spool again if a tick spilled memory meanwhile: one that
+  succeeds leaves nothing received before its end unwritten. A batch that fails goes
+  to the spool and the next delivery waits out a backoff, which starts again from its
+  first wait as soon as a batch is written.
   While InfluxDB cannot be reached at all it is pinged every PROBE_INTERVAL, so the
   catch-up starts soon after it is back, however long the backoff has grown. The ping
   is a delivery's first step: one that hangs keeps nothing from the spool either.
@@ -124,6 +126,9 @@ class Batcher:
         self._written_unsaved = False
         self._saving: asyncio.Task[None] | None = None
         self._spilling = 0
+        # How many spills took lines from memory: a delivery during which this grows
+        # goes on to write them.
+        self._spills = 0
         # Event-loop time of the next ping, while InfluxDB cannot be reached.
         self._probe_at = 0.0
         self.spool_error: SpoolError | None = None
@@ -240,9 +245,18 @@ class Batcher:
         per series and timestamp.
         """
         try:
-            await self._copies_dropped()
-            await self._write_spool()
-            await self._write_memory()
+            while True:
+                spills = self._spills
+                if self._unfinished:
+                    # Lines a tick is moving to the spool: written once stored.
+                    await asyncio.wait(list(self._unfinished))
+                await self._copies_dropped()
+                await self._write_spool()
+                await self._write_memory()
+                # A tick spills memory while the spool is written, or a write
+                # outlasts it: those lines are in the spool now, not yet written.
+                if self._spills == spills:
+                    break
         except InfluxError as err:
             self._failed(err)
             await self._spill()
@@ -432,6 +446,7 @@ class Batcher:
         self._lines, self._states = [], []
         self._left += len(lines)
         self._spilling += len(lines)
+        self._spills += 1
         try:
             stored = await self._append(lines, states)
         finally:
