@@ -247,9 +247,8 @@ class Batcher:
         try:
             while True:
                 spills = self._spills
-                if self._unfinished:
-                    # Lines a tick is moving to the spool: written once stored.
-                    await asyncio.wait(list(self._unfinished))
+                # Lines a tick is moving to the spool: written once stored.
+                await self._unfinished_ended()
                 await self._copies_dropped()
                 await self._write_spool()
                 await self._write_memory()
@@ -295,8 +294,7 @@ class Batcher:
             delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await delivery
-        if self._unfinished:
-            await asyncio.wait(list(self._unfinished))
+        await self._unfinished_ended()
         await self._spill()
         if not self.health.failing:
             with contextlib.suppress(InfluxError, TimeoutError):
@@ -509,6 +507,11 @@ class Batcher:
         self._unfinished.add(task)
         task.add_done_callback(self._unfinished.discard)
         return task
+
+    async def _unfinished_ended(self) -> None:
+        """Wait until the spills and copies under way have ended."""
+        if self._unfinished:
+            await asyncio.wait(list(self._unfinished))
 
     @staticmethod
     async def _to_its_end(task: asyncio.Task[None]) -> None:
