@@ -255,13 +255,14 @@ async def test_a_flush_writes_what_a_tick_spilled_during_it(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     pipeline = config_entry.runtime_data.pipeline
     spool: Spool = pipeline.spool
-    await spool.append(["replayed value=1.5 1000000"])
+    replayed = "replayed value=1.5 1000000"
+    await spool.append([replayed])
     write, store = pipeline.writer.write, spool.append
     replaying, release_replay = asyncio.Event(), asyncio.Event()
     spilling, release_spill = asyncio.Event(), asyncio.Event()
 
     async def held_write(lines: list[str]) -> None:
-        if lines == ["replayed value=1.5 1000000"]:
+        if lines == [replayed]:
             replaying.set()
             await release_replay.wait()
         await write(lines)
