@@ -740,6 +740,67 @@ async def test_until_when_everything_received_is_durable(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_failed_batch_back_in_memory_is_not_noted_durable(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A spill ending as a write fails notes nothing while that batch is in memory.
+
+    The failed batch goes back to memory, to be spooled next; the spill ending in
+    the same turn of the event loop must not note its moment as the one until which
+    everything received is durable: the batch, older, is not yet.
+    """
+    entry = await _setup_v2(hass, influxdb_v2, flush_interval=0.1)
+    pipeline = entry.runtime_data.pipeline
+    stats, store = pipeline.stats, pipeline.spool.append
+    writing, fail, spill_stored = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    end_spill = asyncio.Event()
+    appends: list[list[str]] = []
+    noted_as_the_batch_is_spooled: list[Any] = []
+
+    async def failing_write(_lines: list[str]) -> None:
+        if not writing.is_set():  # the first write fails when told; others at once
+            writing.set()
+            await fail.wait()
+        raise InfluxConnectionError("HTTP 503: busy")
+
+    async def held_append(lines: list[str], **state: Any) -> Appended:
+        appends.append(list(lines))
+        if len(appends) > 1:
+            noted_as_the_batch_is_spooled.append(stats.received_through)
+        appended = await store(lines, **state)
+        if len(appends) == 1:
+            spill_stored.set()
+            await end_spill.wait()
+        return appended
+
+    with (
+        patch.object(pipeline.writer, "write", failing_write),
+        patch.object(pipeline.spool, "append", held_append),
+    ):
+        before = stats.received_through
+        hass.states.async_set("sensor.a", "1", {"unit_of_measurement": "W"})
+        await writing.wait()
+        hass.states.async_set("sensor.b", "2", {"unit_of_measurement": "W"})
+        await spill_stored.wait()  # a tick two into the write spilled sensor.b
+        # In one turn of the loop: the write fails, then the spill ends.
+        fail.set()
+        end_spill.set()
+        await wait_until(lambda: len(appends) == 2, "the failed batch spooled")
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    assert [lines[0].split(" ")[0] for lines in appends] == [
+        "W,domain=sensor,entity_id=b",
+        "W,domain=sensor,entity_id=a",
+    ]
+    # sensor.a, received before sensor.b was spilled, was in memory: nothing noted.
+    assert noted_as_the_batch_is_spooled == [before]
+    # Once it was, the stop noted its moment.
+    assert stats.received_through is not None
+    assert pipeline.stats.points_dropped == 0
+    assert sorted(await _spooled_lines(hass, entry)) == sorted(
+        lines[0] for lines in appends
+    )
+
+
 def _value(line: str) -> int:
     """The value a point of sensor.power holds (its number in fire_power)."""
     return int(float(line.split(" value=")[1].split(" ", maxsplit=1)[0]))

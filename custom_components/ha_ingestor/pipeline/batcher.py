@@ -443,6 +443,8 @@ class Batcher:
         lines, states = self._lines, self._states
         self._lines, self._states = [], []
         self._left += len(lines)
+        # Lines numbered below this one were received before `taken_at`.
+        taken_through = self._left
         self._spilling += len(lines)
         self._spills += 1
         try:
@@ -458,9 +460,14 @@ class Batcher:
         if self.health.failing:
             self.health.spooled += len(lines)
         batch = self._in_flight
-        if (batch is None or batch.copy is not None) and not self._spilling:
-            # No batch on its way outside the spool, nor other lines being stored:
-            # what was received until the lines were taken is durable.
+        if (
+            (batch is None or batch.copy is not None)
+            and not self._spilling
+            and self._left >= taken_through
+        ):
+            # No batch on its way outside the spool, no other lines being stored,
+            # none put back in memory (a failed write's): what was received until
+            # the lines were taken is durable.
             self._stats.received_through = taken_at
 
     def _put_back(self, lines: list[str], states: list[State | None]) -> None:
