@@ -65,6 +65,7 @@ from scripts.bench_ha.probes import (
     GcProbe,
     LoopLagProbe,
     YoungCensus,
+    gc_seconds_between,
     gc_share_of_lateness,
     percentile,
 )
@@ -505,7 +506,8 @@ def test_own_cpu_below_the_empty_listeners_is_not_a_target_met() -> None:
             mode=mode, scenario="burst", repeat=0, recorder=True, database="",
             since_ns=0, events=1, fire_seconds=1.0, fired_per_s=1.0,
             cpu_us_per_event=cpu_us, loop_cpu_us_per_event=cpu_us, lag_p99_ms=1.0,
-            lag_max_ms=1.0, lag_seconds=1.0, gc_pause_ms=0.0, gc_full_collections=0,
+            lag_max_ms=1.0, lag_seconds=1.0, gc_pause_ms=0.0, gc_pause_firing_ms=0.0,
+            gc_full_collections=0,
             gc_middle_collections=0, gc_middle_pause_median_ms=0.0,
             lag_p99_gc_pct=0.0, peak_rss_mib=1.0, rss_before_mib=1.0,
         )  # fmt: skip
@@ -557,6 +559,17 @@ def test_gc_probe_times_collections_by_generation() -> None:
     assert after.full_collections == 1
     assert after.pause_ms > before.pause_ms > 0
     assert all(c.ended >= c.began for c in probe.collections)
+
+
+def test_gc_seconds_between_counts_only_the_overlap() -> None:
+    """A collection counts for the part of it inside the span, none outside."""
+    collections = [
+        Collection(2, 0.5, 1.5),  # half inside: 0.5 s
+        Collection(1, 2.0, 2.25),  # wholly inside
+        Collection(2, 3.5, 4.0),  # after the span
+    ]
+    assert gc_seconds_between(collections, 1.0, 3.0) == 0.75
+    assert gc_seconds_between(collections, 5.0, 6.0) == 0.0
 
 
 def test_gc_share_of_lateness() -> None:

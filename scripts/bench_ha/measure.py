@@ -11,6 +11,7 @@ from .probes import (
     GcProbe,
     LoopLagProbe,
     YoungCensus,
+    gc_seconds_between,
     peak_rss_mib,
     process_cpu_seconds,
     reset_peak_rss,
@@ -150,6 +151,10 @@ class Window:
             lag_max_ms=lag.max_ms,
             lag_seconds=lag_span or time.monotonic() - self.started_at,
             gc_pause_ms=gc_stats.pause_ms,
+            gc_pause_firing_ms=gc_seconds_between(
+                self._gc.collections, self.started_at, fired_at
+            )
+            * 1000,
             gc_full_collections=gc_stats.full_collections,
             gc_middle_collections=gc_stats.middle_collections,
             gc_middle_pause_median_ms=gc_stats.middle_pause_median_ms,

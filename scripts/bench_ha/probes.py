@@ -158,12 +158,15 @@ def gc_share_of_lateness(
     lateness = sum(ran - due for due, ran in late)
     if lateness <= 0:
         return 0.0
-    in_gc = sum(
-        max(0.0, min(c.ended, ran) - max(c.began, due))
-        for due, ran in late
-        for c in collections
-    )
+    in_gc = sum(gc_seconds_between(collections, due, ran) for due, ran in late)
     return in_gc / lateness
+
+
+def gc_seconds_between(
+    collections: Sequence[Collection], start: float, end: float
+) -> float:
+    """Return how much of the span from `start` to `end` collections overlapped."""
+    return sum(max(0.0, min(c.ended, end) - max(c.began, start)) for c in collections)
 
 
 class YoungCensus:

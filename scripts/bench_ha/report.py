@@ -694,11 +694,13 @@ METHOD: Final = """\
   whole window, until the last point or row is stored. Each tick's lateness is split
   into the part garbage collections overlapped and the rest, for the ticks at p99
   and over.
-- GC pauses: every collection in the CPU window, timed through `gc.callbacks`; full
-  collections walk Home Assistant's whole heap (~0.2 s each here). Home Assistant
-  creates an `Event` per state change only when something listens to
-  `state_changed`, and each `Event` forms a reference cycle with its `Context` that
-  the entity's current state keeps alive: mode (l), an empty listener, shows that
+- GC pauses: every collection in the CPU window, timed through `gc.callbacks`, and
+  the part of them while the burst was being fired (a pause then holds the firing
+  up); full collections walk Home Assistant's whole heap (~0.2 s each here, ~0.4 s
+  with the recorder's backlog). Home Assistant creates an `Event` per state change
+  only when something listens to `state_changed`, and each `Event` forms a reference
+  cycle with its `Context` that the entity's current state keeps alive: mode (l), an
+  empty listener, shows that
   cost, which every exporter pays. An entity's `Event` becomes garbage when the
   entity changes again, 500 state changes later here: it has lived through a young
   collection, so a middle-generation one frees it, a pause of milliseconds that

@@ -40,6 +40,9 @@ class RunResult:
     lag_seconds: float
     # Garbage-collector pauses in the CPU window, any thread, and how many were full.
     gc_pause_ms: float
+    # Of those, the part while the burst was being fired: a full collection then
+    # holds the firing itself up (with the recorder on, ~0.4 s each).
+    gc_pause_firing_ms: float
     gc_full_collections: int
     # Collections of the middle generation in the CPU window, and their median pause.
     gc_middle_collections: int
@@ -123,6 +126,7 @@ METRICS: Final = (
     Metric("lag_p99_ms", "loop lag p99 ms", False, 2),
     Metric("lag_max_ms", "loop lag max ms", False, 1),
     Metric("gc_pause_ms", "GC pauses ms (total)", False, 0),
+    Metric("gc_pause_firing_ms", "of which while firing ms", False, 0),
     Metric("gc_full_collections", "full GC collections", False, 0),
     Metric("gc_middle_collections", "middle-generation GC collections", False, 0),
     Metric(
