@@ -751,7 +751,8 @@ async def test_a_failed_batch_back_in_memory_is_not_noted_durable(
     """
     entry = await _setup_v2(hass, influxdb_v2, flush_interval=0.1)
     pipeline = entry.runtime_data.pipeline
-    stats, store = pipeline.stats, pipeline.spool.append
+    spool: Spool = pipeline.spool
+    stats, store = pipeline.stats, spool.append
     writing, fail, spill_stored = asyncio.Event(), asyncio.Event(), asyncio.Event()
     end_spill = asyncio.Event()
     appends: list[list[str]] = []
@@ -775,7 +776,7 @@ async def test_a_failed_batch_back_in_memory_is_not_noted_durable(
 
     with (
         patch.object(pipeline.writer, "write", failing_write),
-        patch.object(pipeline.spool, "append", held_append),
+        patch.object(spool, "append", held_append),
     ):
         before = stats.received_through
         hass.states.async_set("sensor.a", "1", {"unit_of_measurement": "W"})
