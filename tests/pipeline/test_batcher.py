@@ -340,7 +340,8 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
     """A server that never answers: memory reaches the spool every flush interval.
 
     The batch whose write hangs is copied to the spool too, once the write has taken
-    longer than an interval; so a hard kill would lose an interval at most.
+    longer than an interval, and before the newer lines in memory: so a hard kill
+    would lose an interval at most, and the newest lines only.
     """
     async with silent_server() as url:
         entry = await _setup_v2(hass, influxdb_v2, {CONF_URL: url}, flush_interval=0.1)
@@ -356,6 +357,47 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
         assert pipeline.batcher.in_flight == 0  # its copy is in the spool
         assert pipeline.points_waiting == 6
         assert not pipeline.batcher.health.failing  # the write has not failed yet
+        spooled = [line.split(" ")[0] for _, line in await spool.oldest(10)]
+        assert spooled == ["W,domain=sensor,entity_id=first"] + 5 * [
+            "W,domain=sensor,entity_id=next"
+        ]
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_memory_full_during_a_write_spools_the_batch_first(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """Memory full while a batch is being written: its copy goes to the spool first.
+
+    Then memory: what the spool keeps is everything up to the newest line, so a hard
+    kill in between would not leave the batch missing before newer points.
+    """
+    async with silent_server() as url:
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            data=v2_entry_data(influxdb_v2) | {CONF_URL: url},
+            # Ticks come only when a batch, or memory, is full.
+            options={CONF_FLUSH_INTERVAL: 60.0, CONF_BATCH_SIZE: 100},
+        )
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        pipeline = entry.runtime_data.pipeline
+        spool: Spool = pipeline.spool
+        memory_cap = pipeline.batcher.memory_cap
+        for i in range(100):  # a full batch: its write starts, and hangs
+            hass.states.async_set("sensor.first", str(i), {"unit_of_measurement": "W"})
+        await wait_until(lambda: pipeline.batcher.in_flight == 100, "the write began")
+        for i in range(memory_cap):  # memory full: a tick long before the interval
+            hass.states.async_set("sensor.next", str(i), {"unit_of_measurement": "W"})
+        await wait_until(lambda: spool.count == 100 + memory_cap, "all in the spool")
+        spooled = [
+            (line.split(",entity_id=")[1].split(" ")[0], _value(line))
+            for _, line in await spool.oldest(100 + memory_cap)
+        ]
+        assert spooled == [("first", i) for i in range(100)] + [
+            ("next", i) for i in range(memory_cap)
+        ]
+        assert pipeline.batcher.in_flight == 0  # its copy is in the spool
         assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -745,14 +787,16 @@ async def test_a_failed_batch_back_in_memory_is_not_noted_durable(
 ) -> None:
     """A spill ending as a write fails notes nothing while that batch is in memory.
 
-    The failed batch goes back to memory, to be spooled next; the spill ending in
-    the same turn of the event loop must not note its moment as the one until which
-    everything received is durable: the batch, older, is not yet.
+    The spool could not store the hung batch's copy; the newer line in memory is
+    spilled. The batch's write then fails, and the batch goes back to memory, to be
+    spooled next; the spill ending right then must not note its moment as the one
+    until which everything received is durable: the batch, older, is not yet.
     """
     entry = await _setup_v2(hass, influxdb_v2, flush_interval=0.1)
     pipeline = entry.runtime_data.pipeline
+    batcher: Batcher = pipeline.batcher
     spool: Spool = pipeline.spool
-    stats, store = pipeline.stats, spool.append
+    stats, store, put_back = pipeline.stats, spool.append, batcher._put_back
     writing, fail, spill_stored = asyncio.Event(), asyncio.Event(), asyncio.Event()
     end_spill = asyncio.Event()
     appends: list[list[str]] = []
@@ -766,29 +810,38 @@ async def test_a_failed_batch_back_in_memory_is_not_noted_durable(
 
     async def held_append(lines: list[str], **state: Any) -> Appended:
         appends.append(list(lines))
-        if len(appends) > 1:
+        if len(appends) == 1:  # the hung batch's copy
+            raise SpoolError("Spool x: disk I/O error")
+        if len(appends) == 3:  # the failed batch
             noted_as_the_batch_is_spooled.append(stats.received_through)
         appended = await store(lines, **state)
-        if len(appends) == 1:
+        if len(appends) == 2:  # the spill of the newer line
             spill_stored.set()
             await end_spill.wait()
         return appended
 
+    def put_back_as_the_spill_ends(
+        lines: list[str], states: list[State | None]
+    ) -> None:
+        put_back(lines, states)
+        # The spill goes on before the delivery's next step: the one that spools them.
+        end_spill.set()
+
     with (
         patch.object(pipeline.writer, "write", failing_write),
         patch.object(spool, "append", held_append),
+        patch.object(batcher, "_put_back", put_back_as_the_spill_ends),
     ):
         before = stats.received_through
         hass.states.async_set("sensor.a", "1", {"unit_of_measurement": "W"})
         await writing.wait()
         hass.states.async_set("sensor.b", "2", {"unit_of_measurement": "W"})
         await spill_stored.wait()  # a tick two into the write spilled sensor.b
-        # In one turn of the loop: the write fails, then the spill ends.
         fail.set()
-        end_spill.set()
-        await wait_until(lambda: len(appends) == 2, "the failed batch spooled")
+        await wait_until(lambda: len(appends) == 3, "the failed batch spooled")
         assert await hass.config_entries.async_unload(entry.entry_id)
     assert [lines[0].split(" ")[0] for lines in appends] == [
+        "W,domain=sensor,entity_id=a",
         "W,domain=sensor,entity_id=b",
         "W,domain=sensor,entity_id=a",
     ]
@@ -798,12 +851,12 @@ async def test_a_failed_batch_back_in_memory_is_not_noted_durable(
     assert stats.received_through is not None
     assert pipeline.stats.points_dropped == 0
     assert sorted(await _spooled_lines(hass, entry)) == sorted(
-        lines[0] for lines in appends
+        lines[0] for lines in appends[1:]
     )
 
 
 def _value(line: str) -> int:
-    """The value a point of sensor.power holds (its number in fire_power)."""
+    """The number a W point holds (the state it was set to, as fire_power sets it)."""
     return int(float(line.split(" value=")[1].split(" ", maxsplit=1)[0]))
 
 

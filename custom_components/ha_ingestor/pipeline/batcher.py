@@ -5,10 +5,10 @@ Two jobs run side by side, and the first never waits for the second:
 - The flush loop ticks every half flush interval (and when a batch is full). It starts
   a delivery if none is under way and none is held back by a backoff; otherwise it
   keeps memory durable: lines received before the previous tick, in memory or in the
-  batch being written, go to the spool (the batch as a copy). A line waits at most
-  half an interval for a delivery, and is durable an interval after it came at the
-  latest, however long a write hangs: a hard kill loses the last flush interval at
-  most.
+  batch being written, go to the spool (the batch first, as a copy). A line waits at
+  most half an interval for a delivery, and is durable an interval after it came at
+  the latest, however long a write hangs: a hard kill loses the last flush interval at
+  most, and only the newest lines.
 - A delivery writes the spool first (oldest first, original timestamps), then memory,
   batch after batch, and the spool again if a tick spilled memory meanwhile: one that
   succeeds leaves nothing received before its end unwritten. A batch that fails goes
@@ -405,23 +405,22 @@ class Batcher:
         """Keep memory durable while a delivery runs, without doing its work twice.
 
         A delivery taking memory takes new lines as they come, unless the batch being
-        written holds a line numbered below `aged` (memory holds newer ones only): then
-        memory is spooled, and a copy of the batch stored. A delivery replaying the
-        spool (or pinging) leaves memory waiting: it is spooled at once.
+        written holds a line numbered below `aged` (memory holds newer ones only), or
+        memory is full: then memory is spooled. A delivery replaying the spool (or
+        pinging) leaves memory waiting: it is spooled at once. The batch being written
+        is older than memory: its copy is stored first, so that a kill between the two
+        loses the newest lines only, never a batch before lines the spool keeps.
         """
         batch = self._in_flight
         slow = batch is not None and batch.first < aged
-        if slow or not self._writing_memory or len(self._lines) >= self.memory_cap:
-            await self._spill()
-        if (
-            batch is None
-            or batch is not self._in_flight  # its write ended during the spill
-            or not slow
-            or batch.copying is not None
+        if not (
+            slow or not self._writing_memory or len(self._lines) >= self.memory_cap
         ):
             return
-        batch.copying = self._unstoppable(self._copy(batch))
-        await self._to_its_end(batch.copying)
+        if batch is not None and batch.copying is None:
+            batch.copying = self._unstoppable(self._copy(batch))
+            await self._to_its_end(batch.copying)
+        await self._spill()
 
     async def _copy(self, batch: _Batch) -> None:
         """Store a copy of the batch being written; it is dropped once written."""
