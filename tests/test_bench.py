@@ -27,12 +27,15 @@ import subprocess
 import sys
 import time
 
+from homeassistant.core import HomeAssistant
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.ha_ingestor.const import DEFAULT_BATCH_SIZE
+from custom_components.ha_ingestor.const import DEFAULT_BATCH_SIZE, DOMAIN
 from custom_components.ha_ingestor.pipeline.batcher import MEMORY_CAP_BATCHES
 from scripts.bench_ha.__main__ import options_from, parse_args
 from scripts.bench_ha.chart import write_chart
+from scripts.bench_ha.child import exporter_account
 from scripts.bench_ha.ha_config import (
     ALL_MODES,
     EXPORTER_DOMAINS,
@@ -79,7 +82,9 @@ from scripts.bench_ha.report import (
 from scripts.bench_ha.results import METRICS, RunResult
 from scripts.bench_ha.workload import make_entities
 
+from .conftest import setup_entry, v2_entry_data, wait_until
 from .influxdb_v1_server import sockets_allowed
+from .influxdb_v2_server import InfluxDBv2TestServer
 
 # The session below takes about three minutes on two busy cores.
 pytestmark = pytest.mark.timeout(900)
@@ -646,3 +651,22 @@ def test_profile_summary(tmp_path: Path) -> None:
     assert summary.samples_by_thread == {"writer": 30, "MainThread": 10}
     assert dict(summary.cumulative)["listen (b.py)"] == pytest.approx(0.8)
     assert dict(summary.self_time)["encode (c.py)"] == pytest.approx(0.6)
+
+
+async def test_a_run_storing_no_first_state_says_what_ha_ingestor_counted(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """The error of a run whose first states are not stored has HA Ingestor's count."""
+    entry = MockConfigEntry(domain=DOMAIN, data=v2_entry_data(influxdb_v2))
+    await setup_entry(hass, entry, {})
+    await influxdb_v2.stop()
+    hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
+    health = entry.runtime_data.pipeline.batcher.health
+    await wait_until(lambda: health.failing, "the write failed")
+    account = exporter_account(hass, "c")
+    assert "'points_written': 0," in account, account
+    assert "}, 1 waiting, " in account, account  # sensor.power's point
+    assert "InfluxUnreachableError" in account, account
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    # The built-in integration keeps no such count.
+    assert exporter_account(hass, "b") == ""

@@ -85,6 +85,18 @@ def exporter_setup(hass: HomeAssistant, mode: Mode) -> str:
     return "set up" if domain in hass.config.components else "not set up"
 
 
+def exporter_account(hass: HomeAssistant, mode: Mode) -> str:
+    """HA Ingestor's own count of what it wrote, for an error; nothing for the others."""
+    entries = hass.config_entries.async_entries(EXPORTER_DOMAINS[mode])
+    runtime_data = getattr(entries[0], "runtime_data", None) if entries else None
+    if (pipeline := getattr(runtime_data, "pipeline", None)) is None:
+        return ""
+    return (
+        f"; HA Ingestor counted {pipeline.stats.counts()}, {pipeline.points_waiting}"
+        f" waiting, last write error: {pipeline.batcher.health.last_error!r}"
+    )
+
+
 async def wait_exporter_loaded(hass: HomeAssistant, mode: Mode) -> None:
     """Wait until the exporter's config entry is set up.
 
@@ -119,7 +131,11 @@ async def prepare(
     if counter is not None:
         stored = await wait_stored_async(counter, 0, len(entities), INITIAL_QUIET)
         if stored.count < len(entities):
-            msg = f"only {stored.count} of {len(entities)} first states were stored"
+            msg = (
+                f"only {stored.count} of {len(entities)} first states were stored"
+                f"{'' if stored.answered else ' (the database answered no count)'}"
+                f"{exporter_account(hass, spec.mode)}"
+            )
             raise RuntimeError(msg)
     # Garbage from start-up must not be collected on the clock (nor in a profile,
     # which starts before the clock).

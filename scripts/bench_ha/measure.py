@@ -35,6 +35,8 @@ class StoredCount:
     reached_at: float
     # CPU the polling thread used: not the exporter's, so taken off the process's.
     poll_cpu: float
+    # Whether the database answered a count at all (a refused one is no progress).
+    answered: bool
 
 
 def wait_stored(
@@ -62,7 +64,10 @@ def wait_stored(
             count, reached_at = now_count, now
         if count >= expected or now - reached_at >= quiet or now >= deadline:
             return StoredCount(
-                max(count, 0), reached_at, thread_cpu_seconds() - cpu_before
+                max(count, 0),
+                reached_at,
+                thread_cpu_seconds() - cpu_before,
+                answered=count >= 0,
             )
         time.sleep(POLL_INTERVAL)
 
