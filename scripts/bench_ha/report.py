@@ -700,15 +700,14 @@ METHOD: Final = """\
   with the recorder's backlog). Home Assistant creates an `Event` per state change
   only when something listens to `state_changed`, and each `Event` forms a reference
   cycle with its `Context` that the entity's current state keeps alive: mode (l), an
-  empty listener, shows that
-  cost, which every exporter pays. An entity's `Event` becomes garbage when the
-  entity changes again, 500 state changes later here: it has lived through a young
-  collection, so a middle-generation one frees it, a pause of milliseconds that
-  stops the loop. The built-in integration's listener puts every `Event` in a queue
-  that its thread empties at its own pace, seconds behind in a burst: its `Event`
-  objects outlive the middle generation too, and full collections free them
-  instead, which makes its middle-generation pauses short and its full ones longer
-  (see lag max).
+  empty listener, shows that cost, which every exporter pays. An entity's `Event`
+  becomes garbage when the entity changes again, 500 state changes later here: it
+  has lived through a young collection, so a middle-generation one frees it, a pause
+  of milliseconds that stops the loop. The built-in integration's listener puts
+  every `Event` in a queue that its thread empties at its own pace, seconds behind in
+  a burst: its `Event` objects outlive the middle generation too, and full
+  collections free them instead, which makes its middle-generation pauses short and
+  its full ones longer (see lag max).
 - Peak RSS: `VmHWM`, reset (`/proc/self/clear_refs`) when the window starts.
 - Outage: state changes paced at ~100/s; the benchmark kills the exporter's database
   by PID (`influxd`; `postgres` and its backends, SIGKILL to its process group) a third

@@ -22,6 +22,7 @@ from custom_components.ha_ingestor.const import (
     CONF_BATCH_SIZE,
     CONF_FLUSH_INTERVAL,
     CONF_SPOOL_MAX_MB,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_SPOOL_MAX_MB,
     DOMAIN,
 )
@@ -56,11 +57,12 @@ async def _setup_v2(
     data: dict[str, str] | None = None,
     *,
     flush_interval: float = 0.05,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> MockConfigEntry:
     entry = MockConfigEntry(
         domain=DOMAIN,
         data=v2_entry_data(server) | (data or {}),
-        options={CONF_FLUSH_INTERVAL: flush_interval},
+        options={CONF_FLUSH_INTERVAL: flush_interval, CONF_BATCH_SIZE: batch_size},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -373,14 +375,10 @@ async def test_memory_full_during_a_write_spools_the_batch_first(
     kill in between would not leave the batch missing before newer points.
     """
     async with silent_server() as url:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            data=v2_entry_data(influxdb_v2) | {CONF_URL: url},
-            # Ticks come only when a batch, or memory, is full.
-            options={CONF_FLUSH_INTERVAL: 60.0, CONF_BATCH_SIZE: 100},
+        # Ticks come only when a batch, or memory, is full.
+        entry = await _setup_v2(
+            hass, influxdb_v2, {CONF_URL: url}, flush_interval=60.0, batch_size=100
         )
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
         pipeline = entry.runtime_data.pipeline
         spool: Spool = pipeline.spool
         memory_cap = pipeline.batcher.memory_cap
