@@ -24,7 +24,7 @@ from .mirror.mirror import RegistryMirror
 from .pipeline.backfill import Backfill, BackfillProgress
 from .pipeline.backfill_state import HistoryGap
 from .pipeline.pipeline import Pipeline
-from .storage.spool import SpoolError
+from .storage.spool import SpoolError, TimeSpan
 
 UPDATE_INTERVAL: Final = timedelta(seconds=15)
 # Events per minute: counted over the last minute of snapshots.
@@ -72,6 +72,8 @@ class PipelineSnapshot:
     points_dropped: int
     points_dropped_spool_full: int
     points_dropped_unacknowledged: int
+    dropped_span: TimeSpan | None
+    """The times of the points dropped since the user last acknowledged it."""
     points_refused: int
     points_quarantined: int
     non_finite_values_skipped: int
@@ -154,6 +156,7 @@ class IngestorCoordinator(DataUpdateCoordinator[PipelineSnapshot]):
             points_dropped=stats.points_dropped,
             points_dropped_spool_full=stats.points_dropped_spool_full,
             points_dropped_unacknowledged=stats.points_dropped_unacknowledged,
+            dropped_span=stats.dropped_span,
             points_refused=stats.points_refused,
             points_quarantined=spool.quarantined,
             non_finite_values_skipped=stats.non_finite_values_skipped,

@@ -58,10 +58,15 @@ def _backfill_diagnostics(entry: HaIngestorConfigEntry) -> dict[str, Any]:
     data = entry.runtime_data
     backfill = data.backfill
     progress = backfill.progress()
-    received_through = data.pipeline.stats.received_through
+    stats = data.pipeline.stats
     return {
         "first_received": _time(backfill.first_received),
-        "received_through": _time(received_through),
+        "received_through": _time(stats.received_through),
+        # What the repair issue of dropped points writes again from the recorder.
+        "dropped_unacknowledged": {
+            "start": _time(stats.dropped_from),
+            "end": _time(stats.dropped_until),
+        },
         "last": None
         if progress is None
         else {

@@ -10,7 +10,8 @@ CHECK_INTERVAL, raising or clearing one issue per problem and config entry:
 - the spool holds more than SPOOL_NEARLY_FULL of its size limit;
 - the disk that holds the spool is full (points wait in memory);
 - the spool was damaged: moved aside, and what could be read of it copied;
-- points were dropped because the spool was full (until the user acknowledges it);
+- points were dropped, the spool full (until the user acknowledges it; the fix
+  writes their time again from the recorder);
 - points are in quarantine, naming their entities (the fix retries them);
 - the recorder holds state changes the entry never received, found at a start (the
   fix backfills exactly those windows from the recorder).
@@ -265,6 +266,7 @@ class IngestionIssues:
 
     def _check_dropped(self, snapshot: PipelineSnapshot) -> None:
         unacknowledged = snapshot.points_dropped_unacknowledged
+        span = snapshot.dropped_span
         if unacknowledged <= 0:
             self._delete(ISSUE_POINTS_DROPPED)
             return
@@ -274,6 +276,9 @@ class IngestionIssues:
             {
                 "count": str(unacknowledged),
                 "max_mb": str(snapshot.spool_max_bytes >> 20),
+                # Unknown only for drops counted before their times were noted.
+                "start": "?" if span is None else _local_time(span[0].timestamp()),
+                "end": "?" if span is None else _local_time(span[1].timestamp()),
             },
             fixable=True,
         )

@@ -1,10 +1,10 @@
 """Home Assistant's repairs platform: the fix flows of the issues a user can fix.
 
-Points dropped because the spool was full are acknowledged; quarantined points are
-written again once the user has fixed what InfluxDB refused them for; a gap in the
-history is backfilled from the recorder (issues.py raises those three). While the
-built-in influxdb integration writes the same points, it is disabled (takeover.py
-raises that one).
+The time of dropped points is written again from the recorder, and they are
+acknowledged; quarantined points are written again once the user has fixed what
+InfluxDB refused them for; a gap in the history is backfilled from the recorder
+(issues.py raises those three). While the built-in influxdb integration writes the
+same points, it is disabled (takeover.py raises that one).
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ from .compat import vol
 from .const import DOMAIN
 from .coordinator import HaIngestorConfigEntry
 from .issues import ISSUE_HISTORY_GAP, ISSUE_POINTS_DROPPED, ISSUE_POINTS_QUARANTINED
-from .services import async_fill_gaps, async_replay_quarantine
+from .services import (
+    async_fill_gaps,
+    async_replay_quarantine,
+    async_write_dropped_again,
+)
 from .takeover import ISSUE_DOUBLE_WRITING
 
 if TYPE_CHECKING:
@@ -124,14 +128,6 @@ class DisableBuiltinRepairFlow(_AskOnceFlow):
         return self.async_create_entry(data={})
 
 
-async def _acknowledge_dropped(entry: HaIngestorConfigEntry) -> None:
-    """Note that the user has read of the dropped points; more raise it again."""
-    pipeline = entry.runtime_data.pipeline
-    pipeline.stats.points_dropped_acknowledged = pipeline.stats.points_dropped
-    await pipeline.async_save_stats()
-    entry.runtime_data.coordinator.async_update_now()
-
-
 async def async_create_fix_flow(
     hass: HomeAssistant,
     issue_id: str,
@@ -140,7 +136,7 @@ async def async_create_fix_flow(
     """Create the fix flow of a fixable issue."""
     entry_id = None if data is None else data.get("entry_id")
     if issue_id.startswith(f"{ISSUE_POINTS_DROPPED}_"):
-        return EntryRepairFlow(entry_id, _acknowledge_dropped)
+        return EntryRepairFlow(entry_id, async_write_dropped_again)
     if issue_id.startswith(f"{ISSUE_POINTS_QUARANTINED}_"):
         # The user has fixed the cause: write the quarantined points again.
         return EntryRepairFlow(entry_id, async_replay_quarantine)

@@ -99,10 +99,10 @@ async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any
                 break
             result = await spool.release_quarantine(point.id for point in points)
             released += result.released
-            pipeline.stats.points_dropped_spool_full += result.dropped
+            pipeline.stats.count_spool_drops(result.dropped, spool)
             remaining -= len(points)
     except SpoolError as err:
-        pipeline.stats.points_dropped_spool_full += err.dropped
+        pipeline.stats.count_spool_drops(err.dropped, spool)
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="spool_error",
@@ -175,6 +175,22 @@ async def async_cancel_backfill(entry: HaIngestorConfigEntry) -> dict[str, Any]:
 async def async_fill_gaps(entry: HaIngestorConfigEntry) -> dict[str, Any]:
     """Backfill the gaps in the history the entry found (its repair issue's fix)."""
     return _progress_response(await entry.runtime_data.backfill.async_fill_gaps())
+
+
+async def async_write_dropped_again(entry: HaIngestorConfigEntry) -> dict[str, Any]:
+    """Backfill the time of the dropped points, then acknowledge them (the fix).
+
+    Without the recorder, there is nothing to write them from: only acknowledged.
+    """
+    data = entry.runtime_data
+    stats = data.pipeline.stats
+    progress = None
+    if (span := stats.dropped_span) is not None:
+        progress = await data.backfill.async_fill_dropped(span)
+    stats.acknowledge_dropped()
+    await data.pipeline.async_save_stats()
+    data.coordinator.async_update_now()
+    return _progress_response(progress)
 
 
 def _loaded_entry(hass: HomeAssistant, call: ServiceCall) -> HaIngestorConfigEntry:

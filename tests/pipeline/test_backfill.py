@@ -38,6 +38,7 @@ from custom_components.ha_ingestor.const import (
     CONF_FLUSH_INTERVAL,
     CONF_HISTORY_BACKFILL,
     CONF_PRESET,
+    CONF_SPOOL_MAX_MB,
     DEFAULT_BATCH_SIZE,
     DOMAIN,
     PRESET_CORE_COMPATIBLE,
@@ -48,6 +49,7 @@ from custom_components.ha_ingestor.diagnostics import async_get_config_entry_dia
 from custom_components.ha_ingestor.issues import (
     HISTORY_GAP_PARTLY_UNRECORDED,
     ISSUE_HISTORY_GAP,
+    ISSUE_POINTS_DROPPED,
 )
 from custom_components.ha_ingestor.line_protocol import create_encoder
 from custom_components.ha_ingestor.line_protocol.encoder import timestamp_us
@@ -554,6 +556,98 @@ async def test_a_backfill_waits_while_influxdb_cannot_be_written(
     await wait_until(lambda: stats.points_written >= 300, "every point written")
     rows = influxdb.rows('SELECT "value" FROM "W"', database)
     assert [row["value"] for row in rows] == [float(watts) for watts in range(300)]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def _overflow_the_spool(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry, dropped: int
+) -> int:
+    """Set sensor.filler (1 kB points) until the spool dropped `dropped` points.
+
+    Returns how many times it was set. Memory never overflows: each 500 are spooled.
+    """
+    pipeline = entry.runtime_data.pipeline
+    fillers = 0
+    while pipeline.stats.points_dropped_spool_full < dropped:
+        for _ in range(500):
+            hass.states.async_set(
+                "sensor.filler",
+                str(fillers),
+                {"unit_of_measurement": "B", "text": "x" * 950},
+            )
+            fillers += 1
+        await wait_until(lambda: pipeline.batcher.pending == 0, "memory spooled")
+    assert pipeline.stats.points_dropped_memory_full == 0
+    return fillers
+
+
+@pytest.mark.usefixtures("revive")
+async def test_dropped_points_are_written_again_by_their_repair_flow(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    influxdb: InfluxDBv1Server,
+    database: str,
+) -> None:
+    """A spool overflowing in an outage drops its oldest; the fix writes them again.
+
+    Every state change is in InfluxDB in the end, each once: the dropped ones from the
+    recorder, the rest from the spool (the window's are written twice, stored once).
+    """
+    assert await async_setup_component(hass, "repairs", {})
+    entry = _entry(influxdb, database)
+    await setup_entry(hass, entry, {CONF_FLUSH_INTERVAL: 0.1, CONF_SPOOL_MAX_MB: 16})
+    pipeline = entry.runtime_data.pipeline
+    stats = pipeline.stats
+    await hass.async_add_executor_job(influxdb.kill)
+    times = []
+    for watts in range(200):
+        hass.states.async_set("sensor.power", str(watts), {"unit_of_measurement": "W"})
+        state = hass.states.get("sensor.power")
+        assert state is not None
+        times.append(state.last_updated)
+    fillers = await _overflow_the_spool(hass, entry, 200)
+    await hass.async_add_executor_job(influxdb.start)
+    await hass.services.async_call(DOMAIN, "flush", blocking=True)
+    await wait_until(lambda: pipeline.points_waiting == 0, "the spool written")
+    assert influxdb.rows('SELECT "value" FROM "W"', database) == []
+    await async_wait_recording_done(hass)
+
+    await wait_until(
+        lambda: issue_checked_now(hass, entry, ISSUE_POINTS_DROPPED) is not None,
+        "the dropped points' issue",
+    )
+    issue = issue_of(hass, entry, ISSUE_POINTS_DROPPED)
+    assert issue is not None
+    placeholders = issue.translation_placeholders or {}
+    assert placeholders["count"] == str(stats.points_dropped_spool_full)
+    assert placeholders["start"] == dt_util.as_local(times[0]).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
+    assert "InfluxDB misses them, between" in render_issue(issue)
+
+    manager = repairs_flow_manager(hass)
+    assert manager is not None
+    result = await manager.async_init(DOMAIN, data={"issue_id": issue.issue_id})
+    assert result["type"] is FlowResultType.FORM
+    result = await manager.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await _wait_done(entry)
+    progress = entry.runtime_data.backfill.progress()
+    assert progress is not None
+    assert progress.source is BackfillSource.DROPPED
+    await wait_until(lambda: pipeline.points_waiting == 0, "the backfill written")
+    rows = influxdb.rows('SELECT "value" FROM "W"', database)
+    assert [row["value"] for row in rows] == [float(watts) for watts in range(200)]
+    assert [row["time"] for row in rows] == [
+        timestamp_us(moment.timestamp()) for moment in times
+    ]
+    filler_rows = influxdb.rows('SELECT "value" FROM "B"', database)
+    assert [row["value"] for row in filler_rows] == [float(i) for i in range(fillers)]
+    # Acknowledged: the issue is gone until more are dropped.
+    assert stats.dropped_span is None
+    assert stats.points_dropped_unacknowledged == 0
+    entry.runtime_data.coordinator.async_update_now()
+    assert issue_of(hass, entry, ISSUE_POINTS_DROPPED) is None
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -722,9 +722,13 @@ async def test_memory_never_holds_more_than_its_cap(
     batcher = pipeline.batcher
     await influxdb_v2.stop()
     full = SpoolError("Spool x: database or disk is full")
+    times = []
     with patch.object(pipeline.spool, "append", side_effect=full):
         for i in range(1_250):
             hass.states.async_set("sensor.a", str(i), {"unit_of_measurement": "W"})
+            state = hass.states.get("sensor.a")
+            assert state is not None
+            times.append(state.last_updated)
             if i % 100 == 99:
                 await asyncio.sleep(0.06)
                 assert batcher.pending <= batcher.memory_cap
@@ -732,6 +736,9 @@ async def test_memory_never_holds_more_than_its_cap(
     assert batcher.memory_cap == 1_000
     assert pipeline.stats.points_dropped_memory_full >= 200
     assert batcher.pending + pipeline.stats.points_dropped_memory_full == 1_250
+    # What InfluxDB misses, for the repair issue to write again from the recorder.
+    dropped = pipeline.stats.points_dropped_memory_full
+    assert pipeline.stats.dropped_span == (times[0], times[dropped - 1])
     assert caplog.text.count("the oldest are dropped") == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
 

@@ -45,6 +45,8 @@ async def test_saved_in_the_spool_under_one_name_each(
     stats.non_finite_values_skipped = 4
     stats.last_write = dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)
     stats.received_through = dt.datetime(2026, 12, 1, 12, 31, tzinfo=dt.UTC)
+    stats.dropped_from = dt.datetime(2026, 11, 30, 8, 0, 0, 1, tzinfo=dt.UTC)
+    stats.dropped_until = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
     await spool.save_state({}, stats_to_dict(stats))
 
     assert await StatsStore(hass, ENTRY_ID, spool).async_load() == stats
@@ -60,14 +62,32 @@ async def test_saved_in_the_spool_under_one_name_each(
         "non_finite_values_skipped": 4,
         "last_write": "2026-12-01T12:30:00+00:00",
         "received_through": "2026-12-01T12:31:00+00:00",
+        "dropped_from": "2026-11-30T08:00:00.000001+00:00",
+        "dropped_until": "2026-11-30T09:00:00+00:00",
     }
     stored = await spool.stats()
     assert stored is not None
-    assert stats.counts() == {
-        k: v for k, v in stored.items() if k not in {"last_write", "received_through"}
-    }
+    times = {"last_write", "received_through", "dropped_from", "dropped_until"}
+    assert stats.counts() == {k: v for k, v in stored.items() if k not in times}
     assert stats.points_dropped == 3 + 8 + 9 + 10
     assert stats.points_dropped_unacknowledged == 30 - 2
+
+
+def test_the_span_of_dropped_times_widens_until_acknowledged() -> None:
+    """Each drop widens it, older or newer; acknowledging the drops forgets it."""
+    stats = PipelineStats()
+    at = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
+    minute = dt.timedelta(minutes=1)
+    stats.note_dropped(None)
+    assert (stats.dropped_from, stats.dropped_until) == (None, None)
+    stats.note_dropped((at, at + minute))
+    stats.note_dropped((at - minute, at))  # older: a backfill's, or the spool's
+    stats.note_dropped((at + minute, at + 2 * minute))
+    stats.note_dropped(None)
+    assert stats.dropped_span == (at - minute, at + 2 * minute)
+    stats.points_dropped_memory_full = 5
+    stats.acknowledge_dropped()
+    assert (stats.dropped_from, stats.points_dropped_unacknowledged) == (None, 0)
 
 
 async def test_counters_of_version_1_are_taken_over_renamed_not_reset(

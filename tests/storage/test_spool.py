@@ -30,6 +30,7 @@ from custom_components.ha_ingestor.storage.spool import (
     Spool,
     SpoolDiskFullError,
     SpoolError,
+    lines_span,
 )
 
 from ..tmpfs import fill, free_bytes, tmpfs
@@ -302,6 +303,37 @@ async def test_a_smaller_limit_applies_at_the_next_append(path: Path) -> None:
         assert dropped == 1_001 - len(stored)
         assert len(stored) >= 4 * (64 - 12)
         assert (await _db_pages(path))[0] <= 64
+    finally:
+        await spool.close()
+
+
+async def test_the_times_of_dropped_points_are_taken_once(path: Path) -> None:
+    """The oldest and newest time of the points deleted for room, whatever their order.
+
+    Ids are not in time order (a backfill's points are older than live ones), and a
+    string field may end in digits just before the timestamp.
+    """
+    times = [BASE_US + (i * 7919) % 1_000 for i in range(1_000)]
+    lines = [
+        f'big,entity_id=e{i:06d} text="{"x" * 940} 12 34" {time_us}'
+        for i, time_us in enumerate(times)
+    ]
+    spool = await Spool.open(path, _limit(64))
+    try:
+        assert spool.take_dropped_span() is None
+        dropped = 0
+        for start in range(0, len(lines), 100):
+            dropped += (await spool.append(lines[start : start + 100])).dropped
+        assert dropped > 200
+        assert await _all_lines(spool) == lines[dropped:]
+        assert spool.take_dropped_span() == (
+            _time(min(times[:dropped])),
+            _time(max(times[:dropped])),
+        )
+        assert spool.take_dropped_span() is None
+        # Removing written points drops nothing.
+        await _remove_read(spool, await spool.oldest(10))
+        assert spool.take_dropped_span() is None
     finally:
         await spool.close()
 
@@ -895,6 +927,7 @@ async def test_a_failed_append_keeps_none_of_its_chunks(path: Path) -> None:
     try:
         waiting = await _fill(spool)
         before = await _all_lines(spool)
+        assert spool.take_dropped_span() is not None  # _fill's
         lines = [_big(i) for i in range(len(waiting), len(waiting) + 400)]
         save_state = spool_module._save_state
 
@@ -915,6 +948,8 @@ async def test_a_failed_append_keeps_none_of_its_chunks(path: Path) -> None:
         after = await _all_lines(spool)
         assert failed.value.dropped > 0
         assert after == before[failed.value.dropped :]
+        # The times of those, not of what the failed transaction deleted and undid.
+        assert spool.take_dropped_span() == lines_span(before[: failed.value.dropped])
         assert (spool.count, spool.size_bytes) == (len(after), _bytes(after))
         assert await spool.stats() is None
     finally:

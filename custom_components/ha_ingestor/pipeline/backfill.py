@@ -55,6 +55,7 @@ from ..const import (
 from ..line_protocol import create_encoder
 from ..line_protocol.encoder import Encoder, timestamp_us
 from ..registry.cache import RegistryCache
+from ..storage.spool import TimeSpan
 from .backfill_state import (
     BackfillJob,
     BackfillSource,
@@ -416,6 +417,16 @@ class Backfill:
         return await self.async_backfill(
             [gap.window for gap in self._state.gaps], None, BackfillSource.GAP
         )
+
+    async def async_fill_dropped(self, span: TimeSpan) -> BackfillProgress | None:
+        """Backfill the time of dropped points; None without a recorder to read."""
+        if await async_recorder(self._hass) is None:
+            return None
+        oldest, newest = span
+        # A line's microseconds are rounded from the recorder's float seconds: either
+        # way. A millisecond more on each side may write a point again: stored once.
+        window = Window(oldest.timestamp() - 0.001, newest.timestamp() + 0.001)
+        return await self.async_backfill([window], None, BackfillSource.DROPPED)
 
     async def _async_new_job(
         self,

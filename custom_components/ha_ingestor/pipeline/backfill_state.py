@@ -48,6 +48,8 @@ class BackfillSource(StrEnum):
     """The setup flow or the options: everything older than the first state change."""
     GAP = "gap"
     """The repair issue of a gap."""
+    DROPPED = "dropped"
+    """The repair issue of dropped points."""
 
 
 @dataclass(frozen=True, slots=True)

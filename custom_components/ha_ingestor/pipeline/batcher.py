@@ -47,7 +47,7 @@ from homeassistant.util import dt as dt_util
 
 from ..const import LOGGER
 from ..influxdb.errors import InfluxError, InfluxUnreachableError
-from ..storage.spool import Spool, SpoolError
+from ..storage.spool import Spool, SpoolError, lines_span
 from .health import WriteHealth
 from .last_states import LastStates
 from .stats import PipelineStats, stats_to_dict
@@ -169,6 +169,7 @@ class Batcher:
     def _drop_oldest_batch(self) -> None:
         """Memory is full and the spool does not take it: the oldest batch goes."""
         dropped = min(self._batch_size, len(self._lines))
+        self._stats.note_dropped(lines_span(self._lines[:dropped]))
         del self._lines[:dropped]
         del self._states[:dropped]
         self._left += dropped
@@ -487,11 +488,11 @@ class Batcher:
             )
         except SpoolError as err:
             # Old points it dropped for room before failing are gone all the same.
-            self._stats.points_dropped_spool_full += err.dropped
+            self._stats.count_spool_drops(err.dropped, self._spool)
             self._spool_failed(err)
             return None
         self._spool_works()
-        self._stats.points_dropped_spool_full += appended.dropped
+        self._stats.count_spool_drops(appended.dropped, self._spool)
         if appended.dropped and not self._spool_dropping:
             LOGGER.warning(
                 "The spool is full (%d MB): the oldest points waiting are dropped to "

@@ -41,7 +41,7 @@ from ..influxdb.errors import InfluxAuthError, InfluxError
 from ..line_protocol import create_encoder
 from ..registry.cache import RegistryCache
 from ..shutdown import StopOnce
-from ..storage.spool import Spool, SpoolError
+from ..storage.spool import Spool, SpoolError, lines_span
 from .batcher import Batcher
 from .filters import StateFilter
 from .last_states import LastStates
@@ -223,12 +223,13 @@ class Pipeline:
         )
         try:
             # The quarantine takes room in the spool: its oldest may make way.
-            self.stats.points_dropped_spool_full += await self.spool.quarantine(
-                lines, reason
+            self.stats.count_spool_drops(
+                await self.spool.quarantine(lines, reason), self.spool
             )
         except SpoolError as err:
-            self.stats.points_dropped_spool_full += err.dropped
+            self.stats.count_spool_drops(err.dropped, self.spool)
             self.stats.points_dropped_unquarantined += len(lines)
+            self.stats.note_dropped(lines_span(lines))
             LOGGER.error("Could not quarantine %s, they are lost: %s", lines, err)
 
     @callback

@@ -21,11 +21,11 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from ..const import DOMAIN
-from ..storage.spool import Spool
+from ..storage.spool import Spool, TimeSpan, widen_span
 
 _STORAGE_VERSION: Final = 1
 # The figures that are times, not counts.
-_TIMES: Final = ("last_write", "received_through")
+_TIMES: Final = ("last_write", "received_through", "dropped_from", "dropped_until")
 # 2: one name per figure (the five spellings of version 1 renamed, see _RENAMED_IN_2).
 _STORAGE_MINOR_VERSION: Final = 2
 _RENAMED_IN_2: Final = {
@@ -63,6 +63,10 @@ class PipelineStats:
     received_through: datetime | None = None
     """Until when everything received is durable (written, or in the spool): what a
     crash or a stop without the final write loses is newer (batcher)."""
+    dropped_from: datetime | None = None
+    """The oldest time of the points dropped since the user last acknowledged it."""
+    dropped_until: datetime | None = None
+    """The newest time of the points dropped since the user last acknowledged it."""
 
     def counts(self) -> dict[str, int]:
         """Every count by its name (the figures but the times)."""
@@ -86,6 +90,28 @@ class PipelineStats:
     def points_dropped_unacknowledged(self) -> int:
         """Points dropped since the user last acknowledged it."""
         return self.points_dropped - self.points_dropped_acknowledged
+
+    @property
+    def dropped_span(self) -> TimeSpan | None:
+        """The times of the points dropped since the user last acknowledged it."""
+        if self.dropped_from is None or self.dropped_until is None:
+            return None
+        return self.dropped_from, self.dropped_until
+
+    def note_dropped(self, span: TimeSpan | None) -> None:
+        """Widen the span of dropped times by `span`: what InfluxDB misses."""
+        if (widened := widen_span(self.dropped_span, span)) is not None:
+            self.dropped_from, self.dropped_until = widened
+
+    def count_spool_drops(self, dropped: int, spool: Spool) -> None:
+        """Count points `spool` deleted for room, and note their times."""
+        self.points_dropped_spool_full += dropped
+        self.note_dropped(spool.take_dropped_span())
+
+    def acknowledge_dropped(self) -> None:
+        """Note that the user has read of the points dropped; more raise it again."""
+        self.points_dropped_acknowledged = self.points_dropped
+        self.dropped_from = self.dropped_until = None
 
 
 class StatsStore:

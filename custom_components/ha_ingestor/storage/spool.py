@@ -127,6 +127,13 @@ _MIN_PAGES: Final = 64
 _VACUUM_STEP: Final = 128
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A line's time in microseconds, in SQL: the digits that end it (0 if none do).
+_LINE_TIME_US: Final = (
+    "CAST(substr(line, length(rtrim(line, '0123456789')) + 1) AS INTEGER)"
+)
+
+type TimeSpan = tuple[datetime, datetime]
+"""The oldest and the newest of some points' times."""
 
 # The database's pages, and how many of them are free, as columns of a SELECT.
 _PAGES: Final = (
@@ -207,6 +214,8 @@ class _Counters:
     quarantined: int
     pages: int
     """Pages of the database in use (not free)."""
+    dropped_span: TimeSpan | None = None
+    """The times of the points a transaction deleted for room, until it commits."""
 
 
 def _line_time(line: str) -> datetime | None:
@@ -215,6 +224,19 @@ def _line_time(line: str) -> datetime | None:
         return _EPOCH + timedelta(microseconds=int(line.rpartition(" ")[2]))
     except ValueError, OverflowError:
         return None
+
+
+def lines_span(lines: Iterable[str]) -> TimeSpan | None:
+    """Return the oldest and the newest time of `lines`; None if none has one."""
+    times = [moment for line in lines if (moment := _line_time(line)) is not None]
+    return (min(times), max(times)) if times else None
+
+
+def widen_span(span: TimeSpan | None, other: TimeSpan | None) -> TimeSpan | None:
+    """Return the span from the older start to the newer end of the two."""
+    if span is None or other is None:
+        return span or other
+    return min(span[0], other[0]), max(span[1], other[1])
 
 
 def _chunks[T](items: Sequence[T], sizes: Sequence[int]) -> list[Sequence[T]]:
@@ -282,6 +304,8 @@ class Spool:
         # One append (or quarantine) at a time, over all its chunks: its lines get
         # ids that follow each other.
         self._append_lock = asyncio.Lock()
+        # The times of the points deleted for room, since take_dropped_span.
+        self._dropped_span: TimeSpan | None = None
 
     @classmethod
     async def open(cls, path: Path, max_bytes: int) -> Self:
@@ -381,6 +405,15 @@ class Spool:
     def quarantined(self) -> int:
         """Points in quarantine."""
         return self._counters.quarantined
+
+    def take_dropped_span(self) -> TimeSpan | None:
+        """Return the times of the points deleted for room since the last call.
+
+        Whoever counts the drops takes it: the history they leave missing in
+        InfluxDB, which the recorder may still hold.
+        """
+        span, self._dropped_span = self._dropped_span, None
+        return span
 
     async def append(
         self,
@@ -808,9 +841,11 @@ class Spool:
         )
         if not rows:
             # Not enough: every point goes.
+            await _note_dropped_span(db, counters, None)
             await db.execute("DELETE FROM points")
             return counters.count, counters.size_bytes
         ((last_id, count, freed),) = rows
+        await _note_dropped_span(db, counters, last_id)
         await db.execute("DELETE FROM points WHERE id <= ?", (last_id,))
         return count, freed
 
@@ -911,6 +946,9 @@ class Spool:
                 await db.rollback()
                 raise
         counters.pages = page_count - free
+        # Committed: its drops count, and the next transaction starts without them.
+        self._dropped_span = widen_span(self._dropped_span, counters.dropped_span)
+        counters.dropped_span = None
         self._counters = counters
         return result
 
@@ -1164,6 +1202,28 @@ async def _read_counters(db: aiosqlite.Connection) -> _Counters:
     return _Counters(
         count, size_bytes, await _oldest_time(db), quarantined, page_count - free
     )
+
+
+async def _note_dropped_span(
+    db: aiosqlite.Connection, counters: _Counters, last_id: int | None
+) -> None:
+    """Widen the transaction's span of dropped times by the points up to `last_id`.
+
+    None: all of them. In SQL, so that the lines are not read into Python.
+    """
+    ((oldest, newest),) = await db.execute_fetchall(
+        f"SELECT min(t), max(t) FROM (SELECT nullif({_LINE_TIME_US}, 0) AS t"  # noqa: S608 (our constant)
+        " FROM points WHERE id <= coalesce(?, id))",
+        (last_id,),
+    )
+    if oldest is not None:
+        counters.dropped_span = widen_span(
+            counters.dropped_span,
+            (
+                _EPOCH + timedelta(microseconds=oldest),
+                _EPOCH + timedelta(microseconds=newest),
+            ),
+        )
 
 
 async def _oldest_time(db: aiosqlite.Connection) -> datetime | None:
