@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable
 import contextlib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -726,9 +727,7 @@ async def test_memory_never_holds_more_than_its_cap(
     with patch.object(pipeline.spool, "append", side_effect=full):
         for i in range(1_250):
             hass.states.async_set("sensor.a", str(i), {"unit_of_measurement": "W"})
-            state = hass.states.get("sensor.a")
-            assert state is not None
-            times.append(state.last_updated)
+            times.append(_last_updated(hass, "sensor.a"))
             if i % 100 == 99:
                 await asyncio.sleep(0.06)
                 assert batcher.pending <= batcher.memory_cap
@@ -891,6 +890,12 @@ async def _fire_until_points_wait_in_memory(
 
 
 @pytest.mark.usefixtures("revive")
+def _last_updated(hass: HomeAssistant, entity_id: str) -> datetime:
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return state.last_updated
+
+
 async def test_a_stop_on_a_full_disk_with_influxdb_down_counts_what_it_loses(
     hass: HomeAssistant,
     influxdb: InfluxDBv1Server,
@@ -916,6 +921,7 @@ async def test_a_stop_on_a_full_disk_with_influxdb_down_counts_what_it_loses(
         await hass.async_add_executor_job(influxdb.kill)
         fire_power(hass, 0, 500)
         await wait_until(lambda: spool.count == 500, "spooled")
+        spooled_at = _last_updated(hass, "sensor.power")
         ballast = await hass.async_add_executor_job(fill, storage)
         fired = await _fire_until_points_wait_in_memory(hass, batcher, spool, 500)
         in_memory = batcher.pending
@@ -931,6 +937,11 @@ async def test_a_stop_on_a_full_disk_with_influxdb_down_counts_what_it_loses(
         assert await hass.config_entries.async_setup(config_entry.entry_id)
         restarted = config_entry.runtime_data.pipeline
         assert restarted.stats.points_dropped_at_stop == in_memory
+        # Their time, for the repair issue to write again from the recorder: the
+        # newest state changes, after those the spool took.
+        span = restarted.stats.dropped_span
+        assert span is not None
+        assert spooled_at < span[0] < span[1] == _last_updated(hass, "sensor.power")
         assert restarted.spool.count == fired - in_memory
         assert await hass.config_entries.async_unload(config_entry.entry_id)
     await hass.async_add_executor_job(influxdb.start)

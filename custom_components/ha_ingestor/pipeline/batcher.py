@@ -47,7 +47,7 @@ from homeassistant.util import dt as dt_util
 
 from ..const import LOGGER
 from ..influxdb.errors import InfluxError, InfluxUnreachableError
-from ..storage.spool import Spool, SpoolError, lines_span
+from ..storage.spool import Spool, SpoolError, TimeSpan, lines_span
 from .health import WriteHealth
 from .last_states import LastStates
 from .stats import PipelineStats, stats_to_dict
@@ -143,6 +143,10 @@ class Batcher:
     def pending(self) -> int:
         """Lines waiting in memory to be written or spooled."""
         return len(self._lines)
+
+    def pending_span(self) -> TimeSpan | None:
+        """Return the times of the lines in memory: what a stop may have to drop."""
+        return lines_span(self._lines)
 
     @property
     def in_flight(self) -> int:

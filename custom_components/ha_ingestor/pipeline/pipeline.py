@@ -282,6 +282,7 @@ class Pipeline:
             LOGGER.exception("Stopping: the points in memory could not be stored")
         if lost := batcher.pending:
             self.stats.points_dropped_at_stop += lost
+            self.stats.note_dropped(batcher.pending_span())
             LOGGER.error(
                 "Neither InfluxDB nor the spool could take %d points: they are lost",
                 lost,
