@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 import re
 
+from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -60,3 +62,13 @@ def fire_power(hass: HomeAssistant, start: int, stop: int) -> None:
     """Set sensor.power (in W) to each number from `start` to `stop`."""
     for i in range(start, stop):
         hass.states.async_set("sensor.power", str(i), {"unit_of_measurement": "W"})
+
+
+async def submit_fix(hass: HomeAssistant, issue: ir.IssueEntry) -> None:
+    """Open the issue's fix flow and submit it, as the user does in Repairs."""
+    manager = repairs_flow_manager(hass)
+    assert manager is not None
+    result = await manager.async_init(DOMAIN, data={"issue_id": issue.issue_id})
+    assert result["type"] is FlowResultType.FORM
+    result = await manager.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY

@@ -8,6 +8,7 @@ the live encoder makes of the same state change, for both presets.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 import os
 import time
 from typing import Any
@@ -81,7 +82,7 @@ from ..conftest import (
     wait_until,
 )
 from ..influxdb_v1_server import InfluxDBv1Server
-from ..repair_issues import issue_checked_now, issue_of, render_issue
+from ..repair_issues import issue_checked_now, issue_of, render_issue, submit_fix
 from .house_history import LiveChange, as_recorded, fill_history, renamed
 
 # The history the suite fills, as issue 16 asks: 100,000 changes (about 3.5 minutes,
@@ -364,12 +365,7 @@ async def test_a_gap_is_found_and_filled_by_its_repair_flow(
     text = render_issue(issue)
     assert "The recorder holds 120 state changes of that time" in text
 
-    manager = repairs_flow_manager(hass)
-    assert manager is not None
-    result = await manager.async_init(DOMAIN, data={"issue_id": issue.issue_id})
-    assert result["type"] is FlowResultType.FORM
-    result = await manager.async_configure(result["flow_id"], {})
-    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await submit_fix(hass, issue)
     await _wait_done(entry)
     # Counted in InfluxDB: the entry's own entities' states may be written meanwhile.
     await wait_until(
@@ -625,12 +621,7 @@ async def test_dropped_points_are_written_again_by_their_repair_flow(
     )
     assert "InfluxDB misses them, between" in render_issue(issue)
 
-    manager = repairs_flow_manager(hass)
-    assert manager is not None
-    result = await manager.async_init(DOMAIN, data={"issue_id": issue.issue_id})
-    assert result["type"] is FlowResultType.FORM
-    result = await manager.async_configure(result["flow_id"], {})
-    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await submit_fix(hass, issue)
     await _wait_done(entry)
     progress = entry.runtime_data.backfill.progress()
     assert progress is not None
@@ -648,6 +639,47 @@ async def test_dropped_points_are_written_again_by_their_repair_flow(
     assert stats.points_dropped_unacknowledged == 0
     entry.runtime_data.coordinator.async_update_now()
     assert issue_of(hass, entry, ISSUE_POINTS_DROPPED) is None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_dropped_points_fix_waits_for_a_backfill_under_way(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    influxdb: InfluxDBv1Server,
+    database: str,
+) -> None:
+    """One backfill at a time: the fix says so on its form and acknowledges nothing."""
+    assert await async_setup_component(hass, "repairs", {})
+    await record_past_states(hass, "sensor.power", 500)
+    entry = _entry(influxdb, database)
+    await setup_entry(hass, entry, {CONF_FLUSH_INTERVAL: 0.1, CONF_BACKFILL_PACE: 100})
+    stats = entry.runtime_data.pipeline.stats
+    # As a full disk leaves them (test_batcher.py drops points for real).
+    span = (dt_util.utcnow() - timedelta(minutes=1), dt_util.utcnow())
+    stats.points_dropped_memory_full = 3
+    stats.note_dropped(span)
+    await hass.services.async_call(DOMAIN, SERVICE_BACKFILL, blocking=True)
+    issue = issue_checked_now(hass, entry, ISSUE_POINTS_DROPPED)
+    assert issue is not None
+
+    manager = repairs_flow_manager(hass)
+    assert manager is not None
+    result = await manager.async_init(DOMAIN, data={"issue_id": issue.issue_id})
+    result = await manager.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_write"}
+    placeholders = result["description_placeholders"] or {}
+    assert "A backfill is under way already" in placeholders["error"]
+    assert (stats.points_dropped_unacknowledged, stats.dropped_span) == (3, span)
+
+    await hass.services.async_call(DOMAIN, SERVICE_CANCEL_BACKFILL, blocking=True)
+    result = await manager.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    progress = entry.runtime_data.backfill.progress()
+    assert progress is not None
+    assert progress.source is BackfillSource.DROPPED
+    assert (stats.points_dropped_unacknowledged, stats.dropped_span) == (0, None)
+    await _wait_done(entry)
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
