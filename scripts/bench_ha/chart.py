@@ -19,9 +19,10 @@ _LABELS: Final[dict[Mode, str]] = {
     "a": "(a) HA alone",
     "l": "(l) HA + empty\nlistener",
     "b": "(b) built-in\ninfluxdb",
-    "c": "(c) HA Ingestor\ncore_compatible",
-    "d": "(d) HA Ingestor\nrich",
-    "g": "(g) HA Ingestor\ncore_compatible\n+ gzip",
+    # Three lines: "HA Ingestor core_compatible" on two overlaps its neighbours'.
+    "c": "(c) HA\nIngestor\ncore_compatible",
+    "d": "(d) HA\nIngestor\nrich",
+    "g": "(g) HA\nIngestor\ncore_compatible\n+ gzip",
     "s": "(s) Scribe",
     "t": "(t) LTSS",
 }
