@@ -400,6 +400,56 @@ async def test_memory_full_during_a_write_spools_the_batch_first(
         assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_write_ending_during_its_copy_leaves_no_batch_out_of_the_spool(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """The write ends while its copy is stored; the next batch's write hangs.
+
+    That next batch, taken from memory before the rest was spilled, is older than
+    the rest: it goes to the spool before it, or a kill would leave it missing
+    before newer points (tests/test_reliability.py's burst found that hole).
+    """
+    entry = await _setup_v2(hass, influxdb_v2, {}, flush_interval=60.0, batch_size=100)
+    pipeline = entry.runtime_data.pipeline
+    batcher, spool = pipeline.batcher, pipeline.spool
+    copy_started = asyncio.Event()
+    write, append = batcher._writer.write, spool.append
+    writes = 0
+
+    async def first_ends_during_its_copy_then_hang(lines: list[str]) -> None:
+        nonlocal writes
+        writes += 1
+        if writes > 1:
+            await asyncio.Event().wait()  # a server that never answers
+        await copy_started.wait()
+        await write(lines)
+
+    async def slow_first_copy(lines: list[str], **kwargs: Any) -> Appended:
+        if not copy_started.is_set():
+            copy_started.set()
+            await asyncio.sleep(0.1)  # the write ends, the next one begins
+        appended: Appended = await append(lines, **kwargs)
+        return appended
+
+    with (
+        patch.object(batcher._writer, "write", first_ends_during_its_copy_then_hang),
+        patch.object(spool, "append", slow_first_copy),
+    ):
+        for i in range(100):  # a full batch: its write starts
+            hass.states.async_set("sensor.first", str(i), {"unit_of_measurement": "W"})
+        await wait_until(lambda: batcher.in_flight == 100, "the write began")
+        for i in range(batcher.memory_cap):  # memory full: a tick spills it
+            hass.states.async_set("sensor.next", str(i), {"unit_of_measurement": "W"})
+        await wait_until(lambda: writes == 2, "the next write began")
+        await wait_until(
+            lambda: spool.count == batcher.memory_cap,
+            "all but the written batch spooled",
+        )
+        spooled = [_value(line) for _, line in await spool.oldest(spool.count)]
+        assert spooled == list(range(batcher.memory_cap))
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_a_hung_ping_does_not_keep_memory_from_the_spool(
     hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
 ) -> None:

@@ -422,10 +422,18 @@ class Batcher:
             slow or not self._writing_memory or len(self._lines) >= self.memory_cap
         ):
             return
-        if batch is not None and batch.copying is None:
+        await self._copy_in_flight()
+        await self._spill()
+
+    async def _copy_in_flight(self) -> None:
+        """Store a copy of the batch being written, and of the next, should it end.
+
+        A write may end while its copy is stored, and the delivery take the next
+        batch from memory: that one is older than memory too.
+        """
+        while (batch := self._in_flight) is not None and batch.copying is None:
             batch.copying = self._unstoppable(self._copy(batch))
             await self._to_its_end(batch.copying)
-        await self._spill()
 
     async def _copy(self, batch: _Batch) -> None:
         """Store a copy of the batch being written; it is dropped once written."""
@@ -441,6 +449,9 @@ class Batcher:
             await self._to_its_end(self._unstoppable(self._move_to_spool()))
 
     async def _move_to_spool(self) -> None:
+        # A batch the delivery took from memory before this task began is older than
+        # the lines taken here: stored first, as _make_durable says.
+        await self._copy_in_flight()
         if not self._lines:  # another spill took them meanwhile
             return
         taken_at = dt_util.utcnow()
