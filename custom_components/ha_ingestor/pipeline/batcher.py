@@ -422,7 +422,6 @@ class Batcher:
             slow or not self._writing_memory or len(self._lines) >= self.memory_cap
         ):
             return
-        await self._copy_in_flight()
         await self._spill()
 
     async def _copy_in_flight(self) -> None:
@@ -444,13 +443,16 @@ class Batcher:
             self._save_written([], appended)
 
     async def _spill(self) -> None:
-        """Move memory to the spool; if the spool cannot take it, keep it in memory."""
-        if self._lines:
+        """Move memory to the spool, after a copy of the batch being written (older).
+
+        If the spool cannot take memory, it is kept in memory.
+        """
+        if self._lines or self._in_flight is not None:
             await self._to_its_end(self._unstoppable(self._move_to_spool()))
 
     async def _move_to_spool(self) -> None:
-        # A batch the delivery took from memory before this task began is older than
-        # the lines taken here: stored first, as _make_durable says.
+        # In this task, just before memory is taken: a batch the delivery took from
+        # memory meanwhile is older than the lines taken here.
         await self._copy_in_flight()
         if not self._lines:  # another spill took them meanwhile
             return

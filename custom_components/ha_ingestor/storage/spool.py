@@ -218,10 +218,15 @@ class _Counters:
     """The times of the points a transaction deleted for room, until it commits."""
 
 
+def _time_of_us(time_us: int) -> datetime:
+    """Return the moment `time_us` microseconds after the epoch, as lines give it."""
+    return _EPOCH + timedelta(microseconds=time_us)
+
+
 def _line_time(line: str) -> datetime | None:
     """Return the timestamp that ends `line` (microseconds); None if none does."""
     try:
-        return _EPOCH + timedelta(microseconds=int(line.rpartition(" ")[2]))
+        return _time_of_us(int(line.rpartition(" ")[2]))
     except ValueError, OverflowError:
         return None
 
@@ -1218,11 +1223,7 @@ async def _note_dropped_span(
     )
     if oldest is not None:
         counters.dropped_span = widen_span(
-            counters.dropped_span,
-            (
-                _EPOCH + timedelta(microseconds=oldest),
-                _EPOCH + timedelta(microseconds=newest),
-            ),
+            counters.dropped_span, (_time_of_us(oldest), _time_of_us(newest))
         )
 
 
