@@ -122,6 +122,19 @@ counter:
     restore: false
 """
 
+# A sensor of 4 kB attributes that follows BURST_COUNTER: a burst of it overflows a
+# small spool within seconds (only for the test about that).
+PADDED = "sensor.reliability_padded"
+PADDED_PACKAGE = """\
+template:
+  - sensor:
+      - name: Reliability padded
+        unique_id: reliability_padded
+        state: "{{ states('counter.reliability_burst') }}"
+        attributes:
+          padding: "{{ 'x' * 4000 }}"
+"""
+
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -142,7 +155,12 @@ class House:
     """influxd and a Home Assistant with HA Ingestor set up, in `directory`."""
 
     def __init__(
-        self, directory: Path, *, huge: bool = False, relay: bool = False
+        self,
+        directory: Path,
+        *,
+        huge: bool = False,
+        padded: bool = False,
+        relay: bool = False,
     ) -> None:
         """Prepare both; `start` runs them and adds the entry."""
         (directory / "influxdb").mkdir(parents=True)
@@ -156,6 +174,8 @@ class House:
         (local / "reliability.yaml").write_text(PACKAGE)
         if huge:
             (local / "reliability_huge.yaml").write_text(HUGE_PACKAGE)
+        if padded:
+            (local / "reliability_padded.yaml").write_text(PADDED_PACKAGE)
         self.entry_id = ""
         self._silent: SilentServer | None = None
 
@@ -298,6 +318,30 @@ class House:
             raise RuntimeError(f"no entry created: {created}")
         return str(created["result"]["entry_id"])
 
+    def set_delivery_options(self, delivery: dict[str, Any]) -> None:
+        """Change the options form "delivery" as a person would; the entry reloads."""
+        flow = self.api(
+            "POST",
+            "/api/config/config_entries/options/flow",
+            {"handler": self.entry_id},
+        )
+        path = f"/api/config/config_entries/options/flow/{flow['flow_id']}"
+        for step, answer in (
+            ("init", {}),
+            ("schema", {}),
+            ("delivery", delivery),
+            ("registry_mirror", {"registry_mirror": False}),
+        ):
+            if (flow["type"], flow.get("step_id")) != ("form", step):
+                raise RuntimeError(f"the options flow skipped {step}: {flow}")
+            flow = self.api("POST", path, answer)
+        # The history again (no backfill), or only the pace of backfills.
+        answer = {"history_backfill": False} if flow["step_id"] == "history" else {}
+        flow = self.api("POST", path, answer)
+        if flow["type"] != "create_entry":
+            raise RuntimeError(f"the options were not saved: {flow}")
+        self.wait_until_loaded()
+
     def entry_state(self) -> str:
         """The entry's state as the UI lists it: loaded, not_loaded, setup_retry..."""
         (entry,) = [
@@ -386,6 +430,17 @@ class House:
         path = self.ha.config_dir / ".storage" / f"{DOMAIN}.{self.entry_id}.spool"
         with contextlib.closing(sqlite3.connect(path)) as db:
             return [line for (line,) in db.execute("SELECT line FROM points")]
+
+    def saved_stats(self) -> dict[str, Any]:
+        """The counters saved in the spool file; only while Home Assistant is down."""
+        if self.ha.pid is not None:
+            msg = "the spool is read only while Home Assistant is down"
+            raise RuntimeError(msg)
+        path = self.ha.config_dir / ".storage" / f"{DOMAIN}.{self.entry_id}.spool"
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            ((data,),) = db.execute("SELECT data FROM stats WHERE id = 1")
+        saved: dict[str, Any] = json.loads(data)
+        return saved
 
     # --- What InfluxDB holds ----------------------------------------------------------
 

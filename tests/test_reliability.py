@@ -20,10 +20,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+import datetime as dt
 import logging
 import os
 import re
 import time
+from typing import Any
 
 import pytest
 
@@ -58,6 +60,8 @@ REPORTED = "sensor.reliability_reported"
 FAILING = "Writing to InfluxDB failed"
 # The burst: 2,000 to 3,000 changes/s from a script, for several seconds.
 BURST = 20_000
+# A burst of the padded sensor: 6,000 points of 4 kB, and as many of the counter.
+PADDED_BURST = 6_000
 
 
 # --- Home Assistant's in-process harness: not used here -------------------------------
@@ -69,9 +73,13 @@ def auto_enable_custom_integrations() -> None:
 
 
 def _house(
-    directory: pytest.TempPathFactory, *, huge: bool = False, relay: bool = False
+    directory: pytest.TempPathFactory,
+    *,
+    huge: bool = False,
+    padded: bool = False,
+    relay: bool = False,
 ) -> Iterator[House]:
-    house = House(directory.mktemp("house"), huge=huge, relay=relay)
+    house = House(directory.mktemp("house"), huge=huge, padded=padded, relay=relay)
     try:
         house.start()
         yield house
@@ -93,6 +101,14 @@ def huge_house(
 ) -> Iterator[House]:
     """The same, with a counter whose attributes are ints of ±2**70."""
     yield from _house(tmp_path_factory, huge=True)
+
+
+@pytest.fixture
+def padded_house(
+    tmp_path_factory: pytest.TempPathFactory, socket_enabled: None
+) -> Iterator[House]:
+    """The same, with a sensor of 4 kB attributes that follows the burst counter."""
+    yield from _house(tmp_path_factory, padded=True)
 
 
 @pytest.fixture
@@ -376,6 +392,86 @@ def test_sigkill_while_spooling(house: House) -> None:
 
     trial = Trial(initial, firing, stopped_at, restarted, after)
     check(house, trial, bound=INTERVAL)
+
+
+def test_sigkill_once_the_full_spool_dropped_points(padded_house: House) -> None:
+    """SIGKILL after the spool, at its size limit, dropped its oldest points for room.
+
+    The points dropped are counted, with their times, in the very transactions that
+    delete them: killed after the last of those, with nothing else saved since, Home
+    Assistant starts again knowing every one, and the repair issue is raised.
+    """
+    house = padded_house
+    house.set_delivery_options({"spool_max_mb": 16})
+    house.influxdb.kill()
+    house.set_counter(1)
+    _wait_for_log(house, FAILING)
+    # Each change: a point of the counter and one of 4 kB of the padded sensor, 24 MB
+    # in all for a spool of 16 MB.
+    house.start_burst(PADDED_BURST)
+    wait_for(
+        lambda: house.counter_now(BURST_COUNTER).value == PADDED_BURST,
+        "the burst's end",
+        120,
+    )
+
+    def settled() -> dict[str, Any] | None:
+        """The diagnostics once memory is spooled and nothing changed for a second."""
+        before = house.diagnostics()
+        time.sleep(1.0)
+        after = house.diagnostics()
+        figures = [
+            (d["stats"]["points_dropped_spool_full"], d["spool"]["points"])
+            for d in (before, after)
+        ]
+        spool = after["spool"]
+        quiet = (
+            figures[0] == figures[1] and spool["in_memory"] == spool["in_flight"] == 0
+        )
+        return after if quiet and figures[1][0] > 0 else None
+
+    settled_dropped = wait_for(settled, "the spool settled", 120)["stats"][
+        "points_dropped_spool_full"
+    ]
+    # One change more: its spill must drop points too. Killed as soon as it did,
+    # before anything else is saved.
+    house.api("POST", "/api/services/counter/increment", {"entity_id": BURST_COUNTER})
+
+    def dropped_more() -> dict[str, Any] | None:
+        diagnostics = house.diagnostics()
+        stats = diagnostics["stats"]
+        return (
+            diagnostics
+            if stats["points_dropped_spool_full"] > settled_dropped
+            else None
+        )
+
+    diagnostics = wait_for(dropped_more, "the last spill's drops", 30, interval=0.02)
+    house.kill_home_assistant()
+    dropped = diagnostics["stats"]["points_dropped_spool_full"]
+    span = diagnostics["history_backfill"]["dropped_unacknowledged"]
+
+    saved = house.saved_stats()
+    _LOGGER.info(
+        "%d points dropped for room, %d waiting; saved: %d dropped, from %s to %s",
+        dropped,
+        diagnostics["spool"]["points"],
+        saved["points_dropped_spool_full"],
+        saved["dropped_from"],
+        saved["dropped_until"],
+    )
+    assert saved["points_dropped_spool_full"] == dropped
+    assert [
+        dt.datetime.fromisoformat(saved[name])
+        for name in ("dropped_from", "dropped_until")
+    ] == [dt.datetime.fromisoformat(span[end]) for end in ("start", "end")]
+
+    house.start_home_assistant()
+    assert house.diagnostics()["stats"]["points_dropped_spool_full"] >= dropped
+    issues = house.websocket({"type": "repairs/list_issues"})["issues"]
+    assert f"points_dropped_{house.entry_id}" in {
+        issue["issue_id"] for issue in issues if issue["domain"] == "ha_ingestor"
+    }
 
 
 def test_sigkill_8_s_into_a_silent_outage(house: House) -> None:

@@ -202,7 +202,7 @@ async def _async_salvage(
 ) -> None:
     """Copy what can be read of the damaged spool, then raise its repair issue."""
     await salvage.run(spool)
-    pipeline.stats.count_spool_drops(salvage.dropped, spool)
+    pipeline.stats.count_spool_drops(spool)
     coordinator.async_update_now()
 
 

@@ -99,10 +99,10 @@ async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any
                 break
             result = await spool.release_quarantine(point.id for point in points)
             released += result.released
-            pipeline.stats.count_spool_drops(result.dropped, spool)
+            pipeline.stats.count_spool_drops(spool)
             remaining -= len(points)
     except SpoolError as err:
-        pipeline.stats.count_spool_drops(err.dropped, spool)
+        pipeline.stats.count_spool_drops(spool)
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="spool_error",

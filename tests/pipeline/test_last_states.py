@@ -125,7 +125,7 @@ async def test_fingerprints_are_computed_off_the_event_loop(
     }
 
     # Saved in the spool, they are what the next start compares with.
-    await spool.save_state(saved, None)
+    await spool.save_state(saved)
     again = LastStates(hass, "entry", spool)
     await again.async_load()
     assert again.unchanged_since_restart(State("sensor.s7", "97", {"unit": "W"}))
@@ -163,7 +163,7 @@ async def test_states_saved_before_0_2_are_taken_over_once(
         "data": {"sensor.old": fingerprint(state), "sensor.both": "stale"},
     }
     newer = State("sensor.both", "1")
-    await spool.save_state({"sensor.both": fingerprint(newer)}, None)
+    await spool.save_state({"sensor.both": fingerprint(newer)})
     last_states = LastStates(hass, "entry", spool)
     await last_states.async_load()
     await hass.async_block_till_done()

@@ -47,7 +47,7 @@ async def test_saved_in_the_spool_under_one_name_each(
     stats.received_through = dt.datetime(2026, 12, 1, 12, 31, tzinfo=dt.UTC)
     stats.dropped_from = dt.datetime(2026, 11, 30, 8, 0, 0, 1, tzinfo=dt.UTC)
     stats.dropped_until = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
-    await spool.save_state({}, stats_to_dict(stats))
+    await spool.import_state({}, stats_to_dict(stats))
 
     assert await StatsStore(hass, ENTRY_ID, spool).async_load() == stats
     assert await spool.stats() == {
@@ -130,7 +130,7 @@ async def test_unreadable_values_start_at_zero(
     hass: HomeAssistant, spool: Spool
 ) -> None:
     """A hand-edited row with wrong types loses those values, not the others."""
-    await spool.save_state(
+    await spool.import_state(
         {}, {"points_written": "many", "points_refused": 2, "last_write": 12}
     )
     stats = await StatsStore(hass, ENTRY_ID, spool).async_load()

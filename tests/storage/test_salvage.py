@@ -58,10 +58,11 @@ async def _damaged_spool(path: Path, count: int) -> list[range]:
     Returns the ids the damaged leaves held.
     """
     spool = await Spool.open(path, LARGE)
+    spool.keep_stats(lambda _drops: {"points_written": 42})
     await spool.append(
         [_line(i) for i in range(1, count + 1)],
         last_states={"sensor.a": "fa", "sensor.b": "fb"},
-        stats={"points_written": 42},
+        save_stats=True,
     )
     await spool.quarantine([_line(-1), _line(-2)], "field type conflict")
     await spool.close()

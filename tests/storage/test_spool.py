@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+import json
 import os
 from pathlib import Path
 import sqlite3
@@ -24,8 +25,10 @@ import pytest
 
 from custom_components.ha_ingestor.storage import spool as spool_module
 from custom_components.ha_ingestor.storage.spool import (
+    NO_DROPS,
     SCHEMA_VERSION,
     Appended,
+    Drops,
     Released,
     Spool,
     SpoolDiskFullError,
@@ -320,20 +323,19 @@ async def test_the_times_of_dropped_points_are_taken_once(path: Path) -> None:
     ]
     spool = await Spool.open(path, _limit(64))
     try:
-        assert spool.take_dropped_span() is None
+        assert spool.take_drops() == NO_DROPS
         dropped = 0
         for start in range(0, len(lines), 100):
             dropped += (await spool.append(lines[start : start + 100])).dropped
         assert dropped > 200
         assert await _all_lines(spool) == lines[dropped:]
-        assert spool.take_dropped_span() == (
-            _time(min(times[:dropped])),
-            _time(max(times[:dropped])),
+        assert spool.take_drops() == Drops(
+            dropped, (_time(min(times[:dropped])), _time(max(times[:dropped])))
         )
-        assert spool.take_dropped_span() is None
+        assert spool.take_drops() == NO_DROPS
         # Removing written points drops nothing.
         await _remove_read(spool, await spool.oldest(10))
-        assert spool.take_dropped_span() is None
+        assert spool.take_drops() == NO_DROPS
     finally:
         await spool.close()
 
@@ -746,19 +748,24 @@ async def test_last_states_and_stats_are_kept_with_the_points(path: Path) -> Non
     try:
         assert await spool.last_states() == {}
         assert await spool.stats() is None
+        counted = {"points_written": 3}
+        spool.keep_stats(lambda _drops: dict(counted))
         await spool.append(
             [_line(0)],
             last_states={"sensor.a": "f1", "sensor.b": "f2"},
-            stats={"points_written": 3},
+            save_stats=True,
         )
-        await spool.save_state({"sensor.a": "f3"}, None)
-        await spool.save_state({}, {"points_written": 4})
+        counted["points_written"] = 4
+        await spool.save_state({"sensor.a": "f3"})
+        assert await spool.stats() == {"points_written": 3}, "not asked to save them"
+        counted["points_written"] = 5
+        await spool.save_state({}, save_stats=True)
     finally:
         await spool.close()
     spool = await Spool.open(path, LARGE)
     try:
         assert await spool.last_states() == {"sensor.a": "f3", "sensor.b": "f2"}
-        assert await spool.stats() == {"points_written": 4}
+        assert await spool.stats() == {"points_written": 5}
         assert spool.count == 1
     finally:
         await spool.close()
@@ -768,17 +775,18 @@ async def test_a_failed_append_keeps_neither_points_nor_state(path: Path) -> Non
     """One transaction: a failure leaves the last states and stats as they were."""
     spool = await Spool.open(path, LARGE)
     try:
-        await spool.save_state({"sensor.a": "before"}, {"points_written": 1})
+        await spool.import_state({"sensor.a": "before"}, {"points_written": 1})
+        spool.keep_stats(lambda _drops: {"x": 2})
         with (
             patch.object(
                 spool_module,
-                "_save_state",
+                "_save_last_states",
                 side_effect=sqlite3.OperationalError("disk I/O error"),
             ),
             pytest.raises(SpoolError, match="disk I/O error"),
         ):
             await spool.append(
-                [_line(0)], last_states={"sensor.a": "after"}, stats={"x": 2}
+                [_line(0)], last_states={"sensor.a": "after"}, save_stats=True
             )
         assert spool.count == 0
         assert await _all_lines(spool) == []
@@ -918,6 +926,64 @@ async def test_a_spool_of_an_earlier_version_gives_its_space_back_too(
         await spool.close()
 
 
+async def test_the_stats_saved_count_every_drop_not_taken_yet(path: Path) -> None:
+    """Saved in the transaction that drops points, and in each one after, until taken.
+
+    A kill after any commit (the file read by another connection) finds the stats
+    counting every point deleted for room: by an append not asked to save them, by a
+    quarantine, and those the caller did not take yet when it saved them again.
+    """
+    counted: list[Drops] = []
+
+    def stats_of(drops: Drops) -> dict[str, Any]:
+        counted.append(drops)
+        start, end = drops.span or (None, None)
+        return {
+            "dropped": drops.points,
+            "from": None if start is None else start.isoformat(),
+            "until": None if end is None else end.isoformat(),
+        }
+
+    spool = await Spool.open(path, _limit(64))
+    spool.keep_stats(stats_of)
+    lines = [_big(i) for i in range(400)]
+    dropped = 0
+    for start in range(0, len(lines), 40):
+        dropped += (await spool.append(lines[start : start + 40])).dropped
+    assert dropped > 0
+    # Not taken: what the file says now is what a kill leaves.
+    first = await _saved_stats(path)
+    assert first == stats_of(Drops(dropped, lines_span(lines[:dropped])))
+    assert all(drops.points > 0 for drops in counted)
+
+    await spool.save_state({"sensor.a": "f1"}, save_stats=True)
+    assert await _saved_stats(path) == first
+    assert spool.take_drops() == Drops(dropped, lines_span(lines[:dropped]))
+    # Taken: counted by the caller's stats from now on, no longer given.
+    await spool.save_state({}, save_stats=True)
+    assert await _saved_stats(path) == stats_of(NO_DROPS)
+
+    # A quarantine takes room too.
+    quarantined = [_big(1_000 + i) for i in range(40)]
+    more = await spool.quarantine(quarantined, "field type conflict")
+    assert more > 0
+    assert await _saved_stats(path) == stats_of(
+        Drops(more, lines_span(lines[dropped : dropped + more]))
+    )
+    await spool.close()
+
+
+async def _saved_stats(path: Path) -> Any:
+    """The stats in the file as another process reads it: what a kill would leave."""
+
+    def read() -> Any:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            ((data,),) = db.execute("SELECT data FROM stats WHERE id = 1")
+        return json.loads(data)
+
+    return await asyncio.to_thread(read)
+
+
 async def test_a_failed_append_keeps_none_of_its_chunks(path: Path) -> None:
     """An append of several transactions that fails at its last: the first are undone.
 
@@ -927,29 +993,29 @@ async def test_a_failed_append_keeps_none_of_its_chunks(path: Path) -> None:
     try:
         waiting = await _fill(spool)
         before = await _all_lines(spool)
-        assert spool.take_dropped_span() is not None  # _fill's
+        assert spool.take_drops().points > 0  # _fill's
         lines = [_big(i) for i in range(len(waiting), len(waiting) + 400)]
-        save_state = spool_module._save_state
+        save_last_states = spool_module._save_last_states
 
-        async def fails_with_the_stats(
-            db: aiosqlite.Connection,
-            last_states: dict[str, str] | None,
-            stats: dict[str, int] | None,
+        async def fails_with_the_last_states(
+            db: aiosqlite.Connection, last_states: dict[str, str] | None
         ) -> None:
-            if stats is not None:  # saved with the last lines
+            if last_states is not None:  # saved with the last lines
                 raise sqlite3.OperationalError("disk I/O error")
-            await save_state(db, last_states, stats)
+            await save_last_states(db, last_states)
 
         with (
-            patch.object(spool_module, "_save_state", fails_with_the_stats),
+            patch.object(spool_module, "_save_last_states", fails_with_the_last_states),
             pytest.raises(SpoolError, match="disk I/O error") as failed,
         ):
-            await spool.append(lines, stats={"points_written": 1})
+            await spool.append(lines, last_states={"sensor.a": "f1"})
         after = await _all_lines(spool)
         assert failed.value.dropped > 0
         assert after == before[failed.value.dropped :]
-        # The times of those, not of what the failed transaction deleted and undid.
-        assert spool.take_dropped_span() == lines_span(before[: failed.value.dropped])
+        # Those, not what the failed transaction deleted and undid.
+        assert spool.take_drops() == Drops(
+            failed.value.dropped, lines_span(before[: failed.value.dropped])
+        )
         assert (spool.count, spool.size_bytes) == (len(after), _bytes(after))
         assert await spool.stats() is None
     finally:
@@ -1034,7 +1100,9 @@ async def test_the_stats_are_saved_on_a_full_disk(tmp_path: Path) -> None:
         reserve = path.with_name(path.name + "-reserve")
         spool = await Spool.open(path, SIXTEEN_MIB)
         try:
-            await spool.save_state({}, {"points_dropped_at_stop": 0})
+            counted = {"points_dropped_at_stop": 0}
+            spool.keep_stats(lambda _drops: dict(counted))
+            await spool.save_state({}, save_stats=True)
             await spool.append([_point(i) for i in range(500)])
             await asyncio.to_thread(fill, disk)
             # The log's room on disk takes some more spills, until it is used up.
@@ -1042,7 +1110,8 @@ async def test_the_stats_are_saved_on_a_full_disk(tmp_path: Path) -> None:
                 for start in range(500, 100_000, 200):
                     await spool.append([_point(i) for i in range(start, start + 200)])
 
-            await spool.save_state({}, {"points_dropped_at_stop": 7})
+            counted["points_dropped_at_stop"] = 7
+            await spool.save_state({}, save_stats=True)
             assert await spool.stats() == {"points_dropped_at_stop": 7}
             assert await asyncio.to_thread(reserve.exists)
         finally:

@@ -50,7 +50,7 @@ from ..influxdb.errors import InfluxError, InfluxUnreachableError
 from ..storage.spool import Spool, SpoolError, TimeSpan, lines_span
 from .health import WriteHealth
 from .last_states import LastStates
-from .stats import PipelineStats, stats_to_dict
+from .stats import PipelineStats
 from .writer import PointWriter
 
 # Memory holds at most this many batches waiting; beyond them, the oldest are dropped.
@@ -391,8 +391,7 @@ class Batcher:
             copies, self._written_copies = self._written_copies, []
             try:
                 await self._spool.save_state(
-                    await self._fingerprints(list(states.values())),
-                    stats_to_dict(self._stats),
+                    await self._fingerprints(list(states.values())), save_stats=True
                 )
             except SpoolError as err:
                 # The points are written; a restart may write their states once more.
@@ -501,15 +500,15 @@ class Batcher:
             appended = await self._spool.append(
                 lines,
                 last_states=await self._fingerprints(states),
-                stats=stats_to_dict(self._stats),
+                save_stats=True,
             )
         except SpoolError as err:
             # Old points it dropped for room before failing are gone all the same.
-            self._stats.count_spool_drops(err.dropped, self._spool)
+            self._stats.count_spool_drops(self._spool)
             self._spool_failed(err)
             return None
         self._spool_works()
-        self._stats.count_spool_drops(appended.dropped, self._spool)
+        self._stats.count_spool_drops(self._spool)
         if appended.dropped and not self._spool_dropping:
             LOGGER.warning(
                 "The spool is full (%d MB): the oldest points waiting are dropped to "

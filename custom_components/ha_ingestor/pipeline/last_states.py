@@ -95,7 +95,7 @@ class LastStates:
         self._before_restart = await self._spool.last_states()
         if legacy := await self._legacy.async_load():
             taken = {k: v for k, v in legacy.items() if k not in self._before_restart}
-            await self._spool.save_state(taken, None)
+            await self._spool.save_state(taken)
             self._before_restart |= taken
             await self._legacy.async_remove()
 

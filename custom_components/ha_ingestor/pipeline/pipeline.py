@@ -46,7 +46,7 @@ from .batcher import Batcher
 from .filters import StateFilter
 from .last_states import LastStates
 from .listener import StateChangeListener
-from .stats import PipelineStats, stats_to_dict
+from .stats import PipelineStats
 from .writer import PointWriter
 
 # How often the counters are saved when nothing else saves them (filtered changes).
@@ -201,7 +201,7 @@ class Pipeline:
         what changes without one. A failure is logged: the next step saves them.
         """
         try:
-            await self.spool.save_state({}, stats_to_dict(self.stats))
+            await self.spool.save_state({}, save_stats=True)
         except SpoolError as err:
             LOGGER.warning("Could not save the counters: %s", err)
 
@@ -222,15 +222,14 @@ class Pipeline:
             "InfluxDB refused %d point(s), kept in quarantine: %s", len(lines), reason
         )
         try:
-            # The quarantine takes room in the spool: its oldest may make way.
-            self.stats.count_spool_drops(
-                await self.spool.quarantine(lines, reason), self.spool
-            )
+            await self.spool.quarantine(lines, reason)
         except SpoolError as err:
-            self.stats.count_spool_drops(err.dropped, self.spool)
             self.stats.points_dropped_unquarantined += len(lines)
             self.stats.note_dropped(lines_span(lines))
             LOGGER.error("Could not quarantine %s, they are lost: %s", lines, err)
+        finally:
+            # The quarantine takes room in the spool: its oldest may have made way.
+            self.stats.count_spool_drops(self.spool)
 
     @callback
     def _write_failed(self, err: InfluxError) -> None:

@@ -6,14 +6,17 @@ accepted or refused, the batcher to what the full spool dropped); nothing else i
 counted anywhere. The same names are used in diagnostics and entity attributes. The
 totals are saved in the spool with each step that makes points durable (every flush
 interval at most), so the counters a user graphs do not fall back to zero at a
-restart, nor lose more than a flush interval's counts in a crash.
+restart, nor lose more than a flush interval's counts in a crash. Points the spool
+drops for room are counted in the transaction that deletes them (Spool.keep_stats):
+a crash loses none of those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
+import functools
 from typing import Any, Final
 
 from homeassistant.core import HomeAssistant
@@ -21,7 +24,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from ..const import DOMAIN
-from ..storage.spool import Spool, TimeSpan, widen_span
+from ..storage.spool import Drops, Spool, TimeSpan, widen_span
 
 _STORAGE_VERSION: Final = 1
 # The figures that are times, not counts.
@@ -103,10 +106,14 @@ class PipelineStats:
         if (widened := widen_span(self.dropped_span, span)) is not None:
             self.dropped_from, self.dropped_until = widened
 
-    def count_spool_drops(self, dropped: int, spool: Spool) -> None:
-        """Count points `spool` deleted for room, and note their times."""
-        self.points_dropped_spool_full += dropped
-        self.note_dropped(spool.take_dropped_span())
+    def count_spool_drops(self, spool: Spool) -> None:
+        """Count the points `spool` deleted for room, and note their times."""
+        self.count_drops(spool.take_drops())
+
+    def count_drops(self, drops: Drops) -> None:
+        """Count points a spool deleted for room, and note their times."""
+        self.points_dropped_spool_full += drops.points
+        self.note_dropped(drops.span)
 
     def acknowledge_dropped(self) -> None:
         """Note that the user has read of the points dropped; more raise it again."""
@@ -127,13 +134,26 @@ class StatsStore:
         self._legacy = legacy_store(hass, entry_id)
 
     async def async_load(self) -> PipelineStats:
-        """Read the totals of earlier runs; what is missing or unreadable starts at 0."""
+        """Read the totals of earlier runs; what is missing or unreadable starts at 0.
+
+        The spool saves the totals returned from then on (see Spool.keep_stats).
+        """
         stored = await self._spool.stats()
-        if stored is None and (legacy := await self._legacy.async_load()) is not None:
-            stored = legacy
-            await self._spool.save_state({}, legacy)
+        legacy = None if stored is not None else await self._legacy.async_load()
+        stats = stats_from_dict(stored or legacy or {})
+        self._spool.keep_stats(functools.partial(_as_saved, stats))
+        if legacy is not None:
+            await self._spool.save_state({}, save_stats=True)
             await self._legacy.async_remove()
-        return stats_from_dict(stored or {})
+        return stats
+
+
+def _as_saved(stats: PipelineStats, drops: Drops) -> dict[str, Any]:
+    """Return `stats` as the spool saves them: with the drops not counted yet."""
+    if drops.points:
+        stats = replace(stats)
+        stats.count_drops(drops)
+    return stats_to_dict(stats)
 
 
 def stats_from_dict(stored: Mapping[str, Any]) -> PipelineStats:

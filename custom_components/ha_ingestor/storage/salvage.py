@@ -66,7 +66,7 @@ class Salvage:
                     or []
                 }
                 stats = _stats(await _query(db, "SELECT data FROM stats WHERE id = 1"))
-            await spool.save_state(last_states, stats)
+            await spool.import_state(last_states, stats)
         except SpoolError as err:
             LOGGER.warning(
                 "The last states and counters of %s could not be copied: %s",

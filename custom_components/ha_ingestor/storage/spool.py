@@ -190,6 +190,23 @@ class QuarantinedPoint(NamedTuple):
     added_at: datetime
 
 
+class Drops(NamedTuple):
+    """Points deleted for room: how many, and the oldest and newest of their times."""
+
+    points: int = 0
+    span: TimeSpan | None = None
+
+    def joined(self, other: Drops) -> Drops:
+        """Return these drops and `other`'s together."""
+        return Drops(self.points + other.points, widen_span(self.span, other.span))
+
+
+NO_DROPS: Final = Drops()
+
+type StatsOf = Callable[[Drops], Mapping[str, Any]]
+"""Gives the stats to save, given the drops they do not count yet (see keep_stats)."""
+
+
 class Appended(NamedTuple):
     """What append did: the ids the lines got, and the oldest points dropped for room."""
 
@@ -214,8 +231,8 @@ class _Counters:
     quarantined: int
     pages: int
     """Pages of the database in use (not free)."""
-    dropped_span: TimeSpan | None = None
-    """The times of the points a transaction deleted for room, until it commits."""
+    dropped: Drops = NO_DROPS
+    """The points a transaction deleted for room, until it commits."""
 
 
 def _time_of_us(time_us: int) -> datetime:
@@ -309,8 +326,9 @@ class Spool:
         # One append (or quarantine) at a time, over all its chunks: its lines get
         # ids that follow each other.
         self._append_lock = asyncio.Lock()
-        # The times of the points deleted for room, since take_dropped_span.
-        self._dropped_span: TimeSpan | None = None
+        # The points committed transactions deleted for room, since take_drops.
+        self._drops = NO_DROPS
+        self._stats_of: StatsOf | None = None
 
     @classmethod
     async def open(cls, path: Path, max_bytes: int) -> Self:
@@ -411,40 +429,50 @@ class Spool:
         """Points in quarantine."""
         return self._counters.quarantined
 
-    def take_dropped_span(self) -> TimeSpan | None:
-        """Return the times of the points deleted for room since the last call.
+    def take_drops(self) -> Drops:
+        """Return the points deleted for room since the last call, to be counted.
 
-        Whoever counts the drops takes it: the history they leave missing in
-        InfluxDB, which the recorder may still hold.
+        Whoever counts the drops takes them, with their times: the history they leave
+        missing in InfluxDB, which the recorder may still hold.
         """
-        span, self._dropped_span = self._dropped_span, None
-        return span
+        drops, self._drops = self._drops, NO_DROPS
+        return drops
+
+    def keep_stats(self, stats_of: StatsOf) -> None:
+        """Save the stats `stats_of` gives with every transaction that drops points.
+
+        And with those asked to (`save_stats`). It is given the drops not taken yet,
+        the transaction's own included, and returns stats that count them: the stats
+        saved count every point deleted, even where the process is killed before the
+        drops are taken. Replaces the one kept before.
+        """
+        self._stats_of = stats_of
 
     async def append(
         self,
         lines: Sequence[str],
         *,
         last_states: Mapping[str, str] | None = None,
-        stats: Mapping[str, Any] | None = None,
+        save_stats: bool = False,
     ) -> Appended:
         """Store `lines` after the points already waiting.
 
         Where they would take the spool past `max_bytes`, the oldest points (the new
         lines' own first ones if need be) are deleted to make room. The entities'
-        last states and the stats, if given, are saved in the transaction that stores
-        the last lines: once they are saved, every line is. Large appends take
-        several transactions; should one fail, the lines stored before it are
-        removed again, so that an append stores all of its lines or none (a crash
-        between two can keep the first ones, without their last states). The error
-        tells how many old points were dropped for room meanwhile.
+        last states, if given, and the stats, if `save_stats`, are saved in the
+        transaction that stores the last lines: once they are saved, every line is.
+        Large appends take several transactions; should one fail, the lines stored
+        before it are removed again, so that an append stores all of its lines or
+        none (a crash between two can keep the first ones, without their last
+        states). The error tells how many old points were dropped for room meanwhile.
         """
-        return await _to_the_end(self._append(lines, last_states, stats))
+        return await _to_the_end(self._append(lines, last_states, save_stats))
 
     async def _append(
         self,
         lines: Sequence[str],
         last_states: Mapping[str, str] | None,
-        stats: Mapping[str, Any] | None,
+        save_stats: bool,
     ) -> Appended:
         chunks = _chunks(lines, [len(line) for line in lines])
         stored: range = range(0)
@@ -455,11 +483,9 @@ class Spool:
                     last = index == len(chunks) - 1
                     ids, chunk_dropped = await self._transaction(
                         functools.partial(
-                            self._store_chunk,
-                            chunk,
-                            last_states if last else None,
-                            stats if last else None,
-                        )
+                            self._store_chunk, chunk, last_states if last else None
+                        ),
+                        saves_stats=save_stats and last,
                     )
                     stored = range(stored.start if stored else ids.start, ids.stop)
                     dropped += chunk_dropped
@@ -482,39 +508,58 @@ class Spool:
         self,
         lines: Sequence[str],
         last_states: Mapping[str, str] | None,
-        stats: Mapping[str, Any] | None,
         db: aiosqlite.Connection,
         counters: _Counters,
     ) -> tuple[range, int]:
         appended = (
             await self._store(lines, db, counters) if lines else Appended(range(0), 0)
         )
-        await _save_state(db, last_states, stats)
+        await _save_last_states(db, last_states)
         return appended.ids, appended.dropped
 
     async def save_state(
-        self, last_states: Mapping[str, str], stats: Mapping[str, Any] | None
+        self, last_states: Mapping[str, str], *, save_stats: bool = False
     ) -> None:
-        """Save the entities' last states (fingerprints) and the stats, in one transaction.
+        """Save the entities' last states (fingerprints), and the stats if `save_stats`.
 
-        The stats alone rewrite one row and take no room for good: on a full disk they
-        may use the reserve's room, as a removal does, and the reserve is made again
-        from it right after. Else the counters of what was lost meanwhile (points
-        dropped, a stop that could not keep memory) would be lost with it.
+        In one transaction. The stats alone rewrite one row and take no room for
+        good: on a full disk they may use the reserve's room, as a removal does, and
+        the reserve is made again from it right after. Else the counters of what was
+        lost meanwhile (points dropped, a stop that could not keep memory) would be
+        lost with it.
         """
 
         async def body(db: aiosqlite.Connection, _counters: _Counters) -> None:
-            await _save_state(db, last_states, stats)
+            await _save_last_states(db, last_states)
 
-        await _to_the_end(self._save(body, frees=not last_states))
+        await _to_the_end(
+            self._save(body, frees=not last_states, saves_stats=save_stats)
+        )
+
+    async def import_state(
+        self, last_states: Mapping[str, str], stats: Mapping[str, Any] | None
+    ) -> None:
+        """Save last states and stats kept elsewhere until now, as they are.
+
+        An older version's file, a damaged spool's: before anything is counted here.
+        Stats saved afterwards are keep_stats's.
+        """
+
+        async def body(db: aiosqlite.Connection, _counters: _Counters) -> None:
+            await _save_last_states(db, last_states)
+            if stats is not None:
+                await _save_stats(db, stats)
+
+        await _to_the_end(self._save(body, frees=not last_states, saves_stats=False))
 
     async def _save(
         self,
         body: Callable[[aiosqlite.Connection, _Counters], Awaitable[None]],
         *,
         frees: bool,
+        saves_stats: bool,
     ) -> None:
-        await self._transaction(body, frees=frees)
+        await self._transaction(body, frees=frees, saves_stats=saves_stats)
         if frees and not self._reserve.present:
             async with self._lock:
                 await self._checkpoint()
@@ -846,11 +891,11 @@ class Spool:
         )
         if not rows:
             # Not enough: every point goes.
-            await _note_dropped_span(db, counters, None)
+            await _note_dropped(db, counters, None, counters.count)
             await db.execute("DELETE FROM points")
             return counters.count, counters.size_bytes
         ((last_id, count, freed),) = rows
-        await _note_dropped_span(db, counters, last_id)
+        await _note_dropped(db, counters, last_id, count)
         await db.execute("DELETE FROM points WHERE id <= ?", (last_id,))
         return count, freed
 
@@ -895,8 +940,9 @@ class Spool:
         body: Callable[[aiosqlite.Connection, _Counters], Awaitable[T]],
         *,
         frees: bool = False,
+        saves_stats: bool = False,
     ) -> T:
-        """Run `body` in one write transaction.
+        """Run `body` in one write transaction; it saves the stats if `saves_stats`.
 
         `body` updates a copy of the counters, which replaces them once the
         transaction is committed. One that `frees` space (a removal) may take the
@@ -909,9 +955,9 @@ class Spool:
                         f"Spool {self._path}: the disk is full, no room for its "
                         f"reserve ({RESERVE_BYTES >> 10} KiB kept to free space)"
                     )
-                return await self._attempt(body)
+                return await self._attempt(body, saves_stats)
             try:
-                return await self._attempt(body)
+                return await self._attempt(body, saves_stats)
             except SpoolDiskFullError:
                 if not await self._reserve.release():
                     raise
@@ -920,7 +966,7 @@ class Spool:
                 self._path,
             )
             await self._checkpoint()
-            return await self._attempt(body)
+            return await self._attempt(body, saves_stats)
 
     async def _checkpoint(self) -> None:
         """Copy the log into the database and truncate it; under the lock.
@@ -934,9 +980,14 @@ class Spool:
             LOGGER.debug("Spool %s: could not checkpoint: %s", self._path, err)
 
     async def _attempt[T](
-        self, body: Callable[[aiosqlite.Connection, _Counters], Awaitable[T]]
+        self,
+        body: Callable[[aiosqlite.Connection, _Counters], Awaitable[T]],
+        saves_stats: bool,
     ) -> T:
-        """Run `body` in one write transaction, under the lock."""
+        """Run `body` in one write transaction, under the lock.
+
+        The stats are saved in it if it `saves_stats` or deleted points for room.
+        """
         db = self._db()
         counters = replace(self._counters)
         with _spool_errors(self._path):
@@ -945,6 +996,13 @@ class Spool:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 result = await body(db, counters)
+                if self._stats_of is not None and (
+                    saves_stats or counters.dropped.points
+                ):
+                    # Made now, not when the caller asked: they count every drop
+                    # committed before this one, taken or not.
+                    stats = self._stats_of(self._drops.joined(counters.dropped))
+                    await _save_stats(db, stats)
                 page_count, free = await _pages(db)
                 await db.commit()
             except BaseException:
@@ -952,8 +1010,8 @@ class Spool:
                 raise
         counters.pages = page_count - free
         # Committed: its drops count, and the next transaction starts without them.
-        self._dropped_span = widen_span(self._dropped_span, counters.dropped_span)
-        counters.dropped_span = None
+        self._drops = self._drops.joined(counters.dropped)
+        counters.dropped = NO_DROPS
         self._counters = counters
         return result
 
@@ -1151,10 +1209,8 @@ async def _use_incremental_vacuum(db: aiosqlite.Connection, path: Path) -> None:
     await db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-async def _save_state(
-    db: aiosqlite.Connection,
-    last_states: Mapping[str, str] | None,
-    stats: Mapping[str, Any] | None,
+async def _save_last_states(
+    db: aiosqlite.Connection, last_states: Mapping[str, str] | None
 ) -> None:
     if last_states:
         # An unchanged fingerprint is not written again: its page stays as it is.
@@ -1164,12 +1220,14 @@ async def _save_state(
             " WHERE fingerprint <> excluded.fingerprint",
             last_states.items(),
         )
-    if stats is not None:
-        await db.execute(
-            "INSERT INTO stats (id, data) VALUES (1, ?)"
-            " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            (json.dumps(stats),),
-        )
+
+
+async def _save_stats(db: aiosqlite.Connection, stats: Mapping[str, Any]) -> None:
+    await db.execute(
+        "INSERT INTO stats (id, data) VALUES (1, ?)"
+        " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+        (json.dumps(stats),),
+    )
 
 
 async def _unquarantine(
@@ -1209,22 +1267,20 @@ async def _read_counters(db: aiosqlite.Connection) -> _Counters:
     )
 
 
-async def _note_dropped_span(
-    db: aiosqlite.Connection, counters: _Counters, last_id: int | None
+async def _note_dropped(
+    db: aiosqlite.Connection, counters: _Counters, last_id: int | None, count: int
 ) -> None:
-    """Widen the transaction's span of dropped times by the points up to `last_id`.
+    """Add the `count` points up to `last_id` (None: all) to the transaction's drops.
 
-    None: all of them. In SQL, so that the lines are not read into Python.
+    Their times are found in SQL, so that the lines are not read into Python.
     """
     ((oldest, newest),) = await db.execute_fetchall(
         f"SELECT min(t), max(t) FROM (SELECT nullif({_LINE_TIME_US}, 0) AS t"  # noqa: S608 (our constant)
         " FROM points WHERE id <= coalesce(?, id))",
         (last_id,),
     )
-    if oldest is not None:
-        counters.dropped_span = widen_span(
-            counters.dropped_span, (_time_of_us(oldest), _time_of_us(newest))
-        )
+    span = None if oldest is None else (_time_of_us(oldest), _time_of_us(newest))
+    counters.dropped = counters.dropped.joined(Drops(count, span))
 
 
 async def _oldest_time(db: aiosqlite.Connection) -> datetime | None:
