@@ -957,7 +957,8 @@ async def test_a_stop_on_a_full_disk_with_influxdb_down_counts_what_it_loses(
 
     The points in memory are lost, and said: counted in Points dropped at stop,
     logged with their number, and the counters saved with them, so that the next
-    start shows them (not zero) once the disk has room again.
+    start shows them (not zero) once the disk has room again. Their time is the
+    repair issue's of dropped points, not a history gap as well.
     """
     storage = Path(hass.config.path(STORAGE_DIR))
     with tmpfs(storage, 12 << 20):
@@ -992,6 +993,10 @@ async def test_a_stop_on_a_full_disk_with_influxdb_down_counts_what_it_loses(
         span = restarted.stats.dropped_span
         assert span is not None
         assert spooled_at < span[0] < span[1] == _last_updated(hass, "sensor.power")
+        # Not a history gap as well: one repair issue for one loss.
+        through = restarted.stats_at_start.received_through
+        assert through is not None
+        assert through > span[1]
         assert restarted.spool.count == fired - in_memory
         assert await hass.config_entries.async_unload(config_entry.entry_id)
     await hass.async_add_executor_job(influxdb.start)

@@ -286,8 +286,10 @@ class Pipeline:
                 "Neither InfluxDB nor the spool could take %d points: they are lost",
                 lost,
             )
-        else:
-            # Everything received until the listener was removed is durable.
+        if not batcher.in_flight:
+            # Everything received until the listener was removed is durable, or
+            # counted as dropped with its times, whose repair issue writes them
+            # again: the next start must not find that time a gap too.
             self.stats.received_through = stopped_listening_at
         for listener in self._stopped_listeners:
             try:
