@@ -1006,16 +1006,15 @@ async def test_a_failed_append_keeps_none_of_its_chunks(path: Path) -> None:
 
         with (
             patch.object(spool_module, "_save_last_states", fails_with_the_last_states),
-            pytest.raises(SpoolError, match="disk I/O error") as failed,
+            pytest.raises(SpoolError, match="disk I/O error"),
         ):
             await spool.append(lines, last_states={"sensor.a": "f1"})
         after = await _all_lines(spool)
-        assert failed.value.dropped > 0
-        assert after == before[failed.value.dropped :]
-        # Those, not what the failed transaction deleted and undid.
-        assert spool.take_drops() == Drops(
-            failed.value.dropped, lines_span(before[: failed.value.dropped])
-        )
+        drops = spool.take_drops()
+        assert drops.points > 0
+        assert after == before[drops.points :]
+        # Their times, not those of what the failed transaction deleted and undid.
+        assert drops.span == lines_span(before[: drops.points])
         assert (spool.count, spool.size_bytes) == (len(after), _bytes(after))
         assert await spool.stats() is None
     finally:

@@ -50,8 +50,6 @@ class Salvage:
     """Points that could not be read; None if their number is unknown too."""
     quarantined: int = 0
     """Quarantined points copied into the new spool's quarantine."""
-    dropped: int = 0
-    """Of the points copied, the oldest dropped for room (the new spool's limit)."""
     done: bool = False
 
     async def copy_state(self, spool: Spool) -> None:
@@ -88,7 +86,9 @@ class Salvage:
                     db, "quarantine", "line, error, added_at", _Count()
                 ):
                     quarantine[:0] = rows
-                self.dropped += await spool.add_quarantined(
+                # The oldest dropped for room (the new spool's limit) are the
+                # spool's drops, counted by whoever takes them.
+                await spool.add_quarantined(
                     [
                         QuarantinedPoint(
                             row[0], row[1], row[2], datetime.fromtimestamp(row[3], UTC)
@@ -98,7 +98,7 @@ class Salvage:
                 )
                 self.quarantined = len(quarantine)
                 async for rows in _readable_rows(db, "points", "line", lost):
-                    self.dropped += await spool.prepend([row[1] for row in rows])
+                    await spool.prepend([row[1] for row in rows])
                     self.saved += len(rows)
         except SpoolError as err:
             LOGGER.warning("Salvaging %s stopped: %s", self.moved_to, err)

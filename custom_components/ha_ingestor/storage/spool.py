@@ -164,10 +164,11 @@ RESERVE_SUFFIX: Final = "-reserve"
 
 
 class SpoolError(SqliteFileError):
-    """The spool file cannot be used: not a spool, corrupt, unreadable, or disk full."""
+    """The spool file cannot be used: not a spool, corrupt, unreadable, or disk full.
 
-    dropped: int = 0
-    """Oldest points deleted for room before the operation failed: lost, to count."""
+    Oldest points deleted for room before an operation failed are lost all the same:
+    take_drops tells them.
+    """
 
 
 class SpoolDamagedError(SpoolError):
@@ -464,7 +465,7 @@ class Spool:
         Large appends take several transactions; should one fail, the lines stored
         before it are removed again, so that an append stores all of its lines or
         none (a crash between two can keep the first ones, without their last
-        states). The error tells how many old points were dropped for room meanwhile.
+        states). Old points dropped for room meanwhile are take_drops's.
         """
         return await _to_the_end(self._append(lines, last_states, save_stats))
 
@@ -489,10 +490,9 @@ class Spool:
                     )
                     stored = range(stored.start if stored else ids.start, ids.stop)
                     dropped += chunk_dropped
-            except SpoolError as err:
+            except SpoolError:
                 if stored:
                     await self._undo(stored)
-                err.dropped = dropped
                 raise
         return Appended(stored, dropped)
 
@@ -664,13 +664,12 @@ class Spool:
                     )
                     stored = range(stored.start if stored else ids.start, ids.stop)
                     dropped += chunk_dropped
-            except SpoolError as err:
+            except SpoolError:
                 if stored:
                     with contextlib.suppress(SpoolError):
                         await self._transaction(
                             functools.partial(_unquarantine, stored)
                         )
-                err.dropped = dropped
                 raise
         return dropped
 
@@ -702,13 +701,9 @@ class Spool:
         dropped = 0
         # Each chunk goes below the one stored before it: the last chunk first.
         for chunk in reversed(_chunks(lines, [len(line) for line in lines])):
-            try:
-                dropped += await self._transaction(
-                    functools.partial(self._prepend_chunk, chunk)
-                )
-            except SpoolError as err:
-                err.dropped = dropped
-                raise
+            dropped += await self._transaction(
+                functools.partial(self._prepend_chunk, chunk)
+            )
         return dropped
 
     async def _prepend_chunk(
@@ -780,13 +775,9 @@ class Spool:
         released = dropped = 0
         async with self._append_lock:
             for chunk in _chunks(present, [sizes[row_id] for row_id in present]):
-                try:
-                    result = await self._transaction(
-                        functools.partial(self._release_chunk, json.dumps(chunk))
-                    )
-                except SpoolError as err:
-                    err.dropped = dropped
-                    raise
+                result = await self._transaction(
+                    functools.partial(self._release_chunk, json.dumps(chunk))
+                )
                 released += result.released
                 dropped += result.dropped
         return Released(released, dropped)
