@@ -124,7 +124,6 @@ counter:
 
 # A sensor of 4 kB attributes that follows BURST_COUNTER: a burst of it overflows a
 # small spool within seconds (only for the test about that).
-PADDED = "sensor.reliability_padded"
 PADDED_PACKAGE = """\
 template:
   - sensor:
@@ -424,23 +423,21 @@ class House:
 
     def spool_lines(self) -> list[str]:
         """The lines in HA Ingestor's spool file; only while Home Assistant is down."""
-        if self.ha.pid is not None:
-            msg = "the spool is read only while Home Assistant is down"
-            raise RuntimeError(msg)
-        path = self.ha.config_dir / ".storage" / f"{DOMAIN}.{self.entry_id}.spool"
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            return [line for (line,) in db.execute("SELECT line FROM points")]
+        return [line for (line,) in self._read_spool("SELECT line FROM points")]
 
     def saved_stats(self) -> dict[str, Any]:
         """The counters saved in the spool file; only while Home Assistant is down."""
+        ((data,),) = self._read_spool("SELECT data FROM stats WHERE id = 1")
+        saved: dict[str, Any] = json.loads(data)
+        return saved
+
+    def _read_spool(self, query: str) -> list[Any]:
         if self.ha.pid is not None:
             msg = "the spool is read only while Home Assistant is down"
             raise RuntimeError(msg)
         path = self.ha.config_dir / ".storage" / f"{DOMAIN}.{self.entry_id}.spool"
         with contextlib.closing(sqlite3.connect(path)) as db:
-            ((data,),) = db.execute("SELECT data FROM stats WHERE id = 1")
-        saved: dict[str, Any] = json.loads(data)
-        return saved
+            return db.execute(query).fetchall()
 
     # --- What InfluxDB holds ----------------------------------------------------------
 
