@@ -836,25 +836,23 @@ async def test_until_when_everything_received_is_durable(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_a_failed_batch_back_in_memory_is_not_noted_durable(
+async def test_newer_lines_wait_behind_a_hung_batch_the_spool_refuses(
     hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
 ) -> None:
-    """A spill ending as a write fails notes nothing while that batch is in memory.
+    """The spool refuses the copy of a hung batch: newer lines wait in memory too.
 
-    The spool could not store the hung batch's copy; the newer line in memory is
-    spilled. The batch's write then fails, and the batch goes back to memory, to be
-    spooled next; the spill ending right then must not note its moment as the one
-    until which everything received is durable: the batch, older, is not yet.
+    Stored before it, they would be kept by a kill that loses the batch, and
+    written before it. Once its write fails, the batch goes back to memory in front
+    of them, and both are spooled in order once the spool works; until then,
+    nothing received since the batch is noted durable.
     """
     entry = await _setup_v2(hass, influxdb_v2, flush_interval=0.1)
     pipeline = entry.runtime_data.pipeline
-    batcher: Batcher = pipeline.batcher
     spool: Spool = pipeline.spool
-    stats, store, put_back = pipeline.stats, spool.append, batcher._put_back
-    writing, fail, spill_stored = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    end_spill = asyncio.Event()
-    appends: list[list[str]] = []
-    noted_as_the_batch_is_spooled: list[Any] = []
+    stats, store = pipeline.stats, spool.append
+    writing, fail = asyncio.Event(), asyncio.Event()
+    refusing = True
+    offered: list[list[str]] = []
 
     async def failing_write(_lines: list[str]) -> None:
         if not writing.is_set():  # the first write fails when told; others at once
@@ -862,51 +860,33 @@ async def test_a_failed_batch_back_in_memory_is_not_noted_durable(
             await fail.wait()
         raise InfluxConnectionError("HTTP 503: busy")
 
-    async def held_append(lines: list[str], **state: Any) -> Appended:
-        appends.append(list(lines))
-        if len(appends) == 1:  # the hung batch's copy
+    async def refusing_append(lines: list[str], **state: Any) -> Appended:
+        offered.append([line.split(" ")[0] for line in lines])
+        if refusing:
             raise SpoolError("Spool x: disk I/O error")
-        if len(appends) == 3:  # the failed batch
-            noted_as_the_batch_is_spooled.append(stats.received_through)
-        appended = await store(lines, **state)
-        if len(appends) == 2:  # the spill of the newer line
-            spill_stored.set()
-            await end_spill.wait()
-        return appended
+        return await store(lines, **state)
 
-    def put_back_as_the_spill_ends(
-        lines: list[str], states: list[State | None]
-    ) -> None:
-        put_back(lines, states)
-        # The spill goes on before the delivery's next step: the one that spools them.
-        end_spill.set()
-
+    a, b = "W,domain=sensor,entity_id=a", "W,domain=sensor,entity_id=b"
     with (
         patch.object(pipeline.writer, "write", failing_write),
-        patch.object(spool, "append", held_append),
-        patch.object(batcher, "_put_back", put_back_as_the_spill_ends),
+        patch.object(spool, "append", refusing_append),
     ):
         before = stats.received_through
         hass.states.async_set("sensor.a", "1", {"unit_of_measurement": "W"})
         await writing.wait()
         hass.states.async_set("sensor.b", "2", {"unit_of_measurement": "W"})
-        await spill_stored.wait()  # a tick two into the write spilled sensor.b
+        await wait_until(lambda: len(offered) >= 3, "three ticks into the write")
+        # Each tick tried the hung batch's copy again; sensor.b was not offered.
+        assert all(lines == [a] for lines in offered)
         fail.set()
-        await wait_until(lambda: len(appends) == 3, "the failed batch spooled")
+        await wait_until(lambda: offered[-1] == [a, b], "both offered, in order")
+        assert stats.received_through == before
+        refusing = False
+        await wait_until(lambda: spool.count == 2, "both spooled")
+        assert stats.received_through != before
         assert await hass.config_entries.async_unload(entry.entry_id)
-    assert [lines[0].split(" ")[0] for lines in appends] == [
-        "W,domain=sensor,entity_id=a",
-        "W,domain=sensor,entity_id=b",
-        "W,domain=sensor,entity_id=a",
-    ]
-    # sensor.a, received before sensor.b was spilled, was in memory: nothing noted.
-    assert noted_as_the_batch_is_spooled == [before]
-    # Once it was, the stop noted its moment.
-    assert stats.received_through is not None
     assert pipeline.stats.points_dropped == 0
-    assert sorted(await _spooled_lines(hass, entry)) == sorted(
-        lines[0] for lines in appends[1:]
-    )
+    assert [line.split(" ")[0] for line in await _spooled_lines(hass, entry)] == [a, b]
 
 
 def _value(line: str) -> int:
@@ -1064,5 +1044,73 @@ async def test_a_full_disk_keeps_points_in_memory_then_drains_oldest_first(
         assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
         assert issue_checked_now(hass, config_entry, ISSUE_DISK_FULL) is None
         assert not isinstance(batcher.spool_error, SpoolDiskFullError)
+        assert stats.points_dropped == 0
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+@pytest.mark.usefixtures("revive")
+async def test_two_spills_refused_by_a_full_disk_keep_memory_in_order(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """A failed delivery spills memory, a tick spills newer lines: both are refused.
+
+    Each spill puts what it took back in front of memory. Had the tick's taken the
+    newer lines before the delivery's put the older ones back, the newer would end
+    up in front, to be written (or dropped) first, and a later spill that the spool
+    takes would store them before the older ones. Once the disk has room and
+    InfluxDB is back, every point is written once, oldest first.
+    """
+    storage = Path(hass.config.path(STORAGE_DIR))
+    with tmpfs(storage, 12 << 20):
+        # Ticks only as a batch fills (every 30 s else): the test says when.
+        await setup_entry(
+            hass,
+            config_entry,
+            {CONF_FLUSH_INTERVAL: 60.0, CONF_BATCH_SIZE: 100, CONF_SPOOL_MAX_MB: 16},
+        )
+        pipeline = config_entry.runtime_data.pipeline
+        batcher: Batcher = pipeline.batcher
+        spool: Spool = pipeline.spool
+        stats = pipeline.stats
+        await hass.async_add_executor_job(influxdb.kill)
+        ballast = await hass.async_add_executor_job(fill, storage)
+        fired = await _fire_until_points_wait_in_memory(hass, batcher, spool, 0)
+        older = batcher.pending
+
+        store, release = spool.append, asyncio.Event()
+        held: list[int] = []
+
+        async def held_append(lines: list[str], **state: Any) -> Appended:
+            held.append(len(lines))
+            await release.wait()
+            return await store(lines, **state)
+
+        with patch.object(spool, "append", held_append):
+            flushed = hass.async_create_task(batcher.flush())
+            await wait_until(lambda: held == [older], "the failed delivery's spill")
+            fire_power(hass, fired, fired + 100)  # a full batch: a tick
+            fired += 100
+            await wait_until(lambda: len(batcher._unfinished) == 2, "the tick's spill")
+            release.set()
+            assert await flushed is not None
+            await wait_until(lambda: batcher.pending == older + 100, "all refused")
+        assert isinstance(batcher.spool_error, SpoolDiskFullError)
+
+        written: list[str] = []
+        write = pipeline.client.write
+
+        async def recorded(body: bytes) -> None:
+            await write(body)
+            written.extend(body.decode().splitlines())
+
+        await hass.async_add_executor_job(ballast.unlink)
+        await hass.async_add_executor_job(influxdb.start)
+        with patch.object(pipeline.client, "write", recorded):
+            assert await batcher.flush() is None
+        assert [_value(line) for line in written] == list(range(fired))
+        assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
         assert stats.points_dropped == 0
         assert await hass.config_entries.async_unload(config_entry.entry_id)

@@ -125,6 +125,10 @@ class Batcher:
         # are saved then, even for a batch of lines of the past only (no states).
         self._written_unsaved = False
         self._saving: asyncio.Task[None] | None = None
+        # Spills go one at a time: a failed one puts its lines back in front of
+        # memory, which must not hold newer lines taken by another meanwhile.
+        self._spill_lock = asyncio.Lock()
+        # Lines a spill took from memory and is storing.
         self._spilling = 0
         # How many spills took lines from memory: a delivery during which this grows
         # goes on to write them.
@@ -342,7 +346,9 @@ class Batcher:
     async def _write_memory(self) -> None:
         self._writing_memory = True
         try:
-            while self._lines:
+            # Not while a spill stores older lines: should both fail, this batch
+            # would go back to memory in front of them.
+            while self._lines and not self._spilling:
                 size = self._batch_size
                 batch = _Batch(self._lines[:size], self._states[:size], self._left)
                 del self._lines[:size]
@@ -412,8 +418,9 @@ class Batcher:
         written holds a line numbered below `aged` (memory holds newer ones only), or
         memory is full: then memory is spooled. A delivery replaying the spool (or
         pinging) leaves memory waiting: it is spooled at once. The batch being written
-        is older than memory: its copy is stored first, so that a kill between the two
-        loses the newest lines only, never a batch before lines the spool keeps.
+        is older than memory: its copy is stored first (memory waits if the spool
+        refuses it), so that a kill between the two loses the newest lines only,
+        never a batch before lines the spool keeps.
         """
         batch = self._in_flight
         slow = batch is not None and batch.first < aged
@@ -423,15 +430,20 @@ class Batcher:
             return
         await self._spill()
 
-    async def _copy_in_flight(self) -> None:
+    async def _copy_in_flight(self) -> bool:
         """Store a copy of the batch being written, and of the next, should it end.
 
         A write may end while its copy is stored, and the delivery take the next
-        batch from memory: that one is older than memory too.
+        batch from memory: that one is older than memory too. Returns False if the
+        spool refused the copy of a batch still being written: memory, newer, must
+        not be stored before it.
         """
-        while (batch := self._in_flight) is not None and batch.copying is None:
+        while (batch := self._in_flight) is not None and batch.copy is None:
             batch.copying = self._unstoppable(self._copy(batch))
             await self._to_its_end(batch.copying)
+            if batch.copy is None and self._in_flight is batch:
+                return False
+        return True
 
     async def _copy(self, batch: _Batch) -> None:
         """Store a copy of the batch being written; it is dropped once written."""
@@ -450,17 +462,21 @@ class Batcher:
             await self._to_its_end(self._unstoppable(self._move_to_spool()))
 
     async def _move_to_spool(self) -> None:
+        async with self._spill_lock:
+            await self._move_memory_to_spool()
+
+    async def _move_memory_to_spool(self) -> None:
         # In this task, just before memory is taken: a batch the delivery took from
-        # memory meanwhile is older than the lines taken here.
-        await self._copy_in_flight()
-        if not self._lines:  # another spill took them meanwhile
+        # memory meanwhile is older than the lines taken here. Refused, it keeps
+        # memory waiting behind it.
+        if not await self._copy_in_flight():
+            return
+        if not self._lines:  # the spill before this one took them
             return
         taken_at = dt_util.utcnow()
         lines, states = self._lines, self._states
         self._lines, self._states = [], []
         self._left += len(lines)
-        # Lines numbered below this one were received before `taken_at`.
-        taken_through = self._left
         self._spilling += len(lines)
         self._spills += 1
         try:
@@ -475,16 +491,11 @@ class Batcher:
             return
         if self.health.failing:
             self.health.spooled += len(lines)
-        batch = self._in_flight
-        if (
-            (batch is None or batch.copy is not None)
-            and not self._spilling
-            and self._left >= taken_through
-        ):
-            # No batch on its way outside the spool, no other lines being stored,
-            # none put back in memory (a failed write's): what was received until
-            # the lines were taken is durable.
-            self._stats.received_through = taken_at
+        # The only lines out of memory and the spool were the batch being written,
+        # whose copy the spool holds, and no batch was taken meanwhile (it would
+        # have waited for this spill): what was received until the lines were taken
+        # is durable.
+        self._stats.received_through = taken_at
 
     def _put_back(self, lines: list[str], states: list[State | None]) -> None:
         """Return lines taken from memory to its front, where they came from."""
