@@ -319,12 +319,12 @@ def database(influxdb: InfluxDBv1Server, socket_enabled: None) -> Iterator[str]:
 def revive(influxdb: InfluxDBv1Server, database: str) -> Iterator[None]:
     """Start the session's influxd again if a test left it killed.
 
-    (Before the test's database is dropped, which needs it.)
+    (Before the test's database is dropped, which needs it; `database` keeps sockets
+    enabled until then.)
     """
     yield
     if influxdb.pid is None:
-        with sockets_allowed():
-            influxdb.start()
+        influxdb.start()
 
 
 class Served(Protocol):

@@ -199,6 +199,7 @@ class House:
         )
         self.entry_id = self._add_entry()
         self.wait_until_loaded()
+        self._wait_until_saved({})
 
     def close(self) -> None:
         """Stop everything this house started, whatever state it is in."""
@@ -340,6 +341,29 @@ class House:
         if flow["type"] != "create_entry":
             raise RuntimeError(f"the options were not saved: {flow}")
         self.wait_until_loaded()
+        self._wait_until_saved(delivery)
+
+    def _wait_until_saved(self, options: dict[str, Any]) -> None:
+        """Wait until Home Assistant has written the entry, with `options`, to disk.
+
+        It writes config entries a second after a change, later when its loop is
+        busy: a test that kills it sooner would start it again without the entry
+        (or its new options), which tests nothing of HA Ingestor's.
+        """
+        path = self.ha.config_dir / ".storage" / "core.config_entries"
+
+        def saved() -> bool:
+            try:
+                entries = json.loads(path.read_text())["data"]["entries"]
+            except OSError, ValueError:  # not written yet
+                return False
+            return any(
+                entry["entry_id"] == self.entry_id
+                and entry["options"].items() >= options.items()
+                for entry in entries
+            )
+
+        wait_for(saved, "the entry written to disk", 30)
 
     def entry_state(self) -> str:
         """The entry's state as the UI lists it: loaded, not_loaded, setup_retry..."""
