@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 import contextlib
 from datetime import datetime
+import functools
+import json
 from pathlib import Path
+import sqlite3
 from typing import Any
 from unittest.mock import patch
 
@@ -32,6 +35,7 @@ from custom_components.ha_ingestor.influxdb.errors import InfluxConnectionError
 from custom_components.ha_ingestor.issues import ISSUE_DISK_FULL
 from custom_components.ha_ingestor.pipeline.batcher import Batcher
 from custom_components.ha_ingestor.pipeline.last_states import LastStates, fingerprint
+from custom_components.ha_ingestor.pipeline.stats import PipelineStats
 from custom_components.ha_ingestor.storage.spool import (
     Appended,
     Spool,
@@ -894,6 +898,33 @@ def _value(line: str) -> int:
     return int(float(line.split(" value=")[1].split(" ", maxsplit=1)[0]))
 
 
+@contextlib.asynccontextmanager
+async def _influxdb_down_on_a_small_disk(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    entry: MockConfigEntry,
+    *,
+    flush_interval: float = 0.05,
+) -> AsyncIterator[Path]:
+    """`.storage` on a 12 MB tmpfs, `entry` set up on it, influxd killed.
+
+    Yields `.storage`, for the test to fill.
+    """
+    storage = Path(hass.config.path(STORAGE_DIR))
+    with tmpfs(storage, 12 << 20):
+        await setup_entry(
+            hass,
+            entry,
+            {
+                CONF_FLUSH_INTERVAL: flush_interval,
+                CONF_BATCH_SIZE: 100,
+                CONF_SPOOL_MAX_MB: 16,
+            },
+        )
+        await hass.async_add_executor_job(influxdb.kill)
+        yield storage
+
+
 async def _fire_until_points_wait_in_memory(
     hass: HomeAssistant, batcher: Batcher, spool: Spool, fired: int
 ) -> int:
@@ -919,13 +950,13 @@ async def _fire_until_points_wait_in_memory(
     return fired
 
 
-@pytest.mark.usefixtures("revive")
 def _last_updated(hass: HomeAssistant, entity_id: str) -> datetime:
     state = hass.states.get(entity_id)
     assert state is not None
     return state.last_updated
 
 
+@pytest.mark.usefixtures("revive")
 async def test_a_stop_on_a_full_disk_with_influxdb_down_counts_what_it_loses(
     hass: HomeAssistant,
     influxdb: InfluxDBv1Server,
@@ -940,16 +971,9 @@ async def test_a_stop_on_a_full_disk_with_influxdb_down_counts_what_it_loses(
     start shows them (not zero) once the disk has room again. Their time is the
     repair issue's of dropped points, not a history gap as well.
     """
-    storage = Path(hass.config.path(STORAGE_DIR))
-    with tmpfs(storage, 12 << 20):
-        await setup_entry(
-            hass,
-            config_entry,
-            {CONF_FLUSH_INTERVAL: 0.05, CONF_BATCH_SIZE: 100, CONF_SPOOL_MAX_MB: 16},
-        )
+    async with _influxdb_down_on_a_small_disk(hass, influxdb, config_entry) as storage:
         pipeline = config_entry.runtime_data.pipeline
         batcher, spool, stats = pipeline.batcher, pipeline.spool, pipeline.stats
-        await hass.async_add_executor_job(influxdb.kill)
         fire_power(hass, 0, 500)
         await wait_until(lambda: spool.count == 500, "spooled")
         spooled_at = _last_updated(hass, "sensor.power")
@@ -996,56 +1020,50 @@ async def test_a_full_disk_keeps_points_in_memory_then_drains_oldest_first(
     full, then memory: every point once, oldest first. The issue clears when the
     spool stores again; nothing was dropped.
     """
-    storage = Path(hass.config.path(STORAGE_DIR))
-    with (
-        tmpfs(storage, 12 << 20),
-        patch("custom_components.ha_ingestor.pipeline.batcher.PROBE_INTERVAL", 0.2),
-    ):
-        await setup_entry(
-            hass,
-            config_entry,
-            {CONF_FLUSH_INTERVAL: 0.05, CONF_BATCH_SIZE: 100, CONF_SPOOL_MAX_MB: 16},
-        )
-        pipeline = config_entry.runtime_data.pipeline
-        batcher, spool, stats = pipeline.batcher, pipeline.spool, pipeline.stats
-        await hass.async_add_executor_job(influxdb.kill)
-        for start in range(0, 3_000, 500):
-            fire_power(hass, start, start + 500)
-            await wait_until(lambda: spool.count == start + 500, "spooled")  # noqa: B023
+    with patch("custom_components.ha_ingestor.pipeline.batcher.PROBE_INTERVAL", 0.2):
+        async with _influxdb_down_on_a_small_disk(
+            hass, influxdb, config_entry
+        ) as storage:
+            pipeline = config_entry.runtime_data.pipeline
+            batcher, spool, stats = pipeline.batcher, pipeline.spool, pipeline.stats
+            for start in range(0, 3_000, 500):
+                fire_power(hass, start, start + 500)
+                await wait_until(lambda: spool.count == start + 500, "spooled")  # noqa: B023
 
-        await hass.async_add_executor_job(fill, storage)
-        # The log's room on disk takes some more points, then memory keeps them.
-        fired = await _fire_until_points_wait_in_memory(hass, batcher, spool, 3_000)
-        assert fired < 10_000
-        issue = issue_checked_now(hass, config_entry, ISSUE_DISK_FULL)
-        assert issue is not None
-        assert issue.severity is ir.IssueSeverity.ERROR
-        text = render_issue(issue)
-        assert str(spool.path) in text
-        assert f"Meanwhile {batcher.pending} points wait in memory" in text
-        assert 200 <= batcher.pending < batcher.memory_cap
+            await hass.async_add_executor_job(fill, storage)
+            # The log's room on disk takes some more points, then memory keeps them.
+            fired = await _fire_until_points_wait_in_memory(hass, batcher, spool, 3_000)
+            assert fired < 10_000
+            issue = issue_checked_now(hass, config_entry, ISSUE_DISK_FULL)
+            assert issue is not None
+            assert issue.severity is ir.IssueSeverity.ERROR
+            text = render_issue(issue)
+            assert str(spool.path) in text
+            assert f"Meanwhile {batcher.pending} points wait in memory" in text
+            assert 200 <= batcher.pending < batcher.memory_cap
 
-        written: list[str] = []
-        write = pipeline.client.write
+            written: list[str] = []
+            write = pipeline.client.write
 
-        async def recorded(body: bytes) -> None:
-            await write(body)
-            written.extend(body.decode().splitlines())
+            async def recorded(body: bytes) -> None:
+                await write(body)
+                written.extend(body.decode().splitlines())
 
-        with patch.object(pipeline.client, "write", recorded):
-            await hass.async_add_executor_job(influxdb.start)
-            await wait_until(
-                lambda: stats.points_written >= fired, "all written", seconds=30
-            )
-            await wait_until(
-                lambda: spool.count == batcher.pending == 0, "spool and memory empty"
-            )
-        assert [_value(line) for line in written] == list(range(fired))
-        assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
-        assert issue_checked_now(hass, config_entry, ISSUE_DISK_FULL) is None
-        assert not isinstance(batcher.spool_error, SpoolDiskFullError)
-        assert stats.points_dropped == 0
-        assert await hass.config_entries.async_unload(config_entry.entry_id)
+            with patch.object(pipeline.client, "write", recorded):
+                await hass.async_add_executor_job(influxdb.start)
+                await wait_until(
+                    lambda: stats.points_written >= fired, "all written", seconds=30
+                )
+                await wait_until(
+                    lambda: spool.count == batcher.pending == 0,
+                    "spool and memory empty",
+                )
+            assert [_value(line) for line in written] == list(range(fired))
+            assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
+            assert issue_checked_now(hass, config_entry, ISSUE_DISK_FULL) is None
+            assert not isinstance(batcher.spool_error, SpoolDiskFullError)
+            assert stats.points_dropped == 0
+            assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 @pytest.mark.usefixtures("revive")
@@ -1063,19 +1081,14 @@ async def test_two_spills_refused_by_a_full_disk_keep_memory_in_order(
     takes would store them before the older ones. Once the disk has room and
     InfluxDB is back, every point is written once, oldest first.
     """
-    storage = Path(hass.config.path(STORAGE_DIR))
-    with tmpfs(storage, 12 << 20):
-        # Ticks only as a batch fills (every 30 s else): the test says when.
-        await setup_entry(
-            hass,
-            config_entry,
-            {CONF_FLUSH_INTERVAL: 60.0, CONF_BATCH_SIZE: 100, CONF_SPOOL_MAX_MB: 16},
-        )
+    # Ticks only as a batch fills (every 30 s else): the test says when.
+    async with _influxdb_down_on_a_small_disk(
+        hass, influxdb, config_entry, flush_interval=60.0
+    ) as storage:
         pipeline = config_entry.runtime_data.pipeline
         batcher: Batcher = pipeline.batcher
         spool: Spool = pipeline.spool
         stats = pipeline.stats
-        await hass.async_add_executor_job(influxdb.kill)
         ballast = await hass.async_add_executor_job(fill, storage)
         fired = await _fire_until_points_wait_in_memory(hass, batcher, spool, 0)
         older = batcher.pending
@@ -1114,3 +1127,117 @@ async def test_two_spills_refused_by_a_full_disk_keep_memory_in_order(
         assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
         assert stats.points_dropped == 0
         assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+@pytest.mark.usefixtures("revive")
+async def test_the_drops_of_memory_are_saved_on_their_own(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """A full disk, InfluxDB down, a burst: memory drops its oldest, and counts them.
+
+    No spool transaction saves those drops (the spool stores nothing): their count
+    and times are saved on their own, DROPS_SAVE_DELAY after the first of a run,
+    using the reserve's room. A kill after that loses none of them.
+    """
+    async with _influxdb_down_on_a_small_disk(hass, influxdb, config_entry) as storage:
+        pipeline = config_entry.runtime_data.pipeline
+        batcher: Batcher = pipeline.batcher
+        spool: Spool = pipeline.spool
+        stats = pipeline.stats
+        await hass.async_add_executor_job(fill, storage)
+        fired = await _fire_until_points_wait_in_memory(hass, batcher, spool, 0)
+        fire_power(hass, fired, fired + 2 * batcher.memory_cap)
+        assert stats.points_dropped_memory_full >= batcher.memory_cap
+        saved = await hass.async_add_executor_job(_saved_stats_now, spool)
+        assert saved.get("points_dropped_memory_full", 0) == 0
+
+        def counted() -> dict[str, Any]:
+            span = stats.dropped_span
+            assert span is not None
+            return {
+                "points_dropped_memory_full": stats.points_dropped_memory_full,
+                "dropped_from": span[0].isoformat(),
+                "dropped_until": span[1].isoformat(),
+            }
+
+        for _ in range(100):  # 5 s
+            saved = await hass.async_add_executor_job(_saved_stats_now, spool)
+            if saved.items() >= counted().items():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"saved {saved}, counted {counted()}")
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+async def test_refused_points_a_full_disk_cannot_quarantine_are_counted(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """InfluxDB refuses points while `.storage` is full: the quarantine cannot keep them.
+
+    They are lost, and said: logged, counted as dropped with their times (for the
+    repair issue), and that count saved on its own soon after, as no spool
+    transaction saves it.
+    """
+    seed_field_type_conflict(influxdb, database)
+    storage = Path(hass.config.path(STORAGE_DIR))
+    with tmpfs(storage, 12 << 20):
+        await setup_entry(hass, config_entry, {CONF_FLUSH_INTERVAL: 0.05})
+        pipeline = config_entry.runtime_data.pipeline
+        spool: Spool = pipeline.spool
+        stats = pipeline.stats
+        await hass.async_add_executor_job(fill, storage)
+        # Refused points of 16 kB: the log's room left on the disk takes a few.
+        padding = "x" * 16384
+        for refused in range(1, 200):
+            hass.states.async_set(
+                "sensor.power",
+                str(refused),
+                {"unit_of_measurement": "W", "padding": padding},
+            )
+            await wait_until(
+                functools.partial(_handled, spool, stats, refused),
+                "quarantined or dropped",
+            )
+            if stats.points_dropped_unquarantined:
+                break
+        assert stats.points_dropped_unquarantined == 1
+        assert "Could not quarantine" in caplog.text
+        span = stats.dropped_span
+        assert span is not None
+        state = hass.states.get("sensor.power")
+        assert state is not None
+        assert span == (state.last_updated, state.last_updated)
+        counted = {
+            "points_dropped_unquarantined": 1,
+            "dropped_from": state.last_updated.isoformat(),
+            "dropped_until": state.last_updated.isoformat(),
+        }
+        for _ in range(100):  # 5 s
+            saved = await hass.async_add_executor_job(_saved_stats_now, spool)
+            if saved.items() >= counted.items():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"saved {saved}, counted {counted}")
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+def _handled(spool: Spool, stats: PipelineStats, refused: int) -> bool:
+    """Whether `refused` points are in the quarantine or dropped from it."""
+    return spool.quarantined + stats.points_dropped_unquarantined == refused
+
+
+def _saved_stats_now(spool: Spool) -> dict[str, Any]:
+    """The stats in the spool file, read by a connection of its own, as a kill leaves it."""
+    with contextlib.closing(sqlite3.connect(spool.path)) as db:
+        rows = db.execute("SELECT data FROM stats WHERE id = 1").fetchall()
+    saved: dict[str, Any] = json.loads(rows[0][0]) if rows else {}
+    return saved

@@ -91,8 +91,13 @@ class Batcher:
         flush_interval: float,
         on_failure: Callable[[InfluxError], None],
         on_recovery: Callable[[], None],
+        on_dropped: Callable[[], None],
     ) -> None:
-        """Batch for `writer`, keeping in `spool` what cannot be written now."""
+        """Batch for `writer`, keeping in `spool` what cannot be written now.
+
+        `on_dropped` is called when memory drops points: they are counted in the
+        stats only, which no spool transaction saves meanwhile.
+        """
         self._writer = writer
         self._spool = spool
         self._stats = stats
@@ -105,6 +110,7 @@ class Batcher:
         self._tick_interval = flush_interval / 2
         self._on_failure = on_failure
         self._on_recovery = on_recovery
+        self._on_dropped = on_dropped
         # Lines waiting in memory, and the state each was made of.
         self._lines: list[str] = []
         self._states: list[State | None] = []
@@ -182,6 +188,7 @@ class Batcher:
         del self._states[:dropped]
         self._left += dropped
         self._stats.points_dropped_memory_full += dropped
+        self._on_dropped()
         if not self._memory_dropping:
             self._memory_dropping = True
             LOGGER.error(

@@ -51,6 +51,9 @@ from .writer import PointWriter
 
 # How often the counters are saved when nothing else saves them (filtered changes).
 SAVE_INTERVAL: Final = timedelta(minutes=5)
+# Seconds from points dropped outside a spool transaction to the save of their count:
+# drops come in runs (a burst on a full disk), saved together.
+DROPS_SAVE_DELAY: Final = 1.0
 
 
 class Pipeline:
@@ -91,6 +94,7 @@ class Pipeline:
             ),
             on_failure=self._write_failed,
             on_recovery=self._write_recovered,
+            on_dropped=self._save_drops_soon,
         )
         self._listener = StateChangeListener(
             self._keep,
@@ -107,6 +111,7 @@ class Pipeline:
         self._reauth_started = False
         self._unsubscribers: list[CALLBACK_TYPE] = []
         self._flush_loop: asyncio.Task[None] | None = None
+        self._saving_drops: asyncio.Task[None] | None = None
         self._stop_once = StopOnce(self._async_shut_down)
 
     @callback
@@ -213,6 +218,24 @@ class Pipeline:
         )
 
     @callback
+    def _save_drops_soon(self) -> None:
+        """Have the counts of points just dropped saved, with any that follow soon.
+
+        A spool transaction saves the drops it makes; these (memory full, a
+        quarantine refused) would else wait for the next save, which a kill loses.
+        """
+        if self._saving_drops is None:
+            self._saving_drops = self._entry.async_create_background_task(
+                self._hass, self._save_drops(), "ha_ingestor save drops"
+            )
+
+    async def _save_drops(self) -> None:
+        await asyncio.sleep(DROPS_SAVE_DELAY)
+        # A drop from now on is saved by the next save, not this one.
+        self._saving_drops = None
+        await self.async_save_stats()
+
+    @callback
     def _notify_status(self) -> None:
         for listener in list(self._status_listeners):
             listener()
@@ -226,6 +249,7 @@ class Pipeline:
         except SpoolError as err:
             self.stats.points_dropped_unquarantined += len(lines)
             self.stats.note_dropped(lines_span(lines))
+            self._save_drops_soon()
             LOGGER.error("Could not quarantine %s, they are lost: %s", lines, err)
         finally:
             # The quarantine takes room in the spool: its oldest may have made way.
@@ -296,5 +320,10 @@ class Pipeline:
                 await listener(not lost)
             except Exception:  # noqa: BLE001 - the spool still closes: an unload ends
                 LOGGER.exception("Stopping: a listener failed")
+        if (saving := self._saving_drops) is not None:
+            # The save below takes its drops too.
+            saving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saving
         await self.async_save_stats()
         await self.spool.close()
