@@ -111,7 +111,10 @@ class Pipeline:
         self._reauth_started = False
         self._unsubscribers: list[CALLBACK_TYPE] = []
         self._flush_loop: asyncio.Task[None] | None = None
+        # Saving the counts of points dropped outside a spool transaction; whether
+        # one was dropped since that save began.
         self._saving_drops: asyncio.Task[None] | None = None
+        self._drops_unsaved = False
         self._stop_once = StopOnce(self._async_shut_down)
 
     @callback
@@ -224,16 +227,20 @@ class Pipeline:
         A spool transaction saves the drops it makes; these (memory full, a
         quarantine refused) would else wait for the next save, which a kill loses.
         """
+        self._drops_unsaved = True
         if self._saving_drops is None:
             self._saving_drops = self._entry.async_create_background_task(
                 self._hass, self._save_drops(), "ha_ingestor save drops"
             )
 
     async def _save_drops(self) -> None:
-        await asyncio.sleep(DROPS_SAVE_DELAY)
-        # A drop from now on is saved by the next save, not this one.
-        self._saving_drops = None
-        await self.async_save_stats()
+        try:
+            while self._drops_unsaved:
+                await asyncio.sleep(DROPS_SAVE_DELAY)
+                self._drops_unsaved = False
+                await self.async_save_stats()
+        finally:
+            self._saving_drops = None
 
     @callback
     def _notify_status(self) -> None:
@@ -321,7 +328,7 @@ class Pipeline:
             except Exception:  # noqa: BLE001 - the spool still closes: an unload ends
                 LOGGER.exception("Stopping: a listener failed")
         if (saving := self._saving_drops) is not None:
-            # The save below takes its drops too.
+            # The save below takes its drops too; one under way ends first.
             saving.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await saving
