@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 import contextlib
 from datetime import datetime
 import functools
@@ -31,6 +31,7 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 from custom_components.ha_ingestor.diagnostics import async_get_config_entry_diagnostics
+from custom_components.ha_ingestor.influxdb.client import InfluxClient
 from custom_components.ha_ingestor.influxdb.errors import InfluxConnectionError
 from custom_components.ha_ingestor.issues import ISSUE_DISK_FULL
 from custom_components.ha_ingestor.pipeline.batcher import Batcher
@@ -925,6 +926,28 @@ async def _influxdb_down_on_a_small_disk(
         yield storage
 
 
+def _assert_written_once_in_order(
+    written: list[str], influxdb: InfluxDBv1Server, database: str, fired: int
+) -> None:
+    """The `fired` changes of sensor.power were written once each, oldest first."""
+    assert [_value(line) for line in written] == list(range(fired))
+    assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
+
+
+@contextlib.contextmanager
+def _lines_written(client: InfluxClient) -> Iterator[list[str]]:
+    """The lines `client` writes meanwhile, in the order written."""
+    written: list[str] = []
+    write = client.write
+
+    async def recorded(body: bytes) -> None:
+        await write(body)
+        written.extend(body.decode().splitlines())
+
+    with patch.object(client, "write", recorded):
+        yield written
+
+
 async def _fire_until_points_wait_in_memory(
     hass: HomeAssistant, batcher: Batcher, spool: Spool, fired: int
 ) -> int:
@@ -1042,14 +1065,7 @@ async def test_a_full_disk_keeps_points_in_memory_then_drains_oldest_first(
             assert f"Meanwhile {batcher.pending} points wait in memory" in text
             assert 200 <= batcher.pending < batcher.memory_cap
 
-            written: list[str] = []
-            write = pipeline.client.write
-
-            async def recorded(body: bytes) -> None:
-                await write(body)
-                written.extend(body.decode().splitlines())
-
-            with patch.object(pipeline.client, "write", recorded):
+            with _lines_written(pipeline.client) as written:
                 await hass.async_add_executor_job(influxdb.start)
                 await wait_until(
                     lambda: stats.points_written >= fired, "all written", seconds=30
@@ -1058,8 +1074,7 @@ async def test_a_full_disk_keeps_points_in_memory_then_drains_oldest_first(
                     lambda: spool.count == batcher.pending == 0,
                     "spool and memory empty",
                 )
-            assert [_value(line) for line in written] == list(range(fired))
-            assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
+            _assert_written_once_in_order(written, influxdb, database, fired)
             assert issue_checked_now(hass, config_entry, ISSUE_DISK_FULL) is None
             assert not isinstance(batcher.spool_error, SpoolDiskFullError)
             assert stats.points_dropped == 0
@@ -1112,19 +1127,11 @@ async def test_two_spills_refused_by_a_full_disk_keep_memory_in_order(
             await wait_until(lambda: batcher.pending == older + 100, "all refused")
         assert isinstance(batcher.spool_error, SpoolDiskFullError)
 
-        written: list[str] = []
-        write = pipeline.client.write
-
-        async def recorded(body: bytes) -> None:
-            await write(body)
-            written.extend(body.decode().splitlines())
-
         await hass.async_add_executor_job(ballast.unlink)
         await hass.async_add_executor_job(influxdb.start)
-        with patch.object(pipeline.client, "write", recorded):
+        with _lines_written(pipeline.client) as written:
             assert await batcher.flush() is None
-        assert [_value(line) for line in written] == list(range(fired))
-        assert len(influxdb.rows('SELECT * FROM "W"', database)) == fired
+        _assert_written_once_in_order(written, influxdb, database, fired)
         assert stats.points_dropped == 0
         assert await hass.config_entries.async_unload(config_entry.entry_id)
 
