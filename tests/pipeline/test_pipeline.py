@@ -13,6 +13,7 @@ from pathlib import Path
 import re
 import textwrap
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
@@ -29,6 +30,7 @@ from custom_components.ha_ingestor.const import (
     CONF_FLUSH_INTERVAL,
     DOMAIN,
 )
+from custom_components.ha_ingestor.storage.spool import SpoolError
 
 from ..conftest import restarted, save_options, setup_entry, wait_until
 from ..influxdb_v1_server import InfluxDBv1Server
@@ -219,6 +221,36 @@ def _readme_logger_config() -> dict[str, Any]:
     config = parse_yaml(textwrap.dedent(block))
     assert isinstance(config, dict)
     return config
+
+
+async def test_a_failing_save_of_the_counters_warns_once(
+    hass: HomeAssistant,
+    database: str,
+    config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Saves of the counters that keep failing warn once, not once a second.
+
+    Points dropped ask for a save a second after each run of drops; once a save
+    works again, the next failure warns again.
+    """
+    await setup_entry(hass, config_entry, FAST_FLUSH)
+    pipeline = config_entry.runtime_data.pipeline
+    refused = SpoolError("Spool x: disk I/O error")
+    with patch.object(pipeline.spool, "save_state", side_effect=refused):
+        for _ in range(3):
+            await pipeline.async_save_stats()
+    await pipeline.async_save_stats()
+    with patch.object(pipeline.spool, "save_state", side_effect=refused):
+        await pipeline.async_save_stats()
+    warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno == logging.WARNING
+        and record.name == "custom_components.ha_ingestor"
+    ]
+    assert warnings == [f"Could not save the counters: {refused}"] * 2
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 @pytest.mark.usefixtures("revive")

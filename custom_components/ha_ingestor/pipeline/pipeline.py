@@ -115,6 +115,8 @@ class Pipeline:
         # one was dropped since that save began.
         self._saving_drops: asyncio.Task[None] | None = None
         self._drops_unsaved = False
+        # Whether the last save of the counters failed: logged once per failing run.
+        self._stats_save_failing = False
         self._stop_once = StopOnce(self._async_shut_down)
 
     @callback
@@ -206,12 +208,17 @@ class Pipeline:
         """Save the totals now (after the user acknowledged dropped points, say).
 
         They are saved with each step that makes points durable anyway; this is for
-        what changes without one. A failure is logged: the next step saves them.
+        what changes without one. A failure is logged once until a save works again
+        (drops ask for one every second): the next step saves them.
         """
         try:
             await self.spool.save_state({}, save_stats=True)
         except SpoolError as err:
-            LOGGER.warning("Could not save the counters: %s", err)
+            log = LOGGER.debug if self._stats_save_failing else LOGGER.warning
+            self._stats_save_failing = True
+            log("Could not save the counters: %s", err)
+        else:
+            self._stats_save_failing = False
 
     @callback
     def _async_save_stats_now(self, _now: datetime) -> None:
