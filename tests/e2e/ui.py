@@ -235,11 +235,19 @@ class HomeAssistantUI:
         expect(self.page.get_by_role("button", name=add)).to_be_visible()
 
     def open_integration_page(self) -> None:
-        """Settings -> Devices & services -> HA Ingestor."""
+        """Settings -> Devices & services -> HA Ingestor.
+
+        Once in CI the dashboard listed only Backup for a minute while the core had
+        HA Ingestor's entry loaded (its list comes from a subscription of the
+        frontend's): a person reloads the page then, and so does this, once.
+        """
         self.open_devices_and_services()
-        self.page.get_by_role(
-            "link", name=re.compile(rf"^{INTEGRATION_NAME}\b")
-        ).click()
+        link = self.page.get_by_role("link", name=re.compile(rf"^{INTEGRATION_NAME}\b"))
+        try:
+            link.wait_for(timeout=15_000)
+        except PlaywrightTimeoutError:
+            self.page.reload()
+        link.click()
         expect(
             self.page.get_by_role("heading", name=INTEGRATION_NAME, level=1)
         ).to_be_visible()
