@@ -20,14 +20,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 import concurrent.futures
-import contextlib
 from dataclasses import dataclass, field
 import datetime as dt
 import json
 from pathlib import Path
 import selectors
 import socket
-import sqlite3
 import threading
 import time
 from typing import Any, Self
@@ -36,6 +34,7 @@ import aiohttp
 
 from .e2e.home_assistant import DATABASE, DOMAIN, HomeAssistantProcess, wait_for
 from .influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server, free_port
+from .spool_file import read_spool, saved_stats
 
 # A cold machine compiles Home Assistant's bytecode on the first start.
 START_TIMEOUT = 240
@@ -451,17 +450,16 @@ class House:
 
     def saved_stats(self) -> dict[str, Any]:
         """The counters saved in the spool file; only while Home Assistant is down."""
-        ((data,),) = self._read_spool("SELECT data FROM stats WHERE id = 1")
-        saved: dict[str, Any] = json.loads(data)
-        return saved
+        return saved_stats(self._spool_path())
 
     def _read_spool(self, query: str) -> list[Any]:
+        return read_spool(self._spool_path(), query)
+
+    def _spool_path(self) -> Path:
         if self.ha.pid is not None:
             msg = "the spool is read only while Home Assistant is down"
             raise RuntimeError(msg)
-        path = self.ha.config_dir / ".storage" / f"{DOMAIN}.{self.entry_id}.spool"
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            return db.execute(query).fetchall()
+        return self.ha.config_dir / ".storage" / f"{DOMAIN}.{self.entry_id}.spool"
 
     # --- What InfluxDB holds ----------------------------------------------------------
 

@@ -7,9 +7,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 import contextlib
 from datetime import datetime
 import functools
-import json
 from pathlib import Path
-import sqlite3
 from typing import Any
 from unittest.mock import patch
 
@@ -54,6 +52,7 @@ from ..conftest import (
 from ..influxdb_v1_server import InfluxDBv1Server
 from ..influxdb_v2_server import InfluxDBv2TestServer
 from ..repair_issues import fire_power, issue_checked_now, render_issue
+from ..spool_file import saved_stats
 from ..tmpfs import fill, tmpfs
 
 
@@ -1158,7 +1157,7 @@ async def test_the_drops_of_memory_are_saved_on_their_own(
         fired = await _fire_until_points_wait_in_memory(hass, batcher, spool, 0)
         fire_power(hass, fired, fired + 2 * batcher.memory_cap)
         assert stats.points_dropped_memory_full >= batcher.memory_cap
-        saved = await hass.async_add_executor_job(_saved_stats_now, spool)
+        saved = await hass.async_add_executor_job(saved_stats, spool.path)
         assert saved.get("points_dropped_memory_full", 0) == 0
 
         def counted() -> dict[str, Any]:
@@ -1171,7 +1170,7 @@ async def test_the_drops_of_memory_are_saved_on_their_own(
             }
 
         for _ in range(100):  # 5 s
-            saved = await hass.async_add_executor_job(_saved_stats_now, spool)
+            saved = await hass.async_add_executor_job(saved_stats, spool.path)
             if saved.items() >= counted().items():
                 break
             await asyncio.sleep(0.05)
@@ -1228,7 +1227,7 @@ async def test_refused_points_a_full_disk_cannot_quarantine_are_counted(
             "dropped_until": state.last_updated.isoformat(),
         }
         for _ in range(100):  # 5 s
-            saved = await hass.async_add_executor_job(_saved_stats_now, spool)
+            saved = await hass.async_add_executor_job(saved_stats, spool.path)
             if saved.items() >= counted.items():
                 break
             await asyncio.sleep(0.05)
@@ -1240,11 +1239,3 @@ async def test_refused_points_a_full_disk_cannot_quarantine_are_counted(
 def _handled(spool: Spool, stats: PipelineStats, refused: int) -> bool:
     """Whether `refused` points are in the quarantine or dropped from it."""
     return spool.quarantined + stats.points_dropped_unquarantined == refused
-
-
-def _saved_stats_now(spool: Spool) -> dict[str, Any]:
-    """The stats in the spool file, read by a connection of its own, as a kill leaves it."""
-    with contextlib.closing(sqlite3.connect(spool.path)) as db:
-        rows = db.execute("SELECT data FROM stats WHERE id = 1").fetchall()
-    saved: dict[str, Any] = json.loads(rows[0][0]) if rows else {}
-    return saved

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-import json
 import os
 from pathlib import Path
 import sqlite3
@@ -36,6 +35,7 @@ from custom_components.ha_ingestor.storage.spool import (
     lines_span,
 )
 
+from ..spool_file import saved_stats
 from ..tmpfs import fill, free_bytes, tmpfs
 
 REPOSITORY = Path(__file__).parents[2]
@@ -975,13 +975,7 @@ async def test_the_stats_saved_count_every_drop_not_taken_yet(path: Path) -> Non
 
 async def _saved_stats(path: Path) -> Any:
     """The stats in the file as another process reads it: what a kill would leave."""
-
-    def read() -> Any:
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            ((data,),) = db.execute("SELECT data FROM stats WHERE id = 1")
-        return json.loads(data)
-
-    return await asyncio.to_thread(read)
+    return await asyncio.to_thread(saved_stats, path)
 
 
 async def test_a_failed_append_keeps_none_of_its_chunks(path: Path) -> None:
