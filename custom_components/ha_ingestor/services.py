@@ -97,8 +97,7 @@ async def async_replay_quarantine(entry: HaIngestorConfigEntry) -> dict[str, Any
             points = await spool.quarantined_points(min(remaining, _RELEASE_CHUNK))
             if not points:
                 break
-            result = await spool.release_quarantine(point.id for point in points)
-            released += result.released
+            released += await spool.release_quarantine(point.id for point in points)
             pipeline.stats.count_spool_drops(spool)
             remaining -= len(points)
     except SpoolError as err:

@@ -36,7 +36,6 @@ from custom_components.ha_ingestor.pipeline.batcher import Batcher
 from custom_components.ha_ingestor.pipeline.last_states import LastStates, fingerprint
 from custom_components.ha_ingestor.pipeline.stats import PipelineStats
 from custom_components.ha_ingestor.storage.spool import (
-    Appended,
     Spool,
     SpoolDiskFullError,
     SpoolError,
@@ -274,7 +273,7 @@ async def test_a_flush_writes_what_a_tick_spilled_during_it(
             await release_replay.wait()
         await write(lines)
 
-    async def held_append(lines: list[str], **state: Any) -> Appended:
+    async def held_append(lines: list[str], **state: Any) -> range:
         spilling.set()
         await release_spill.wait()
         return await store(lines, **state)
@@ -313,7 +312,7 @@ async def test_points_on_their_way_to_the_spool_still_wait(
     gate = asyncio.Event()
     storing = asyncio.Event()
 
-    async def slow_append(lines: list[str], **state: Any) -> Appended:
+    async def slow_append(lines: list[str], **state: Any) -> range:
         storing.set()
         await gate.wait()
         return await store(lines, **state)
@@ -428,12 +427,12 @@ async def test_a_write_ending_during_its_copy_leaves_no_batch_out_of_the_spool(
         await copy_started.wait()
         await write(lines)
 
-    async def slow_first_copy(lines: list[str], **kwargs: Any) -> Appended:
+    async def slow_first_copy(lines: list[str], **kwargs: Any) -> range:
         if not copy_started.is_set():
             copy_started.set()
             await asyncio.sleep(0.1)  # the write ends, the next one begins
-        appended: Appended = await append(lines, **kwargs)
-        return appended
+        ids: range = await append(lines, **kwargs)
+        return ids
 
     with (
         patch.object(batcher._writer, "write", first_ends_during_its_copy_then_hang),
@@ -617,7 +616,7 @@ class _HeldCopy:
         self.stored = asyncio.Event()
         self.open = asyncio.Event()
         self.lines: list[str] = []
-        self._store: Callable[..., Coroutine[Any, Any, Appended]] = (
+        self._store: Callable[..., Coroutine[Any, Any, range]] = (
             self.pipeline.spool.append
         )
         self._patches = contextlib.ExitStack()
@@ -635,7 +634,7 @@ class _HeldCopy:
         asyncio.get_running_loop().call_soon(self.open.set)
         raise InfluxConnectionError("HTTP 503: busy")
 
-    async def _append(self, lines: list[str], **state: Any) -> Appended:
+    async def _append(self, lines: list[str], **state: Any) -> range:
         appended = await self._store(lines, **state)
         self.stored.set()
         await self.open.wait()
@@ -864,7 +863,7 @@ async def test_newer_lines_wait_behind_a_hung_batch_the_spool_refuses(
             await fail.wait()
         raise InfluxConnectionError("HTTP 503: busy")
 
-    async def refusing_append(lines: list[str], **state: Any) -> Appended:
+    async def refusing_append(lines: list[str], **state: Any) -> range:
         offered.append([line.split(" ")[0] for line in lines])
         if refusing:
             raise SpoolError("Spool x: disk I/O error")
@@ -1110,7 +1109,7 @@ async def test_two_spills_refused_by_a_full_disk_keep_memory_in_order(
         store, release = spool.append, asyncio.Event()
         held: list[int] = []
 
-        async def held_append(lines: list[str], **state: Any) -> Appended:
+        async def held_append(lines: list[str], **state: Any) -> range:
             held.append(len(lines))
             await release.wait()
             return await store(lines, **state)

@@ -26,9 +26,7 @@ from custom_components.ha_ingestor.storage import spool as spool_module
 from custom_components.ha_ingestor.storage.spool import (
     NO_DROPS,
     SCHEMA_VERSION,
-    Appended,
     Drops,
-    Released,
     Spool,
     SpoolDiskFullError,
     SpoolError,
@@ -90,12 +88,16 @@ async def _db_pages(path: Path) -> tuple[int, int]:
 
 
 async def _fill(spool: Spool) -> list[str]:
-    """Append big lines until the oldest are dropped; return every line appended."""
+    """Append big lines until the oldest are dropped; return every line appended.
+
+    Takes the drops, so that those of what follows can be told apart.
+    """
     lines: list[str] = []
     while True:
         batch = [_big(len(lines) + i) for i in range(20)]
         lines += batch
-        if (await spool.append(batch)).dropped:
+        await spool.append(batch)
+        if spool.take_drops().points:
             return lines
 
 
@@ -150,10 +152,11 @@ async def test_order_kept_across_many_appends(spool: Spool) -> None:
     lines = [_line(i) for i in range(5_000)]
     start = 0
     for size in (1, 7, 1_000, 2, 3_000, 990):
-        assert (await spool.append(lines[start : start + size])).dropped == 0
+        await spool.append(lines[start : start + size])
         start += size
     assert start == len(lines)
-    assert (await spool.append([])).dropped == 0
+    assert await spool.append([]) == range(0)
+    assert spool.take_drops() == NO_DROPS
 
     points = await spool.oldest(10_000)
     assert [line for _, line in points] == lines
@@ -238,8 +241,8 @@ async def test_the_limit_drops_the_oldest_as_few_as_make_room(path: Path) -> Non
     dropped = 0
     try:
         for end in range(50, len(lines) + 1, 50):
-            result = await spool.append(lines[end - 50 : end])
-            dropped += result.dropped
+            await spool.append(lines[end - 50 : end])
+            dropped += spool.take_drops().points
             stored = await _all_lines(spool)
             assert stored == lines[end - len(stored) : end]
             assert dropped == end - len(stored)
@@ -268,7 +271,8 @@ async def test_a_large_append_goes_in_transactions_of_a_few_statements(
     statements: list[str] = []
     try:
         await spool._db().set_trace_callback(statements.append)
-        assert await spool.append(lines) == Appended(range(1, 12_002), 0)
+        assert await spool.append(lines) == range(1, 12_002)
+        assert spool.take_drops() == NO_DROPS
         transactions = "\n".join(statements).split("BEGIN IMMEDIATE")[1:]
         assert await _all_lines(spool) == lines
     finally:
@@ -300,7 +304,8 @@ async def test_a_smaller_limit_applies_at_the_next_append(path: Path) -> None:
     spool = await Spool.open(path, _limit(64))
     try:
         assert spool.count == 1_000  # nothing is dropped by opening
-        dropped = (await spool.append([_big(1_000)])).dropped
+        await spool.append([_big(1_000)])
+        dropped = spool.take_drops().points
         stored = await _all_lines(spool)
         assert stored == [*lines, _big(1_000)][-len(stored) :]
         assert dropped == 1_001 - len(stored)
@@ -324,9 +329,9 @@ async def test_the_times_of_dropped_points_are_taken_once(path: Path) -> None:
     spool = await Spool.open(path, _limit(64))
     try:
         assert spool.take_drops() == NO_DROPS
-        dropped = 0
         for start in range(0, len(lines), 100):
-            dropped += (await spool.append(lines[start : start + 100])).dropped
+            await spool.append(lines[start : start + 100])
+        dropped = len(lines) - spool.count
         assert dropped > 200
         assert await _all_lines(spool) == lines[dropped:]
         assert spool.take_drops() == Drops(
@@ -346,7 +351,8 @@ async def test_reopen_recomputes_counters_exactly(path: Path) -> None:
     lines = [f"{line} {BASE_US + i}" for i, line in enumerate(lines)]
     spool = await Spool.open(path, _limit(64))
     await spool.append(lines[:150])
-    assert (await spool.append(lines[150:])).dropped > 0
+    await spool.append(lines[150:])
+    assert spool.take_drops().points > 0
     points = await spool.oldest(30)
     await _remove_read(spool, points)
     before = (spool.count, spool.size_bytes, spool.oldest_time, spool.used_bytes)
@@ -468,7 +474,8 @@ async def test_quarantine_round_trip(path: Path) -> None:
         await spool.quarantine([_line(99)], "unparsable")
         assert (spool.count, spool.size_bytes, spool.quarantined) == (0, 0, 3)
 
-        assert await spool.release_quarantine([quarantined[1].id, 12345]) == (1, 0)
+        assert await spool.release_quarantine([quarantined[1].id, 12345]) == 1
+        assert spool.take_drops() == NO_DROPS
         assert (spool.count, spool.quarantined) == (1, 2)
         assert await _all_lines(spool) == [lines[2]]
         assert spool.size_bytes == _bytes([lines[2]])
@@ -477,7 +484,7 @@ async def test_quarantine_round_trip(path: Path) -> None:
             _line(99),
         ]
         assert [p.line for p in await spool.quarantined_points(1)] == [lines[1]]
-        assert await spool.release_quarantine([]) == (0, 0)
+        assert await spool.release_quarantine([]) == 0
     finally:
         await spool.close()
 
@@ -495,18 +502,17 @@ async def test_quarantined_points_take_room_from_the_oldest_waiting(
         waiting = await _fill(spool)
         before = await _all_lines(spool)
         refused = [_big(i) for i in range(10_000, 10_020)]
-        dropped = await spool.quarantine(refused, "field type conflict")
+        await spool.quarantine(refused, "field type conflict")
+        dropped = spool.take_drops().points
         stored = await _all_lines(spool)
         assert dropped > 0
         assert stored == before[dropped:] == waiting[-len(stored) :]
         assert (await _db_pages(path))[0] <= 64
         ids = [point.id for point in await spool.quarantined_points(100)]
 
-        released = await spool.release_quarantine([*ids[:10], 12345])
-        assert isinstance(released, Released)
-        assert released.released == 10
+        assert await spool.release_quarantine([*ids[:10], 12345]) == 10
         after = await _all_lines(spool)
-        assert after == [*stored[released.dropped :], *refused[:10]]
+        assert after == [*stored[spool.take_drops().points :], *refused[:10]]
         assert (spool.count, spool.size_bytes, spool.quarantined) == (
             len(after),
             _bytes(after),
@@ -530,13 +536,14 @@ async def test_released_points_beyond_the_limit_keep_the_newest(path: Path) -> N
     try:
         await spool.append([_big(-1)])
         # The one point waiting made way; the quarantine then takes more than fits.
-        assert await spool.quarantine(refused, "field type conflict") == 1
+        await spool.quarantine(refused, "field type conflict")
+        assert spool.take_drops().points == 1
         assert (spool.count, spool.quarantined) == (0, 1_000)
         assert (await _db_pages(path))[0] > 64
         ids = [point.id for point in await spool.quarantined_points(1_000)]
-        released = await spool.release_quarantine(ids)
+        assert await spool.release_quarantine(ids) == 1_000
         stored = await _all_lines(spool)
-        assert released == Released(1_000, 1_000 - len(stored))
+        assert spool.take_drops().points == 1_000 - len(stored)
         assert stored == refused[-len(stored) :]
         assert (spool.count, spool.quarantined) == (len(stored), 0)
         assert (await _db_pages(path))[0] <= 64
@@ -702,7 +709,8 @@ async def test_spool_behaves_like_a_list_that_forgets_its_oldest(
                     ]
                     serial += count
                     model.extend(lines)
-                    dropped = (await spool.append(lines)).dropped
+                    await spool.append(lines)
+                    dropped = spool.take_drops().points
                     if dropped:
                         assert (await _db_pages(path))[0] >= 64 - 1
                     del model[:dropped]
@@ -731,15 +739,15 @@ async def test_appended_lines_get_the_next_ids_and_can_be_removed_by_them(
     """A copy stored while its write was slow is removed by its ids alone."""
     first = await spool.append([_line(i) for i in range(5)])
     second = await spool.append([_line(i) for i in range(5, 8)])
-    assert first == Appended(range(1, 6), 0)
-    assert second == Appended(range(6, 9), 0)
-    assert await spool.remove_ids(first.ids[1:3]) == 2
+    assert first == range(1, 6)
+    assert second == range(6, 9)
+    assert await spool.remove_ids(first[1:3]) == 2
     assert await _all_lines(spool) == [_line(i) for i in (0, 3, 4, 5, 6, 7)]
     assert (spool.count, spool.size_bytes) == (6, _bytes(await _all_lines(spool)))
     # Removed already (by a replay, say): nothing happens.
-    assert await spool.remove_ids(first.ids[1:3]) == 0
+    assert await spool.remove_ids(first[1:3]) == 0
     assert await spool.remove_ids(range(0)) == 0
-    assert (await spool.append([])).ids == range(0)
+    assert await spool.append([]) == range(0)
 
 
 async def test_last_states_and_stats_are_kept_with_the_points(path: Path) -> None:
@@ -947,9 +955,9 @@ async def test_the_stats_saved_count_every_drop_not_taken_yet(path: Path) -> Non
     spool = await Spool.open(path, _limit(64))
     spool.keep_stats(stats_of)
     lines = [_big(i) for i in range(400)]
-    dropped = 0
     for start in range(0, len(lines), 40):
-        dropped += (await spool.append(lines[start : start + 40])).dropped
+        await spool.append(lines[start : start + 40])
+    dropped = len(lines) - spool.count
     assert dropped > 0
     # Not taken: what the file says now is what a kill leaves.
     first = await _saved_stats(path)
@@ -965,7 +973,9 @@ async def test_the_stats_saved_count_every_drop_not_taken_yet(path: Path) -> Non
 
     # A quarantine takes room too.
     quarantined = [_big(1_000 + i) for i in range(40)]
-    more = await spool.quarantine(quarantined, "field type conflict")
+    waiting = spool.count
+    await spool.quarantine(quarantined, "field type conflict")
+    more = waiting - spool.count
     assert more > 0
     assert await _saved_stats(path) == stats_of(
         Drops(more, lines_span(lines[dropped : dropped + more]))
@@ -987,7 +997,7 @@ async def test_a_failed_append_keeps_none_of_its_chunks(path: Path) -> None:
     try:
         waiting = await _fill(spool)
         before = await _all_lines(spool)
-        assert spool.take_drops().points > 0  # _fill's
+        assert spool.take_drops() == NO_DROPS  # _fill took its own
         lines = [_big(i) for i in range(len(waiting), len(waiting) + 400)]
         save_last_states = spool_module._save_last_states
 
@@ -1021,12 +1031,12 @@ async def test_a_failed_quarantine_keeps_none_of_its_chunks(path: Path) -> None:
     fit = Spool._fit
     calls = 0
 
-    async def fails_the_third_time(self: Spool, *args: Any) -> int:
+    async def fails_the_third_time(self: Spool, *args: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise sqlite3.OperationalError("disk I/O error")
-        return await fit(self, *args)
+        await fit(self, *args)
 
     try:
         await spool.quarantine([_big(0)], "refused before")
@@ -1076,7 +1086,7 @@ async def test_a_full_disk_still_lets_written_points_go(tmp_path: Path) -> None:
             # The points' room went back to the disk, the reserve took its share.
             assert await asyncio.to_thread(reserve.exists)
             assert await asyncio.to_thread(free_bytes, disk) > 2 << 20
-            assert (await spool.append([_big(-1)])).ids == range(
+            assert await spool.append([_big(-1)]) == range(
                 len(lines) + 1, len(lines) + 2
             )
         finally:
@@ -1141,7 +1151,7 @@ async def test_a_spool_reopened_on_a_full_disk_opens_with_its_reserve(
                 assert await _remove_read(spool, points) == len(points)
                 removed += [line for _, line in points]
             assert removed == lines
-            assert (await spool.append([_big(-1)])).ids == range(2_001, 2_002)
+            assert await spool.append([_big(-1)]) == range(2_001, 2_002)
         finally:
             await spool.close()
 

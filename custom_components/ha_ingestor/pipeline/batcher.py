@@ -515,7 +515,7 @@ class Batcher:
     ) -> range | None:
         """Store lines with their states' fingerprints; their ids, None if it failed."""
         try:
-            appended = await self._spool.append(
+            ids = await self._spool.append(
                 lines,
                 last_states=await self._fingerprints(states),
                 save_stats=True,
@@ -526,15 +526,15 @@ class Batcher:
             self._spool_failed(err)
             return None
         self._spool_works()
-        self._stats.count_spool_drops(self._spool)
-        if appended.dropped and not self._spool_dropping:
+        dropping = self._stats.count_spool_drops(self._spool).points > 0
+        if dropping and not self._spool_dropping:
             LOGGER.warning(
                 "The spool is full (%d MB): the oldest points waiting are dropped to "
                 "make room for new ones",
                 self._spool.max_bytes >> 20,
             )
-        self._spool_dropping = bool(appended.dropped)
-        return appended.ids
+        self._spool_dropping = dropping
+        return ids
 
     def _unstoppable(self, step: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `step` in a task of its own, which no caller's cancellation stops.

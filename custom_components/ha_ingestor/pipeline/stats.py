@@ -106,9 +106,11 @@ class PipelineStats:
         if (widened := widen_span(self.dropped_span, span)) is not None:
             self.dropped_from, self.dropped_until = widened
 
-    def count_spool_drops(self, spool: Spool) -> None:
-        """Count the points `spool` deleted for room, and note their times."""
-        self.count_drops(spool.take_drops())
+    def count_spool_drops(self, spool: Spool) -> Drops:
+        """Count the points `spool` deleted for room, note their times; return them."""
+        drops = spool.take_drops()
+        self.count_drops(drops)
+        return drops
 
     def count_drops(self, drops: Drops) -> None:
         """Count points a spool deleted for room, and note their times."""

@@ -208,20 +208,6 @@ type StatsOf = Callable[[Drops], Mapping[str, Any]]
 """Gives the stats to save, given the drops they do not count yet (see keep_stats)."""
 
 
-class Appended(NamedTuple):
-    """What append did: the ids the lines got, and the oldest points dropped for room."""
-
-    ids: range
-    dropped: int
-
-
-class Released(NamedTuple):
-    """What release_quarantine did: points put back, and oldest points dropped for room."""
-
-    released: int
-    dropped: int
-
-
 @dataclass(slots=True)
 class _Counters:
     """What the file holds, kept in memory so that reading it costs no I/O."""
@@ -455,8 +441,8 @@ class Spool:
         *,
         last_states: Mapping[str, str] | None = None,
         save_stats: bool = False,
-    ) -> Appended:
-        """Store `lines` after the points already waiting.
+    ) -> range:
+        """Store `lines` after the points already waiting; return the ids they got.
 
         Where they would take the spool past `max_bytes`, the oldest points (the new
         lines' own first ones if need be) are deleted to make room. The entities'
@@ -474,27 +460,25 @@ class Spool:
         lines: Sequence[str],
         last_states: Mapping[str, str] | None,
         save_stats: bool,
-    ) -> Appended:
+    ) -> range:
         chunks = _chunks(lines, [len(line) for line in lines])
         stored: range = range(0)
-        dropped = 0
         async with self._append_lock:
             try:
                 for index, chunk in enumerate(chunks):
                     last = index == len(chunks) - 1
-                    ids, chunk_dropped = await self._transaction(
+                    ids = await self._transaction(
                         functools.partial(
                             self._store_chunk, chunk, last_states if last else None
                         ),
                         saves_stats=save_stats and last,
                     )
                     stored = range(stored.start if stored else ids.start, ids.stop)
-                    dropped += chunk_dropped
             except SpoolError:
                 if stored:
                     await self._undo(stored)
                 raise
-        return Appended(stored, dropped)
+        return stored
 
     async def _undo(self, ids: range) -> None:
         """Remove the points `ids`, stored by an append that then failed."""
@@ -510,12 +494,10 @@ class Spool:
         last_states: Mapping[str, str] | None,
         db: aiosqlite.Connection,
         counters: _Counters,
-    ) -> tuple[range, int]:
-        appended = (
-            await self._store(lines, db, counters) if lines else Appended(range(0), 0)
-        )
+    ) -> range:
+        ids = await self._store(lines, db, counters) if lines else range(0)
         await _save_last_states(db, last_states)
-        return appended.ids, appended.dropped
+        return ids
 
     async def save_state(
         self, last_states: Mapping[str, str], *, save_stats: bool = False
@@ -638,32 +620,30 @@ class Spool:
         except SpoolError as err:
             LOGGER.debug("Spool %s: could not give space back: %s", self._path, err)
 
-    async def quarantine(self, lines: Sequence[str], error: str) -> int:
+    async def quarantine(self, lines: Sequence[str], error: str) -> None:
         """Set aside `lines`, which InfluxDB refused for `error`, out of the queue.
 
         Quarantined points count against `max_bytes` too, but are never dropped for
-        room: the oldest points waiting are. Returns how many were. Like an append,
+        room: the oldest points waiting are (take_drops tells them). Like an append,
         it keeps all of the lines or none.
         """
-        return await _to_the_end(self._quarantine(lines, error))
+        await _to_the_end(self._quarantine(lines, error))
 
-    async def _quarantine(self, lines: Sequence[str], error: str) -> int:
+    async def _quarantine(self, lines: Sequence[str], error: str) -> None:
         added_at = time.time()
-        return await self._quarantine_rows([(line, error, added_at) for line in lines])
+        await self._quarantine_rows([(line, error, added_at) for line in lines])
 
-    async def _quarantine_rows(self, rows: Sequence[tuple[str, str, float]]) -> int:
+    async def _quarantine_rows(self, rows: Sequence[tuple[str, str, float]]) -> None:
         if not rows:
-            return 0
+            return
         stored: range = range(0)
-        dropped = 0
         async with self._append_lock:
             try:
                 for chunk in _chunks(rows, [len(row[0]) for row in rows]):
-                    ids, chunk_dropped = await self._transaction(
+                    ids = await self._transaction(
                         functools.partial(self._quarantine_chunk, chunk)
                     )
                     stored = range(stored.start if stored else ids.start, ids.stop)
-                    dropped += chunk_dropped
             except SpoolError:
                 if stored:
                     with contextlib.suppress(SpoolError):
@@ -671,44 +651,39 @@ class Spool:
                             functools.partial(_unquarantine, stored)
                         )
                 raise
-        return dropped
 
     async def _quarantine_chunk(
         self,
         rows: Sequence[tuple[str, str, float]],
         db: aiosqlite.Connection,
         counters: _Counters,
-    ) -> tuple[range, int]:
+    ) -> range:
         await db.executemany(
             "INSERT INTO quarantine (line, error, added_at) VALUES (?, ?, ?)", rows
         )
         ((newest,),) = await db.execute_fetchall("SELECT max(id) FROM quarantine")
         counters.quarantined += len(rows)
-        dropped = await self._fit(db, counters, *await _pages(db))
-        return range(newest - len(rows) + 1, newest + 1), dropped
+        await self._fit(db, counters, *await _pages(db))
+        return range(newest - len(rows) + 1, newest + 1)
 
-    async def prepend(self, lines: Sequence[str]) -> int:
+    async def prepend(self, lines: Sequence[str]) -> None:
         """Store `lines` before every point waiting, as the oldest: salvaged points.
 
         They get ids below any ever handed out (zero and below), so that neither a
         removal of points read before nor the removal of a slow batch's copy reaches
         them. Where they take the spool past `max_bytes`, the oldest points go,
-        these first. Returns how many were dropped.
+        these first (take_drops tells them).
         """
-        return await _to_the_end(self._prepend(lines))
+        await _to_the_end(self._prepend(lines))
 
-    async def _prepend(self, lines: Sequence[str]) -> int:
-        dropped = 0
+    async def _prepend(self, lines: Sequence[str]) -> None:
         # Each chunk goes below the one stored before it: the last chunk first.
         for chunk in reversed(_chunks(lines, [len(line) for line in lines])):
-            dropped += await self._transaction(
-                functools.partial(self._prepend_chunk, chunk)
-            )
-        return dropped
+            await self._transaction(functools.partial(self._prepend_chunk, chunk))
 
     async def _prepend_chunk(
         self, lines: Sequence[str], db: aiosqlite.Connection, counters: _Counters
-    ) -> int:
+    ) -> None:
         ((below,),) = await db.execute_fetchall(
             "SELECT min(coalesce((SELECT min(id) FROM points), 1), 1)"
         )
@@ -724,19 +699,18 @@ class Spool:
         )
         counters.count += len(lines)
         counters.size_bytes += added_bytes
-        dropped = await self._fit(db, counters, page_count, free)
+        await self._fit(db, counters, page_count, free)
         counters.oldest_time = await _oldest_time(db)
-        return dropped
 
-    async def add_quarantined(self, points: Sequence[QuarantinedPoint]) -> int:
+    async def add_quarantined(self, points: Sequence[QuarantinedPoint]) -> None:
         """Quarantine `points` again, each with its error and time: salvaged points.
 
-        Returns how many of the oldest points waiting made room for them.
+        The oldest points waiting may make room for them (take_drops tells them).
         """
         rows = [
             (point.line, point.error, point.added_at.timestamp()) for point in points
         ]
-        return await _to_the_end(self._quarantine_rows(rows))
+        await _to_the_end(self._quarantine_rows(rows))
 
     async def quarantined_points(self, limit: int) -> list[QuarantinedPoint]:
         """Return the `limit` points quarantined first, oldest first."""
@@ -752,17 +726,18 @@ class Spool:
             for row in rows
         ]
 
-    async def release_quarantine(self, ids: Iterable[int]) -> Released:
+    async def release_quarantine(self, ids: Iterable[int]) -> int:
         """Put quarantined points back at the end of the queue, to be written again.
 
         For after the cause was fixed (a field's type, say). They count against
-        `max_bytes` again like appended lines, which may drop the oldest waiting. Ids
-        not in quarantine are ignored. Each chunk of points moves in a transaction
-        of its own; should one fail, the points moved before it stay moved.
+        `max_bytes` again like appended lines, which may drop the oldest waiting
+        (take_drops tells them). Ids not in quarantine are ignored. Each chunk of
+        points moves in a transaction of its own; should one fail, the points moved
+        before it stay moved. Returns how many were put back.
         """
         return await _to_the_end(self._release(sorted(set(ids))))
 
-    async def _release(self, ids: list[int]) -> Released:
+    async def _release(self, ids: list[int]) -> int:
         sizes = {
             int(row_id): int(size)
             for row_id, size in await self._read(
@@ -772,19 +747,17 @@ class Spool:
             )
         }
         present = [row_id for row_id in ids if row_id in sizes]
-        released = dropped = 0
+        released = 0
         async with self._append_lock:
             for chunk in _chunks(present, [sizes[row_id] for row_id in present]):
-                result = await self._transaction(
+                released += await self._transaction(
                     functools.partial(self._release_chunk, json.dumps(chunk))
                 )
-                released += result.released
-                dropped += result.dropped
-        return Released(released, dropped)
+        return released
 
     async def _release_chunk(
         self, selected: str, db: aiosqlite.Connection, counters: _Counters
-    ) -> Released:
+    ) -> int:
         """Move the quarantined points `selected` (a JSON list of ids) to the queue."""
         rows = await db.execute_fetchall(
             "SELECT line FROM quarantine"
@@ -797,13 +770,16 @@ class Spool:
             (selected,),
         )
         counters.quarantined -= len(lines)
-        dropped = (await self._store(lines, db, counters)).dropped if lines else 0
-        return Released(len(lines), dropped)
+        if lines:
+            await self._store(lines, db, counters)
+        return len(lines)
 
     async def _store(
         self, lines: Sequence[str], db: aiosqlite.Connection, counters: _Counters
-    ) -> Appended:
+    ) -> range:
         """Append `lines`, then delete the oldest points beyond the database's pages.
+
+        Returns the ids the lines got.
 
         Within the transaction, so no reader sees the spool past its limit. The sizes
         are summed by SQLite, off the event loop, and the rows go in many per
@@ -826,10 +802,10 @@ class Spool:
         )
         counters.count += len(lines)
         counters.size_bytes += added_bytes
-        dropped = await self._fit(db, counters, page_count, free)
+        await self._fit(db, counters, page_count, free)
         if counters.oldest_time is None:
             counters.oldest_time = await _oldest_time(db)
-        return Appended(range(newest - len(lines) + 1, newest + 1), dropped)
+        return range(newest - len(lines) + 1, newest + 1)
 
     async def _fit(
         self,
@@ -837,8 +813,8 @@ class Spool:
         counters: _Counters,
         page_count: int,
         free: int,
-    ) -> int:
-        """Bring the database back within its pages; return the oldest points dropped.
+    ) -> None:
+        """Bring the database back within its pages, deleting the oldest points.
 
         `page_count` and `free` are its pages now. The pages beyond are given back to
         the file system, after as few of the oldest points as free enough of them
@@ -858,7 +834,6 @@ class Spool:
             await _vacuum(min(beyond, free), db, counters)
         if dropped:
             counters.oldest_time = await _oldest_time(db)
-        return dropped
 
     async def _delete_oldest(
         self, db: aiosqlite.Connection, counters: _Counters, room: int
