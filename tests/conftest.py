@@ -56,6 +56,7 @@ from custom_components.ha_ingestor.const import (
     CONF_RETENTION_POLICY,
     DOMAIN,
 )
+from custom_components.ha_ingestor.coordinator import HaIngestorConfigEntry
 from custom_components.ha_ingestor.influxdb.client import InfluxClient
 from custom_components.ha_ingestor.pipeline.stats import PipelineStats
 from custom_components.ha_ingestor.pipeline.writer import PointWriter
@@ -138,6 +139,29 @@ async def setup_entry(
     entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(entry, options=options)
     assert await hass.config_entries.async_setup(entry.entry_id)
+
+
+async def overflow_the_spool(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry, dropped: int
+) -> int:
+    """Set sensor.filler (1 kB points) until the spool dropped `dropped` points.
+
+    InfluxDB must be down. Returns how many times it was set. Memory never
+    overflows: each 500 are spooled.
+    """
+    pipeline = entry.runtime_data.pipeline
+    fillers = 0
+    while pipeline.stats.points_dropped_spool_full < dropped:
+        for _ in range(500):
+            hass.states.async_set(
+                "sensor.filler",
+                str(fillers),
+                {"unit_of_measurement": "B", "text": "x" * 950},
+            )
+            fillers += 1
+        await wait_until(lambda: pipeline.batcher.pending == 0, "memory spooled")
+    assert pipeline.stats.points_dropped_memory_full == 0
+    return fillers
 
 
 @contextlib.asynccontextmanager

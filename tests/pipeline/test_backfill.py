@@ -75,6 +75,7 @@ from custom_components.ha_ingestor.services import (
 )
 
 from ..conftest import (
+    overflow_the_spool,
     record_past_states,
     restarted,
     setup_entry,
@@ -555,28 +556,6 @@ async def test_a_backfill_waits_while_influxdb_cannot_be_written(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def _overflow_the_spool(
-    hass: HomeAssistant, entry: HaIngestorConfigEntry, dropped: int
-) -> int:
-    """Set sensor.filler (1 kB points) until the spool dropped `dropped` points.
-
-    Returns how many times it was set. Memory never overflows: each 500 are spooled.
-    """
-    pipeline = entry.runtime_data.pipeline
-    fillers = 0
-    while pipeline.stats.points_dropped_spool_full < dropped:
-        for _ in range(500):
-            hass.states.async_set(
-                "sensor.filler",
-                str(fillers),
-                {"unit_of_measurement": "B", "text": "x" * 950},
-            )
-            fillers += 1
-        await wait_until(lambda: pipeline.batcher.pending == 0, "memory spooled")
-    assert pipeline.stats.points_dropped_memory_full == 0
-    return fillers
-
-
 @pytest.mark.usefixtures("revive")
 async def test_dropped_points_are_written_again_by_their_repair_flow(
     hass: HomeAssistant,
@@ -601,7 +580,7 @@ async def test_dropped_points_are_written_again_by_their_repair_flow(
         state = hass.states.get("sensor.power")
         assert state is not None
         times.append(state.last_updated)
-    fillers = await _overflow_the_spool(hass, entry, 200)
+    fillers = await overflow_the_spool(hass, entry, 200)
     await hass.async_add_executor_job(influxdb.start)
     await hass.services.async_call(DOMAIN, "flush", blocking=True)
     await wait_until(lambda: pipeline.points_waiting == 0, "the spool written")

@@ -42,6 +42,7 @@ from custom_components.ha_ingestor.storage.spool import (
 )
 
 from ..conftest import (
+    overflow_the_spool,
     seed_field_type_conflict,
     setup_entry,
     silent_server,
@@ -792,6 +793,37 @@ async def test_memory_never_holds_more_than_its_cap(
     dropped = pipeline.stats.points_dropped_memory_full
     assert pipeline.stats.dropped_span == (times[0], times[dropped - 1])
     assert caplog.text.count("the oldest are dropped") == 1
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_full_spool_warns_once_per_run_of_drops(
+    hass: HomeAssistant,
+    influxdb_v2: InfluxDBv2TestServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At its limit the spool drops its oldest for every spill: one warning a run.
+
+    Once a spill drops nothing (InfluxDB took the points), the next run warns again.
+    """
+    entry = MockConfigEntry(domain=DOMAIN, data=v2_entry_data(influxdb_v2))
+    await setup_entry(hass, entry, {CONF_FLUSH_INTERVAL: 0.05, CONF_SPOOL_MAX_MB: 16})
+    pipeline = entry.runtime_data.pipeline
+    warning = "The spool is full (16 MB): the oldest points waiting are dropped"
+    await influxdb_v2.stop()
+    fillers = await overflow_the_spool(hass, entry, 1)
+    # Every spill of 500 from now on drops about as many.
+    fillers += await overflow_the_spool(hass, entry, 2_000)
+    assert caplog.text.count(warning) == 1
+    dropped = pipeline.stats.points_dropped_spool_full
+    assert pipeline.spool.count + dropped == fillers
+    assert pipeline.stats.points_written == 0
+
+    await influxdb_v2.start()
+    await wait_until(lambda: pipeline.points_waiting == 0, "the spool written")
+    assert pipeline.stats.points_written == fillers - dropped
+    await influxdb_v2.stop()
+    await overflow_the_spool(hass, entry, dropped + 1)
+    assert caplog.text.count(warning) == 2
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
