@@ -19,12 +19,14 @@ from custom_components.ha_ingestor.const import (
     CONF_EXCLUDE_AREAS,
     CONF_EXCLUDE_DEVICE_CLASSES,
     CONF_EXCLUDE_DOMAINS,
+    CONF_EXCLUDE_ENTITIES,
     CONF_EXCLUDE_ENTITY_GLOBS,
     CONF_EXCLUDE_LABELS,
     CONF_INCLUDE_AREAS,
     CONF_INCLUDE_DEVICE_CLASSES,
     CONF_INCLUDE_DOMAINS,
     CONF_INCLUDE_ENTITIES,
+    CONF_INCLUDE_ENTITY_GLOBS,
     CONF_INCLUDE_LABELS,
     CONF_SKIP_UNAVAILABLE,
     DOMAIN,
@@ -76,21 +78,75 @@ def _register(
     return entity.entity_id
 
 
-def test_domains_entities_and_globs(cache: RegistryCache) -> None:
-    """Home Assistant's own entity filter, as the recorder applies it."""
-    for keep in _filter(
-        cache,
-        **{
-            CONF_INCLUDE_DOMAINS: ["sensor"],
-            CONF_EXCLUDE_ENTITY_GLOBS: ["sensor.*_linkquality"],
-        },
-    ):
-        assert keep(State("sensor.power", "1"))
-        assert not keep(State("sensor.plug_linkquality", "80"))
-        assert not keep(State("switch.fan", "on"))
-    for keep in _filter(cache, **{CONF_EXCLUDE_DOMAINS: ["light"]}):
-        assert not keep(State("light.kitchen", "on"))
-        assert keep(State("switch.fan", "on"))
+_PLUG = "sensor.plug_linkquality"
+_POWER = "sensor.power"
+_FAN = "switch.fan"
+
+
+@pytest.mark.parametrize(
+    ("options", "written"),
+    [
+        # An entity listed by id decides first, whatever else is set.
+        (
+            {
+                CONF_INCLUDE_ENTITIES: [_PLUG],
+                CONF_EXCLUDE_DOMAINS: ["sensor"],
+                CONF_EXCLUDE_ENTITY_GLOBS: ["*_linkquality"],
+            },
+            {_PLUG, _FAN},
+        ),
+        (
+            {
+                CONF_INCLUDE_DOMAINS: ["sensor"],
+                CONF_INCLUDE_ENTITY_GLOBS: ["sensor.*"],
+                CONF_EXCLUDE_ENTITIES: [_POWER],
+            },
+            {_PLUG},
+        ),
+        # A domain or pattern included: only what they name.
+        (
+            {
+                CONF_INCLUDE_ENTITY_GLOBS: ["sensor.*"],
+                CONF_EXCLUDE_ENTITY_GLOBS: ["sensor.*_linkquality"],
+            },
+            {_PLUG, _POWER},
+        ),
+        (
+            {
+                CONF_INCLUDE_DOMAINS: ["sensor"],
+                CONF_EXCLUDE_ENTITY_GLOBS: ["sensor.*_linkquality"],
+            },
+            {_POWER},
+        ),
+        (
+            {CONF_INCLUDE_DOMAINS: ["sensor"], CONF_EXCLUDE_DOMAINS: ["switch"]},
+            {_PLUG, _POWER},
+        ),
+        # Only excluded domains or patterns (and entities listed): the rest.
+        (
+            {CONF_INCLUDE_ENTITIES: [_POWER], CONF_EXCLUDE_DOMAINS: ["sensor"]},
+            {_POWER, _FAN},
+        ),
+        ({CONF_EXCLUDE_ENTITY_GLOBS: ["*_linkquality"]}, {_POWER, _FAN}),
+        # Otherwise only when nothing is included.
+        ({CONF_EXCLUDE_ENTITIES: [_FAN]}, {_PLUG, _POWER}),
+        (
+            {CONF_INCLUDE_ENTITIES: [_PLUG], CONF_EXCLUDE_ENTITIES: [_FAN]},
+            {_PLUG},
+        ),
+        ({}, {_PLUG, _POWER, _FAN}),
+    ],
+)
+def test_the_recorders_rules_as_the_readme_states_them(
+    cache: RegistryCache, options: dict[str, list[str]], written: set[str]
+) -> None:
+    """Domains, entity ids and patterns: each rule the README lists, in its order."""
+    for keep in _filter(cache, **options):
+        assert {
+            entity_id
+            for entity_id in (_PLUG, _POWER, _FAN)
+            if keep(State(entity_id, "1"))
+        } == written
 
 
 def test_skip_unavailable_only_when_chosen(cache: RegistryCache) -> None:
