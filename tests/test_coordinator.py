@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from unittest.mock import patch
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from custom_components.ha_ingestor.const import CONF_FLUSH_INTERVAL
 from custom_components.ha_ingestor.coordinator import RATE_WINDOW, IngestorCoordinator
@@ -14,6 +19,7 @@ from custom_components.ha_ingestor.influxdb.errors import InfluxUnreachableError
 
 from .conftest import seed_field_type_conflict, setup_entry, wait_until
 from .influxdb_v1_server import InfluxDBv1Server
+from .repair_issues import fire_power
 
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.05}
 
@@ -57,20 +63,48 @@ async def test_the_snapshot_is_what_the_pipeline_counted(
 
 
 @pytest.mark.usefixtures("revive")
+@pytest.mark.freeze_time(tick=True)
+async def test_the_snapshot_is_taken_every_15_seconds(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    config_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Never once per state change: what was counted shows at the next tick."""
+    await setup_entry(hass, config_entry, FAST_FLUSH)
+    coordinator = config_entry.runtime_data.coordinator
+    stats = config_entry.runtime_data.pipeline.stats
+    fire_power(hass, 0, 3)
+    await wait_until(lambda: stats.points_written == 3, "3 points written")
+    assert coordinator.data.points_written == 0
+    freezer.tick(timedelta(seconds=14))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert coordinator.data.points_written == 0
+    freezer.tick(timedelta(seconds=2))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert coordinator.data.points_written == 3
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
 async def test_a_failed_write_updates_the_entities_at_once(
     hass: HomeAssistant, influxdb: InfluxDBv1Server, config_entry: MockConfigEntry
 ) -> None:
-    """Not at the next 15 s tick: the connectivity and the error show right away."""
-    await setup_entry(hass, config_entry, FAST_FLUSH)
-    coordinator = config_entry.runtime_data.coordinator
-    assert coordinator.data.connected
-    await hass.async_add_executor_job(influxdb.kill)
-    hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
-    await wait_until(lambda: not coordinator.data.connected, "the snapshot says so")
-    assert isinstance(coordinator.data.last_error, InfluxUnreachableError)
-    assert coordinator.data.failing_since is not None
-    await hass.async_add_executor_job(influxdb.start)
-    await wait_until(lambda: coordinator.data.connected, "connected again", seconds=30)
+    """Not at the next 15 s tick: failing and working again show within seconds."""
+    with patch("custom_components.ha_ingestor.pipeline.batcher.PROBE_INTERVAL", 0.2):
+        await setup_entry(hass, config_entry, FAST_FLUSH)
+        coordinator = config_entry.runtime_data.coordinator
+        assert coordinator.data.connected
+        await hass.async_add_executor_job(influxdb.kill)
+        hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
+        await wait_until(
+            lambda: not coordinator.data.connected, "the snapshot says so", seconds=5
+        )
+        assert isinstance(coordinator.data.last_error, InfluxUnreachableError)
+        assert coordinator.data.failing_since is not None
+        await hass.async_add_executor_job(influxdb.start)
+        await wait_until(lambda: coordinator.data.connected, "connected", seconds=5)
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
