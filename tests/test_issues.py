@@ -143,15 +143,18 @@ async def test_issues_are_withdrawn_at_unload(
     assert all(issue_of(hass, config_entry, issue) is None for issue in ISSUES)
 
 
-async def test_rejected_credentials_start_reauth_not_anissue_of(
+@pytest.mark.freeze_time(tick=True)
+async def test_rejected_credentials_start_reauth_not_an_issue(
     hass: HomeAssistant,
     influxdb: InfluxDBv1Server,
     database: str,
     config_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """The server's password changed while running: reauth, then everything arrives.
 
-    Meanwhile the connectivity sensor is off and no repair issue is raised: the
+    Meanwhile the connectivity sensor is off and no repair issue is raised, not even
+    after the five minutes that raise one for a server that cannot be reached: the
     re-authentication flow is what the user acts on.
     """
     user = f"writer_{database}"
@@ -177,8 +180,12 @@ async def test_rejected_credentials_start_reauth_not_anissue_of(
         )
         (flow,) = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
         assert flow["context"]["source"] == SOURCE_REAUTH
+        freezer.tick(dt.timedelta(minutes=6))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
         config_entry.runtime_data.coordinator.async_update_now()
         await hass.async_block_till_done()
+        assert config_entry.runtime_data.coordinator.data.failing_since is not None
         assert all(issue_of(hass, config_entry, issue) is None for issue in ISSUES)
         connectivity = [
             state
