@@ -42,14 +42,14 @@ from .repair_issues import (
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.05}
 
 
-async def _fill_nearly(spool: Spool) -> int:
-    """Fill `spool` with another measurement's points until it is 99.5% full.
+async def _fill_nearly(spool: Spool, share: float = 0.995, filler: int = 0) -> int:
+    """Fill `spool` with another measurement's points until it is `share` full.
 
-    The points take 1 kB each; a few hundred of sensor.power's fill the rest.
-    Returns how many were appended.
+    The points take 1 kB each (about 0.2% of a 16 MB spool per 20); at 99.5%, a few
+    hundred of sensor.power's fill the rest. Returns how many were appended in all,
+    `filler` of them before.
     """
-    filler = 0
-    while spool.fill < 0.995:
+    while spool.fill < share:
         lines = [
             f'filler,entity_id=f{i} text="{"x" * 950}" {1_000_000 + i}'
             for i in range(filler, filler + 20)
@@ -58,6 +58,43 @@ async def _fill_nearly(spool: Spool) -> int:
         assert spool.take_drops().points == 0
         filler += 20
     return filler
+
+
+async def _drain_below(spool: Spool, share: float) -> None:
+    """Remove the oldest points of `spool` until it is less than `share` full."""
+    while spool.fill >= share:
+        points = await spool.oldest(20)
+        assert await spool.remove_ids(range(points[0][0], points[-1][0] + 1)) == 20
+
+
+@pytest.mark.usefixtures("revive")
+async def test_the_spool_issue_from_80_percent_until_below_70(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, config_entry: MockConfigEntry
+) -> None:
+    """Raised above 80% of the limit, and then kept until the spool is below 70%.
+
+    So that a spool around 80% does not raise and clear it again and again.
+    """
+    await setup_entry(hass, config_entry, FAST_FLUSH | {CONF_SPOOL_MAX_MB: 16})
+    spool = config_entry.runtime_data.pipeline.spool
+    await hass.async_add_executor_job(influxdb.kill)
+
+    filler = await _fill_nearly(spool, 0.78)
+    assert spool.fill < 0.8
+    assert issue_checked_now(hass, config_entry, ISSUE_SPOOL_NEARLY_FULL) is None
+    await _fill_nearly(spool, 0.8, filler)
+    issue = issue_checked_now(hass, config_entry, ISSUE_SPOOL_NEARLY_FULL)
+    assert issue is not None
+    assert "is 80% full" in render_issue(issue)
+
+    await _drain_below(spool, 0.72)
+    assert spool.fill >= 0.7
+    issue = issue_checked_now(hass, config_entry, ISSUE_SPOOL_NEARLY_FULL)
+    assert issue is not None
+    assert "is 71% full" in render_issue(issue)
+    await _drain_below(spool, 0.7)
+    assert issue_checked_now(hass, config_entry, ISSUE_SPOOL_NEARLY_FULL) is None
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 @pytest.mark.usefixtures("revive")
