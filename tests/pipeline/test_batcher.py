@@ -8,6 +8,7 @@ import contextlib
 from datetime import datetime
 import functools
 from pathlib import Path
+import time
 from typing import Any
 from unittest.mock import patch
 
@@ -134,12 +135,12 @@ async def test_server_busy_is_retried(
 async def test_unreachable_server_is_pinged_before_the_backoff_ends(
     hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
 ) -> None:
-    """Once the server is back, the catch-up starts at the next ping, not the retry."""
+    """Once the server is back, the catch-up starts at the next ping, not the retry.
+
+    The server is pinged every 10 seconds: writing resumes within them.
+    """
     # Every backoff is now at least 150 s: only the ping can bring the points in time.
-    with (
-        patch("custom_components.ha_ingestor.pipeline.health.FIRST_BACKOFF", 1000.0),
-        patch("custom_components.ha_ingestor.pipeline.batcher.PROBE_INTERVAL", 0.2),
-    ):
+    with patch("custom_components.ha_ingestor.pipeline.health.FIRST_BACKOFF", 1000.0):
         entry = await _setup_v2(hass, influxdb_v2)
         batcher = entry.runtime_data.pipeline.batcher
         spool = entry.runtime_data.pipeline.spool
@@ -147,9 +148,12 @@ async def test_unreachable_server_is_pinged_before_the_backoff_ends(
         requests_before = len(influxdb_v2.requests)
 
         await influxdb_v2.start()
+        back_at = time.monotonic()
         await wait_until(
-            lambda: len(influxdb_v2.points("ha")) == 100, "100 points", seconds=5
+            lambda: len(influxdb_v2.points("ha")) == 100, "100 points", seconds=15
         )
+        # The next ping, then a tick of the flush loop (and a loaded machine's lag).
+        assert time.monotonic() - back_at < 10 + 1
         # Recovered with the first batch written; the spool is emptied right after.
         await wait_until(lambda: not batcher.health.failing, "recovered", seconds=5)
         await wait_until(lambda: spool.count == 0, "the spool is empty", seconds=5)
