@@ -342,6 +342,9 @@ async def test_a_corrected_form_goes_on(
         (CONF_FLUSH_INTERVAL, 0.05),
         (CONF_FLUSH_INTERVAL, 61),
         (CONF_SPOOL_MAX_MB, 8),
+        (CONF_SPOOL_MAX_MB, 1_048_577),
+        (CONF_BACKFILL_PACE, 99),
+        (CONF_BACKFILL_PACE, 100_001),
         (CONF_HEARTBEAT_MINUTES, -1),
         (CONF_HEARTBEAT_MINUTES, 1441),
     ],
@@ -353,6 +356,31 @@ async def test_out_of_range_numbers_are_refused(
     with pytest.raises(InvalidData, match=key):
         await save_options(hass, loaded_entry, {key: value})
     assert dict(loaded_entry.options) == OPTIONS
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (CONF_BATCH_SIZE, 100),
+        (CONF_BATCH_SIZE, 100_000),
+        (CONF_FLUSH_INTERVAL, 0.1),
+        (CONF_FLUSH_INTERVAL, 60),
+        (CONF_SPOOL_MAX_MB, 16),
+        (CONF_SPOOL_MAX_MB, 1_048_576),
+        (CONF_BACKFILL_PACE, 100),
+        (CONF_BACKFILL_PACE, 100_000),
+        (CONF_HEARTBEAT_MINUTES, 0),
+        (CONF_HEARTBEAT_MINUTES, 1440),
+    ],
+)
+async def test_the_ends_of_each_range_are_saved(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, key: str, value: float
+) -> None:
+    """The ranges the README gives, both ends included."""
+    result = await save_options(hass, loaded_entry, {key: value})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert loaded_entry.options[key] == value
+    assert loaded_entry.state is ConfigEntryState.LOADED
 
 
 async def test_filters_apply_after_reload_and_nothing_in_flight_is_lost(
