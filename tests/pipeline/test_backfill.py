@@ -476,7 +476,19 @@ async def test_one_backfill_at_a_time_and_what_the_actions_refuse(
     assert entity_id is not None
     state = hass.states.get(entity_id)
     assert state is not None
-    assert state.attributes["status"] == "cancelled"
+    # Each attribute the README lists, as the cancel action answered.
+    attributes = state.attributes
+    assert attributes["status"] == "cancelled"
+    # No start given: from the oldest state change the recorder holds.
+    assert attributes["start"] is response["start"] is None
+    assert attributes["end"].isoformat() == response["end"]
+    assert attributes["reached"] <= attributes["end"]
+    assert attributes["state_changes"] == response["state_changes"] == 500
+    assert attributes["read"] == read
+    assert attributes["written"] == response["written"]
+    assert attributes["skipped"] == response["skipped"]
+    assert attributes["written"] + attributes["skipped"] <= read
+    assert attributes["waiting"] is False
     assert 0 < float(state.state) < 100
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     last = diagnostics["history_backfill"]["last"]
