@@ -65,6 +65,7 @@ from custom_components.ha_ingestor.pipeline.backfill_state import (
     HistoryGap,
 )
 from custom_components.ha_ingestor.pipeline.filters import StateFilter
+from custom_components.ha_ingestor.pipeline.history import Chunk, read_chunk
 from custom_components.ha_ingestor.pipeline.stats import PipelineStats
 from custom_components.ha_ingestor.registry.cache import RegistryCache
 from custom_components.ha_ingestor.services import (
@@ -423,6 +424,36 @@ async def test_the_action_writes_a_window_of_some_entities_within_the_filters(
     assert [row["time"] for row in rows] == [
         timestamp_us(when) for when in times[10:30]
     ]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.usefixtures("recorder_mock")
+@pytest.mark.parametrize(("pace", "rows_per_read"), [(1_000, 100), (100_000, 2_000)])
+async def test_a_read_takes_a_tenth_of_a_second_of_the_pace_100_to_2000_rows(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    pace: int,
+    rows_per_read: int,
+) -> None:
+    """Short queries: 100 state changes at the default pace, 2,000 at most."""
+    await record_past_states(hass, "sensor.power", 2_500)
+    entry = _entry(influxdb, database)
+    await setup_entry(hass, entry, {CONF_FLUSH_INTERVAL: 0.1, CONF_BACKFILL_PACE: pace})
+    reads: list[tuple[int, int]] = []
+
+    def counted_read(*args: Any, **kwargs: Any) -> Chunk:
+        chunk = read_chunk(*args, **kwargs)
+        reads.append((kwargs["limit"], len(chunk.rows)))
+        return chunk
+
+    with patch(
+        "custom_components.ha_ingestor.pipeline.backfill.read_chunk", counted_read
+    ):
+        await _backfill_and_wait(hass, entry)
+    assert {limit for limit, _ in reads} == {rows_per_read}
+    assert max(rows for _, rows in reads) == rows_per_read
+    assert sum(rows for _, rows in reads) >= 2_500
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
