@@ -794,6 +794,11 @@ async def test_a_backfill_keeps_its_pace_and_memory_and_says_when_it_runs(
     assert len(said) == 2, said
     assert "started: 2000 state changes the recorder holds" in said[0]
     assert "2000 state changes read, 2000 points written" in said[1]
+    longest = entry.runtime_data.backfill.longest_read
+    assert longest is not None
+    assert said[1].endswith(
+        f"a read held the recorder's database {longest * 1000:.0f} ms at most"
+    )
     assert await hass.config_entries.async_unload(entry.entry_id)
 
     database_fast = _new_database(influxdb)
