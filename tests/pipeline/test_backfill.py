@@ -366,6 +366,10 @@ async def test_a_gap_is_found_and_filled_by_its_repair_flow(
     assert placeholders["count"] == "120"
     text = render_issue(issue)
     assert "The recorder holds 120 state changes of that time" in text
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    (gap,) = diagnostics["history_backfill"]["gaps"]
+    assert (gap["state_changes"], gap["unrecorded_seconds"]) == (120, 0)
+    assert gap["start"] < gap["end"]
 
     await submit_fix(hass, issue)
     await _wait_done(entry)
@@ -382,6 +386,8 @@ async def test_a_gap_is_found_and_filled_by_its_repair_flow(
     assert (progress.written, progress.skipped) == (120, 0)
     entry.runtime_data.coordinator.async_update_now()
     assert issue_of(hass, entry, ISSUE_HISTORY_GAP) is None
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["history_backfill"]["gaps"] == []
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
