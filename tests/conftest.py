@@ -390,16 +390,19 @@ def v2_entry_data(server: Served) -> dict[str, Any]:
 
 V3_TOKEN = "apiv3_write-token"
 V3_READ_ONLY_TOKEN = "apiv3_read-only-token"
+# An Enterprise database token that may write `home` and `new-db` (not list them).
+V3_DATABASE_TOKEN = "apiv3_database-token"
 V3_DATABASE = "home"
 
 
 @pytest.fixture
 async def influxdb_v3(socket_enabled: None) -> AsyncIterator[InfluxDBv3TestServer]:
-    """The InfluxDB 3 Core stand-in: database `home`, an admin and a read-only token."""
+    """The InfluxDB 3 stand-in: database `home`; admin, read-only and database tokens."""
     async with InfluxDBv3TestServer(
         token=V3_TOKEN,
         databases=[V3_DATABASE],
         read_only_tokens={V3_READ_ONLY_TOKEN: [V3_DATABASE]},
+        write_tokens={V3_DATABASE_TOKEN: [V3_DATABASE, "new-db"]},
     ) as server:
         yield server
 

@@ -14,6 +14,9 @@ are silent the way its server source does. Sources:
 - [COMPAT] docs.influxdata.com/influxdb3/core/write-data/http-api/compatibility-apis/
   (/api/v2/write with `bucket` as the database, /write with `db`).
 - [SERVE] `influxdb3 serve --help`: `--without-auth`, `--disable-authz health,ping`.
+- [TOKENS] docs.influxdata.com/influxdb3/enterprise/admin/tokens/resource/ (database
+  tokens: access to specific databases for writing and querying) and .../tokens/admin/
+  (admin tokens manage databases and tokens).
 - [SRC] influxdata/influxdb influxdb3_server/src/http.rs (error bodies; the empty
   write; 401 before routing), influxdb3_types write.rs (`original_line` cut to 20
   bytes), http.rs `From<iox_http::write::WriteParams>` (the 1.x and 2.x endpoints
@@ -54,8 +57,12 @@ What it does:
   Error::into_response]. The 2.x empty write: ``{"code": "invalid", "message": "write
   buffer error: incoming write was empty"}``.
 - ``GET /api/v3/configure/database?format=json``: ``[{"iox::database": name}]``,
-  ``_internal`` first [API GetConfigureDatabase, SRC show_databases]; 403 for a
-  read-only token.
+  ``_internal`` first [API GetConfigureDatabase, SRC show_databases]; 403 for any
+  token but the admin token (database tokens give access to databases for writing
+  and querying, admin tokens manage them [TOKENS]).
+- Enterprise database tokens [TOKENS] (``db:NAME:read`` or ``db:NAME:read,write``):
+  a read-only one stores no write; one that may write stores in its databases only
+  (any other: 403).
 - Faults: the next writes may answer 503 or 429 with ``Retry-After`` [TROUBLE, API].
 
 Not like a real server: syntax errors carry 2.x's parser texts (the line protocol
@@ -191,8 +198,9 @@ class InfluxDBv3TestServer(HttpTestServer):
     """An InfluxDB 3 Core stand-in with an admin token and databases made by writes.
 
     `token` None runs without authentication. Each of `read_only_tokens` may only read
-    the databases it names (an Enterprise database token). `disable_authz` lists the
-    resources answered without a token (``ping``, ``health``).
+    the databases it names, each of `write_tokens` read and write them (Enterprise
+    database tokens). `disable_authz` lists the resources answered without a token
+    (``ping``, ``health``).
     """
 
     def __init__(
@@ -200,6 +208,7 @@ class InfluxDBv3TestServer(HttpTestServer):
         *,
         token: str | None,
         read_only_tokens: Mapping[str, Iterable[str]] | None = None,
+        write_tokens: Mapping[str, Iterable[str]] | None = None,
         databases: Iterable[str] = (),
         disable_authz: Iterable[Literal["ping", "health"]] = (),
         create_databases: bool = True,
@@ -219,6 +228,7 @@ class InfluxDBv3TestServer(HttpTestServer):
         self.write_bodies: list[RecordedBody] = []
         self.cluster_uuid = str(uuid.uuid4())
         self._read_only = {t: frozenset(d) for t, d in (read_only_tokens or {}).items()}
+        self._writers = {t: frozenset(d) for t, d in (write_tokens or {}).items()}
         self._open = frozenset(disable_authz)
         self._databases = {name: _Database() for name in (_INTERNAL_DB, *databases)}
         self._faults: deque[tuple[int, int]] = deque()
@@ -278,7 +288,11 @@ class InfluxDBv3TestServer(HttpTestServer):
                 except ValueError:
                     raise _RefusalError(400, {"error": _MALFORMED_AUTH}) from None
                 token = decoded.rpartition(":")[2]
-        if token is None or (token != self.token and token not in self._read_only):
+        if token is None or (
+            token != self.token
+            and token not in self._read_only
+            and token not in self._writers
+        ):
             raise _RefusalError(401, {"error": _UNAUTHENTICATED})
         return token
 
@@ -297,7 +311,8 @@ class InfluxDBv3TestServer(HttpTestServer):
         )
 
     def _list_databases(self, request: web.Request, token: str | None) -> web.Response:
-        self._refuse_read_only(token)
+        if token in self._read_only or token in self._writers:
+            raise _RefusalError(403, {"error": _FORBIDDEN})
         if first_values(request).get("format") != "json":
             raise _RefusalError(400, "serde error: missing field `format`", text=True)
         return web.json_response([{"iox::database": name} for name in self.databases()])
@@ -320,7 +335,7 @@ class InfluxDBv3TestServer(HttpTestServer):
         try:
             write = _write_request(first_values(request), api)
             _check_database_name(write.database)
-            self._refuse_read_only(token)
+            self._refuse_write(token, write.database)
             text = self._read_body(body, encoding)
             return self._store(write, text)
         except _RefusalError as refusal:
@@ -328,8 +343,10 @@ class InfluxDBv3TestServer(HttpTestServer):
                 raise
             raise _v2_refusal(refusal) from None
 
-    def _refuse_read_only(self, token: str | None) -> None:
-        if token in self._read_only:
+    def _refuse_write(self, token: str | None, database: str) -> None:
+        if token in self._read_only or (
+            token in self._writers and database not in self._writers[token]
+        ):
             raise _RefusalError(403, {"error": _FORBIDDEN})
 
     def _read_body(self, body: bytes, encoding: str) -> str:

@@ -42,6 +42,7 @@ from custom_components.ha_ingestor.const import (
 from .conftest import (
     V2_READ_ONLY_TOKEN,
     V3_DATABASE,
+    V3_DATABASE_TOKEN,
     V3_READ_ONLY_TOKEN,
     V3_TOKEN,
     Served,
@@ -634,6 +635,21 @@ async def test_v3_database_to_be_created_is_said(
     result = await _without_mirror(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_DATABASE] == "new-db"
+    assert "new-db" not in influxdb_v3.databases()
+
+
+async def test_v3_a_token_that_may_not_list_databases_goes_straight_on(
+    hass: HomeAssistant, influxdb_v3: InfluxDBv3TestServer
+) -> None:
+    """An Enterprise database token: whether the database exists cannot be told."""
+    flow_id = await _form(hass, "influxdb_v3")
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v3_input(influxdb_v3, database="new-db", token=V3_DATABASE_TOKEN)
+    )
+    assert result.get("step_id") != "database_created"
+    result = await _without_mirror(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_TOKEN] == V3_DATABASE_TOKEN
     assert "new-db" not in influxdb_v3.databases()
 
 

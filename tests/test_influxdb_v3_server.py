@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from .conftest import V3_DATABASE, V3_READ_ONLY_TOKEN, V3_TOKEN
+from .conftest import V3_DATABASE, V3_DATABASE_TOKEN, V3_READ_ONLY_TOKEN, V3_TOKEN
 from .influxdb_v3_server import InfluxDBv3TestServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -413,6 +413,27 @@ async def test_read_only_token_may_not_write_or_list(
     )
     assert (written.status, listed.status) == (403, 403)
     assert influxdb_v3.points(V3_DATABASE) == []
+
+
+async def test_a_database_token_writes_its_databases_and_lists_none(
+    session: aiohttp.ClientSession, influxdb_v3: InfluxDBv3TestServer
+) -> None:
+    """[TOKENS] Writing and querying its databases; managing them is for admins."""
+    written = await write(session, influxdb_v3, "m v=1 1", token=V3_DATABASE_TOKEN)
+    elsewhere = await write(
+        session, influxdb_v3, "m v=1 1", token=V3_DATABASE_TOKEN, db="other"
+    )
+    listed = await call(
+        session,
+        influxdb_v3,
+        "GET",
+        "/api/v3/configure/database",
+        token=V3_DATABASE_TOKEN,
+        params={"format": "json"},
+    )
+    assert (written.status, elsewhere.status, listed.status) == (204, 403, 403)
+    assert [point.fields for point in influxdb_v3.points(V3_DATABASE)] == [{"v": 1.0}]
+    assert "other" not in influxdb_v3.databases()
 
 
 async def test_size_limit_gzip_and_faults(session: aiohttp.ClientSession) -> None:
