@@ -58,6 +58,7 @@ from custom_components.ha_ingestor.const import (
     CONF_TIMESTAMP_PRECISION,
     DEFAULT_MIRROR_FILE,
     MEASUREMENT_ENTITY_ID,
+    MEASUREMENT_UNIT,
     PRECISION_SECONDS,
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
@@ -95,6 +96,56 @@ def _entity_ids(influxdb: InfluxDBv1Server, database: str) -> set[str]:
             'SELECT * FROM /.*/ GROUP BY "domain", "entity_id"', database
         )
     }
+
+
+async def test_the_defaults_the_readme_gives(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    """Saved unchanged, a new entry's options are the README's defaults."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    result = await save_options(hass, config_entry, {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    # The README's tables, in their order; nothing filtered, tagged or ignored.
+    assert {
+        key: config_entry.options[key]
+        for key in (
+            CONF_SKIP_UNAVAILABLE,
+            CONF_PRESET,
+            CONF_MEASUREMENT_RULE,
+            CONF_TIMESTAMP_PRECISION,
+            CONF_BATCH_SIZE,
+            CONF_FLUSH_INTERVAL,
+            CONF_GZIP,
+            CONF_SPOOL_MAX_MB,
+            CONF_HEARTBEAT_MINUTES,
+            CONF_MIRROR_ENABLED,
+            CONF_BACKFILL_PACE,
+        )
+    } == {
+        CONF_SKIP_UNAVAILABLE: False,
+        CONF_PRESET: PRESET_CORE_COMPATIBLE,
+        CONF_MEASUREMENT_RULE: MEASUREMENT_UNIT,
+        CONF_TIMESTAMP_PRECISION: "us",
+        CONF_BATCH_SIZE: 1_000,
+        CONF_FLUSH_INTERVAL: 1,
+        CONF_GZIP: False,
+        CONF_SPOOL_MAX_MB: 1_024,
+        CONF_HEARTBEAT_MINUTES: 0,
+        CONF_MIRROR_ENABLED: False,
+        CONF_BACKFILL_PACE: 1_000,
+    }
+    assert not any(
+        config_entry.options.get(key)
+        for key in (
+            CONF_INCLUDE_DOMAINS,
+            CONF_EXCLUDE_DOMAINS,
+            CONF_GLOBAL_TAGS,
+            CONF_MEASUREMENT_OVERRIDES,
+            CONF_IGNORE_ATTRIBUTES_BY_DOMAIN,
+            CONF_IGNORE_ATTRIBUTES_BY_ENTITY,
+        )
+    )
 
 
 async def test_every_option_is_saved_and_shown_again(
