@@ -15,7 +15,13 @@ from typing import Any
 import uuid
 
 from homeassistant.config_entries import SOURCE_USER
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
+from homeassistant.const import (
+    CONF_PASSWORD,
+    CONF_TOKEN,
+    CONF_URL,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -109,6 +115,29 @@ async def test_config_flow_as_a_1x_compatible_server(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"home_assistant on 127.0.0.1:{victoriametrics.port}"
+
+
+async def test_chosen_as_influxdb_3_it_is_named_another_version(
+    hass: HomeAssistant, victoriametrics: VictoriaMetricsServer
+) -> None:
+    """The InfluxDB 3 form, given VictoriaMetrics: the URL field says what it is."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "influxdb_v3"}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_URL: victoriametrics.url,
+            CONF_DATABASE: "home_assistant",
+            CONF_TOKEN: "",
+            CONF_VERIFY_SSL: True,
+        },
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_URL: "wrong_version"}
 
 
 async def test_every_numeric_point_is_read_back(
