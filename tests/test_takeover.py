@@ -66,7 +66,9 @@ from custom_components.ha_ingestor.const import (
     DEFAULT_MIRROR_FILE,
     DOMAIN,
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
+    PRECISION_MICROSECONDS,
     PRECISION_MILLISECONDS,
+    PRECISION_SECONDS,
     PRESET_CORE_COMPATIBLE,
 )
 from custom_components.ha_ingestor.line_protocol.entity_settings import EntitySettings
@@ -768,6 +770,48 @@ async def test_last_page_names_what_cannot_be_the_same(
     assert expected in _last_page_text(result)
     hass.config_entries.flow.async_abort(result["flow_id"])
     assert await hass.config_entries.async_unload(builtin.entry_id)
+
+
+@pytest.mark.parametrize(
+    ("precision", "expected"),
+    [
+        (None, PRECISION_MICROSECONDS),
+        ("ns", PRECISION_MICROSECONDS),
+        ("us", PRECISION_MICROSECONDS),
+        ("ms", PRECISION_MILLISECONDS),
+        ("s", PRECISION_SECONDS),
+    ],
+)
+async def test_each_precision_is_taken_over(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    precision: str | None,
+    expected: str,
+) -> None:
+    """`ns` and `us` are microseconds, all Home Assistant's clock has.
+
+    (The built-in 1.x client refuses both: its entry does not set up.)
+    """
+    builtin = await async_setup_builtin_v1(
+        hass,
+        influxdb,
+        database,
+        {} if precision is None else {"precision": precision},
+        state=(
+            ConfigEntryState.SETUP_ERROR
+            if precision in {"ns", "us"}
+            else ConfigEntryState.LOADED
+        ),
+    )
+    result = await _takeover_page(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"disable_builtin": True}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].options[CONF_TIMESTAMP_PRECISION] == expected
+    assert builtin.disabled_by is ConfigEntryDisabler.USER
 
 
 async def test_an_already_disabled_builtin_entry_is_left_alone(
