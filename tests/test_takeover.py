@@ -8,6 +8,7 @@ compares what both write.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from pathlib import Path
 from types import ModuleType
@@ -770,6 +771,48 @@ async def test_last_page_names_what_cannot_be_the_same(
     assert expected in _last_page_text(result)
     hass.config_entries.flow.async_abort(result["flow_id"])
     assert await hass.config_entries.async_unload(builtin.entry_id)
+
+
+async def test_no_state_change_falls_between_the_two(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """Changes fired all through the switch: each in InfluxDB, from one or the other.
+
+    The built-in entry is disabled once HA Ingestor records; a change both wrote is
+    the same point, stored once.
+    """
+    with prompt_builtin_writes():
+        builtin = await async_setup_builtin_v1(hass, influxdb, database)
+        fired = 0
+        switched = asyncio.Event()
+
+        async def fire() -> None:
+            nonlocal fired
+            while not switched.is_set():
+                hass.states.async_set(
+                    "sensor.switch_power", str(fired), {"unit_of_measurement": "W"}
+                )
+                fired += 1
+                await asyncio.sleep(0.002)
+
+        firing = hass.async_create_background_task(fire(), "fire through the switch")
+        await asyncio.sleep(0.1)
+        result = await _takeover_page(hass)
+        before = fired
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"disable_builtin": True}
+        )
+        during = fired - before
+        await asyncio.sleep(0.1)
+        switched.set()
+        await firing
+        await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert builtin.state is ConfigEntryState.NOT_LOADED
+    assert during > 0
+    await hass.services.async_call(DOMAIN, "flush", {}, blocking=True)
+    rows = influxdb.rows('SELECT "value" FROM "W"', database)
+    assert sorted(row["value"] for row in rows) == [float(i) for i in range(fired)]
 
 
 @pytest.mark.parametrize(
