@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 import signal
+import time
 from typing import Any
 import uuid
 
@@ -36,6 +38,7 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
 )
+from custom_components.ha_ingestor.influxdb.connection import create_client
 
 from .conftest import record_state_changes, setup_entry, v1_entry_data, wait_until
 from .victoriametrics_server import VictoriaMetricsServer
@@ -138,6 +141,33 @@ async def test_chosen_as_influxdb_3_it_is_named_another_version(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_URL: "wrong_version"}
+
+
+async def test_points_older_than_its_default_retention_are_dropped(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """Accepted (204), yet gone: a month by default, as its docs and the README say."""
+    server = VictoriaMetricsServer(tmp_path, retention=None)
+    server.start()
+    try:
+        entry = _entry(server)
+        client = create_client(hass, entry.data)
+        now_us = int(time.time() * 1_000_000)
+        forty_days_us = 40 * 86_400 * 1_000_000
+        await client.write(
+            f"W,entity_id=old value=1 {now_us - forty_days_us}\n"
+            f"W,entity_id=new value=2 {now_us}".encode()
+        )
+
+        def stored() -> set[tuple[str, float]]:
+            return {(s[1], s[2]) for s in server.samples('{__name__="W_value"}')}
+
+        # Its newest points are readable last (a search latency): once the new one
+        # is, the old one would be, had it been kept.
+        await wait_until(lambda: bool(stored()), "the new point readable", seconds=60)
+        assert stored() == {("new", 2.0)}
+    finally:
+        server.kill(signal.SIGINT)
 
 
 async def test_every_numeric_point_is_read_back(

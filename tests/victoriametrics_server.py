@@ -26,12 +26,13 @@ class VictoriaMetricsServer:
     """victoria-metrics with data in a temporary folder, kept for 100 years.
 
     The default retention (one month) would drop the points of tests that write old
-    timestamps.
+    timestamps; `retention` None runs with it.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, retention: str | None = "100y") -> None:
         """Prepare a server in `directory`; `start` runs it."""
         self.directory = directory
+        self.retention = retention
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -52,7 +53,7 @@ class VictoriaMetricsServer:
                 binary,
                 f"-storageDataPath={self.directory / 'data'}",
                 f"-httpListenAddr=127.0.0.1:{self.port}",
-                "-retentionPeriod=100y",
+                *([f"-retentionPeriod={self.retention}"] if self.retention else []),
                 "-loggerLevel=WARN",
             ],
             self.directory / "victoria-metrics.log",
