@@ -30,6 +30,7 @@ from custom_components.ha_ingestor.const import (
 )
 from custom_components.ha_ingestor.influxdb.connection import (
     async_create_client,
+    ca_certificate_context,
     connection_title,
     connection_unique_id,
     create_client,
@@ -175,6 +176,9 @@ async def test_ca_certificate_file(
     assert influxdb_https.rows("SELECT * FROM m", "ca") == [
         {"measurement": "m", "time": 1, "t": "1", "f": 1}
     ]
+    # Checked against the file alone: no other authority is trusted beside it.
+    context = await hass.async_add_executor_job(ca_certificate_context, certificate)
+    assert len(context.get_ca_certs()) == 1
     # Not checked at all: the file is not read.
     unchecked = trusted | {CONF_VERIFY_SSL: False, CONF_SSL_CA_CERT: "/missing.pem"}
     await (await async_create_client(hass, unchecked)).validate()
