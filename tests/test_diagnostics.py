@@ -29,9 +29,17 @@ from custom_components.ha_ingestor.pipeline.stats import PipelineStats
 from custom_components.ha_ingestor.pipeline.writer import RECENT_ERRORS, PointWriter
 from custom_components.ha_ingestor.storage.spool import SpoolError
 
-from .conftest import V2_TOKEN, seed_field_type_conflict, v2_entry_data, wait_until
+from .conftest import (
+    V2_TOKEN,
+    V3_TOKEN,
+    seed_field_type_conflict,
+    v2_entry_data,
+    v3_entry_data,
+    wait_until,
+)
 from .influxdb_v1_server import ADMIN_PASSWORD, InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
+from .influxdb_v3_server import InfluxDBv3TestServer
 
 _ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
 
@@ -114,16 +122,19 @@ async def test_diagnostics_snapshot(
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
+@pytest.mark.usefixtures("influxdb")
 async def test_no_secret_in_diagnostics(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
-    influxdb: InfluxDBv1Server,
     config_entry: MockConfigEntry,
     influxdb_v2: InfluxDBv2TestServer,
+    influxdb_v3: InfluxDBv3TestServer,
 ) -> None:
-    """Neither the 1.x password nor the 2.x token."""
+    """Neither the 1.x password nor the 2.x or 3 token."""
     v2_entry = MockConfigEntry(domain=DOMAIN, data=v2_entry_data(influxdb_v2))
     v2_entry.add_to_hass(hass)
+    v3_entry = MockConfigEntry(domain=DOMAIN, data=v3_entry_data(influxdb_v3))
+    v3_entry.add_to_hass(hass)
     config_entry.add_to_hass(hass)
     # Setting up the first sets up every entry of the integration.
     assert await hass.config_entries.async_setup(config_entry.entry_id)
@@ -131,14 +142,14 @@ async def test_no_secret_in_diagnostics(
     hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
     await hass.async_block_till_done()
 
-    for entry in (config_entry, v2_entry):
+    for entry in (config_entry, v2_entry, v3_entry):
         diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
         text = json.dumps(diagnostics)
-        for secret in (ADMIN_PASSWORD, V2_TOKEN):
+        for secret in (ADMIN_PASSWORD, V2_TOKEN, V3_TOKEN):
             assert secret not in text
         assert "**REDACTED**" in text
-    assert await hass.config_entries.async_unload(config_entry.entry_id)
-    assert await hass.config_entries.async_unload(v2_entry.entry_id)
+    for entry in (config_entry, v2_entry, v3_entry):
+        assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 def test_credentials_in_the_url_are_redacted() -> None:
