@@ -9,11 +9,13 @@ compares what both write.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 import importlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.config_entries import (
     ConfigEntry,
@@ -855,6 +857,61 @@ async def test_each_precision_is_taken_over(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].options[CONF_TIMESTAMP_PRECISION] == expected
     assert builtin.disabled_by is ConfigEntryDisabler.USER
+
+
+@pytest.mark.freeze_time(tick=True)
+async def test_yaml_query_sensors_keep_working_once_it_is_disabled(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """`sensor: - platform: influxdb` is no part of the built-in entry."""
+    builtin = await async_setup_builtin_v1(hass, influxdb, database)
+    influxdb.request("POST", "/write", {"db": database}, b"kettle value=1500")
+    query = {
+        "name": "Kettle",
+        "database": database,
+        "measurement": "kettle",
+        "field": "value",
+        "group_function": "last",
+        "where": "time > now() - 1h",
+    }
+    sensor = {
+        "platform": BUILTIN,
+        "host": "127.0.0.1",
+        "port": influxdb.port,
+        "username": ADMIN_USER,
+        "password": ADMIN_PASSWORD,
+        "queries": [query],
+    }
+    assert await async_setup_component(hass, "sensor", {"sensor": [sensor]})
+    await hass.async_block_till_done()
+
+    def kettle() -> float:
+        state = hass.states.get("sensor.kettle")
+        assert state is not None
+        return float(state.state)
+
+    assert kettle() == 1500
+
+    result = await _takeover_page(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"disable_builtin": True}
+    )
+    await hass.async_block_till_done()
+    assert builtin.disabled_by is ConfigEntryDisabler.USER
+    influxdb.request("POST", "/write", {"db": database}, b"kettle value=1600")
+    # Past the minute between two of its queries.
+    freezer.tick(timedelta(minutes=2))
+    await async_setup_component(hass, "homeassistant", {})
+    await hass.services.async_call(
+        "homeassistant",
+        "update_entity",
+        {"entity_id": "sensor.kettle"},
+        blocking=True,
+    )
+    assert kettle() == 1600
 
 
 async def test_an_already_disabled_builtin_entry_is_left_alone(
