@@ -18,7 +18,7 @@ from unittest.mock import PropertyMock, patch
 import uuid
 
 from homeassistant import loader
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import SOURCE_USER, ConfigEntry
 from homeassistant.const import (
     CONF_PASSWORD,
     CONF_TOKEN,
@@ -162,6 +162,21 @@ async def overflow_the_spool(
         await wait_until(lambda: pipeline.batcher.pending == 0, "memory spooled")
     assert pipeline.stats.points_dropped_memory_full == 0
     return fillers
+
+
+async def open_form(hass: HomeAssistant, step_id: str) -> str:
+    """Open the config flow's first menu and choose `step_id`; the flow's id."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.MENU
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": step_id}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == step_id
+    flow_id: str = result["flow_id"]
+    return flow_id
 
 
 @contextlib.asynccontextmanager

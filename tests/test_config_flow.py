@@ -46,6 +46,7 @@ from .conftest import (
     V3_READ_ONLY_TOKEN,
     V3_TOKEN,
     Served,
+    open_form,
     record_past_states,
     v2_entry_data,
     v3_entry_data,
@@ -73,23 +74,8 @@ def no_setup() -> Any:
         yield mock_setup
 
 
-async def _form(hass: HomeAssistant, step_id: str) -> str:
-    """Open the first menu and choose `step_id`; return the flow's id."""
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_USER}
-    )
-    assert result["type"] is FlowResultType.MENU
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": step_id}
-    )
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == step_id
-    flow_id: str = result["flow_id"]
-    return flow_id
-
-
 async def _v1_form(hass: HomeAssistant) -> str:
-    return await _form(hass, "influxdb_v1")
+    return await open_form(hass, "influxdb_v1")
 
 
 async def test_menu_offers_the_newest_first(hass: HomeAssistant) -> None:
@@ -380,7 +366,7 @@ async def test_reconfigure_onto_another_entry_aborts(
 
 
 async def _v2_form(hass: HomeAssistant) -> str:
-    return await _form(hass, "influxdb_v2")
+    return await open_form(hass, "influxdb_v2")
 
 
 def _v2_input(server: Served, **changes: Any) -> dict[str, Any]:
@@ -596,7 +582,7 @@ async def test_v3_form_and_success(
     hass: HomeAssistant, influxdb_v3: InfluxDBv3TestServer
 ) -> None:
     """An existing database: straight on; nothing is written to test it."""
-    flow_id = await _form(hass, "influxdb_v3")
+    flow_id = await open_form(hass, "influxdb_v3")
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v3_input(influxdb_v3)
     )
@@ -621,7 +607,7 @@ async def test_v3_database_to_be_created_is_said(
     hass: HomeAssistant, influxdb_v3: InfluxDBv3TestServer
 ) -> None:
     """A database that does not exist yet: a step says the first write creates it."""
-    flow_id = await _form(hass, "influxdb_v3")
+    flow_id = await open_form(hass, "influxdb_v3")
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v3_input(influxdb_v3, database="new-db")
     )
@@ -642,7 +628,7 @@ async def test_v3_a_token_that_may_not_list_databases_goes_straight_on(
     hass: HomeAssistant, influxdb_v3: InfluxDBv3TestServer
 ) -> None:
     """An Enterprise database token: whether the database exists cannot be told."""
-    flow_id = await _form(hass, "influxdb_v3")
+    flow_id = await open_form(hass, "influxdb_v3")
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v3_input(influxdb_v3, database="new-db", token=V3_DATABASE_TOKEN)
     )
@@ -671,7 +657,7 @@ async def test_v3_errors_then_recovery(
     errors: dict[str, str],
 ) -> None:
     """Each mistake on its field; corrected, the same flow goes on."""
-    flow_id = await _form(hass, "influxdb_v3")
+    flow_id = await open_form(hass, "influxdb_v3")
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v3_input(influxdb_v3, **changes)
     )
@@ -688,7 +674,7 @@ async def test_v3_other_versions_are_told_apart(
     influxdb_v2: InfluxDBv2TestServer,
 ) -> None:
     """A 1.x or 2.x server chosen as InfluxDB 3: wrong_version on the URL."""
-    flow_id = await _form(hass, "influxdb_v3")
+    flow_id = await open_form(hass, "influxdb_v3")
     for url in (influxdb.url, influxdb_v2.url):
         result = await hass.config_entries.flow.async_configure(flow_id, _v3_input(url))
         assert result["errors"] == {CONF_URL: "wrong_version"}
@@ -699,7 +685,7 @@ async def test_v3_without_authentication(
 ) -> None:
     """A server run without auth: the token may stay empty; no_sync is stored."""
     async with InfluxDBv3TestServer(token=None, databases=[V3_DATABASE]) as server:
-        flow_id = await _form(hass, "influxdb_v3")
+        flow_id = await open_form(hass, "influxdb_v3")
         typed = _v3_input(server, no_sync=True)
         del typed[CONF_TOKEN]
         result = await hass.config_entries.flow.async_configure(flow_id, typed)

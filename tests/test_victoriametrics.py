@@ -16,7 +16,6 @@ import time
 from typing import Any
 import uuid
 
-from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import (
     CONF_PASSWORD,
     CONF_TOKEN,
@@ -40,7 +39,13 @@ from custom_components.ha_ingestor.const import (
 )
 from custom_components.ha_ingestor.influxdb.connection import create_client
 
-from .conftest import record_state_changes, setup_entry, v1_entry_data, wait_until
+from .conftest import (
+    open_form,
+    record_state_changes,
+    setup_entry,
+    v1_entry_data,
+    wait_until,
+)
 from .victoriametrics_server import VictoriaMetricsServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -98,14 +103,9 @@ async def test_config_flow_as_a_1x_compatible_server(
     hass: HomeAssistant, victoriametrics: VictoriaMetricsServer
 ) -> None:
     """Set up as one of the "InfluxDB 1.x and compatible servers": /ping and /write 204."""
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_USER}
-    )
+    flow_id = await open_form(hass, "influxdb_v1")
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": "influxdb_v1"}
-    )
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"],
+        flow_id,
         {
             CONF_URL: victoriametrics.url,
             CONF_DATABASE: "home_assistant",
@@ -124,14 +124,9 @@ async def test_chosen_as_influxdb_3_it_is_named_another_version(
     hass: HomeAssistant, victoriametrics: VictoriaMetricsServer
 ) -> None:
     """The InfluxDB 3 form, given VictoriaMetrics: the URL field says what it is."""
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_USER}
-    )
+    flow_id = await open_form(hass, "influxdb_v3")
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": "influxdb_v3"}
-    )
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"],
+        flow_id,
         {
             CONF_URL: victoriametrics.url,
             CONF_DATABASE: "home_assistant",
