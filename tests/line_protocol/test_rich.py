@@ -624,6 +624,9 @@ class _Thing:
         (None, {}),
         ([1, "x", None, math.nan], {"a_str": '[1,"x",null,null]'}),
         ((1, 2), {"a_str": "[1,2]"}),
+        ({"heat"}, {"a_str": '["heat"]'}),
+        # Home Assistant's JSON takes sets, not frozensets: its str().
+        (frozenset({2}), {"a_str": "frozenset({2})"}),
         ({"b": [1.5, True]}, {"a_str": '{"b":[1.5,true]}'}),
         ({1: "x"}, {"a_str": '{"1":"x"}'}),
         (
