@@ -348,11 +348,11 @@ async def test_points_on_their_way_to_the_spool_still_wait(
 async def test_a_hung_write_does_not_keep_memory_from_the_spool(
     hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
 ) -> None:
-    """A server that never answers: memory reaches the spool every flush interval.
+    """A server that never answers: memory reaches the spool every half interval.
 
-    The batch whose write hangs is copied to the spool too, once the write has taken
-    longer than an interval, and before the newer lines in memory: so a hard kill
-    would lose an interval at most, and the newest lines only.
+    The batch whose write hangs is copied to the spool too, once the write is still
+    going at the next half interval, and before the newer lines in memory: so a hard
+    kill would lose an interval at most, and the newest lines only.
     """
     async with silent_server() as url:
         entry = await _setup_v2(hass, influxdb_v2, {CONF_URL: url}, flush_interval=0.1)
@@ -363,7 +363,11 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
         await wait_until(lambda: pipeline.batcher.in_flight == 1, "the write began")
         for i in range(5):
             hass.states.async_set("sensor.next", str(i), {"unit_of_measurement": "W"})
+        changed_at = time.monotonic()
         await wait_until(lambda: spool.count == 6, "all six in the spool", seconds=5)
+        # Within a few intervals of 0.1 s (a loaded machine's lag), long before the
+        # write times out.
+        assert time.monotonic() - changed_at < 1
         assert pipeline.batcher.pending == 0
         assert pipeline.batcher.in_flight == 0  # its copy is in the spool
         assert pipeline.points_waiting == 6
