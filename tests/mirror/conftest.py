@@ -36,7 +36,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.ha_ingestor.const import DOMAIN
-from custom_components.ha_ingestor.mirror.mirror import RETRY_INTERVAL, RegistryMirror
+from custom_components.ha_ingestor.mirror.mirror import RegistryMirror
 
 ENTRY_ID = "mirror_entry"
 ISSUE_ID = f"mirror_unavailable_{ENTRY_ID}"
@@ -253,11 +253,9 @@ async def assert_mirrored(hass: HomeAssistant, mirror: RegistryMirror) -> None:
     assert mirror.rows == {table: len(rows) for table, rows in expected.items()}
 
 
-async def retry_now(hass: HomeAssistant) -> None:
-    """Let the retry interval pass, and the mirror do what it then does."""
-    async_fire_time_changed(
-        hass, dt_util.utcnow() + RETRY_INTERVAL + timedelta(seconds=1)
-    )
+async def retry_now(hass: HomeAssistant, seconds: float = 31) -> None:
+    """Let `seconds` pass (past the 30 s the docs give), and the mirror act on them."""
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
     await settle(hass)
 
 

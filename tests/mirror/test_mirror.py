@@ -290,7 +290,10 @@ async def test_file_made_read_only_while_running(
 async def test_read_only_at_start_does_not_stop_the_start(
     hass: HomeAssistant, config_entry_id: str, path: Path
 ) -> None:
-    """A folder nothing can be created in: async_start returns, the issue is raised."""
+    """A folder nothing can be created in: async_start returns, the issue is raised.
+
+    The mirror tries again 30 seconds later, not before.
+    """
     populate(hass, config_entry_id)
     mirror = RegistryMirror(hass, ENTRY_ID, path)
     with immutable(path.parent):
@@ -302,6 +305,8 @@ async def test_read_only_at_start_does_not_stop_the_start(
             await mirror.async_stop()
             raise
     try:
+        await retry_now(hass, seconds=29)
+        await assert_failing(hass, mirror, "unable to open database file")
         await retry_now(hass)
         await assert_mirrored(hass, mirror)
         assert issue(hass) is None
