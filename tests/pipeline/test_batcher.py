@@ -53,7 +53,7 @@ from ..conftest import (
 from ..influxdb_v1_server import InfluxDBv1Server
 from ..influxdb_v2_server import InfluxDBv2TestServer
 from ..repair_issues import fire_power, issue_checked_now, render_issue
-from ..spool_file import saved_stats
+from ..spool_file import read_spool, saved_stats
 from ..tmpfs import fill, tmpfs
 
 
@@ -352,7 +352,8 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
 
     The batch whose write hangs is copied to the spool too, once the write is still
     going at the next half interval, and before the newer lines in memory: so a hard
-    kill would lose an interval at most, and the newest lines only.
+    kill would lose an interval at most, and the newest lines only. A stop then
+    tries to write the spool for 10 s at most, and leaves it as it is.
     """
     async with silent_server() as url:
         entry = await _setup_v2(hass, influxdb_v2, {CONF_URL: url}, flush_interval=0.1)
@@ -376,7 +377,15 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
         assert spooled == ["W,domain=sensor,entity_id=first"] + 5 * [
             "W,domain=sensor,entity_id=next"
         ]
+        stop_began = time.monotonic()
         assert await hass.config_entries.async_unload(entry.entry_id)
+        # The stop writes the spool for 10 s at most: a server that never answers
+        # holds Home Assistant's stop no longer, and the points stay in the spool.
+        assert time.monotonic() - stop_began < 10 + 1
+        kept = await hass.async_add_executor_job(
+            read_spool, spool.path, "SELECT count(*) FROM points"
+        )
+        assert kept == [(6,)]
 
 
 async def test_memory_full_during_a_write_spools_the_batch_first(
