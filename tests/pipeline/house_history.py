@@ -2,7 +2,8 @@
 
 `fill_history` sets states with `hass.states.async_set` at times spread over the past
 days, as a house would have: numeric sensors with units and device classes, on/off
-sensors, text sensors with list and dict attributes, thermostats, lights whose
+sensors, text sensors with list and dict attributes, thermostats (with a datetime, a
+tuple, a set and an attribute the recorder does not keep), lights whose
 brightness changes alone (an attribute-only change), `unknown`, `unavailable` and `nan`
 states, a unit that changes, an entity renamed in the registry (the recorder moves its
 history to the new id), an entity removed and added again, and contexts with a user
@@ -15,10 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+import datetime as dt
 import random
 from typing import Any, Final
 
-from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.const import (
+    ATTR_ATTRIBUTION,
+    ATTR_RESTORED,
+    ATTR_SUPPORTED_FEATURES,
+    EVENT_STATE_CHANGED,
+)
 from homeassistant.core import (
     Context,
     Event,
@@ -37,6 +44,10 @@ RENAMED_TO: Final = "sensor.house_renamed"
 UNIT_CHANGES: Final = "sensor.house_power_001"
 REMOVED_AND_ADDED: Final = "sensor.house_text_006"
 USER_ID: Final = "5f4dcc3b5aa765d61d8327deb882cf99"
+# The recorder keeps these of no state (docs/schema.md, "What the recorder does not keep").
+_UNRECORDED: Final = frozenset(
+    {ATTR_ATTRIBUTION, ATTR_RESTORED, ATTR_SUPPORTED_FEATURES}
+)
 
 _NUMERIC: Final = (
     ("temperature", "°C", "measurement", 21.0, 0.1),
@@ -108,6 +119,13 @@ def _state_of(entity: _Entity, rng: random.Random) -> tuple[str, dict[str, Any]]
             "preset_mode": None,
             "boost": rng.random() < 0.2,
             "friendly_name": f"House thermostat {number}",
+            "next_change": dt.datetime(
+                2024, 11, 22, 8, entity.step % 60, tzinfo=dt.UTC
+            ),
+            "fan_modes": ("auto", "low"),
+            "zones": {f"zone {number}"},
+            ATTR_ATTRIBUTION: "House maker",
+            ATTR_SUPPORTED_FEATURES: 17,
         }
     if kind == 8:
         # The brightness often changes alone: an attribute-only change.
@@ -205,10 +223,12 @@ async def fill_history(
 
 
 def as_recorded(change: LiveChange, rename: Callable[[str], str]) -> LiveChange:
-    """The change as the recorder keeps it: a renamed entity's under its new id."""
+    """The change as the recorder keeps it, as docs/schema.md says.
+
+    A renamed entity's under its new id; without the attributes it does not keep;
+    dates and times as their ISO text, tuples and sets as lists (its JSON).
+    """
     entity_id = rename(change.state.entity_id)
-    if entity_id == change.state.entity_id:
-        return change
 
     def moved(state: State | None) -> State | None:
         if state is None:
@@ -216,7 +236,11 @@ def as_recorded(change: LiveChange, rename: Callable[[str], str]) -> LiveChange:
         return State(
             entity_id,
             state.state,
-            state.attributes,
+            {
+                key: _as_json_keeps(value)
+                for key, value in state.attributes.items()
+                if key not in _UNRECORDED
+            },
             last_changed=state.last_changed,
             last_reported=state.last_reported,
             last_updated=state.last_updated,
@@ -227,6 +251,17 @@ def as_recorded(change: LiveChange, rename: Callable[[str], str]) -> LiveChange:
     new_state = moved(change.state)
     assert new_state is not None
     return LiveChange(new_state, moved(change.old_state), change.time_us)
+
+
+def _as_json_keeps(value: Any) -> Any:
+    """An attribute's value as the recorder's JSON gives it back."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, list | tuple | set):
+        return [_as_json_keeps(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_json_keeps(item) for key, item in value.items()}
+    return value
 
 
 def renamed(entity_id: str) -> str:
