@@ -112,10 +112,13 @@ async def test_setup_records_even_when_influxdb_cannot_be_written(
     config_entry: MockConfigEntry,
     data: dict[str, str],
     reauth: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Unreachable, missing database, wrong password: the entry loads and spools.
 
-    Rejected credentials also ask the user for new ones.
+    The test at setup counts as the outage's first failed write: shown at once, and
+    one warning for the outage, however many attempts fail. Rejected credentials
+    also ask the user for new ones, once.
     """
     changes = {key: value.format(free=free_port()) for key, value in data.items()}
     config_entry.add_to_hass(hass)
@@ -130,10 +133,17 @@ async def test_setup_records_even_when_influxdb_cannot_be_written(
         [SOURCE_REAUTH] if reauth else []
     )
 
+    health = config_entry.runtime_data.pipeline.batcher.health
+    assert health.failing
+    first_retry_at = health.retry_at
+
     hass.states.async_set("sensor.kept", "1")
     await hass.async_block_till_done()
     spool = config_entry.runtime_data.pipeline.spool
     await wait_until(lambda: spool.count == 1, "the point waits in the spool")
+    await wait_until(lambda: health.retry_at != first_retry_at, "a failed retry")
+    assert caplog.text.count("Writing to InfluxDB failed") == 1
+    assert len(hass.config_entries.flow.async_progress_by_handler(DOMAIN)) == reauth
 
 
 def _spool_path(hass: HomeAssistant, entry: MockConfigEntry) -> Path:

@@ -48,14 +48,17 @@ async def _write_without_database(
     config_entry: MockConfigEntry,
     points: int,
 ) -> None:
-    """Drop the database, then write `points`: wait until the issue is raised."""
+    """Drop the database, then write `points`: wait until the issue counts them.
+
+    The issue is raised at setup already, whose test of the server finds no database.
+    """
     influxdb.query(f'DROP DATABASE "{database}"')
     await setup_entry(hass, config_entry, FAST_FLUSH)
+    assert issue_checked_now(hass, config_entry, ISSUE_TARGET_MISSING) is not None
     fire_power(hass, 0, points)
-    await wait_until(
-        lambda: issue_of(hass, config_entry, ISSUE_TARGET_MISSING) is not None,
-        "the issue",
-    )
+    pipeline = config_entry.runtime_data.pipeline
+    await wait_until(lambda: pipeline.spool.count == points, "the points spooled")
+    assert issue_checked_now(hass, config_entry, ISSUE_TARGET_MISSING) is not None
 
 
 @pytest.mark.freeze_time(tick=True)

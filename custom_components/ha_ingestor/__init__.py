@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from homeassistant.const import CONF_URL, Platform
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
@@ -28,12 +28,11 @@ from .const import (
     DEFAULT_MIRROR_FILE,
     DEFAULT_SPOOL_MAX_MB,
     DOMAIN,
-    LOGGER,
     MEASUREMENT_DOMAIN_DEVICE_CLASS,
 )
 from .coordinator import HaIngestorConfigEntry, HaIngestorData, IngestorCoordinator
 from .influxdb.connection import async_create_client
-from .influxdb.errors import InfluxAuthError, InfluxCACertificateError, InfluxError
+from .influxdb.errors import InfluxCACertificateError, InfluxError
 from .issues import IngestionIssues
 from .mirror.mirror import RegistryMirror
 from .pipeline.backfill import Backfill
@@ -135,14 +134,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: HaIngestorConfigEntry) -
     )
     try:
         pipeline.server = await client.validate()
-    except InfluxAuthError:
-        entry.async_start_reauth(hass)
     except InfluxError as err:
-        LOGGER.warning(
-            "InfluxDB at %s cannot be written to yet, points wait in the spool: %s",
-            entry.data[CONF_URL],
-            err,
-        )
+        # Recording starts all the same, into the spool: a failed write, shown and
+        # logged once as any (refused credentials start re-authentication).
+        pipeline.batcher.failed(err)
 
     mirror = None
     if entry.options.get(CONF_MIRROR_ENABLED):

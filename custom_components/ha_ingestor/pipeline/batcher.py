@@ -273,7 +273,7 @@ class Batcher:
                 if self._spills == spills:
                     break
         except InfluxError as err:
-            self._failed(err)
+            self.failed(err)
             await self._spill()
             return err
         # Memory is empty, and the spool was written: all received until now is durable.
@@ -597,7 +597,8 @@ class Batcher:
         )
         self._on_recovery()
 
-    def _failed(self, err: InfluxError) -> None:
+    def failed(self, err: InfluxError) -> None:
+        """Note that writing failed (or setup's test of the server): logged once."""
         now = asyncio.get_running_loop().time()
         if self.health.failed(err, now):
             LOGGER.warning(
