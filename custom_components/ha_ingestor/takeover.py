@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant import config as conf_util
 from homeassistant.config_entries import (
@@ -97,6 +97,9 @@ from .influxdb.connection import connection_unique_id
 from .influxdb.errors import InvalidURLError
 from .line_protocol.core_compatible import core_measurement_kept, core_tag_kept
 from .line_protocol.entity_settings import key_kind
+
+if TYPE_CHECKING:
+    from .coordinator import HaIngestorConfigEntry
 
 # The built-in integration and the names of its configuration
 # (homeassistant/components/influxdb/const.py).
@@ -505,7 +508,9 @@ def async_disable_after_setup(
     hass.data.setdefault(_DISABLE_AFTER_SETUP, {})[unique_id] = builtin_entry_id
 
 
-async def _async_disable_builtin(hass: HomeAssistant, entry: ConfigEntry) -> None:
+async def _async_disable_builtin(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry
+) -> None:
     """Disable the built-in entry the takeover of `entry` asked for, if any."""
     pending: dict[str, str] = hass.data.get(_DISABLE_AFTER_SETUP, {})
     builtin_id = pending.pop(entry.unique_id or "", None)
@@ -521,7 +526,9 @@ async def _async_disable_builtin(hass: HomeAssistant, entry: ConfigEntry) -> Non
 
 
 @callback
-def async_start(hass: HomeAssistant, entry: ConfigEntry) -> Callable[[], None]:
+def async_start(
+    hass: HomeAssistant, entry: HaIngestorConfigEntry
+) -> Callable[[], None]:
     """Follow the built-in entry for a loaded HA Ingestor entry.
 
     Disables it if the takeover that made `entry` asked to (in a task: its writer may
