@@ -36,6 +36,7 @@ from homeassistant.helpers.entity_values import EntityValues
 from homeassistant.setup import async_setup_component
 from hypothesis import given, settings, strategies as st
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
     API_V1,
@@ -88,7 +89,7 @@ from .builtin_influxdb import (
     prompt_builtin_writes,
     write_configuration,
 )
-from .conftest import V2_TOKEN, save_options
+from .conftest import V2_TOKEN, save_options, v1_entry_data
 from .influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
 from .repair_issues import STRINGS
@@ -691,6 +692,66 @@ async def test_invalid_yaml_aborts(
     assert "configuration.yaml" in result["description_placeholders"]["error"]
     assert not hass.config_entries.async_entries(DOMAIN)
     assert await hass.config_entries.async_unload(builtin.entry_id)
+
+
+async def test_the_menu_outdated_by_a_change_meanwhile_aborts(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """Offered, then made moot before it is chosen: the flow says why, nothing made.
+
+    Another flow added an entry for the same database, or the built-in entry went.
+    """
+    builtin = await async_setup_builtin_v1(hass, influxdb, database)
+    menu = await hass.config_entries.flow.async_init(DOMAIN, context={"source": "user"})
+    assert "takeover" in menu["menu_options"]
+    added = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=f"{influxdb.url}/{database}",
+        data=v1_entry_data(influxdb, database),
+    )
+    added.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_configure(
+        menu["flow_id"], {"next_step_id": "takeover"}
+    )
+    assert (result["type"], result["reason"]) == (
+        FlowResultType.ABORT,
+        "already_configured",
+    )
+
+    assert await hass.config_entries.async_remove(added.entry_id)
+    menu = await hass.config_entries.flow.async_init(DOMAIN, context={"source": "user"})
+    assert "takeover" in menu["menu_options"]
+    assert await hass.config_entries.async_remove(builtin.entry_id)
+    result = await hass.config_entries.flow.async_configure(
+        menu["flow_id"], {"next_step_id": "takeover"}
+    )
+    assert (result["type"], result["reason"]) == (
+        FlowResultType.ABORT,
+        "builtin_missing",
+    )
+    assert not hass.config_entries.async_entries(DOMAIN)
+
+
+async def test_a_copied_url_that_is_no_url_is_shown_on_its_field(
+    hass: HomeAssistant,
+) -> None:
+    """The built-in entry's URL lacks its scheme: the 2.x form, the error on the URL."""
+    write_configuration(hass, {})
+    MockConfigEntry(
+        domain=BUILTIN,
+        data={
+            "api_version": "2",
+            "url": "influxdb.local:8086",
+            "token": V2_TOKEN,
+            "organization": "home",
+            "bucket": "ha",
+            "verify_ssl": True,
+        },
+    ).add_to_hass(hass)
+    result = await _takeover_page(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "influxdb_v2"
+    assert result["errors"] == {CONF_URL: "invalid_url"}
 
 
 @pytest.mark.parametrize(
