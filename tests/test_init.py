@@ -278,7 +278,9 @@ async def test_a_file_that_is_no_database_is_set_aside_untouched(
     issue = issue_of(hass, config_entry, ISSUE_SPOOL_DAMAGED)
     assert issue is not None
     assert "0 were read" in render_issue(issue)
-    assert "an unknown number could not be read" in render_issue(issue)
+    # Translated whole, in every language: no English number put into the text.
+    assert issue.translation_key == "spool_damaged_lost_unknown"
+    assert "how many there were is not known" in render_issue(issue)
     (moved,) = await hass.async_add_executor_job(_moved_aside, spool_path)
     content = await hass.async_add_executor_job(moved.read_bytes)
     assert content.startswith(b"not a database")

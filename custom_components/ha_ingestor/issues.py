@@ -61,6 +61,7 @@ ISSUE_POINTS_QUARANTINED: Final = "points_quarantined"
 ISSUE_HISTORY_GAP: Final = "history_gap"
 # Its text when part of the gap is not in the recorder either.
 HISTORY_GAP_PARTLY_UNRECORDED: Final = "history_gap_partly_unrecorded"
+SPOOL_DAMAGED_LOST_UNKNOWN: Final = "spool_damaged_lost_unknown"
 ISSUES: Final = (
     ISSUE_UNREACHABLE,
     ISSUE_TARGET_MISSING,
@@ -250,18 +251,20 @@ class IngestionIssues:
         salvage = self._salvage
         if salvage is None or not salvage.done:
             return
+        placeholders = {
+            "path": str(salvage.moved_to),
+            "error": salvage.cause,
+            "saved": str(salvage.saved),
+            "quarantined": str(salvage.quarantined),
+        }
+        if salvage.lost is not None:
+            placeholders["lost"] = str(salvage.lost)
         self._raise(
             ISSUE_SPOOL_DAMAGED,
             ir.IssueSeverity.ERROR,
-            {
-                "path": str(salvage.moved_to),
-                "error": salvage.cause,
-                "saved": str(salvage.saved),
-                "lost": "an unknown number"
-                if salvage.lost is None
-                else str(salvage.lost),
-                "quarantined": str(salvage.quarantined),
-            },
+            placeholders,
+            # A file whose count of points cannot be read: how many are lost is not known.
+            text=SPOOL_DAMAGED_LOST_UNKNOWN if salvage.lost is None else None,
         )
 
     def _check_dropped(self, snapshot: PipelineSnapshot) -> None:
