@@ -376,29 +376,13 @@ def _v2_input(server: Served, **changes: Any) -> dict[str, Any]:
     return data
 
 
-async def test_v2_duplicate_aborts(
-    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
-) -> None:
-    """The same organization and bucket on the same server cannot be added twice."""
-    flow_id = await _v2_form(hass)
-    result = await hass.config_entries.flow.async_configure(
-        flow_id, _v2_input(influxdb_v2)
-    )
-    result = await _without_mirror(hass, result)
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    flow_id = await _v2_form(hass)
-    result = await hass.config_entries.flow.async_configure(
-        flow_id, _v2_input(influxdb_v2, url=f"{influxdb_v2.url}/")
-    )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
-    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
-
-
 async def test_v2_success(
     hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
 ) -> None:
-    """Token, organization and bucket are checked and stored; nothing is written."""
+    """Token, organization and bucket are checked and stored; nothing is written.
+
+    The same organization and bucket on the same server cannot be added again.
+    """
     flow_id = await _v2_form(hass)
     result = await hass.config_entries.flow.async_configure(
         flow_id, _v2_input(influxdb_v2)
@@ -415,6 +399,14 @@ async def test_v2_success(
         {"org": "home", "bucket": "ha", "precision": "us"},
         400,
     ) in influxdb_v2.requests
+
+    flow_id = await _v2_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, _v2_input(influxdb_v2, url=f"{influxdb_v2.url}/")
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
 
 
 @pytest.mark.parametrize(
