@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME
+from homeassistant.const import CONF_PASSWORD, CONF_TOKEN, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -24,6 +24,7 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 from custom_components.ha_ingestor.influxdb.connection import create_client
+from custom_components.ha_ingestor.influxdb.errors import InfluxWrongVersionError
 
 from .conftest import (
     V3_DATABASE,
@@ -115,6 +116,20 @@ async def test_victoriametrics_behind_a_proxy(
     await _set_up_and_write(hass, data, _lines(10, measurement))
     samples = victoriametrics.samples(f"{measurement}_value")
     assert len(samples) == 10
+
+
+async def test_victoriametrics_cluster_chosen_as_influxdb_3_is_named_so(
+    hass: HomeAssistant,
+    victoriametrics: VictoriaMetricsServer,
+    reverse_proxy: StartProxy,
+) -> None:
+    """Vminsert's path serves no /ping: its /health still tells another version."""
+    proxy = reverse_proxy({"/insert/0/influx/": f"{victoriametrics.url}/influx/"})
+    client = create_client(
+        hass, v3_entry_data(f"{proxy.url}/insert/0/influx") | {CONF_TOKEN: ""}
+    )
+    with pytest.raises(InfluxWrongVersionError, match="not 3"):
+        await client.validate()
 
 
 async def test_influxdb_2_behind_a_proxy(

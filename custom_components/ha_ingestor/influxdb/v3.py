@@ -21,7 +21,6 @@ from ..const import CONF_DATABASE
 from .client import InfluxClient, ServerInfo
 from .errors import (
     InfluxAuthError,
-    InfluxConnectionError,
     InfluxInvalidNameError,
     InfluxNotFoundError,
     InfluxWrongVersionError,
@@ -94,8 +93,12 @@ class InfluxV3Client(InfluxClient):
                 f"{self._base_url} answers as InfluxDB {version or '1.x'}, not 3"
             )
         if status != HTTPStatus.OK or not version:
-            raise InfluxConnectionError(
-                f"{self._base_url} did not answer like InfluxDB 3 (HTTP {status})"
+            # No /ping here: VictoriaMetrics cluster's insert path serves /health only,
+            # as InfluxDB 1.x and 2.x answer it; a server that does not is no InfluxDB
+            # (_health raises InfluxConnectionError).
+            other = await self._health()
+            raise InfluxWrongVersionError(
+                f"{self._base_url} answers as InfluxDB {other.version}, not 3"
             )
         await self._validate_write()
         return ServerInfo(
