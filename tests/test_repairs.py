@@ -38,6 +38,7 @@ from .repair_issues import (
     issue_of,
     render_issue,
 )
+from .spool_file import remove_read
 
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.05}
 
@@ -63,8 +64,7 @@ async def _fill_nearly(spool: Spool, share: float = 0.995, filler: int = 0) -> i
 async def _drain_below(spool: Spool, share: float) -> None:
     """Remove the oldest points of `spool` until it is less than `share` full."""
     while spool.fill >= share:
-        points = await spool.oldest(20)
-        assert await spool.remove_ids(range(points[0][0], points[-1][0] + 1)) == 20
+        assert await remove_read(spool, await spool.oldest(20)) == 20
 
 
 @pytest.mark.usefixtures("revive")

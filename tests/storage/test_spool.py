@@ -33,7 +33,7 @@ from custom_components.ha_ingestor.storage.spool import (
     lines_span,
 )
 
-from ..spool_file import saved_stats
+from ..spool_file import remove_read, saved_stats
 from ..tmpfs import fill, free_bytes, tmpfs
 
 REPOSITORY = Path(__file__).parents[2]
@@ -103,11 +103,6 @@ async def _fill(spool: Spool) -> list[str]:
 
 async def _all_lines(spool: Spool) -> list[str]:
     return [line for _, line in await spool.oldest(spool.count + 1)]
-
-
-async def _remove_read(spool: Spool, points: list[tuple[int, str]]) -> int:
-    """Remove the points `oldest` returned, as the batcher does once they are written."""
-    return await spool.remove_ids(range(points[0][0], points[-1][0] + 1))
 
 
 async def _sqlite(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -205,12 +200,12 @@ async def test_removing_what_was_read_keeps_what_came_after(spool: Spool) -> Non
     points = await spool.oldest(4)
     await spool.append([_line(i) for i in range(10, 15)])
 
-    assert await _remove_read(spool, points) == 4
+    assert await remove_read(spool, points) == 4
     assert await _all_lines(spool) == [_line(i) for i in range(4, 15)]
     assert spool.count == 11
     assert spool.size_bytes == _bytes([_line(i) for i in range(4, 15)])
     # Removing the same range again is harmless.
-    assert await _remove_read(spool, points) == 0
+    assert await remove_read(spool, points) == 0
 
 
 async def test_ids_never_reused_after_emptying(path: Path) -> None:
@@ -218,14 +213,14 @@ async def test_ids_never_reused_after_emptying(path: Path) -> None:
     spool = await Spool.open(path, LARGE)
     await spool.append([_line(0), _line(1)])
     points = await spool.oldest(2)
-    await _remove_read(spool, points)
+    await remove_read(spool, points)
     await spool.close()
 
     spool = await Spool.open(path, LARGE)
     try:
         await spool.append([_line(2)])
         assert (await spool.oldest(1))[0][0] > points[-1][0]
-        assert await _remove_read(spool, points) == 0
+        assert await remove_read(spool, points) == 0
         assert spool.count == 1
     finally:
         await spool.close()
@@ -339,7 +334,7 @@ async def test_the_times_of_dropped_points_are_taken_once(path: Path) -> None:
         )
         assert spool.take_drops() == NO_DROPS
         # Removing written points drops nothing.
-        await _remove_read(spool, await spool.oldest(10))
+        await remove_read(spool, await spool.oldest(10))
         assert spool.take_drops() == NO_DROPS
     finally:
         await spool.close()
@@ -354,7 +349,7 @@ async def test_reopen_recomputes_counters_exactly(path: Path) -> None:
     await spool.append(lines[150:])
     assert spool.take_drops().points > 0
     points = await spool.oldest(30)
-    await _remove_read(spool, points)
+    await remove_read(spool, points)
     before = (spool.count, spool.size_bytes, spool.oldest_time, spool.used_bytes)
     remaining = await _all_lines(spool)
     await spool.close()
@@ -376,14 +371,14 @@ async def test_oldest_time_follows_the_head(spool: Spool) -> None:
     """oldest_time is the timestamp at the end of the longest-waiting line."""
     await spool.append([_line(5), _line(9)])
     assert spool.oldest_time == _time(BASE_US + 5)
-    await _remove_read(spool, await spool.oldest(1))
+    await remove_read(spool, await spool.oldest(1))
     assert spool.oldest_time == _time(BASE_US + 9)
-    await _remove_read(spool, await spool.oldest(1))
+    await remove_read(spool, await spool.oldest(1))
     assert (spool.count, spool.oldest_time) == (0, None)
     # Lines whose end is no timestamp a datetime can hold have no time.
     await spool.append(["no timestamp", f"m v=1 {10**20}"])
     assert (spool.count, spool.oldest_time) == (2, None)
-    await _remove_read(spool, await spool.oldest(1))
+    await remove_read(spool, await spool.oldest(1))
     assert (spool.count, spool.oldest_time) == (1, None)
 
 
@@ -453,7 +448,7 @@ async def test_quarantine_round_trip(path: Path) -> None:
     await spool.append(lines)
     points = await spool.oldest(5)
     await spool.quarantine(lines[1:3], "field type conflict")
-    await _remove_read(spool, points)
+    await remove_read(spool, points)
     assert (spool.count, spool.size_bytes, spool.quarantined) == (0, 0, 2)
     await spool.close()
 
@@ -643,7 +638,7 @@ async def test_reader_reads_while_spool_writes(spool: Spool, path: Path) -> None
         assert await asyncio.to_thread(count) == 10
         # The writer goes on while the reader's snapshot is open.
         await spool.append([_line(i) for i in range(10, 1_010)])
-        await _remove_read(spool, await spool.oldest(5))
+        await remove_read(spool, await spool.oldest(5))
         assert await asyncio.to_thread(count) == 10
         await asyncio.to_thread(reader.execute, "COMMIT")
         assert await asyncio.to_thread(count) == 1_005 == spool.count
@@ -718,7 +713,7 @@ async def test_spool_behaves_like_a_list_that_forgets_its_oldest(
                     points = await spool.oldest(limit)
                     assert [line for _, line in points] == model[:limit]
                     if written and points:
-                        assert await _remove_read(spool, points) == len(points)
+                        assert await remove_read(spool, points) == len(points)
                         del model[:limit]
                 case Reopen():
                     await spool.close()
@@ -893,7 +888,7 @@ async def test_the_files_stay_within_the_limit_and_shrink_once_drained(
             if points_held is not None:  # as the README says
                 assert abs(spool.count - points_held) < points_held * 0.05
             while points := await spool.oldest(spill):
-                await _remove_read(spool, points)
+                await remove_read(spool, points)
                 assert footprint.measure() <= SIXTEEN_MIB
         assert footprint.peak <= SIXTEEN_MIB
         drained = footprint.measure()
@@ -930,7 +925,7 @@ async def test_a_spool_of_an_earlier_version_gives_its_space_back_too(
         assert await _sqlite(path, "PRAGMA auto_vacuum") == [(2,)]
         assert await _all_lines(spool) == [_big(i) for i in range(500)]
         assert (await _db_pages(path))[0] > 100
-        await _remove_read(spool, await spool.oldest(500))
+        await remove_read(spool, await spool.oldest(500))
         assert (await _db_pages(path))[0] < 12
     finally:
         await spool.close()
@@ -1081,7 +1076,7 @@ async def test_a_full_disk_still_lets_written_points_go(tmp_path: Path) -> None:
 
             removed: list[str] = []
             while points := await spool.oldest(500):
-                assert await _remove_read(spool, points) == len(points)
+                assert await remove_read(spool, points) == len(points)
                 removed += [line for _, line in points]
             assert removed == lines
             assert spool.count == 0
@@ -1150,7 +1145,7 @@ async def test_a_spool_reopened_on_a_full_disk_opens_with_its_reserve(
                 await spool.append([_big(-1)])
             removed: list[str] = []
             while points := await spool.oldest(500):
-                assert await _remove_read(spool, points) == len(points)
+                assert await remove_read(spool, points) == len(points)
                 removed += [line for _, line in points]
             assert removed == lines
             assert await spool.append([_big(-1)]) == range(2_001, 2_002)
