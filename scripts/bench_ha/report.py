@@ -371,7 +371,8 @@ def _lag_note(results: BenchResults) -> str:
         f" made {shares} (medians over the repeats). The middle-generation"
         f" collections that free Home Assistant's `Event` objects pause the loop"
         f" {pauses} (median pause). See GC pauses in"
-        " [How it is measured](#how-it-is-measured) for why the built-in's are short."
+        " [How it is measured](#how-it-is-measured) for why the built-in's and"
+        " HA Ingestor's are short."
     )
 
 
@@ -707,7 +708,9 @@ METHOD: Final = """\
   every `Event` in a queue that its thread empties at its own pace, seconds behind in
   a burst: its `Event` objects outlive the middle generation too, and full
   collections free them instead, which makes its middle-generation pauses short and
-  its full ones longer (see lag max).
+  its full ones longer (see lag max). HA Ingestor's listener encodes the line at
+  once and then holds the `Event` for half a second at least, to the same effect
+  (`pipeline/listener.py`).
 - Peak RSS: `VmHWM`, reset (`/proc/self/clear_refs`) when the window starts.
 - Outage: state changes paced at ~100/s; the benchmark kills the exporter's database
   by PID (`influxd`; `postgres` and its backends, SIGKILL to its process group) a third

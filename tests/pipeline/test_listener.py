@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntryState
@@ -16,6 +17,7 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.helpers import entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
@@ -25,6 +27,7 @@ from custom_components.ha_ingestor.const import (
     DOMAIN,
 )
 from custom_components.ha_ingestor.line_protocol import create_encoder
+from custom_components.ha_ingestor.pipeline import listener as listener_module
 from custom_components.ha_ingestor.pipeline.batcher import Batcher
 from custom_components.ha_ingestor.pipeline.filters import StateFilter
 from custom_components.ha_ingestor.pipeline.last_states import LastStates
@@ -314,3 +317,56 @@ async def test_heartbeat_enqueues_every_included_state_at_its_time(
     }
     # A heartbeat is no state change.
     assert stats.state_changes_received == 0
+
+
+async def test_an_enqueued_state_changes_event_is_held_at_least_half_a_second(
+    hass: HomeAssistant, spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each Event whose line is enqueued is held 0.5 s at least, then let go in turns.
+
+    Held, a burst's Events outlive the garbage collector's young generations (see
+    pipeline/listener.py). One that is not enqueued is not held.
+    """
+    clock = 1000.0
+    monkeypatch.setattr(listener_module, "monotonic", lambda: clock)
+    registry = RegistryCache(hass)
+    options = {CONF_EXCLUDE_DOMAINS: ["light"]}
+    stats = PipelineStats()
+    batcher = _RecordingBatcher()
+    listener = StateChangeListener(
+        StateFilter(options, registry),
+        LastStates(hass, "entry", spool),
+        create_encoder(options, registry, stats),
+        cast(Batcher, batcher),
+        stats,
+    )
+
+    def change(entity_id: str, at: float) -> Event[EventStateChangedData]:
+        nonlocal clock
+        clock = at
+        event = Event[EventStateChangedData](
+            EVENT_STATE_CHANGED,
+            {
+                "entity_id": entity_id,
+                "old_state": State(entity_id, "1"),
+                "new_state": State(entity_id, "2"),
+            },
+        )
+        listener.async_state_changed(event)
+        return event
+
+    def held(event: Event[EventStateChangedData]) -> bool:
+        # The test keeps its Events in variables, never in a list: a list that
+        # refers to one is the listener's.
+        return any(isinstance(referrer, list) for referrer in gc.get_referrers(event))
+
+    first = change("sensor.a", 1000.0)
+    second = change("sensor.b", 1000.4)
+    excluded = change("light.kitchen", 1000.45)
+    third = change("sensor.c", 1000.6)
+    assert (held(first), held(second), held(third)) == (True, True, True)
+    assert not held(excluded)
+    fourth = change("sensor.d", 1001.1)
+    assert (held(first), held(second)) == (False, False)
+    assert (held(third), held(fourth)) == (True, True)
+    assert len(batcher.lines) == 4

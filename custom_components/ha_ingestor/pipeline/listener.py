@@ -5,12 +5,21 @@ whether the entity is written, skips a restart's unchanged state, encodes the li
 hands it to the batcher. It only enqueues: no I/O, no await, nothing that waits. The
 heartbeat enters the same way, for every included entity's current state, and so do
 the states entities had before the pipeline started, compared with the last written.
+
+It also holds each Event it enqueued a line of for EVENT_HOLD_SECONDS at least, and
+lets them go in turns as state changes come (a steady stream: within twice that).
+An Event forms a reference cycle with its Context, so only the garbage collector frees
+it; let go young (its line is made at once), it is freed by a middle-generation
+collection, which in a burst pauses the event loop for milliseconds. Held, it outlives
+those, as in the queue of Home Assistant's built-in influxdb integration, and is freed
+by the oldest generation's collections, which walk the heap anyway.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from time import monotonic
 
 from homeassistant.core import (
     Event,
@@ -25,6 +34,10 @@ from .batcher import Batcher
 from .filters import StateFilter
 from .last_states import LastStates
 from .stats import PipelineStats
+
+# Seconds an enqueued state change's Event is held at least: in a burst, longer than
+# the garbage collector's young generations keep it.
+EVENT_HOLD_SECONDS = 0.5
 
 
 class StateChangeListener:
@@ -44,6 +57,11 @@ class StateChangeListener:
         self._encode = encode
         self._batcher = batcher
         self._stats = stats
+        # The Events held since the last swap, those held before it, and the time of
+        # the next swap (the older are let go then).
+        self._held: list[Event[EventStateChangedData]] = []
+        self._held_before: list[Event[EventStateChangedData]] = []
+        self._swap_at = 0.0
 
     @callback
     def async_state_changed(self, event: Event[EventStateChangedData]) -> None:
@@ -56,8 +74,14 @@ class StateChangeListener:
         if old_state is None and self._last_states.unchanged_since_restart(state):
             return
         line = self._encode(state, old_state, timestamp_us(event.time_fired_timestamp))
-        if line is not None:
-            self._batcher.add(line, state)
+        if line is None:
+            return
+        self._batcher.add(line, state)
+        # Monotonic: a clock set back must not hold Events for as long.
+        if (now := monotonic()) >= self._swap_at:
+            self._held_before, self._held = self._held, []
+            self._swap_at = now + EVENT_HOLD_SECONDS
+        self._held.append(event)
 
     @callback
     def async_states_before_start(self, states: Iterable[State]) -> None:
