@@ -319,16 +319,18 @@ async def test_heartbeat_enqueues_every_included_state_at_its_time(
     assert stats.state_changes_received == 0
 
 
-async def test_an_enqueued_state_changes_event_is_held_at_least_half_a_second(
+async def test_enqueued_state_changes_events_are_held_for_a_turn_of_time_or_count(
     hass: HomeAssistant, spool: Spool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each Event whose line is enqueued is held 0.5 s at least, then let go in turns.
+    """The Events whose lines are enqueued are held in turns, then let go.
 
-    Held, a burst's Events outlive the garbage collector's young generations (see
-    pipeline/listener.py). One that is not enqueued is not held.
+    A turn ends after 0.5 s or EVENT_HOLD_COUNT Events (3 here), and the turn before
+    is let go. Held, a burst's Events outlive the garbage collector's young
+    generations (see pipeline/listener.py). One that is not enqueued is not held.
     """
     clock = 1000.0
     monkeypatch.setattr(listener_module, "monotonic", lambda: clock)
+    monkeypatch.setattr(listener_module, "EVENT_HOLD_COUNT", 3)
     registry = RegistryCache(hass)
     options = {CONF_EXCLUDE_DOMAINS: ["light"]}
     stats = PipelineStats()
@@ -356,8 +358,8 @@ async def test_an_enqueued_state_changes_event_is_held_at_least_half_a_second(
         return event
 
     def held(event: Event[EventStateChangedData]) -> bool:
-        # The test keeps its Events in variables, never in a list: a list that
-        # refers to one is the listener's.
+        # The test keeps its Events in variables and tuples, never in a list: a
+        # list that refers to one is the listener's.
         return any(isinstance(referrer, list) for referrer in gc.get_referrers(event))
 
     first = change("sensor.a", 1000.0)
@@ -369,4 +371,13 @@ async def test_an_enqueued_state_changes_event_is_held_at_least_half_a_second(
     fourth = change("sensor.d", 1001.1)
     assert (held(first), held(second)) == (False, False)
     assert (held(third), held(fourth)) == (True, True)
-    assert len(batcher.lines) == 4
+
+    # Within the time of one turn: three Events end it, the fourth starts the next.
+    burst = tuple(change(f"sensor.burst_{n}", 1001.2) for n in range(4))
+    assert (held(third), held(fourth)) == (False, True)
+    more = tuple(change(f"sensor.burst_{n}", 1001.3) for n in range(4, 7))
+    assert [held(fourth), *map(held, burst), *map(held, more)] == [
+        *(False, False, False),  # the turn of fourth, burst_0 and burst_1: let go
+        *(True, True, True, True, True),
+    ]
+    assert len(batcher.lines) == 4 + 7

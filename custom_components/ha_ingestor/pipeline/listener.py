@@ -6,13 +6,14 @@ hands it to the batcher. It only enqueues: no I/O, no await, nothing that waits.
 heartbeat enters the same way, for every included entity's current state, and so do
 the states entities had before the pipeline started, compared with the last written.
 
-It also holds each Event it enqueued a line of for EVENT_HOLD_SECONDS at least, and
-lets them go in turns as state changes come (a steady stream: within twice that).
-An Event forms a reference cycle with its Context, so only the garbage collector frees
-it; let go young (its line is made at once), it is freed by a middle-generation
-collection, which in a burst pauses the event loop for milliseconds. Held, it outlives
-those, as in the queue of Home Assistant's built-in influxdb integration, and is freed
-by the oldest generation's collections, which walk the heap anyway.
+It also holds the Events it enqueued lines of, in two turns: a turn ends after
+EVENT_HOLD_SECONDS or EVENT_HOLD_COUNT Events, whichever comes first, and the turn
+before it is then let go. An Event forms a reference cycle with its Context, so only
+the garbage collector frees it; let go young (its line is made at once), it is freed
+by a middle-generation collection, which in a burst pauses the event loop for
+milliseconds. Held, it outlives those, as in the queue of Home Assistant's built-in
+influxdb integration, and is freed by the oldest generation's collections, which walk
+the heap anyway.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ from .filters import StateFilter
 from .last_states import LastStates
 from .stats import PipelineStats
 
-# Seconds an enqueued state change's Event is held at least: in a burst, longer than
-# the garbage collector's young generations keep it.
+# A turn of held Events ends after this many seconds, or this many Events. The
+# collector's generations fill with allocations, not time: in a burst, 5,000 state
+# changes outlast a middle-generation collection (one per ~2,500 where Home Assistant
+# does nothing else), and no more than twice that many Events are ever held.
 EVENT_HOLD_SECONDS = 0.5
+EVENT_HOLD_COUNT = 5_000
 
 
 class StateChangeListener:
@@ -57,8 +61,8 @@ class StateChangeListener:
         self._encode = encode
         self._batcher = batcher
         self._stats = stats
-        # The Events held since the last swap, those held before it, and the time of
-        # the next swap (the older are let go then).
+        # The Events of this turn, those of the turn before, and when this turn ends
+        # (the turn before is let go then) unless it holds EVENT_HOLD_COUNT first.
         self._held: list[Event[EventStateChangedData]] = []
         self._held_before: list[Event[EventStateChangedData]] = []
         self._swap_at = 0.0
@@ -78,7 +82,8 @@ class StateChangeListener:
             return
         self._batcher.add(line, state)
         # Monotonic: a clock set back must not hold Events for as long.
-        if (now := monotonic()) >= self._swap_at:
+        now = monotonic()
+        if now >= self._swap_at or len(self._held) >= EVENT_HOLD_COUNT:
             self._held_before, self._held = self._held, []
             self._swap_at = now + EVENT_HOLD_SECONDS
         self._held.append(event)
