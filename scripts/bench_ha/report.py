@@ -709,8 +709,8 @@ METHOD: Final = """\
   a burst: its `Event` objects outlive the middle generation too, and full
   collections free them instead, which makes its middle-generation pauses short and
   its full ones longer (see lag max). HA Ingestor's listener encodes the line at
-  once and then holds the `Event` for half a second at least, to the same effect
-  (`pipeline/listener.py`).
+  once and then holds the `Event` for the rest of a turn (half a second or 5,000
+  state changes) and the turn after, to the same effect (`pipeline/listener.py`).
 - Peak RSS: `VmHWM`, reset (`/proc/self/clear_refs`) when the window starts.
 - Outage: state changes paced at ~100/s; the benchmark kills the exporter's database
   by PID (`influxd`; `postgres` and its backends, SIGKILL to its process group) a third
