@@ -251,6 +251,24 @@ class _RecordingBatcher:
         self.states.append(state)
 
 
+def _listener_excluding_lights(
+    hass: HomeAssistant, spool: Spool
+) -> tuple[StateChangeListener, _RecordingBatcher, PipelineStats]:
+    """A listener that excludes the light domain, enqueueing into a recording batcher."""
+    registry = RegistryCache(hass)
+    options = {CONF_EXCLUDE_DOMAINS: ["light"]}
+    stats = PipelineStats()
+    batcher = _RecordingBatcher()
+    listener = StateChangeListener(
+        StateFilter(options, registry),
+        LastStates(hass, "entry", spool),
+        create_encoder(options, registry, stats),
+        cast(Batcher, batcher),
+        stats,
+    )
+    return listener, batcher, stats
+
+
 async def test_the_hot_path_counts_everything_and_enqueues_what_is_written(
     hass: HomeAssistant, spool: Spool
 ) -> None:
@@ -259,18 +277,7 @@ async def test_the_hot_path_counts_everything_and_enqueues_what_is_written(
     A removed entity (no new state), an excluded domain and the empty state (core
     writes nothing for it) count as received and add nothing.
     """
-    registry = RegistryCache(hass)
-    options = {CONF_EXCLUDE_DOMAINS: ["light"]}
-    keep = StateFilter(options, registry)
-    stats = PipelineStats()
-    batcher = _RecordingBatcher()
-    listener = StateChangeListener(
-        keep,
-        LastStates(hass, "entry", spool),
-        create_encoder(options, registry, stats),
-        cast(Batcher, batcher),
-        stats,
-    )
+    listener, batcher, stats = _listener_excluding_lights(hass, spool)
     unsubscribe = hass.bus.async_listen(
         EVENT_STATE_CHANGED, listener.async_state_changed
     )
@@ -292,17 +299,7 @@ async def test_heartbeat_enqueues_every_included_state_at_its_time(
     hass: HomeAssistant, spool: Spool
 ) -> None:
     """The heartbeat writes current states with the heartbeat's own timestamp."""
-    registry = RegistryCache(hass)
-    options = {CONF_EXCLUDE_DOMAINS: ["light"]}
-    stats = PipelineStats()
-    batcher = _RecordingBatcher()
-    listener = StateChangeListener(
-        StateFilter(options, registry),
-        LastStates(hass, "entry", spool),
-        create_encoder(options, registry, stats),
-        cast(Batcher, batcher),
-        stats,
-    )
+    listener, batcher, stats = _listener_excluding_lights(hass, spool)
     hass.states.async_set("sensor.power", "5", {"unit_of_measurement": "W"})
     hass.states.async_set("sensor.temperature", "21", {"unit_of_measurement": "°C"})
     hass.states.async_set("light.kitchen", "on")
@@ -331,17 +328,7 @@ async def test_enqueued_state_changes_events_are_held_for_a_turn_of_time_or_coun
     clock = 1000.0
     monkeypatch.setattr(listener_module, "monotonic", lambda: clock)
     monkeypatch.setattr(listener_module, "EVENT_HOLD_COUNT", 3)
-    registry = RegistryCache(hass)
-    options = {CONF_EXCLUDE_DOMAINS: ["light"]}
-    stats = PipelineStats()
-    batcher = _RecordingBatcher()
-    listener = StateChangeListener(
-        StateFilter(options, registry),
-        LastStates(hass, "entry", spool),
-        create_encoder(options, registry, stats),
-        cast(Batcher, batcher),
-        stats,
-    )
+    listener, batcher, stats = _listener_excluding_lights(hass, spool)
 
     def change(entity_id: str, at: float) -> Event[EventStateChangedData]:
         nonlocal clock
@@ -381,3 +368,4 @@ async def test_enqueued_state_changes_events_are_held_for_a_turn_of_time_or_coun
         *(True, True, True, True, True),
     ]
     assert len(batcher.lines) == 4 + 7
+    assert stats.state_changes_received == 5 + 7  # the excluded one too
