@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import logging
 from pathlib import Path
-import re
 import shutil
 from typing import Any, Protocol
 from unittest.mock import PropertyMock, patch
@@ -178,55 +177,6 @@ async def open_form(hass: HomeAssistant, step_id: str) -> str:
     assert result["step_id"] == step_id
     flow_id: str = result["flow_id"]
     return flow_id
-
-
-# What InfluxDB 2.x answers to setup's test (tests/influxdb_v2_server.py's /ping and
-# empty write), as HTTP/1.1 responses.
-_PING_ANSWER = (
-    b"HTTP/1.1 204 No Content\r\nX-Influxdb-Version: v2.7.11\r\n"
-    b"Content-Length: 0\r\n\r\n"
-)
-_EMPTY_WRITE_BODY = b'{"code":"invalid","message":"writing requires points"}'
-_EMPTY_WRITE_ANSWER = (
-    b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
-    b"Content-Length: %d\r\n\r\n%s" % (len(_EMPTY_WRITE_BODY), _EMPTY_WRITE_BODY)
-)
-
-
-@contextlib.asynccontextmanager
-async def silent_server() -> AsyncIterator[str]:
-    """An InfluxDB 2.x that passes setup's test, then never answers a write: hung.
-
-    It answers /ping and the empty write as InfluxDB does, so the entry starts as
-    with a working server; a write of points is read and held, unanswered, until the
-    server is closed. Yields its URL.
-    """
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-                body = await reader.readexactly(int(length[1]) if length else 0)
-                if head.startswith(b"GET /ping"):
-                    writer.write(_PING_ANSWER)
-                elif head.startswith(b"POST ") and not body:
-                    writer.write(_EMPTY_WRITE_ANSWER)
-                else:
-                    return  # a write of points: held, never answered
-                await writer.drain()
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        for writer in held:
-            writer.close()
-        await server.wait_closed()
 
 
 @contextlib.asynccontextmanager

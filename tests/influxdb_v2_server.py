@@ -53,13 +53,16 @@ Not like a real server: no ``/ready``, v1 or other 2.x endpoints (other paths:
 than 20 buckets); a corrupt gzip stream's 500 lacks Go's byte offset; aiohttp adds
 a ``Server`` header; with conflicts in several shard groups of one batch the
 earliest group's error wins, not the first shard to finish; the injected 503/429
-faults answer before authentication (OSS never sends 429).
+faults answer before authentication (OSS never sends 429); a hung server
+(`writes_hanging`) holds each write of points unanswered until it is left.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+import contextlib
 from dataclasses import dataclass, field
 import datetime as dt
 import json
@@ -855,6 +858,9 @@ class InfluxDBv2TestServer(HttpTestServer):
                 raise ValueError(msg)
             self._buckets[name] = _Bucket(name, "user", 0)
         self._faults: deque[tuple[int, int]] = deque()
+        # While writes hang: released on leaving writes_hanging; the requests held.
+        self._hang: asyncio.Event | None = None
+        self._held_writes: set[asyncio.Task[object]] = set()
 
     def bucket_id(self, name: str) -> str:
         """The ID of bucket `name`."""
@@ -869,6 +875,23 @@ class InfluxDBv2TestServer(HttpTestServer):
     ) -> None:
         """Answer the next `count` writes with `status` and ``Retry-After``."""
         self._faults.extend([(status, retry_after)] * count)
+
+    @contextlib.asynccontextmanager
+    async def writes_hanging(self) -> AsyncIterator[None]:
+        """Hold each write of points unanswered while inside; answer them 503 after.
+
+        /ping and setup's empty write are still answered: a server that started well,
+        then hangs. On leaving, the held writes are answered and ended, so that no
+        request is left pending after the test.
+        """
+        self._hang = release = asyncio.Event()
+        try:
+            yield
+        finally:
+            self._hang = None
+            release.set()
+            if self._held_writes:
+                await asyncio.wait(self._held_writes)
 
     async def _handle(self, request: web.Request) -> web.Response:
         response = await self._route(request)
@@ -983,6 +1006,14 @@ class InfluxDBv2TestServer(HttpTestServer):
             )
         if not data:
             raise _ApiError("invalid", "writing requires points")
+        if (hang := self._hang) is not None:
+            # The request's task: it ends once its answer is sent.
+            request_task = asyncio.current_task()
+            assert request_task is not None
+            self._held_writes.add(request_task)
+            request_task.add_done_callback(self._held_writes.discard)
+            await hang.wait()
+            raise _ApiError("unavailable", "injected fault: the write hung")
         now_ns = time.time_ns()
         try:
             lines = parse_lines(data, precision, now_ns)

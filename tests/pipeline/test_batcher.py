@@ -12,7 +12,7 @@ import time
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.const import CONF_TOKEN, CONF_URL
+from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import STORAGE_DIR
@@ -46,7 +46,6 @@ from ..conftest import (
     overflow_the_spool,
     seed_field_type_conflict,
     setup_entry,
-    silent_server,
     v2_entry_data,
     wait_until,
 )
@@ -355,8 +354,8 @@ async def test_a_hung_write_does_not_keep_memory_from_the_spool(
     kill would lose an interval at most, and the newest lines only. A stop then
     tries to write the spool for 10 s at most, and leaves it as it is.
     """
-    async with silent_server() as url:
-        entry = await _setup_v2(hass, influxdb_v2, {CONF_URL: url}, flush_interval=0.1)
+    async with influxdb_v2.writes_hanging():
+        entry = await _setup_v2(hass, influxdb_v2, flush_interval=0.1)
         pipeline = entry.runtime_data.pipeline
         spool: Spool = pipeline.spool
         hass.states.async_set("sensor.first", "1", {"unit_of_measurement": "W"})
@@ -396,11 +395,9 @@ async def test_memory_full_during_a_write_spools_the_batch_first(
     Then memory: what the spool keeps is everything up to the newest line, so a hard
     kill in between would not leave the batch missing before newer points.
     """
-    async with silent_server() as url:
+    async with influxdb_v2.writes_hanging():
         # Ticks come only when a batch, or memory, is full.
-        entry = await _setup_v2(
-            hass, influxdb_v2, {CONF_URL: url}, flush_interval=60.0, batch_size=100
-        )
+        entry = await _setup_v2(hass, influxdb_v2, flush_interval=60.0, batch_size=100)
         pipeline = entry.runtime_data.pipeline
         spool: Spool = pipeline.spool
         memory_cap = pipeline.batcher.memory_cap
@@ -514,8 +511,8 @@ async def test_a_hung_write_does_not_put_an_older_last_state_back(
     The hung batch is copied to the spool after the newer state was: its older
     fingerprint must not replace the newer one, or a restart would write it again.
     """
-    async with silent_server() as url:
-        entry = await _setup_v2(hass, influxdb_v2, {CONF_URL: url}, flush_interval=0.1)
+    async with influxdb_v2.writes_hanging():
+        entry = await _setup_v2(hass, influxdb_v2, flush_interval=0.1)
         pipeline = entry.runtime_data.pipeline
         spool: Spool = pipeline.spool
         hass.states.async_set("sensor.device", "a", {"unit_of_measurement": "W"})
