@@ -771,6 +771,34 @@ async def test_the_backoff_starts_again_once_a_batch_is_written(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_turn_of_the_loop_beyond_memory_waits_whole_for_the_spool(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """More state changes in one turn of the event loop than memory holds: none lost.
+
+    Home Assistant's start, a heartbeat, or an integration setting many states at once
+    in a big house with small batches: the spool has not had a turn yet, so memory
+    keeps them all for it (limit: 2,000 lines here); all are written, none dropped.
+    """
+    await setup_entry(hass, config_entry, {CONF_BATCH_SIZE: 100})
+    pipeline = config_entry.runtime_data.pipeline
+    fire_power(hass, 0, 5_000)
+    assert pipeline.batcher.pending == 5_000
+
+    def stored() -> list[float]:
+        return [
+            row["value"] for row in influxdb.rows('SELECT "value" FROM "W"', database)
+        ]
+
+    await wait_until(lambda: len(stored()) == 5_000, "5,000 points", seconds=60)
+    assert sorted(stored()) == [float(i) for i in range(5_000)]
+    assert pipeline.stats.points_dropped_memory_full == 0
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
 async def test_memory_never_holds_more_than_its_cap(
     hass: HomeAssistant,
     influxdb_v2: InfluxDBv2TestServer,

@@ -24,7 +24,8 @@ the stats, unless a newer state of the entity was saved already. A line of the p
 backfill's) comes without one: it must not become an entity's last state. Memory holds
 `memory_cap` lines waiting, and as many again while the spool stores them; should the
 spool not keep up, or not take them at all (a full disk), the oldest batch in memory
-is dropped, and counted.
+is dropped, and counted. Lines that come before the spool has had a turn (thousands in
+one step of the event loop) all wait for it: they are not dropped for want of one.
 
 Whenever everything received until a moment is durable (a delivery emptied memory, or
 memory went to the spool with nothing else under way), that moment is noted in the
@@ -177,7 +178,12 @@ class Batcher:
         count = len(lines)
         if count in (self._batch_size, self.memory_cap):
             self._wake.set()
-        elif count > self._memory_limit:
+        elif count > self._memory_limit and (
+            self._unfinished or self.spool_error is not None
+        ):
+            # The spool is storing older lines (or cannot): it does not keep up.
+            # Otherwise it has not had a turn since memory filled (a heartbeat or
+            # Home Assistant's start adds thousands at once): it takes them all then.
             self._drop_oldest_batch()
 
     def _drop_oldest_batch(self) -> None:
