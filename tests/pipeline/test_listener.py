@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import threading
 from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntryState
@@ -17,13 +18,18 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from custom_components.ha_ingestor.const import (
     CONF_BATCH_SIZE,
     CONF_EXCLUDE_DOMAINS,
     CONF_FLUSH_INTERVAL,
+    CONF_HEARTBEAT_MINUTES,
     DOMAIN,
 )
 from custom_components.ha_ingestor.line_protocol import create_encoder
@@ -36,7 +42,7 @@ from custom_components.ha_ingestor.pipeline.stats import PipelineStats
 from custom_components.ha_ingestor.registry.cache import RegistryCache
 from custom_components.ha_ingestor.storage.spool import Spool
 
-from ..conftest import v2_entry_data, wait_until
+from ..conftest import setup_entry, v2_entry_data, wait_until
 from ..influxdb_v1_server import InfluxDBv1Server
 from ..influxdb_v2_server import InfluxDBv2TestServer
 
@@ -314,6 +320,58 @@ async def test_heartbeat_enqueues_every_included_state_at_its_time(
     }
     # A heartbeat is no state change.
     assert stats.state_changes_received == 0
+
+
+async def test_a_heartbeat_of_more_states_than_memory_holds_writes_them_all(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A big house with small batches: 2,500 states at once, memory holds 2,000.
+
+    The heartbeat enqueues them in one step of the event loop (in the loop, never in
+    a thread beside it); the spool takes what memory does not at its next turn, and
+    every one is written at the heartbeat's time.
+    """
+    threads: list[int] = []
+    heartbeat = StateChangeListener.async_heartbeat
+
+    @callback
+    def _heartbeat(
+        listener: StateChangeListener, hass: HomeAssistant, now: dt.datetime
+    ) -> None:
+        threads.append(threading.get_ident())
+        heartbeat(listener, hass, now)
+
+    monkeypatch.setattr(StateChangeListener, "async_heartbeat", _heartbeat)
+    for i in range(2_500):
+        hass.states.async_set(f"sensor.power_{i}", "5", {"unit_of_measurement": "W"})
+    await setup_entry(
+        hass, config_entry, {CONF_BATCH_SIZE: 100, CONF_HEARTBEAT_MINUTES: 1}
+    )
+    pipeline = config_entry.runtime_data.pipeline
+    # Never written before: the states set before the start are not written.
+    assert pipeline.batcher.pending == 0
+    beat = dt_util.utcnow() + dt.timedelta(minutes=1, seconds=1)
+    async_fire_time_changed(hass, beat)
+    await hass.async_block_till_done()
+    assert threads == [hass.loop_thread_id]
+
+    def stored() -> dict[str, int]:
+        return {
+            row["entity_id"]: row["time"]
+            for row in influxdb.rows(
+                'SELECT "value" FROM "W" GROUP BY "entity_id"', database
+            )
+        }
+
+    await wait_until(lambda: len(stored()) == 2_500, "2,500 points", seconds=60)
+    assert set(stored()) == {f"power_{i}" for i in range(2_500)}
+    assert len(set(stored().values())) == 1  # the heartbeat's own time
+    assert pipeline.stats.points_dropped_memory_full == 0
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 async def test_enqueued_state_changes_events_are_held_for_a_turn_of_time_or_count(

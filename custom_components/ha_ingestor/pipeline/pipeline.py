@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import contextlib
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Final
 
 from homeassistant.config_entries import ConfigEntry
@@ -152,7 +153,9 @@ class Pipeline:
             self._unsubscribers.append(
                 async_track_time_interval(
                     hass,
-                    lambda now: self._listener.async_heartbeat(hass, now),
+                    # A partial keeps it a callback, run in the event loop: Home
+                    # Assistant runs a plain function (a lambda) in its executor.
+                    partial(self._listener.async_heartbeat, hass),
                     timedelta(minutes=self._heartbeat_minutes),
                     name="ha_ingestor heartbeat",
                 )
