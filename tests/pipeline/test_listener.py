@@ -359,17 +359,13 @@ async def test_a_heartbeat_of_more_states_than_memory_holds_writes_them_all(
     await hass.async_block_till_done()
     assert threads == [hass.loop_thread_id]
 
-    def stored() -> dict[str, int]:
-        return {
-            row["entity_id"]: row["time"]
-            for row in influxdb.rows(
-                'SELECT "value" FROM "W" GROUP BY "entity_id"', database
-            )
-        }
-
-    await wait_until(lambda: len(stored()) == 2_500, "2,500 points", seconds=60)
-    assert set(stored()) == {f"power_{i}" for i in range(2_500)}
-    assert len(set(stored().values())) == 1  # the heartbeat's own time
+    await wait_until(
+        lambda: len(_stored(influxdb, database)) == 2_500, "2,500 points", seconds=60
+    )
+    points = _stored(influxdb, database)
+    # One point per entity, all at the heartbeat's own time.
+    assert {point[2] for point in points} == {f"power_{i}" for i in range(2_500)}
+    assert len({point[5] for point in points}) == 1
     assert pipeline.stats.points_dropped_memory_full == 0
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 
