@@ -74,7 +74,7 @@ async def test_states_set_before_the_entry_are_compared_after_a_restart(
 
     Their states are compared with the last written all the same: one restored to an
     older value after a crash is written, at the time it was set; an unchanged one is
-    not; one never written before is not this entry's to keep.
+    not. An entity never written before (new since the stop) is written as it starts.
     """
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
@@ -85,20 +85,64 @@ async def test_states_set_before_the_entry_are_compared_after_a_restart(
     def set_up_first(second: HomeAssistant) -> None:
         second.states.async_set("sensor.same", "1", {"unit_of_measurement": "W"})
         second.states.async_set("sensor.restored", "4", {"unit_of_measurement": "W"})
-        second.states.async_set("sensor.unknown", "1", {"unit_of_measurement": "W"})
+        second.states.async_set("sensor.new", "1", {"unit_of_measurement": "W"})
 
     async with restarted(hass, config_entry, set_up_first) as second:
         restored = second.states.get("sensor.restored")
+        new = second.states.get("sensor.new")
         assert restored is not None
+        assert new is not None
 
     rows = influxdb.rows('SELECT * FROM "W" GROUP BY "entity_id"', database)
     assert sorted((r["entity_id"], r["value"]) for r in rows) == [
+        ("new", 1.0),
         ("restored", 4.0),
         ("restored", 5.0),
         ("same", 1.0),
     ]
-    (restored_row,) = [r for r in rows if r["value"] == 4.0]
-    assert restored_row["time"] == timestamp_us(restored.last_updated_timestamp)
+    times = {(r["entity_id"], r["value"]): r["time"] for r in rows}
+    assert times["restored", 4.0] == timestamp_us(restored.last_updated_timestamp)
+    assert times["new", 1.0] == timestamp_us(new.last_updated_timestamp)
+
+
+async def test_states_set_while_the_entry_did_not_listen_are_written_once(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """An entity never written is written if its state was set while the entry was out.
+
+    Between an unload and the next setup (a reload, or a restart) no listener sees
+    state changes: one of an entity written before is compared with its last state,
+    one of an entity never written (new, or unchanged while the entry ran) is written
+    then, once. A state set before the entry's first setup, unchanged since, is not
+    this entry's to keep: it is not written at that setup, nor at a later one.
+    """
+    hass.states.async_set("sensor.before_setup", "1", {"unit_of_measurement": "W"})
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    hass.states.async_set("sensor.written", "1", {"unit_of_measurement": "W"})
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+    hass.states.async_set("sensor.written", "2", {"unit_of_measurement": "W"})
+    hass.states.async_set("sensor.new", "1", {"unit_of_measurement": "W"})
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    # A setup with nothing set meanwhile writes nothing again.
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+    new = hass.states.get("sensor.new")
+    assert new is not None
+    rows = influxdb.rows('SELECT * FROM "W" GROUP BY "entity_id"', database)
+    assert sorted((r["entity_id"], r["value"]) for r in rows) == [
+        ("new", 1.0),
+        ("written", 1.0),
+        ("written", 2.0),
+    ]
+    (new_row,) = [r for r in rows if r["entity_id"] == "new"]
+    assert new_row["time"] == timestamp_us(new.last_updated_timestamp)
 
 
 async def test_fingerprints_are_computed_off_the_event_loop(

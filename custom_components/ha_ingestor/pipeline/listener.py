@@ -4,7 +4,8 @@ For each state change Home Assistant fires, the listener counts it, asks the fil
 whether the entity is written, skips a restart's unchanged state, encodes the line and
 hands it to the batcher. It only enqueues: no I/O, no await, nothing that waits. The
 heartbeat enters the same way, for every included entity's current state, and so do
-the states entities had before the pipeline started, compared with the last written.
+the states entities had before the pipeline started, compared with the last written
+(or, for an entity never written, taken if set since the entry last listened).
 
 It also holds the Events it enqueued lines of, in two turns: a turn ends after
 EVENT_HOLD_SECONDS or EVENT_HOLD_COUNT Events, whichever comes first, and the turn
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+import math
 from time import monotonic
 
 from homeassistant.core import (
@@ -89,25 +91,30 @@ class StateChangeListener:
         self._held.append(event)
 
     @callback
-    def async_states_before_start(self, states: Iterable[State]) -> None:
+    def async_states_before_start(
+        self, states: Iterable[State], received_through: datetime | None
+    ) -> None:
         """Take states set before the pipeline listened, as their entities' first.
 
-        Only entities written before the stop: one whose state differs from the last
-        written is written, at the time it was set; any other is left as it was.
+        One that differs from its entity's last state written before the stop is
+        written, at the time it was set; one the same is left out. An entity never
+        written (new, or unchanged while the entry ran) is written if its state was
+        set after `received_through` (the stats': when the entry last stopped
+        listening, or earlier after a crash), unseen by any listener. None: the entry
+        never ran, and a state set before its first setup is not its to keep.
         """
         last_states = self._last_states
+        since = math.inf if received_through is None else received_through.timestamp()
         for state in states:
-            if (
-                last_states.written_before(state.entity_id)
-                and self._keep(state)
-                and not last_states.unchanged_since_restart(state)
-                and (
-                    line := self._encode(
-                        state, None, timestamp_us(state.last_updated_timestamp)
-                    )
-                )
-                is not None
-            ):
+            if not self._keep(state):
+                continue
+            if last_states.written_before(state.entity_id):
+                if last_states.unchanged_since_restart(state):
+                    continue
+            elif state.last_updated_timestamp <= since:
+                continue
+            line = self._encode(state, None, timestamp_us(state.last_updated_timestamp))
+            if line is not None:
                 self._batcher.add(line, state)
 
     @callback

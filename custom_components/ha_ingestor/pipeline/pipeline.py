@@ -127,7 +127,8 @@ class Pipeline:
         Home Assistant sets most entities up before this entry, so their first states
         since a start fired before anything listened: each entity's state from before
         setup began (the old state of its first change since, or its state now) is
-        compared with the last one written before the stop.
+        compared with the last one written before the stop, or written if its entity
+        was never written and it was set after this entry last stopped listening.
         """
         self._registry.async_start()
         self._keep.start()
@@ -138,7 +139,8 @@ class Pipeline:
         for event in reversed(earlier):
             before[event.data["entity_id"]] = event.data["old_state"]
         self._listener.async_states_before_start(
-            state for state in before.values() if state is not None
+            (state for state in before.values() if state is not None),
+            self.stats_at_start.received_through,
         )
         state_changed = self._listener.async_state_changed
         for event in earlier:
