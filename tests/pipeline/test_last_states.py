@@ -113,11 +113,12 @@ async def test_states_set_while_the_entry_did_not_listen_are_written_once(
 ) -> None:
     """An entity never written is written if its state was set while the entry was out.
 
-    Between an unload and the next setup (a reload, or a restart) no listener sees
-    state changes: one of an entity written before is compared with its last state,
-    one of an entity never written (new, or unchanged while the entry ran) is written
-    then, once. A state set before the entry's first setup, unchanged since, is not
-    this entry's to keep: it is not written at that setup, nor at a later one.
+    Between an unload and the next setup (the entry disabled a while, or Home
+    Assistant restarting) no listener sees state changes: one of an entity written
+    before is compared with its last state, one of an entity never written (new, or
+    unchanged while the entry ran) is written then, once. A state set before the
+    entry's first setup, unchanged since, is not this entry's to keep: it is not
+    written at that setup, nor at a later one while Home Assistant runs.
     """
     hass.states.async_set("sensor.before_setup", "1", {"unit_of_measurement": "W"})
     config_entry.add_to_hass(hass)
