@@ -61,6 +61,7 @@ ISSUE_POINTS_QUARANTINED: Final = "points_quarantined"
 ISSUE_HISTORY_GAP: Final = "history_gap"
 # Its text when part of the gap is not in the recorder either.
 HISTORY_GAP_PARTLY_UNRECORDED: Final = "history_gap_partly_unrecorded"
+# The damaged spool's text when how many points it held cannot be read.
 SPOOL_DAMAGED_LOST_UNKNOWN: Final = "spool_damaged_lost_unknown"
 ISSUES: Final = (
     ISSUE_UNREACHABLE,
