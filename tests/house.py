@@ -46,6 +46,9 @@ COUNTER = "counter.reliability"
 # Incremented by BURST_SCRIPT: 100 changes back to back, then a 1 ms pause, and so on.
 BURST_COUNTER = "counter.reliability_burst"
 BURST_SCRIPT = "script.reliability_burst"
+# Set by Home Assistant at every start, before HA Ingestor's entry; never changed by
+# the tests: not written until the first restart, then once (an entity never written).
+UNTOUCHED = "counter.reliability_untouched"
 # Set by Home Assistant to the same state at every start; never changed by the tests.
 CONSTANT = "input_number.reliability_constant"
 # The same, with NaN and infinity in its attributes (its bounds).
@@ -77,6 +80,9 @@ counter:
   reliability_burst:
     name: Reliability burst
     initial: 0
+  reliability_untouched:
+    name: Reliability untouched
+    initial: 7
 script:
   # A burst of state changes from inside Home Assistant, as an automation storm
   # makes: the counter above incremented `chunks` times 100. A script's steps run

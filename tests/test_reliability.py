@@ -39,6 +39,7 @@ from .house import (
     HUGE,
     NON_FINITE,
     REST_HOSTILE,
+    UNTOUCHED,
     CounterFiring,
     Fired,
     House,
@@ -245,13 +246,18 @@ def _check_unchanged_and_gaps(
 ) -> None:
     """No unchanged entity written again, no point dropped, no gap beyond a kill's.
 
-    The gaps are what the start found missing, for a repair issue to write from the
-    recorder: after a stop none (the states set while Home Assistant starts are no
-    gap); after a kill, what the recorder committed after the last change made
-    durable, which `bound` (and the margin) limits.
+    An entity never written before the stop has its state at the restart written
+    once, at the time Home Assistant set it. The gaps are what the start found
+    missing, for a repair issue to write from the recorder: after a stop none (the
+    states set while Home Assistant starts are no gap); after a kill, what the
+    recorder committed after the last change made durable, which `bound` (and the
+    margin) limits.
     """
     for entity_id, points in UNCHANGED.items():
         assert house.point_count(entity_id) == points, f"{entity_id} written again"
+    assert house.counter_points(UNTOUCHED) == [house.counter_now(UNTOUCHED)], (
+        "the state of an entity never written, as Home Assistant set it at the restart"
+    )
     diagnostics = house.diagnostics()
     assert diagnostics["stats"]["points_dropped"] == 0
     gaps = diagnostics["history_backfill"]["gaps"]
