@@ -144,6 +144,56 @@ async def test_documented_queries_answer_what_they_promise(
     assert sorted(labels.split(", ")) == ["Critical", "Energy"]
 
 
+async def test_entity_overview_shows_what_home_assistant_shows(
+    hass: HomeAssistant, config_entry_id: str, mirror: RegistryMirror, path: Path
+) -> None:
+    """entity_overview's rules, as docs/registry.md states them.
+
+    The user's name and device class over the integration's, the device's name by
+    the user over its own, and the entity's own area over its device's, with that
+    area's floor.
+    """
+    populate(hass, config_entry_id)
+    await assert_mirrored(hass, mirror)
+    overview = (
+        "SELECT entity_id, name, device_class, unit_of_measurement, device_name,"
+        " area_id, area_name, floor_id, floor_name FROM entity_overview"
+        " ORDER BY entity_id"
+    )
+    lamp = ("light.garden_lamp", "Garden lamp", "lamp", None, None)
+    garden = ("garden", "Garden", None, None)
+    assert await query(path, overview) == [
+        (*lamp, *garden),
+        ("sensor.hub_rssi", "Signal", None, None, "Hub", None, None, None, None),
+        (
+            "sensor.kitchen_temperature",
+            "Temperature",
+            "temperature",
+            "°C",
+            "Kitchen thermostat",
+            "kitchen",
+            "Kitchen",
+            "ground_floor",
+            "Ground floor",
+        ),
+    ]
+    er.async_get(hass).async_update_entity(
+        "sensor.kitchen_temperature",
+        name="Oven probe",
+        device_class="battery",
+        area_id="garden",
+    )
+    await settle(hass)
+    assert (await query(path, overview))[2] == (
+        "sensor.kitchen_temperature",
+        "Oven probe",
+        "battery",
+        "°C",
+        "Kitchen thermostat",
+        *garden,
+    )
+
+
 def test_migration_1_is_frozen(snapshot: SnapshotAssertion) -> None:
     """What version 1 creates is fixed: a change to TABLES must not change it silently.
 
