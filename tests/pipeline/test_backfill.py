@@ -28,6 +28,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.recorder.common import (
+    async_wait_purge_done,
     async_wait_recording_done,
 )
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
@@ -546,6 +547,51 @@ async def test_without_the_recorder_there_is_nothing_to_backfill(
     assert raised.value.translation_key == "backfill_no_recorder"
     assert entry.runtime_data.backfill.progress() is None
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.usefixtures("recorder_mock")
+async def test_rich_the_oldest_state_kept_after_a_purge_has_no_previous_state(
+    hass: HomeAssistant, influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """docs/schema.md: a state whose predecessor the recorder purged has no link.
+
+    Its backfilled point has no `previous_state` and `duration_in_state_s` (live
+    ingestion had them); the state after it has both, from the state it kept.
+    """
+    now = time.time()
+    for days_ago, value in ((3, "1"), (1.5, "2"), (0.5, "3")):
+        hass.states.async_set(
+            "sensor.purged_before",
+            value,
+            {"unit_of_measurement": "W"},
+            timestamp=now - days_ago * 86400,
+        )
+    await async_wait_recording_done(hass)
+    await hass.services.async_call(
+        "recorder", "purge", {"keep_days": 2, "repack": False}, blocking=True
+    )
+    await async_wait_purge_done(hass)
+    entry = _entry(influxdb, database)
+    await setup_entry(hass, entry, FAST | {CONF_PRESET: PRESET_RICH})
+    try:
+        await _backfill_and_wait(hass, entry)
+        points = [
+            (time_ns, dict(fields))
+            for _, tags, time_ns, fields in stored_points(influxdb, database)
+            if ("entity_id", "sensor.purged_before") in tags
+        ]
+        points.sort(key=lambda point: point[0])
+        assert [(fields["value"], time_ns) for time_ns, fields in points] == [
+            (2.0, timestamp_us(now - 1.5 * 86400)),
+            (3.0, timestamp_us(now - 0.5 * 86400)),
+        ]
+        oldest_kept, newest = (fields for _, fields in points)
+        assert "previous_state" not in oldest_kept
+        assert "duration_in_state_s" not in oldest_kept
+        assert newest["previous_state"] == "2"
+        assert newest["duration_in_state_s"] == pytest.approx(86400, abs=0.001)
+    finally:
+        assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_an_action_right_after_the_start_runs_once(
