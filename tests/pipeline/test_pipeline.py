@@ -26,6 +26,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.const import (
+    CONF_BATCH_SIZE,
     CONF_EXCLUDE_DOMAINS,
     CONF_FLUSH_INTERVAL,
     DOMAIN,
@@ -37,6 +38,7 @@ from ..influxdb_v1_server import InfluxDBv1Server
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.1}
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def _record_events(hass: HomeAssistant) -> list[tuple[str, int]]:
@@ -112,6 +114,48 @@ async def test_influxd_killed_during_10000_state_changes(
     )
     assert sorted(_stored(influxdb, database)) == sorted(fired)
     await wait_until(lambda: spool.count == 0, "the spool is empty again")
+
+
+async def test_a_start_with_more_changed_states_than_memory_holds_writes_them_all(
+    hass: HomeAssistant,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    config_entry: MockConfigEntry,
+) -> None:
+    """A big house starts with small batches: 2,500 changed states, memory holds 2,000.
+
+    Every entity's state set before the entry starts that differs from the last one
+    written is enqueued at the start, in one step of the event loop: all are written,
+    at the times they were set, none dropped.
+    """
+    await setup_entry(hass, config_entry, FAST_FLUSH | {CONF_BATCH_SIZE: 100})
+    for i in range(2_500):
+        hass.states.async_set(f"sensor.power_{i}", "1", {"unit_of_measurement": "W"})
+        if i % 100 == 99:
+            await asyncio.sleep(0)
+    await wait_until(lambda: _count(influxdb, database) == 2_500, "2,500 points")
+    await hass.async_stop()
+    set_at: list[tuple[str, int]] = []
+
+    def changed(second: HomeAssistant) -> None:
+        for i in range(2_500):
+            second.states.async_set(
+                f"sensor.power_{i}", "2", {"unit_of_measurement": "W"}
+            )
+            state = second.states.get(f"sensor.power_{i}")
+            assert state is not None
+            set_at.append(
+                (state.entity_id, (state.last_updated - EPOCH) // _MICROSECOND)
+            )
+
+    async with restarted(hass, config_entry, changed) as second:
+        await wait_until(
+            lambda: _count(influxdb, database) == 5_000, "5,000 points", seconds=60
+        )
+        entry = second.config_entries.async_get_entry(config_entry.entry_id)
+        assert entry is not None
+        assert entry.runtime_data.pipeline.stats.points_dropped_memory_full == 0
+    assert set(set_at) <= set(_stored(influxdb, database))
 
 
 async def test_restart_during_an_outage(
