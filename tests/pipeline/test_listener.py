@@ -364,8 +364,10 @@ async def test_a_heartbeat_of_more_states_than_memory_holds_writes_them_all(
     )
     points = _stored(influxdb, database)
     # One point per entity, all at the heartbeat's own time.
-    assert {point[2] for point in points} == {f"power_{i}" for i in range(2_500)}
-    assert len({point[5] for point in points}) == 1
+    assert {entity_id for _, _, entity_id, _, _, _ in points} == {
+        f"power_{i}" for i in range(2_500)
+    }
+    assert len({written_at for *_, written_at in points}) == 1
     assert pipeline.stats.points_dropped_memory_full == 0
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 

@@ -57,7 +57,7 @@ def _record_events(hass: HomeAssistant) -> list[tuple[str, int]]:
         fired.append(
             (
                 event.data["entity_id"],
-                (event.time_fired - EPOCH) // dt.timedelta(0, 0, 1),
+                (event.time_fired - EPOCH) // _MICROSECOND,
             )
         )
 
