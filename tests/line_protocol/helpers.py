@@ -74,6 +74,24 @@ def encode(
     return create_encoder(options, registry, PipelineStats())(state, old_state, TIME_US)
 
 
+class Unreadable:
+    """An integration's object whose every reading fails: text, number, dict."""
+
+    def __str__(self) -> str:
+        """Fail, as its repr does."""
+        raise RuntimeError("no text")
+
+    __repr__ = __str__
+
+    def __float__(self) -> float:
+        """Fail."""
+        raise RuntimeError("no number")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Fail, where Home Assistant's JSON encoder asks for it."""
+        raise RuntimeError("no dict")
+
+
 @dataclass(frozen=True)
 class Example:
     """A state change docs/schema.md shows, and the line it gives."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from typing import Any
 
 from homeassistant.const import STATE_UNKNOWN
@@ -43,6 +44,7 @@ from .helpers import (
     RICH,
     TIME_US,
     FixedRegistry,
+    Unreadable,
     encode,
     parse_influx_line,
 )
@@ -52,6 +54,7 @@ from .strategies import (
     METADATA,
     OPTIONS,
     STATE_TEXTS,
+    TEXTS_WITH_SURROGATES,
     WORDS,
 )
 
@@ -302,4 +305,67 @@ def test_attributes_changed_in_place_are_read_again(options: dict[str, Any]) -> 
     assert first != second
     assert second == create_encoder(options, FixedRegistry(), PipelineStats())(
         state, None, TIME_US
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    preset=st.sampled_from([CORE, RICH]),
+    options=OPTIONS,
+    text=TEXTS_WITH_SURROGATES.filter(bool),
+    attributes=ATTRIBUTES,
+)
+def test_every_line_is_utf8(
+    preset: dict[str, Any],
+    options: dict[str, Any],
+    text: str,
+    attributes: dict[str, Any],
+) -> None:
+    """Surrogates anywhere a text enters a line: none is left in it.
+
+    In the state, attribute keys and values (also inside lists and as the measurement's
+    unit) and registry names. A line UTF-8 cannot carry would cost its whole batch.
+    """
+    state = State(
+        "sensor.a",
+        text,
+        attributes
+        | {"unit_of_measurement": text, "friendly_name": text, text: [text, {text: 1}]},
+    )
+    metadata = EntityMetadata(text, "area", text, text, text, frozenset(), (text,))
+    line = encode(preset | options, state, State("sensor.a", text), metadata)
+    if line is not None:
+        assert not any("\ud800" <= char <= "\udfff" for char in line)
+        parse_influx_line(line)
+
+
+@pytest.mark.parametrize("options", [CORE, RICH])
+def test_surrogates_are_written_as_utf8_carries_them(options: dict[str, Any]) -> None:
+    """A pair of halves becomes its character, a lone half U+FFFD: the rest is kept."""
+    text = "a\ud83d\ude00b\udcff"
+    state = State(
+        "sensor.a", text, {"unit_of_measurement": "W\ud800", "note\udcff": text}
+    )
+    line = encode(options, state)
+    assert line is not None
+    measurement, _, fields, _ = parse_influx_line(line)
+    assert measurement == "W\ufffd"
+    assert fields["state"] == fields["note\ufffd_str"] == "a\U0001f600b\ufffd"
+
+
+@pytest.mark.parametrize("options", [CORE, RICH])
+def test_an_object_that_cannot_be_read_keeps_its_state_written(
+    options: dict[str, Any],
+) -> None:
+    """The object is written as Python names any object; the state and the rest as ever."""
+    state = State(
+        "sensor.a", "5", {"unit_of_measurement": "W", "reading": Unreadable(), "b": 2}
+    )
+    line = encode(options, state)
+    assert line is not None
+    fields = parse_influx_line(line)[2]
+    assert fields["value"] == 5.0
+    assert fields["b"] == 2.0
+    assert re.fullmatch(
+        r"<\S+\.Unreadable object at 0x[0-9a-f]+>", str(fields["reading_str"])
     )

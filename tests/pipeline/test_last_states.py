@@ -23,6 +23,7 @@ from custom_components.ha_ingestor.storage.spool import Spool
 
 from ..conftest import restarted
 from ..influxdb_v1_server import InfluxDBv1Server
+from ..line_protocol.helpers import Unreadable
 
 
 async def test_unchanged_states_are_not_written_again_after_a_restart(
@@ -287,6 +288,9 @@ HOSTILE_EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "sensor.object": {"unit_of_measurement": "W", "reading": _Reading(5)},
     "sensor.text": {"unit_of_measurement": "W", "note": 'line\nbreak "quoted" \\ ☃'},
+    # Code points UTF-8 cannot carry, in a key and a value: a pair, and a lone half.
+    "sensor.surrogates": {"unit_of_measurement": "W", "k\udcff": "a\ud83d\ude00\ud800"},
+    "sensor.unreadable": {"unit_of_measurement": "W", "reading": Unreadable()},
 }
 
 

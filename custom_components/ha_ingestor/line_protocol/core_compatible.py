@@ -35,6 +35,7 @@ from .encoder import (
     SkippedValues,
     TextFields,
     kept_attributes,
+    object_text,
     remember,
     state_number,
 )
@@ -45,6 +46,7 @@ from .escaping import (
     TIME_KEY,
     single_line,
     string_field,
+    utf8_text,
 )
 
 # The attribute each of core's measurement_attr values reads the measurement from.
@@ -194,7 +196,11 @@ def _core_tag_kept(key: str, text: str) -> bool:
 
 def _core_name(name: str) -> str:
     # Attribute keys are nearly always identifiers, which need no escape: no copy.
-    return name if name.isidentifier() else name.translate(_CORE_NAME_ESCAPES)
+    if name.isidentifier():
+        return name
+    if not name.isprintable():
+        name = utf8_text(name)
+    return name.translate(_CORE_NAME_ESCAPES)
 
 
 def _core_measurement(value: object) -> str | None:
@@ -204,7 +210,7 @@ def _core_measurement(value: object) -> str | None:
     measurement, or stored where no query finds it.
     """
     # Core single-lines a text; the client turns anything else into text.
-    text = single_line(value) if isinstance(value, str) else str(value)
+    text = single_line(value) if isinstance(value, str) else object_text(value)
     name = _core_name(text)
     start = name.lstrip(LINE_START_BLANKS)
     if not start or start[0] == "#" or ESCAPING_BACKSLASH.search(text):
@@ -255,15 +261,15 @@ def _core_reading(value: object) -> _CoreReading:
     """Core's reading of an attribute value that is not a text."""
     # float() refuses these for sure: no exception to raise and catch.
     if type(value) in _NEVER_FLOATS:
-        return _core_text(str(value))
+        return _core_text(object_text(value))
     try:
         return float(value), None  # type: ignore[arg-type]
-    except ValueError, TypeError:
-        return _core_text(str(value))
     except OverflowError:
         # An int beyond float's range, which core does not catch (its writer thread
         # stops); it is the infinity core leaves out.
         return math.inf, None
+    except Exception:  # noqa: BLE001 - ValueError, TypeError, or an object's own
+        return _core_text(object_text(value))
 
 
 class CoreCompatibleEncoder(PresetEncoder):
@@ -469,7 +475,7 @@ class CoreCompatibleEncoder(PresetEncoder):
             return ""
         if isinstance(value, bytes):  # the client decodes them
             return value.decode("utf-8", "replace")
-        return str(value)
+        return object_text(value)
 
     def _new_series(self, state: State) -> _CoreSeries:
         attributes = state.attributes

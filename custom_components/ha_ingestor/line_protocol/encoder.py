@@ -155,6 +155,18 @@ class TextFields:
         return fields
 
 
+def object_text(value: object) -> str:
+    """Return str(value); for an object whose own text fails, the one `object` gives.
+
+    Integrations put objects of their own into attributes; one whose `__str__` raises
+    must not cost the state change its point (nor the others their fingerprints).
+    """
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - an integration's object can fail in any way
+        return object.__repr__(value)
+
+
 def state_number(text: str) -> float | None:
     """Return the state as a number: its float, or a word's such as `on`; None if none."""
     if (number := STATE_NUMBERS.get(text)) is not None:

@@ -26,13 +26,25 @@ ESCAPING_BACKSLASH: Final = re.compile(r'\\(?=[ ,="]|\Z)')
 TIME_KEY: Final = "time"
 
 
+def utf8_text(text: str) -> str:
+    """Return a text UTF-8 can carry: its surrogate code points made characters.
+
+    A str can hold surrogates (bytes decoded with `surrogateescape`, JSON's escaped
+    halves of a pair), which UTF-8 cannot encode: the server would refuse the whole
+    batch, the spool could not store it. A pair becomes the character it encodes, a
+    lone half U+FFFD. Surrogates are unprintable: a printable text has none.
+    """
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def single_line(text: str) -> str:
     """Replace line breaks by spaces, as core does: line protocol has no escape for them.
 
     Every character str.splitlines splits at is unprintable, so a printable text (the
-    usual case) is returned as it is, without building a list.
+    usual case) is returned as it is, without building a list. The text is also made
+    one UTF-8 carries (utf8_text).
     """
-    return text if text.isprintable() else " ".join(text.splitlines())
+    return text if text.isprintable() else " ".join(utf8_text(text).splitlines())
 
 
 def string_field(text: str) -> str:

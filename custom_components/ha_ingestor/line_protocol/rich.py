@@ -31,10 +31,11 @@ from .encoder import (
     SkippedValues,
     TextFields,
     kept_attributes,
+    object_text,
     remember,
     state_number,
 )
-from .escaping import ESCAPING_BACKSLASH, TIME_KEY, single_line, string_field
+from .escaping import ESCAPING_BACKSLASH, TIME_KEY, single_line, string_field, utf8_text
 
 # Fields the preset writes itself, and its tags: an attribute's float field never takes
 # these names (its text field cannot, ending in `_str`).
@@ -166,8 +167,8 @@ def _json_text(value: object) -> str:
     """Return lists, dicts and other objects as Home Assistant shows them, else str()."""
     try:
         return json_dumps(value)
-    except TypeError:
-        return str(value)
+    except Exception:  # noqa: BLE001 - TypeError, or an object's own as_dict failing
+        return object_text(value)
 
 
 class RichEncoder(PresetEncoder):
@@ -355,12 +356,13 @@ class RichEncoder(PresetEncoder):
         """
         keys = None
         if isinstance(key, str) and key.splitlines() == [key]:
-            number_name = key
-            if key in _RICH_RESERVED or key.endswith(("_", "_str", "\\")):
+            name = key if key.isprintable() else utf8_text(key)
+            number_name = name
+            if name in _RICH_RESERVED or name.endswith(("_", "_str", "\\")):
                 number_name += "_"
             if not ESCAPING_BACKSLASH.search(number_name):
                 number_key = number_name.translate(_RICH_NAME_ESCAPES)
-                text_key = f"{key}_str".translate(_RICH_NAME_ESCAPES)
+                text_key = f"{name}_str".translate(_RICH_NAME_ESCAPES)
                 keys = (
                     number_key,
                     text_key,

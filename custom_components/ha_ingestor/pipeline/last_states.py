@@ -11,6 +11,7 @@ hard kill, and never names a state whose point could still be lost.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+import contextlib
 from datetime import date, datetime, time
 import hashlib
 import math
@@ -20,6 +21,7 @@ from homeassistant.helpers.json import json_bytes_sorted
 from homeassistant.helpers.storage import Store
 
 from ..const import DOMAIN
+from ..line_protocol.encoder import object_text
 from ..storage.spool import Spool
 
 _LEGACY_STORAGE_VERSION = 1
@@ -34,7 +36,7 @@ def fingerprint(state: State) -> str:
     """
     try:
         content = json_bytes_sorted([state.state, state.attributes])
-    except TypeError, ValueError:
+    except Exception:  # noqa: BLE001 - TypeError, ValueError, an object's own as_dict
         content = _canonical([state.state, state.attributes]).encode(
             "utf-8", "surrogatepass"
         )
@@ -62,9 +64,11 @@ def _canonical(value: object) -> str:  # noqa: PLR0911 - one way per type
         return "s[" + ",".join(sorted(_canonical(item) for item in value)) + "]"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_canonical(item) for item in value) + "]"
-    if callable(as_dict := getattr(value, "as_dict", None)):
-        return f"o{type(value).__qualname__}{_canonical(as_dict())}"
-    return f"o{type(value).__qualname__}:{value}"
+    # An integration's object can fail in any way: then it is what its text says.
+    with contextlib.suppress(Exception):
+        if callable(as_dict := getattr(value, "as_dict", None)):
+            return f"o{type(value).__qualname__}{_canonical(as_dict())}"
+    return f"o{type(value).__qualname__}:{object_text(value)}"
 
 
 def fingerprints(states: Iterable[State | None]) -> dict[str, str]:
