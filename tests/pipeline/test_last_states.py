@@ -275,6 +275,20 @@ def test_any_attribute_value_has_a_fingerprint(attributes: dict[str, Any]) -> No
     assert fingerprint(State("sensor.hostile", "1", reordered)) == digest
 
 
+def test_a_state_nested_too_deep_to_walk_is_never_taken_for_unchanged() -> None:
+    """Deeper than Python's recursion limit: a digest all the same, never one twice.
+
+    Missing a change at a restart would lose it; writing it again costs one point.
+    """
+    deep: list[Any] = []
+    for _ in range(5_000):
+        deep = [deep]
+    state = State("sensor.deep", "1", {"deep": deep})
+    digests = {fingerprint(state), fingerprint(state)}
+    assert len(digests) == 2
+    assert all(re.fullmatch(r"[0-9a-f]{24}", digest) for digest in digests)
+
+
 HOSTILE_EXAMPLES: dict[str, dict[str, Any]] = {
     "sensor.huge": {"unit_of_measurement": "W", "counter": 2**70},
     "sensor.negative": {"unit_of_measurement": "W", "counter": -(2**65)},

@@ -186,18 +186,22 @@ async def test_restart_during_an_outage(
         )
 
 
-async def test_texts_utf8_cannot_carry_wait_in_the_spool_and_are_written(
+async def test_hostile_values_wait_in_the_spool_and_are_written(
     hass: HomeAssistant,
     influxdb: InfluxDBv1Server,
     database: str,
     config_entry: MockConfigEntry,
     revive: None,
 ) -> None:
-    """Surrogates and an unreadable object, through an outage and a restart.
+    """Surrogates, an unreadable object, a list nested 5,000 deep: outage and restart.
 
     Neither the spool (SQLite takes UTF-8 only) nor InfluxDB could take a line holding
-    a surrogate: the whole of memory, good points with it, was lost at the stop.
+    a surrogate, and no fingerprint could be made of the deep list: the whole of
+    memory, good points with it, was lost at the stop, or the spool's step hung.
     """
+    deep: list[Any] = []
+    for _ in range(5_000):
+        deep = [deep]
     await setup_entry(hass, config_entry, FAST_FLUSH)
     fired = _record_events(hass)
     await hass.async_add_executor_job(influxdb.kill)
@@ -206,6 +210,9 @@ async def test_texts_utf8_cannot_carry_wait_in_the_spool_and_are_written(
         "sensor.surrogates",
         "a\ud83d\ude00b\udcff",
         {"unit_of_measurement": "W", "note\ud800": "x\udcffy", "reading": Unreadable()},
+    )
+    hass.states.async_set(
+        "sensor.deep", "0.5", {"unit_of_measurement": "W", "deep": deep}
     )
     await _fire(hass, 100, 200)
     await hass.async_stop()
@@ -224,6 +231,10 @@ async def test_texts_utf8_cannot_carry_wait_in_the_spool_and_are_written(
     assert row["state"] == "a\U0001f600b\ufffd"
     assert row["note\ufffd_str"] == "x\ufffdy"
     assert re.fullmatch(r"<\S+\.Unreadable object at 0x[0-9a-f]+>", row["reading_str"])
+    [deep_row] = influxdb.rows(
+        'SELECT "value" FROM "W" WHERE "entity_id" = \'deep\'', database
+    )
+    assert deep_row["value"] == 0.5
 
 
 @pytest.mark.usefixtures("revive")

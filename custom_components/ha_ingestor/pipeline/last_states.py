@@ -15,6 +15,7 @@ import contextlib
 from datetime import date, datetime, time
 import hashlib
 import math
+import secrets
 
 from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.helpers.json import json_bytes_sorted
@@ -25,6 +26,8 @@ from ..line_protocol.encoder import object_text
 from ..storage.spool import Spool
 
 _LEGACY_STORAGE_VERSION = 1
+# Bytes of a fingerprint: 24 hex digits.
+_DIGEST_SIZE = 12
 
 
 def fingerprint(state: State) -> str:
@@ -32,15 +35,21 @@ def fingerprint(state: State) -> str:
 
     Any value an attribute can hold is digested: ints beyond 64 bits, NaN, keys that
     are not texts, nested containers, bytes, dates, objects. The common case is one
-    call to Home Assistant's JSON encoder; what it refuses takes the slower way.
+    call to Home Assistant's JSON encoder; what it refuses takes the slower way. Only
+    a state nested too deep to walk gets a digest of its own each time.
     """
     try:
         content = json_bytes_sorted([state.state, state.attributes])
     except Exception:  # noqa: BLE001 - TypeError, ValueError, an object's own as_dict
-        content = _canonical([state.state, state.attributes]).encode(
-            "utf-8", "surrogatepass"
-        )
-    return hashlib.blake2b(content, digest_size=12).hexdigest()
+        try:
+            content = _canonical([state.state, state.attributes]).encode(
+                "utf-8", "surrogatepass"
+            )
+        except RecursionError:
+            # Nested deeper than Python's recursion limit: such a state is never
+            # taken for unchanged, so a restart writes it again rather than miss it.
+            return secrets.token_hex(_DIGEST_SIZE)
+    return hashlib.blake2b(content, digest_size=_DIGEST_SIZE).hexdigest()
 
 
 def _canonical(value: object) -> str:  # noqa: PLR0911 - one way per type
