@@ -16,8 +16,8 @@ ALLOWED: dict[str, set[str]] = {
     "influxdb": {"const"},
     "storage": {"const"},
     "registry": {"compat", "const"},
-    "line_protocol": {"const", "registry"},
-    "mirror": {"compat", "const", "registry", "storage", "shutdown"},
+    "line_protocol": {"const", "registry", "utf8"},
+    "mirror": {"compat", "const", "registry", "storage", "shutdown", "utf8"},
     "pipeline": {
         "const",
         "influxdb",

@@ -15,7 +15,6 @@ from custom_components.ha_ingestor.line_protocol.escaping import (
     TIME_KEY,
     single_line,
     string_field,
-    utf8_text,
 )
 
 from ..influxdb_v1_server import InfluxDBv1Server
@@ -50,21 +49,6 @@ AWKWARD_TEXTS = [
 def test_single_line(text: str, one_line: str) -> None:
     """Line breaks become spaces, as core does; a last one goes."""
     assert single_line(text) == one_line
-
-
-@pytest.mark.parametrize(
-    ("text", "carried"),
-    [
-        ("a\ud83d\ude00b", "a\U0001f600b"),  # a pair: the character it encodes
-        ("a\udcffb", "a\ufffdb"),  # a byte `surrogateescape` kept
-        ("\ude00\ud83d", "\ufffd\ufffd"),  # halves in the wrong order
-        ("x\ud800", "x\ufffd"),
-        ("température ☃\n", "température ☃\n"),  # nothing else changes
-    ],
-)
-def test_utf8_text(text: str, carried: str) -> None:
-    """Surrogates become what UTF-8 can carry; every other character stays."""
-    assert utf8_text(text) == carried
 
 
 @given(TEXTS_WITH_SURROGATES)

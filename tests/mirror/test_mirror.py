@@ -141,6 +141,40 @@ async def test_live_changes_to_every_registry(
     assert set(mirror.rows.values()) == {0}
 
 
+async def test_names_utf8_cannot_carry_are_mirrored_as_it_can(
+    hass: HomeAssistant, config_entry_id: str, mirror: RegistryMirror
+) -> None:
+    """A device named by what it reports, with bytes decoded by `surrogateescape`.
+
+    SQLite takes UTF-8 only: the name failed every transaction, and the mirror's
+    task with it, while `healthy` stayed true. A pair of halves becomes its
+    character, a lone half U+FFFD; later changes are mirrored as ever.
+    """
+    devices = dr.async_get(hass)
+    odd = devices.async_get_or_create(
+        config_entry_id=config_entry_id,
+        identifiers={("demo", "odd")},
+        name="Sensor \udcff\ud83d\ude00",
+    )
+    await settle(hass)
+    fine = devices.async_get_or_create(
+        config_entry_id=config_entry_id, identifiers={("demo", "fine")}, name="Fine"
+    )
+    await settle(hass)
+    assert mirror.healthy, mirror.last_error
+    content = await read_content(mirror.path)
+    assert content["devices"][odd.id]["name"] == "Sensor \ufffd\U0001f600"
+    assert content["devices"][fine.id]["name"] == "Fine"
+    # Unchanged, the row is not written again: the next transaction compares it.
+    devices.async_update_device(fine.id, name_by_user="Mine")
+    await settle(hass)
+    assert (await read_content(mirror.path))["devices"][fine.id]["name_by_user"] == (
+        "Mine"
+    )
+    # Nor can Home Assistant's own registry file hold the name (orjson refuses it).
+    devices.async_remove_device(odd.id)
+
+
 async def test_changes_made_while_stopped_are_reconciled_at_start(
     hass: HomeAssistant, config_entry_id: str, path: Path
 ) -> None:

@@ -29,6 +29,7 @@ from ..const import (
     MEASUREMENT_UNIT,
     NO_VALUE_STATES,
 )
+from ..utf8 import utf8_text
 from .encoder import (
     STATE_NUMBERS,
     PresetEncoder,
@@ -46,7 +47,6 @@ from .escaping import (
     TIME_KEY,
     single_line,
     string_field,
-    utf8_text,
 )
 
 # The attribute each of core's measurement_attr values reads the measurement from.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from ..utf8 import utf8_text
+
 # Line protocol escapes in string field values.
 STRING_FIELD_ESCAPES: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
@@ -24,17 +26,6 @@ ESCAPING_BACKSLASH: Final = re.compile(r'\\(?=[ ,="]|\Z)')
 
 # InfluxDB 1.x refuses a tag key `time` (and drops a field `time` without a word).
 TIME_KEY: Final = "time"
-
-
-def utf8_text(text: str) -> str:
-    """Return a text UTF-8 can carry: its surrogate code points made characters.
-
-    A str can hold surrogates (bytes decoded with `surrogateescape`, JSON's escaped
-    halves of a pair), which UTF-8 cannot encode: the server would refuse the whole
-    batch, the spool could not store it. A pair becomes the character it encodes, a
-    lone half U+FFFD. Surrogates are unprintable: a printable text has none.
-    """
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def single_line(text: str) -> str:

@@ -26,6 +26,7 @@ from ..const import (
     NO_VALUE_STATES,
 )
 from ..registry.cache import EntityMetadata, RegistryCache
+from ..utf8 import utf8_text
 from .encoder import (
     PresetEncoder,
     SkippedValues,
@@ -35,7 +36,7 @@ from .encoder import (
     remember,
     state_number,
 )
-from .escaping import ESCAPING_BACKSLASH, TIME_KEY, single_line, string_field, utf8_text
+from .escaping import ESCAPING_BACKSLASH, TIME_KEY, single_line, string_field
 
 # Fields the preset writes itself, and its tags: an attribute's float field never takes
 # these names (its text field cannot, ending in `_str`).

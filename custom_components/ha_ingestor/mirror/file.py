@@ -16,6 +16,7 @@ import aiosqlite
 from homeassistant.core import HomeAssistant
 
 from ..storage.sqlite import SQLITE_SUFFIXES, SqliteConnection, sqlite_errors
+from ..utf8 import utf8_text
 from .tables import TABLE_NAMES, TABLES, Mirrored, MirrorError, Row, Table, prepare
 
 # How long a write waits for another program's lock before it gives up until the next
@@ -166,6 +167,20 @@ class MirrorFile:
         return dict(zip(TABLE_NAMES, counts, strict=True))
 
 
+def _storable(row: Row) -> Row:
+    """Return the row as SQLite takes it: texts with surrogates made UTF-8.
+
+    Integrations name devices and entities from what the devices report; one name
+    holding a surrogate would fail every transaction, and the mirror with it.
+    """
+    if all(type(value) is not str or value.isprintable() for value in row):
+        return row
+    return tuple(
+        utf8_text(value) if type(value) is str and not value.isprintable() else value
+        for value in row
+    )
+
+
 async def _write_table(
     db: aiosqlite.Connection,
     table: Table,
@@ -197,7 +212,11 @@ async def _write_table(
     await db.executemany(sql.delete, [(key,) for key in existing if key not in content])
     await db.executemany(
         sql.upsert,
-        [item.row for key, item in content.items() if existing.get(key) != item.row],
+        [
+            row
+            for key, item in content.items()
+            if existing.get(key) != (row := _storable(item.row))
+        ],
     )
     if table.labels is not None:
         await db.executemany(sql.insert_label, list(wanted - linked))
