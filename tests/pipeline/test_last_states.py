@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator, Mapping
 import copy
 import datetime as dt
 import math
@@ -14,6 +15,7 @@ from unittest.mock import patch
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, State
 from hypothesis import given, settings, strategies as st
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ha_ingestor.line_protocol.encoder import timestamp_us
@@ -275,15 +277,37 @@ def test_any_attribute_value_has_a_fingerprint(attributes: dict[str, Any]) -> No
     assert fingerprint(State("sensor.hostile", "1", reordered)) == digest
 
 
-def test_a_state_nested_too_deep_to_walk_is_never_taken_for_unchanged() -> None:
-    """Deeper than Python's recursion limit: a digest all the same, never one twice.
+class _FailingMapping(Mapping[str, Any]):
+    """A mapping an integration made, which fails as it is read."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("unreadable")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("unreadable")
+
+    def __len__(self) -> int:
+        return 1
+
+
+def _nested(depth: int) -> list[Any]:
+    deep: list[Any] = []
+    for _ in range(depth):
+        deep = [deep]
+    return deep
+
+
+@pytest.mark.parametrize(
+    "value", [_nested(5_000), _FailingMapping()], ids=["nested_too_deep", "failing"]
+)
+def test_a_state_that_cannot_be_walked_is_never_taken_for_unchanged(
+    value: object,
+) -> None:
+    """Deeper than Python's recursion limit, or failing: a digest, never one twice.
 
     Missing a change at a restart would lose it; writing it again costs one point.
     """
-    deep: list[Any] = []
-    for _ in range(5_000):
-        deep = [deep]
-    state = State("sensor.deep", "1", {"deep": deep})
+    state = State("sensor.odd", "1", {"odd": value})
     digests = {fingerprint(state), fingerprint(state)}
     assert len(digests) == 2
     assert all(re.fullmatch(r"[0-9a-f]{24}", digest) for digest in digests)

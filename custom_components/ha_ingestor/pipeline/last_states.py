@@ -36,7 +36,8 @@ def fingerprint(state: State) -> str:
     Any value an attribute can hold is digested: ints beyond 64 bits, NaN, keys that
     are not texts, nested containers, bytes, dates, objects. The common case is one
     call to Home Assistant's JSON encoder; what it refuses takes the slower way. Only
-    a state nested too deep to walk gets a digest of its own each time.
+    a state that cannot be walked (nested too deep, or failing as it is read) gets a
+    digest of its own each time.
     """
     try:
         content = json_bytes_sorted([state.state, state.attributes])
@@ -45,9 +46,10 @@ def fingerprint(state: State) -> str:
             content = _canonical([state.state, state.attributes]).encode(
                 "utf-8", "surrogatepass"
             )
-        except RecursionError:
-            # Nested deeper than Python's recursion limit: such a state is never
-            # taken for unchanged, so a restart writes it again rather than miss it.
+        except Exception:  # noqa: BLE001 - RecursionError, or an object's own failure
+            # Nested deeper than Python's recursion limit, or a value that fails as
+            # it is read: such a state is never taken for unchanged, so a restart
+            # writes it again rather than miss it.
             return secrets.token_hex(_DIGEST_SIZE)
     return hashlib.blake2b(content, digest_size=_DIGEST_SIZE).hexdigest()
 
