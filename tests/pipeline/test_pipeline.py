@@ -186,12 +186,12 @@ async def test_restart_during_an_outage(
         )
 
 
+@pytest.mark.usefixtures("revive")
 async def test_hostile_values_wait_in_the_spool_and_are_written(
     hass: HomeAssistant,
     influxdb: InfluxDBv1Server,
     database: str,
     config_entry: MockConfigEntry,
-    revive: None,
 ) -> None:
     """Surrogates, an unreadable object, a list nested 5,000 deep: outage and restart.
 
