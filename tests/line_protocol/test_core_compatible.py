@@ -904,6 +904,21 @@ def test_core_counts_what_it_leaves_out() -> None:
     assert stats.non_finite_values_skipped == 5
 
 
+def test_core_names_fields_of_keys_that_are_not_text_by_their_text() -> None:
+    """As the client would: core's sort of text and other keys fails before it does."""
+    attributes: dict[Any, Any] = {1: "Monday", None: 2, (3, 4): 5, b"k": "v", "b": 6}
+    line = encode(CORE, State("sensor.a", "7", attributes))
+    assert line is not None
+    assert parse_influx_line(line)[2] == {
+        "(3, 4)": 5.0,
+        "1_str": "Monday",
+        "None": 2.0,
+        "b": 6.0,
+        "b'k'_str": "v",
+        "value": 7.0,
+    }
+
+
 def test_core_text_fields_follow_their_slot() -> None:
     """A text's fields rendered for one layout are not those of a split slot.
 

@@ -313,12 +313,16 @@ def test_a_state_that_cannot_be_walked_is_never_taken_for_unchanged(
     assert all(re.fullmatch(r"[0-9a-f]{24}", digest) for digest in digests)
 
 
-HOSTILE_EXAMPLES: dict[str, dict[str, Any]] = {
+HOSTILE_EXAMPLES: dict[str, dict[Any, Any]] = {
     "sensor.huge": {"unit_of_measurement": "W", "counter": 2**70},
     "sensor.negative": {"unit_of_measurement": "W", "counter": -(2**65)},
     "sensor.nan": {"unit_of_measurement": "W", "ratio": math.nan, "inf": math.inf},
     "sensor.nested": {"unit_of_measurement": "W", "deep": {"a": [1, {"b": (2, 3)}]}},
-    "sensor.keys": {"unit_of_measurement": "W", "map": {1: "one", None: "none"}},
+    "sensor.keys": {
+        "unit_of_measurement": "W",
+        "map": {1: "one", None: "none"},
+        7: 7,  # a key of its own that is no text
+    },
     "sensor.bytes": {"unit_of_measurement": "W", "raw": b"\x00\xff"},
     "sensor.when": {
         "unit_of_measurement": "W",

@@ -561,9 +561,12 @@ class CoreCompatibleEncoder(PresetEncoder):
         if number is not None:
             fields["value"] = number
 
-        for key, value in state.attributes.items():
-            if key in skipped:
+        for attribute, value in state.attributes.items():
+            if attribute in skipped:
                 continue
+            # The client names a field by its key's text; core's own sort of text
+            # and other keys together fails first, and its writer stops.
+            key = attribute if isinstance(attribute, str) else object_text(attribute)
             field = f"{key}_" if key in fields else key
             number, string = self._reading(value)
             if string is not None:
