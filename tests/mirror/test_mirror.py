@@ -20,6 +20,7 @@ from pathlib import Path
 import sqlite3
 import threading
 import time
+from typing import NoReturn
 
 from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
 from homeassistant.core import CoreState, Event, HomeAssistant, callback
@@ -39,6 +40,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
 from custom_components.ha_ingestor.mirror.mirror import RegistryMirror
+from custom_components.ha_ingestor.mirror.rows import READERS
+from custom_components.ha_ingestor.mirror.tables import LABELS
 
 from .conftest import (
     ENTRY_ID,
@@ -495,6 +498,32 @@ def _tables(path: Path) -> list[str]:
         return [row[0] for row in connection.execute("SELECT name FROM sqlite_schema")]
     finally:
         connection.close()
+
+
+async def test_an_unexpected_fault_is_shown_and_retried(
+    hass: HomeAssistant,
+    config_entry_id: str,
+    mirror: RegistryMirror,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fault that is not the file's (here a registry read that raises) is no end.
+
+    It ended the mirror's task unseen, with `healthy` still true; now the repair issue
+    names it, and the next retry mirrors every change made meanwhile.
+    """
+    label_rows = READERS[LABELS]
+
+    def failing(hass: HomeAssistant, keys: object) -> NoReturn:
+        raise RuntimeError("a registry entry that cannot be read")
+
+    monkeypatch.setitem(READERS, LABELS, failing)
+    lr.async_get(hass).async_create("During the fault")
+    await settle(hass)
+    await assert_failing(hass, mirror, "a registry entry that cannot be read")
+    monkeypatch.setitem(READERS, LABELS, label_rows)
+    await retry_now(hass)
+    await assert_mirrored(hass, mirror)
+    assert issue(hass) is None
 
 
 async def test_stop_while_failing_closes_everything(
