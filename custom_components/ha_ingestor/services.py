@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from homeassistant.const import ATTR_CONFIG_ENTRY_ID, ATTR_ENTITY_ID, CONF_URL
@@ -126,10 +126,19 @@ def _progress_response(progress: BackfillProgress | None) -> dict[str, Any]:
 
 
 def _utc(moment: datetime) -> datetime:
-    """Read a time the user gave; one without a zone is in Home Assistant's zone."""
+    """Read a time the user gave; one without a zone is in Home Assistant's zone.
+
+    A time of year 1 or 9999 that UTC has no room for (a zone east or west of it) is
+    UTC's earliest or latest: the window is cut to what the recorder holds anyway.
+    """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt_util.get_default_time_zone())
-    return dt_util.as_utc(moment)
+    try:
+        return dt_util.as_utc(moment)
+    except OverflowError:
+        if moment.year == 1:
+            return datetime.min.replace(tzinfo=UTC)
+        return datetime.max.replace(tzinfo=UTC)
 
 
 async def async_backfill(

@@ -434,6 +434,41 @@ async def test_the_action_writes_a_window_of_some_entities_within_the_filters(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_window_from_year_1_to_9999_is_all_the_recorder_holds(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    influxdb: InfluxDBv1Server,
+    database: str,
+) -> None:
+    """Times UTC has no room for (year 1 east of it, 9999 west) are its earliest, latest.
+
+    Converting them raised OverflowError: the action failed without a clear error.
+    """
+    await hass.config.async_set_time_zone("Europe/Berlin")
+    await record_past_states(hass, "sensor.power", 40)
+    entry = _entry(influxdb, database)
+    await setup_entry(hass, entry, FAST)
+    response = await hass.services.async_call(
+        DOMAIN,
+        SERVICE_BACKFILL,
+        {
+            ATTR_START: "0001-01-01 00:00:00",
+            ATTR_END: "9999-12-31T23:00:00-08:00",
+            ATTR_ENTITY_ID: ["sensor.power"],
+        },
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["state_changes"] == 40
+    assert response["start"] == "0001-01-01T00:00:00+00:00"
+    await _wait_done(entry)
+    progress = entry.runtime_data.backfill.progress()
+    assert progress is not None
+    assert (progress.read, progress.written) == (40, 40)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 @pytest.mark.usefixtures("recorder_mock")
 @pytest.mark.parametrize(("pace", "rows_per_read"), [(1_000, 100), (100_000, 2_000)])
 async def test_a_read_takes_a_tenth_of_a_second_of_the_pace_100_to_2000_rows(
