@@ -9,7 +9,9 @@ def utf8_text(text: str) -> str:
     A str can hold surrogates (bytes decoded with `surrogateescape`, JSON's escaped
     halves of a pair), which UTF-8 cannot encode: InfluxDB would refuse the whole
     batch, SQLite the whole transaction. A pair becomes the character it encodes, a
-    lone half U+FFFD. Surrogates are unprintable: a printable text has none, and
-    callers look only at texts that are not printable.
+    lone half U+FFFD. Surrogates are unprintable: a printable text (nearly every one)
+    has none and is returned as it is, after one scan.
     """
+    if text.isprintable():
+        return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")

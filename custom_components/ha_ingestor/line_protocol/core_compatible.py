@@ -198,9 +198,7 @@ def _core_name(name: str) -> str:
     # Attribute keys are nearly always identifiers, which need no escape: no copy.
     if name.isidentifier():
         return name
-    if not name.isprintable():
-        name = utf8_text(name)
-    return name.translate(_CORE_NAME_ESCAPES)
+    return utf8_text(name).translate(_CORE_NAME_ESCAPES)
 
 
 def _core_measurement(value: object) -> str | None:

@@ -357,7 +357,7 @@ class RichEncoder(PresetEncoder):
         """
         keys = None
         if isinstance(key, str) and key.splitlines() == [key]:
-            name = key if key.isprintable() else utf8_text(key)
+            name = utf8_text(key)
             number_name = name
             if name in _RICH_RESERVED or name.endswith(("_", "_str", "\\")):
                 number_name += "_"

@@ -173,12 +173,7 @@ def _storable(row: Row) -> Row:
     Integrations name devices and entities from what the devices report; one name
     holding a surrogate would fail every transaction, and the mirror with it.
     """
-    if all(type(value) is not str or value.isprintable() for value in row):
-        return row
-    return tuple(
-        utf8_text(value) if type(value) is str and not value.isprintable() else value
-        for value in row
-    )
+    return tuple(utf8_text(value) if type(value) is str else value for value in row)
 
 
 async def _write_table(

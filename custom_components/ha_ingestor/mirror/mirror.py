@@ -173,16 +173,14 @@ class RegistryMirror:
         async with self._lock:
             try:
                 await self._sync_locked()
-            except MirrorError as err:
+            except Exception as err:  # noqa: BLE001 - an unexpected one is logged
+                if not isinstance(err, MirrorError):
+                    # A fault of ours or of a registry entry: shown and retried as
+                    # the file's own faults are, rather than end the mirror unseen.
+                    LOGGER.exception("The registry mirror %s failed", self.path)
+                    err = MirrorError(f"unexpected error: {err!r}")
                 await self._close_file()
                 self._failed(err)
-                return False
-            except Exception as err:  # noqa: BLE001 - logged with its traceback
-                # A fault of ours or of a registry entry: shown and retried as the
-                # file's own faults are, rather than end the mirror unseen.
-                LOGGER.exception("The registry mirror %s failed", self.path)
-                await self._close_file()
-                self._failed(MirrorError(f"unexpected error: {err!r}"))
                 return False
             self._succeeded()
             return True
