@@ -35,8 +35,17 @@ def _nginx() -> str:
 class ReverseProxy:
     """nginx in the foreground, one process, its files in `directory`."""
 
-    def __init__(self, directory: Path, routes: Mapping[str, str]) -> None:
-        """Route each path prefix (ending in /) to an upstream URL (ending in /)."""
+    def __init__(
+        self,
+        directory: Path,
+        routes: Mapping[str, str],
+        error_pages: Mapping[int, bytes] | None = None,
+    ) -> None:
+        """Route each path prefix (ending in /) to an upstream URL (ending in /).
+
+        `error_pages` replaces nginx's own page for a status with a file's bytes,
+        sent as `text/html` with no charset, as a proxy's custom page often is.
+        """
         self.directory = directory
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -45,6 +54,15 @@ class ReverseProxy:
             f"    location {prefix} {{ proxy_pass {upstream}; }}\n"
             for prefix, upstream in routes.items()
         )
+        if error_pages:
+            (directory / "errors").mkdir()
+            for status, page in error_pages.items():
+                (directory / "errors" / str(status)).write_bytes(page)
+                locations += f"    error_page {status} /errors/{status};\n"
+            locations += (
+                f"    location /errors/ {{ internal; root {directory}; "
+                "default_type text/html; }\n"
+            )
         temp = "".join(
             f"  {kind}_temp_path {directory}/{kind};\n"
             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

@@ -41,6 +41,7 @@ from custom_components.ha_ingestor.const import (
 
 from .conftest import (
     V2_READ_ONLY_TOKEN,
+    V2_TOKEN,
     V3_DATABASE,
     V3_DATABASE_TOKEN,
     V3_READ_ONLY_TOKEN,
@@ -419,6 +420,9 @@ async def test_v2_success(
             {CONF_ORGANIZATION: "organization_not_found"},
         ),
         ({CONF_BUCKET: "missing"}, {CONF_BUCKET: "bucket_not_found"}),
+        # HTTP cannot carry a control character in a header (RFC 9110 5.5).
+        ({CONF_TOKEN: f"{V2_TOKEN}\n"}, {CONF_TOKEN: "invalid_token"}),
+        ({CONF_TOKEN: "a\r\nX-Injected: 1"}, {CONF_TOKEN: "invalid_token"}),
     ],
 )
 async def test_v2_errors_then_recovery(
@@ -639,8 +643,16 @@ async def test_v3_a_token_that_may_not_list_databases_goes_straight_on(
         ({CONF_TOKEN: V3_READ_ONLY_TOKEN}, {CONF_TOKEN: "write_forbidden"}),
         ({CONF_DATABASE: "home assistant"}, {CONF_DATABASE: "invalid_database"}),
         ({CONF_URL: "http://127.0.0.1:1/x"}, {CONF_URL: "cannot_connect"}),
+        ({CONF_TOKEN: f"{V3_TOKEN}\x7f"}, {CONF_TOKEN: "invalid_token"}),
     ],
-    ids=["wrong token", "no token", "read-only token", "invalid name", "down"],
+    ids=[
+        "wrong token",
+        "no token",
+        "read-only token",
+        "invalid name",
+        "down",
+        "unsendable token",
+    ],
 )
 async def test_v3_errors_then_recovery(
     hass: HomeAssistant,

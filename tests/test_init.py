@@ -9,7 +9,7 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
+from homeassistant.const import CONF_PASSWORD, CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import STORAGE_DIR
 import pytest
@@ -30,7 +30,7 @@ from custom_components.ha_ingestor.const import (
 from custom_components.ha_ingestor.issues import ISSUE_SPOOL_DAMAGED
 from custom_components.ha_ingestor.storage.spool import Spool
 
-from .conftest import setup_entry, v2_entry_data, wait_until
+from .conftest import V2_TOKEN, setup_entry, v2_entry_data, wait_until
 from .damage import leaves, overwrite_page
 from .influxdb_v1_server import InfluxDBv1Server, free_port
 from .influxdb_v2_server import InfluxDBv2TestServer
@@ -144,6 +144,39 @@ async def test_setup_records_even_when_influxdb_cannot_be_written(
     await wait_until(lambda: health.retry_at != first_retry_at, "a failed retry")
     assert caplog.text.count("Writing to InfluxDB failed") == 1
     assert len(hass.config_entries.flow.async_progress_by_handler(DOMAIN)) == reauth
+
+
+async def test_a_stored_token_http_cannot_carry_asks_for_a_new_one(
+    hass: HomeAssistant, influxdb_v2: InfluxDBv2TestServer
+) -> None:
+    """A 2.x entry whose stored token ends in a line break (its file edited by hand).
+
+    Nothing is sent (HTTP forbids the character in a header), the points wait in the
+    spool as for a refused token, and re-authentication asks for the token; given,
+    the entry reloads and writes what waited.
+    """
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=f"{influxdb_v2.url}/home/ha",
+        data=v2_entry_data(influxdb_v2) | {CONF_TOKEN: f"{V2_TOKEN}\n"},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    [flow] = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert flow["context"]["source"] == SOURCE_REAUTH
+    hass.states.async_set("sensor.kept", "1")
+    spool = entry.runtime_data.pipeline.spool
+    await wait_until(lambda: spool.count == 1, "the point waits in the spool")
+    assert influxdb_v2.requests == []
+
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_TOKEN: V2_TOKEN}
+    )
+    assert result["reason"] == "reauth_successful"
+    await wait_until(
+        lambda: [p.tags["entity_id"] for p in influxdb_v2.points("ha")] == ["kept"],
+        "the point written",
+    )
 
 
 def _spool_path(hass: HomeAssistant, entry: MockConfigEntry) -> Path:

@@ -7,8 +7,10 @@ the 2.x and 3 stand-ins, each answering as its documentation says.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
+import aiohttp
 from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -19,6 +21,8 @@ from custom_components.ha_ingestor.influxdb.client import _refused_lines
 from custom_components.ha_ingestor.influxdb.connection import create_client
 from custom_components.ha_ingestor.influxdb.errors import (
     InfluxConnectionError,
+    InfluxRequestError,
+    InfluxUnsendableTokenError,
     InfluxWriteRejectedError,
 )
 from custom_components.ha_ingestor.influxdb.v1 import InfluxV1Client
@@ -30,7 +34,7 @@ from ..conftest import (
     v2_entry_data,
     v3_entry_data,
 )
-from ..influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server
+from ..influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server, free_port
 from ..influxdb_v2_server import InfluxDBv2TestServer, RecordedBody
 from ..influxdb_v3_server import InfluxDBv3TestServer
 from ..reverse_proxy import ReverseProxy
@@ -244,3 +248,73 @@ async def test_retry_after_is_kept_with_the_error(
         with pytest.raises(InfluxConnectionError, match=f"HTTP {status}") as raised:
             await create_client(hass, data).write(b"m value=1 1")
         assert raised.value.retry_after == 7
+
+
+async def test_a_token_http_cannot_carry_is_never_sent(
+    hass: HomeAssistant,
+    influxdb_v2: InfluxDBv2TestServer,
+    influxdb_v3: InfluxDBv3TestServer,
+) -> None:
+    """A control character in a header is forbidden (RFC 9110 5.5): no request is made.
+
+    It is refused as credentials are, so the form puts it on the token field and a
+    running entry asks for a new token.
+    """
+    for server, data in (
+        (influxdb_v2, v2_entry_data(influxdb_v2)),
+        (influxdb_v3, v3_entry_data(influxdb_v3)),
+    ):
+        client = create_client(hass, data | {CONF_TOKEN: f"{data[CONF_TOKEN]}\n"})
+        with pytest.raises(InfluxUnsendableTokenError, match="control character"):
+            await client.ping()
+        with pytest.raises(InfluxUnsendableTokenError):
+            await client.write(b"m value=1 1")
+        assert server.requests == []
+
+
+async def test_a_request_the_http_client_refuses_is_a_failed_request(
+    influxdb: InfluxDBv1Server, database: str
+) -> None:
+    """A request aiohttp refuses (its session closed) fails like InfluxDB being down.
+
+    It raised RuntimeError before, which ended a delivery without a backoff or the
+    spool: memory was retried every tick, unseen, and lost to a kill.
+    """
+    session = aiohttp.ClientSession()
+    await session.close()
+    client = InfluxV1Client(
+        session,
+        URL(influxdb.url),
+        database=database,
+        username=ADMIN_USER,
+        password=ADMIN_PASSWORD,
+    )
+    with pytest.raises(InfluxRequestError, match="RuntimeError: Session is closed"):
+        await client.write(b"m value=1 1")
+    with pytest.raises(InfluxRequestError):
+        await client.ping()
+
+
+async def test_an_error_page_in_another_charset_is_read(
+    hass: HomeAssistant, tmp_path: Path, socket_enabled: None
+) -> None:
+    """A real nginx whose upstream is down answers its custom page, in Latin-1.
+
+    Sent as `text/html` with no charset, it is read as UTF-8 with the bytes that are
+    not replaced: the write fails as the 502 it is (it raised UnicodeDecodeError,
+    which ended the delivery as above).
+    """
+    proxy = ReverseProxy(
+        tmp_path,
+        {"/influxdb/": f"http://127.0.0.1:{free_port()}/"},
+        {502: "Dienst nicht verfügbar".encode("latin-1")},
+    )
+    proxy.start()
+    try:
+        data = v1_entry_data(proxy, "db") | {"url": f"{proxy.url}/influxdb"}
+        with pytest.raises(
+            InfluxConnectionError, match="HTTP 502: Dienst nicht verf\ufffdgbar"
+        ):
+            await create_client(hass, data).write(b"m value=1 1")
+    finally:
+        proxy.kill()

@@ -10,6 +10,7 @@ from functools import partial
 import gzip
 from http import HTTPStatus
 import json
+import re
 import ssl
 from typing import Any
 
@@ -23,8 +24,10 @@ from .errors import (
     InfluxConnectionError,
     InfluxForbiddenError,
     InfluxNotFoundError,
+    InfluxRequestError,
     InfluxSSLError,
     InfluxUnreachableError,
+    InfluxUnsendableTokenError,
     InfluxWriteRejectedError,
 )
 
@@ -33,6 +36,10 @@ from .errors import (
 # "incoming write was empty" (influxdb3_write WriteBufferError::EmptyWrite; its 2.x
 # endpoint prefixes "write buffer error: "). InfluxDB 1.x and VictoriaMetrics answer 204.
 _EMPTY_WRITE_ANSWERS = ("writing requires points", "incoming write was empty")
+
+# The control characters HTTP forbids in a header's value (RFC 9110 section 5.5), which
+# aiohttp refuses to send.
+_NOT_IN_HEADERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +117,10 @@ class InfluxClient(ABC):
         self._base_url = url
         self._write_url = self._endpoint(write_path).with_query(write_query)
         self._headers = headers
+        # Only a token can hold one (1.x's credentials are sent base64-encoded).
+        self._token_unsendable = any(
+            _NOT_IN_HEADERS.search(value) for value in headers.values()
+        )
         # Built once, not per write; None while writes go uncompressed.
         self._gzip_headers: Mapping[str, str] | None = (
             {**headers, hdrs.CONTENT_ENCODING: "gzip"} if gzip else None
@@ -137,6 +148,12 @@ class InfluxClient(ABC):
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[int, Mapping[str, str], str]:
+        if self._token_unsendable:
+            # Refused as credentials are: the user is asked for the token again.
+            raise InfluxUnsendableTokenError(
+                "The token holds a line break or another control character, "
+                "which HTTP cannot send"
+            )
         try:
             async with self._session.request(
                 method,
@@ -146,11 +163,21 @@ class InfluxClient(ABC):
                 timeout=self._timeout,
                 **self._request_options,
             ) as response:
-                return response.status, response.headers, await response.text()
+                # An error page (a proxy's, say) may not be in the charset it names,
+                # or in UTF-8 where it names none.
+                text = await response.text(errors="replace")
+                return response.status, response.headers, text
         except aiohttp.ClientSSLError as err:
             raise InfluxSSLError(str(err)) from err
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             raise InfluxUnreachableError(str(err) or type(err).__name__) from err
+        except Exception as err:
+            # aiohttp may refuse a request in any way (its session closed under
+            # it, say): a failed write like any other, whose points wait in the
+            # spool, not an end to the delivery.
+            raise InfluxRequestError(
+                f"The request could not be made: {type(err).__name__}: {err}"
+            ) from err
 
     async def ping(self) -> ServerInfo:
         """Return the server's version; raise InfluxConnectionError if it is no InfluxDB.

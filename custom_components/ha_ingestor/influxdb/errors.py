@@ -61,6 +61,19 @@ class InfluxForbiddenError(InfluxAuthError):
     reason = "write_forbidden"
 
 
+class InfluxUnsendableTokenError(InfluxAuthError):
+    """The token holds a character HTTP cannot carry in a header: it is never sent."""
+
+    reason = "invalid_token"
+
+
+class InfluxRequestError(InfluxError):
+    """The HTTP client refused to make the request (its session closed under it, say).
+
+    No server answered; the points wait in the spool as for any failed write.
+    """
+
+
 class InfluxFieldError(InfluxError):
     """A configured name the server cannot use: `field` is its config key."""
 
