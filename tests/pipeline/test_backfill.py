@@ -16,6 +16,7 @@ from unittest.mock import patch
 import uuid
 
 from homeassistant.components.recorder.core import Recorder
+from homeassistant.components.recorder.db_schema import States
 from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.config_entries import ConfigEntryDisabler, ConfigEntryState
 from homeassistant.const import ATTR_CONFIG_ENTRY_ID, ATTR_ENTITY_ID
@@ -23,6 +24,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.recorder import session_scope
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
@@ -32,6 +34,8 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from custom_components.ha_ingestor.const import (
     BACKFILL_PACE_RANGE,
@@ -466,6 +470,100 @@ async def test_a_window_from_year_1_to_9999_is_all_the_recorder_holds(
     progress = entry.runtime_data.backfill.progress()
     assert progress is not None
     assert (progress.read, progress.written) == (40, 40)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_attributes_the_recorder_cannot_read_are_none_as_in_its_history(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    influxdb: InfluxDBv1Server,
+    database: str,
+) -> None:
+    """Rows of before 2022 keep their attributes in `states.attributes`, as JSON.
+
+    One that is no JSON object (damaged, or `null`) reads as no attributes, as the
+    recorder's own history reads it; the rows around it are written all the same.
+    """
+    await record_past_states(hass, "sensor.power", 40)
+    legacy = {
+        1: '{"unit_of_measurement": "W", "legacy": 1}',
+        2: "null",
+        3: '{"unit_of_measurement": "W"',
+        4: "[1, 2]",
+    }
+
+    def make_legacy(session: Session) -> None:
+        state_ids = session.scalars(
+            select(States.state_id).order_by(States.last_updated_ts)
+        ).all()
+        for index, attributes in legacy.items():
+            session.execute(
+                update(States)
+                .where(States.state_id == state_ids[index])
+                .values(attributes_id=None, attributes=attributes)
+            )
+
+    def run_in_recorder() -> None:
+        with session_scope(session=recorder_mock.get_session()) as session:
+            make_legacy(session)
+
+    await recorder_mock.async_add_executor_job(run_in_recorder)
+    entry = _entry(influxdb, database)
+    await setup_entry(hass, entry, FAST)
+    await hass.services.async_call(
+        DOMAIN, SERVICE_BACKFILL, {ATTR_ENTITY_ID: ["sensor.power"]}, blocking=True
+    )
+    await _wait_done(entry)
+    progress = entry.runtime_data.backfill.progress()
+    assert progress is not None
+    assert (progress.read, progress.written) == (40, 40)
+    watts = influxdb.rows('SELECT "value", "legacy" FROM "W"', database)
+    # Without its unit, a state is measured by its entity id, as core's.
+    by_entity = influxdb.rows('SELECT "value" FROM "sensor.power"', database)
+    assert sorted(row["value"] for row in watts + by_entity) == list(range(40))
+    assert [row["value"] for row in by_entity] == [2, 3, 4]
+    assert [row["value"] for row in watts if row["legacy"] is not None] == [1]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_fault_nobody_foresaw_ends_the_backfill_as_failed(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any error, not only the database's, fails the backfill: shown, logged, over.
+
+    One such as the unreadable attributes above left it running for ever: no later
+    backfill could start, and unloading the entry raised the error.
+    """
+    await record_past_states(hass, "sensor.power", 40)
+    entry = _entry(influxdb, database)
+    await setup_entry(hass, entry, FAST)
+
+    def fault(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("a fault nobody foresaw")
+
+    with patch("custom_components.ha_ingestor.pipeline.backfill.to_rows", fault):
+        await hass.services.async_call(DOMAIN, SERVICE_BACKFILL, blocking=True)
+        await wait_until(
+            lambda: (
+                (progress := entry.runtime_data.backfill.progress()) is not None
+                and progress.status is not BackfillStatus.RUNNING
+            ),
+            "the backfill has ended",
+        )
+    progress = entry.runtime_data.backfill.progress()
+    assert progress is not None
+    assert (progress.status, progress.error) == (
+        BackfillStatus.FAILED,
+        "a fault nobody foresaw",
+    )
+    assert f"Backfill of {entry.title} stopped by an error" in caplog.text
+    assert "RuntimeError: a fault nobody foresaw" in caplog.text
+    await hass.services.async_call(DOMAIN, SERVICE_BACKFILL, blocking=True)
+    await _wait_done(entry)
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

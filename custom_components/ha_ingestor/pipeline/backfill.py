@@ -481,14 +481,17 @@ class Backfill:
             await self._async_read_windows(job, keep, encode)
             await self._async_checkpoint(job)
         except SQLAlchemyError as err:
-            job.status = BackfillStatus.FAILED
-            job.error = str(err)
-            job.finished_at = dt_util.utcnow()
+            self._failed(job, err)
             LOGGER.error(
                 "Backfill of %s stopped: the recorder's database could not be read: %s",
                 self._entry.title,
                 err,
             )
+        except Exception as err:  # noqa: BLE001 - logged with its traceback
+            # Shown as failed, not left running for ever: that would hold up every
+            # later backfill, and the entry's unload.
+            self._failed(job, err)
+            LOGGER.exception("Backfill of %s stopped by an error", self._entry.title)
         else:
             job.status = BackfillStatus.DONE
             job.finished_at = dt_util.utcnow()
@@ -510,6 +513,12 @@ class Backfill:
             self._run = None
         await self._store.async_save(self._state)
         self._notify()
+
+    @staticmethod
+    def _failed(job: BackfillJob, err: Exception) -> None:
+        job.status = BackfillStatus.FAILED
+        job.error = str(err) or type(err).__name__
+        job.finished_at = dt_util.utcnow()
 
     async def _async_read_windows(
         self, job: BackfillJob, keep: StateFilter, encode: Encoder

@@ -181,18 +181,22 @@ def _attributes(
     """
     if not shared or shared == "{}":
         return _NO_ATTRIBUTES
-    if attributes_id is None:
-        return ReadOnlyDict(json_loads_object(shared))
+    if attributes_id is None:  # a row of before 2022: `states.attributes`
+        return _decoded(shared)
     cache = memo.attributes
     if (attributes := cache.get(attributes_id)) is None:
         if len(cache) >= ATTRIBUTE_CACHE_SIZE:
             cache.clear()
-        try:
-            decoded = json_loads_object(shared)
-        except ValueError:
-            decoded = {}
-        attributes = cache[attributes_id] = ReadOnlyDict(decoded)
+        attributes = cache[attributes_id] = _decoded(shared)
     return attributes
+
+
+def _decoded(shared: str) -> ReadOnlyDict[str, Any]:
+    """Decode attributes; ones that are no JSON object are none, as in the recorder's history."""
+    try:
+        return ReadOnlyDict(json_loads_object(shared))
+    except ValueError:
+        return _NO_ATTRIBUTES
 
 
 def to_rows(
