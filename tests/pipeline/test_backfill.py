@@ -35,6 +35,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from custom_components.ha_ingestor.const import (
@@ -394,6 +395,47 @@ async def test_a_gap_is_found_and_filled_by_its_repair_flow(
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     assert diagnostics["history_backfill"]["gaps"] == []
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_recorder_that_cannot_be_read_for_a_gap_stops_nothing(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The look for a gap fails (SQLite's "database is locked"): said, nothing else.
+
+    It ended the backfill's start: a backfill under way was not continued, and
+    unloading the entry raised the error.
+    """
+    entry = _entry(influxdb, database)
+    await setup_entry(hass, entry, {CONF_FLUSH_INTERVAL: 0.05})
+    hass.states.async_set("sensor.power", "1", {"unit_of_measurement": "W"})
+    stats = entry.runtime_data.pipeline.stats
+    await wait_until(lambda: stats.points_written == 1, "the live point")
+    await hass.config_entries.async_set_disabled_by(
+        entry.entry_id, ConfigEntryDisabler.USER
+    )
+    hass.states.async_set("sensor.power", "2", {"unit_of_measurement": "W"})
+    await async_wait_recording_done(hass)
+
+    def locked(*_: Any) -> Any:
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    with patch(
+        "custom_components.ha_ingestor.pipeline.backfill.read_entity_counts", locked
+    ):
+        await hass.config_entries.async_set_disabled_by(entry.entry_id, None)
+        await hass.async_block_till_done()
+        await wait_until(
+            lambda: "could not look for state changes it missed" in caplog.text,
+            "the error said",
+        )
+    assert "database is locked" in caplog.text
+    assert entry.state is ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert "Error unloading entry" not in caplog.text
 
 
 async def test_the_action_writes_a_window_of_some_entities_within_the_filters(

@@ -359,7 +359,16 @@ class Backfill:
                     self._entry.title,
                 )
             return
-        await self._async_find_gap()
+        try:
+            await self._async_find_gap()
+        except SQLAlchemyError as err:
+            # A backfill under way still goes on, and the next start looks again.
+            LOGGER.error(
+                "%s could not look for state changes it missed: the recorder's"
+                " database could not be read: %s",
+                self._entry.title,
+                err,
+            )
         async with self._starting:
             job = self._state.job
             if self._run is not None:
