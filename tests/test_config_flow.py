@@ -144,6 +144,7 @@ async def test_v1_retention_policy(
         ({CONF_URL: "not a url"}, {CONF_URL: "invalid_url"}),
         ({CONF_URL: "ftp://127.0.0.1:8086"}, {CONF_URL: "invalid_url"}),
         ({CONF_URL: "http://"}, {CONF_URL: "invalid_url"}),
+        ({CONF_URL: "http://influx db.local:8086"}, {CONF_URL: "invalid_url"}),
         (
             {CONF_URL: "http://admin:secret@127.0.0.1:8086"},
             {CONF_URL: "invalid_url"},

@@ -236,8 +236,29 @@ def _last_page_text(result: Any) -> str:
                 CONF_SSL_CA_CERT: "/config/.storage/influxdb/influxdb.pem",
             },
         ),
+        (
+            # YAML's host is put into the URL as it is: an IPv6 address bracketed.
+            {
+                "api_version": "1",
+                "host": "[fd00::5]",
+                "port": 8087,
+                "database": "ha",
+                "ssl": False,
+                "path": None,
+                "verify_ssl": True,
+            },
+            {
+                CONF_API_VERSION: API_V1,
+                CONF_URL: "http://[fd00::5]:8087",
+                CONF_DATABASE: "ha",
+                CONF_RETENTION_POLICY: "",
+                CONF_USERNAME: "",
+                CONF_PASSWORD: "",
+                CONF_VERIFY_SSL: True,
+            },
+        ),
     ],
-    ids=["1.x from its flow", "1.x from YAML", "1.x unchecked", "2.x"],
+    ids=["1.x from its flow", "1.x from YAML", "1.x unchecked", "2.x", "1.x IPv6 YAML"],
 )
 def test_connection_data(builtin: dict[str, Any], expected: dict[str, Any]) -> None:
     """The server, database or bucket and credentials the built-in clients use."""
@@ -751,6 +772,25 @@ async def test_a_copied_url_that_is_no_url_is_shown_on_its_field(
     result = await _takeover_page(hass)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "influxdb_v2"
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+
+
+@pytest.mark.parametrize("host", ["influx db.local", "influxdb.local:8086"])
+async def test_a_copied_host_that_makes_no_url_is_shown_on_its_field(
+    hass: HomeAssistant, host: str
+) -> None:
+    """A 1.x host from YAML that no URL can hold: the 1.x form, the error on the URL.
+
+    Building the URL raised ValueError: the takeover failed with "Unknown error".
+    """
+    write_configuration(hass, {})
+    MockConfigEntry(
+        domain=BUILTIN,
+        data={"api_version": "1", "host": host, "port": 8086, "database": "ha"},
+    ).add_to_hass(hass)
+    result = await _takeover_page(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "influxdb_v1"
     assert result["errors"] == {CONF_URL: "invalid_url"}
 
 

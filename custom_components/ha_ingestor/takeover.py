@@ -52,7 +52,6 @@ from homeassistant.helpers.entityfilter import (
     INCLUDE_EXCLUDE_BASE_FILTER_SCHEMA,
 )
 from homeassistant.helpers.translation import async_get_translations
-from yarl import URL
 
 from .compat import vol
 from .const import (
@@ -273,16 +272,17 @@ def connection_data(builtin: Mapping[str, Any]) -> dict[str, Any]:
         path = builtin.get(CONF_PATH) or ""
         if path and not path.startswith("/"):
             path = f"/{path}"
+        scheme = "https" if builtin.get(CONF_SSL) else "http"
+        host = str(builtin.get(CONF_HOST) or _DEFAULT_HOST)
+        # Its config flow stores an IPv6 address bare; in YAML it is bracketed.
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        port = builtin.get(CONF_PORT) or _DEFAULT_PORT
         data = {
             CONF_API_VERSION: API_V1,
-            CONF_URL: str(
-                URL.build(
-                    scheme="https" if builtin.get(CONF_SSL) else "http",
-                    host=builtin.get(CONF_HOST) or _DEFAULT_HOST,
-                    port=int(builtin.get(CONF_PORT) or _DEFAULT_PORT),
-                    path="" if path == "/" else path,
-                )
-            ),
+            # Put together as its client does: a host it could not use either (a
+            # space in it, say) makes no URL, which the form then shows on its field.
+            CONF_URL: f"{scheme}://{host}:{port}{'' if path == '/' else path}",
             CONF_DATABASE: builtin.get(CONF_DATABASE) or DEFAULT_DATABASE,
             CONF_RETENTION_POLICY: "",
             CONF_USERNAME: builtin.get(CONF_USERNAME) or "",

@@ -143,7 +143,14 @@ def test_title_and_unique_id(data: dict[str, Any], title: str, unique_id: str) -
 
 @pytest.mark.parametrize(
     "url",
-    ["not a url", "ftp://host:8086", "http://", "http://user:pw@host:8086"],
+    [
+        "not a url",
+        "ftp://host:8086",
+        "http://",
+        "http://user:pw@host:8086",
+        "http://influx db.local:8086",
+        "http://[influxdb.local:8086]:8086",
+    ],
 )
 def test_parse_url_refuses(url: str) -> None:
     """Only http(s) with a host; credentials belong in their own fields."""

@@ -54,6 +54,12 @@ def parse_url(url: str) -> URL:
         or parsed.password is not None
     ):
         raise InvalidURLError(url)
+    try:
+        # Parsing takes any text for a host; building refuses one no server can
+        # have (a space in it, a port inside the brackets of an address).
+        URL.build(scheme=parsed.scheme, host=parsed.host)
+    except ValueError as err:
+        raise InvalidURLError(url) from err
     return parsed.with_query(None).with_fragment(None)
 
 
