@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 import datetime as dt
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.components.recorder.core import Recorder
 from homeassistant.config_entries import ConfigEntryState
@@ -22,6 +23,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
+from sqlalchemy.exc import DatabaseError
 
 from custom_components.ha_ingestor.const import (
     CONF_BACKFILL_PACE,
@@ -617,6 +619,53 @@ async def test_heartbeat_rewrites_current_states(
     # The change itself (written before the reload), then two heartbeats.
     assert [(r["entity_id"], r["value"]) for r in rows].count(("still", 7.0)) == 3
     assert {r["entity_id"] for r in rows} == {"still", "excluded"}
+
+
+@pytest.mark.usefixtures("quiet_sqlalchemy")
+async def test_a_recorder_that_cannot_be_read_keeps_what_the_forms_were_given(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Counting the history fails (SQLite's "database disk image is malformed").
+
+    No history is offered and the options are saved. The error ended the flow at its
+    last form ("Unknown error"): every form's answers were lost.
+    """
+    await record_past_states(hass, "sensor.power", 30, days=2)
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+
+    def malformed(*_: Any) -> Any:
+        raise DatabaseError("SELECT", {}, Exception("database disk image is malformed"))
+
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    with patch(
+        "custom_components.ha_ingestor.pipeline.backfill.read_entity_counts", malformed
+    ):
+        while result["type"] is FlowResultType.FORM and result["step_id"] not in {
+            "history",
+            "backfill_pace",
+        }:
+            answer = (
+                {CONF_EXCLUDE_DOMAINS: ["light"]} if result["step_id"] == "init" else {}
+            )
+            schema = result["data_schema"]
+            assert schema is not None
+            result = await hass.config_entries.options.async_configure(
+                result["flow_id"], schema(answer)
+            )
+    assert result["step_id"] == "backfill_pace"
+    assert "could not be read to count its history" in caplog.text
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_BACKFILL_PACE: 2000}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert config_entry.options[CONF_EXCLUDE_DOMAINS] == ["light"]
+    assert config_entry.options[CONF_BACKFILL_PACE] == 2000
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 @pytest.mark.usefixtures("quiet_sqlalchemy")

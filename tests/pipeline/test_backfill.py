@@ -35,7 +35,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
 from custom_components.ha_ingestor.const import (
@@ -436,6 +436,43 @@ async def test_a_recorder_that_cannot_be_read_for_a_gap_stops_nothing(
     assert entry.state is ConfigEntryState.LOADED
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert "Error unloading entry" not in caplog.text
+
+
+async def test_an_action_the_recorder_cannot_count_for_says_so(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    influxdb: InfluxDBv1Server,
+    database: str,
+) -> None:
+    """The recorder's database cannot be read to count the window: a clear error.
+
+    It raised the database's own error; nothing starts, and the next action does.
+    """
+    await record_past_states(hass, "sensor.power", 40)
+    entry = _entry(influxdb, database)
+    await setup_entry(hass, entry, FAST)
+
+    def malformed(*_: Any) -> Any:
+        raise DatabaseError("SELECT", {}, Exception("database disk image is malformed"))
+
+    with (
+        patch("custom_components.ha_ingestor.pipeline.backfill.read_count", malformed),
+        pytest.raises(ServiceValidationError) as raised,
+    ):
+        await hass.services.async_call(
+            DOMAIN,
+            SERVICE_BACKFILL,
+            {ATTR_ENTITY_ID: ["sensor.power"]},
+            blocking=True,
+        )
+    assert raised.value.translation_key == "backfill_recorder_unreadable"
+    assert "database disk image is malformed" in str(raised.value)
+    assert entry.runtime_data.backfill.progress() is None
+    await hass.services.async_call(
+        DOMAIN, SERVICE_BACKFILL, {ATTR_ENTITY_ID: ["sensor.power"]}, blocking=True
+    )
+    await _wait_done(entry)
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_the_action_writes_a_window_of_some_entities_within_the_filters(
@@ -956,6 +993,32 @@ async def test_a_backfill_asked_for_in_the_flows_starts_once(
     assert progress is not None
     assert progress.status is BackfillStatus.DONE
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_backfill_asked_for_in_the_flows_that_cannot_be_counted_says_so(
+    hass: HomeAssistant,
+    recorder_mock: Recorder,
+    influxdb: InfluxDBv1Server,
+    database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The recorder cannot be read as the entry starts: the log says to ask again.
+
+    The error ended the backfill's start unseen, and unloading the entry raised it.
+    """
+    await record_past_states(hass, "sensor.power", 50)
+    entry = _entry(influxdb, database)
+
+    def malformed(*_: Any) -> Any:
+        raise DatabaseError("SELECT", {}, Exception("database disk image is malformed"))
+
+    with patch("custom_components.ha_ingestor.pipeline.backfill.read_count", malformed):
+        await setup_entry(hass, entry, FAST | {CONF_HISTORY_BACKFILL: True})
+        await wait_until(lambda: "could not start: " in caplog.text, "the failure said")
+    assert "Ask for it again there, or with the action" in caplog.text
+    assert entry.runtime_data.backfill.progress() is None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert "Error unloading entry" not in caplog.text
 
 
 async def test_a_gap_partly_missing_in_the_recorder_says_so(

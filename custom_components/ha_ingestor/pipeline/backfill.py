@@ -197,8 +197,15 @@ async def async_estimate_history(
     if (recorder := await async_recorder(hass)) is None:
         return None
     window = Window(None, end.timestamp())
-    counts = await recorder.async_add_executor_job(read_entity_counts, hass, window)
-    oldest = await recorder.async_add_executor_job(read_oldest_time, hass)
+    try:
+        counts = await recorder.async_add_executor_job(read_entity_counts, hass, window)
+        oldest = await recorder.async_add_executor_job(read_oldest_time, hass)
+    except SQLAlchemyError as err:
+        # The form then offers no history: what was typed in the forms is kept.
+        LOGGER.warning(
+            "The recorder's database could not be read to count its history: %s", err
+        )
+        return None
     written = _written_by(hass, options, RegistryCache(hass))
     state_changes = sum(
         count for entity_id, count in counts.items() if written(entity_id)
@@ -382,11 +389,21 @@ class Backfill:
                 self._start_run(job)
             elif self._requested:
                 self._requested = False
-                job = await self._async_new_job(
-                    [Window(None, self.first_received.timestamp())],
-                    None,
-                    BackfillSource.FLOW,
-                )
+                try:
+                    job = await self._async_new_job(
+                        [Window(None, self.first_received.timestamp())],
+                        None,
+                        BackfillSource.FLOW,
+                    )
+                except BackfillError as err:
+                    LOGGER.error(
+                        "The history backfill asked for in the options of %s could"
+                        " not start: %s. Ask for it again there, or with the action"
+                        " ha_ingestor.backfill",
+                        self._entry.title,
+                        err,
+                    )
+                    return
                 self._start_run(job)
 
     def _start_run(self, job: BackfillJob) -> None:
@@ -446,15 +463,22 @@ class Backfill:
         """Count what the windows hold, save the new job, and say so."""
         recorder = get_instance(self._hass)
         metadata_ids = None
-        if entity_ids is not None:
-            metadata_ids = await recorder.async_add_executor_job(
-                read_metadata_ids, self._hass, list(entity_ids)
-            )
         state_changes = 0
-        for window in windows:
-            state_changes += await recorder.async_add_executor_job(
-                read_count, self._hass, window, metadata_ids
-            )
+        try:
+            if entity_ids is not None:
+                metadata_ids = await recorder.async_add_executor_job(
+                    read_metadata_ids, self._hass, list(entity_ids)
+                )
+            for window in windows:
+                state_changes += await recorder.async_add_executor_job(
+                    read_count, self._hass, window, metadata_ids
+                )
+        except SQLAlchemyError as err:
+            raise BackfillError(
+                translation_domain=DOMAIN,
+                translation_key="backfill_recorder_unreadable",
+                translation_placeholders={"error": str(err)},
+            ) from err
         job = BackfillJob(
             windows=list(windows),
             entity_ids=None if entity_ids is None else list(entity_ids),
