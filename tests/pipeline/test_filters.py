@@ -187,6 +187,19 @@ def test_device_classes_from_the_registry_or_the_state(
         assert keep(State("sensor.plain", "3"))
 
 
+@pytest.mark.parametrize("device_class", [["temperature"], {"a": 1}, {1}, 5, None])
+def test_a_device_class_that_is_no_text_is_none(
+    cache: RegistryCache, device_class: object
+) -> None:
+    """A list, dict or set there made the filter raise: the state change was lost."""
+    for keep in _filter(cache):
+        assert keep(State("sensor.odd", "3", {"device_class": device_class}))
+    for keep in _filter(cache, **{CONF_INCLUDE_DEVICE_CLASSES: ["temperature"]}):
+        assert not keep(State("sensor.odd", "3", {"device_class": device_class}))
+    for keep in _filter(cache, **{CONF_EXCLUDE_DEVICE_CLASSES: ["temperature"]}):
+        assert keep(State("sensor.odd", "3", {"device_class": device_class}))
+
+
 def test_areas_and_labels_of_the_entity_and_its_device(
     hass: HomeAssistant, cache: RegistryCache
 ) -> None:

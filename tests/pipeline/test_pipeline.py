@@ -198,7 +198,8 @@ async def test_hostile_values_wait_in_the_spool_and_are_written(
 
     Neither the spool (SQLite takes UTF-8 only) nor InfluxDB could take a line holding
     a surrogate, and no fingerprint could be made of the deep list: the whole of
-    memory, good points with it, was lost at the stop, or the spool's step hung.
+    memory, good points with it, was lost at the stop, or the spool's step hung. A
+    device class that is a list made the filter raise: that state change was lost.
     """
     deep: list[Any] = []
     for _ in range(5_000):
@@ -214,6 +215,11 @@ async def test_hostile_values_wait_in_the_spool_and_are_written(
     )
     hass.states.async_set(
         "sensor.deep", "0.5", {"unit_of_measurement": "W", "deep": deep}
+    )
+    hass.states.async_set(
+        "sensor.odd_class",
+        "0.25",
+        {"unit_of_measurement": "W", "device_class": ["power"]},
     )
     await _fire(hass, 100, 200)
     await hass.async_stop()

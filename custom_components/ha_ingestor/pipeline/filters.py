@@ -102,7 +102,11 @@ class StateFilter:
         if not self._entity_filter(state.entity_id):
             return False
         device_class = metadata.device_class or state.attributes.get(ATTR_DEVICE_CLASS)
-        device_classes = frozenset(() if device_class is None else (device_class,))
+        # An integration may put anything there (a list, a dict); only a text can
+        # be one of the options' device classes.
+        device_classes = frozenset(
+            (device_class,) if isinstance(device_class, str) else ()
+        )
         areas = frozenset(() if metadata.area_id is None else (metadata.area_id,))
         labels = metadata.label_ids
         if (
