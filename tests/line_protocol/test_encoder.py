@@ -22,6 +22,9 @@ from custom_components.ha_ingestor.const import (
     CONF_GLOBAL_TAGS,
     CONF_MEASUREMENT_RULE,
     CONF_PRESET,
+    MEASUREMENT_DEVICE_CLASS,
+    MEASUREMENT_DOMAIN_DEVICE_CLASS,
+    MEASUREMENT_UNIT,
     PRESET_CORE_COMPATIBLE,
     PRESET_RICH,
 )
@@ -351,6 +354,28 @@ def test_surrogates_are_written_as_utf8_carries_them(options: dict[str, Any]) ->
     measurement, _, fields, _ = parse_influx_line(line)
     assert measurement == "W\ufffd"
     assert fields["state"] == fields["note\ufffd_str"] == "a\U0001f600b\ufffd"
+
+
+@pytest.mark.parametrize("options", [CORE, RICH])
+@pytest.mark.parametrize(
+    "rule",
+    [MEASUREMENT_DOMAIN_DEVICE_CLASS, MEASUREMENT_DEVICE_CLASS, MEASUREMENT_UNIT],
+)
+def test_a_measurement_read_from_an_object_that_cannot_be_read(
+    options: dict[str, Any], rule: str
+) -> None:
+    """Its device class or unit: the state is written all the same.
+
+    core_compatible's `domain__device_class` raised in the listener: it was lost.
+    """
+    state = State(
+        "sensor.a",
+        "5",
+        {"unit_of_measurement": Unreadable(), "device_class": Unreadable()},
+    )
+    line = encode(options | {CONF_MEASUREMENT_RULE: rule}, state)
+    assert line is not None
+    assert parse_influx_line(line)[2]["value"] == 5.0
 
 
 @pytest.mark.parametrize("options", [CORE, RICH])

@@ -532,7 +532,7 @@ class CoreCompatibleEncoder(PresetEncoder):
             return override, None
         if self._rule == MEASUREMENT_DOMAIN_DEVICE_CLASS:
             if source is not None and (
-                name := _core_measurement(f"{state.domain}__{source}")
+                name := _core_measurement(f"{state.domain}__{object_text(source)}")
             ):
                 return name, ATTR_DEVICE_CLASS
             return _core_name(state.domain), None
