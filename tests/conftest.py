@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 import shutil
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 from unittest.mock import PropertyMock, patch
 import uuid
 
@@ -42,6 +42,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
+from sqlalchemy.exc import DatabaseError
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.ha_ingestor.const import (
@@ -259,6 +260,11 @@ async def record_past_states(
         )
     await async_wait_recording_done(hass)
     return times
+
+
+def damaged_recorder_database(*_: Any) -> NoReturn:
+    """Stand in for a read of the recorder's database that SQLite finds damaged."""
+    raise DatabaseError("SELECT", {}, Exception("database disk image is malformed"))
 
 
 @pytest.fixture

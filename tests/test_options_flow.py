@@ -8,7 +8,7 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant.components.recorder.core import Recorder
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState, ConfigFlowResult
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers import (
@@ -23,7 +23,6 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
-from sqlalchemy.exc import DatabaseError
 
 from custom_components.ha_ingestor.const import (
     CONF_BACKFILL_PACE,
@@ -66,7 +65,12 @@ from custom_components.ha_ingestor.const import (
     PRESET_RICH,
 )
 
-from .conftest import record_past_states, save_options, wait_until
+from .conftest import (
+    damaged_recorder_database,
+    record_past_states,
+    save_options,
+    wait_until,
+)
 from .influxdb_v1_server import InfluxDBv1Server
 
 # No timed flush during a test: points are written when the entry unloads.
@@ -621,6 +625,25 @@ async def test_heartbeat_rewrites_current_states(
     assert {r["entity_id"] for r in rows} == {"still", "excluded"}
 
 
+async def _forms_up_to_the_history(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    answers: Mapping[str, dict[str, Any]] | None = None,
+) -> ConfigFlowResult:
+    """Open the options; answer each form before the history's (`answers` by step)."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    while result["type"] is FlowResultType.FORM and result["step_id"] not in {
+        "history",
+        "backfill_pace",
+    }:
+        schema = result["data_schema"]
+        assert schema is not None
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], schema((answers or {}).get(result["step_id"], {}))
+        )
+    return result
+
+
 @pytest.mark.usefixtures("quiet_sqlalchemy")
 async def test_a_recorder_that_cannot_be_read_keeps_what_the_forms_were_given(
     hass: HomeAssistant,
@@ -637,25 +660,13 @@ async def test_a_recorder_that_cannot_be_read_keeps_what_the_forms_were_given(
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
 
-    def malformed(*_: Any) -> Any:
-        raise DatabaseError("SELECT", {}, Exception("database disk image is malformed"))
-
-    result = await hass.config_entries.options.async_init(config_entry.entry_id)
     with patch(
-        "custom_components.ha_ingestor.pipeline.backfill.read_entity_counts", malformed
+        "custom_components.ha_ingestor.pipeline.backfill.read_entity_counts",
+        damaged_recorder_database,
     ):
-        while result["type"] is FlowResultType.FORM and result["step_id"] not in {
-            "history",
-            "backfill_pace",
-        }:
-            answer = (
-                {CONF_EXCLUDE_DOMAINS: ["light"]} if result["step_id"] == "init" else {}
-            )
-            schema = result["data_schema"]
-            assert schema is not None
-            result = await hass.config_entries.options.async_configure(
-                result["flow_id"], schema(answer)
-            )
+        result = await _forms_up_to_the_history(
+            hass, config_entry, {"init": {CONF_EXCLUDE_DOMAINS: ["light"]}}
+        )
     assert result["step_id"] == "backfill_pace"
     assert "could not be read to count its history" in caplog.text
     result = await hass.config_entries.options.async_configure(
@@ -685,16 +696,9 @@ async def test_history_form_counts_with_the_new_filters_and_starts_a_backfill(
     )
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     shown: list[Mapping[str, str] | None] = []
-    result = await hass.config_entries.options.async_init(config_entry.entry_id)
-    while result["type"] is FlowResultType.FORM and result["step_id"] != "history":
-        answer = (
-            {CONF_EXCLUDE_DOMAINS: ["light"]} if result["step_id"] == "init" else {}
-        )
-        schema = result["data_schema"]
-        assert schema is not None
-        result = await hass.config_entries.options.async_configure(
-            result["flow_id"], schema(answer)
-        )
+    result = await _forms_up_to_the_history(
+        hass, config_entry, {"init": {CONF_EXCLUDE_DOMAINS: ["light"]}}
+    )
     assert result["step_id"] == "history"
     shown.append(result["description_placeholders"])
     assert shown == [{"days": "2", "count": "300"}]
@@ -718,15 +722,6 @@ async def test_history_form_counts_with_the_new_filters_and_starts_a_backfill(
     assert progress is not None
     assert progress.written == 300
     # Once the history before the entry is written: the pace only.
-    result = await hass.config_entries.options.async_init(config_entry.entry_id)
-    while result["type"] is FlowResultType.FORM and result["step_id"] not in {
-        "history",
-        "backfill_pace",
-    }:
-        schema = result["data_schema"]
-        assert schema is not None
-        result = await hass.config_entries.options.async_configure(
-            result["flow_id"], schema({})
-        )
+    result = await _forms_up_to_the_history(hass, config_entry)
     assert result["step_id"] == "backfill_pace"
     assert await hass.config_entries.async_unload(config_entry.entry_id)

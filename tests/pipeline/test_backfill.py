@@ -35,7 +35,6 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 from sqlalchemy import select, update
-from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
 from custom_components.ha_ingestor.const import (
@@ -82,6 +81,7 @@ from custom_components.ha_ingestor.services import (
 )
 
 from ..conftest import (
+    damaged_recorder_database,
     overflow_the_spool,
     record_past_states,
     restarted,
@@ -404,7 +404,7 @@ async def test_a_recorder_that_cannot_be_read_for_a_gap_stops_nothing(
     database: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The look for a gap fails (SQLite's "database is locked"): said, nothing else.
+    """The look for a gap fails (a damaged database): said, nothing else.
 
     It ended the backfill's start: a backfill under way was not continued, and
     unloading the entry raised the error.
@@ -420,11 +420,9 @@ async def test_a_recorder_that_cannot_be_read_for_a_gap_stops_nothing(
     hass.states.async_set("sensor.power", "2", {"unit_of_measurement": "W"})
     await async_wait_recording_done(hass)
 
-    def locked(*_: Any) -> Any:
-        raise OperationalError("SELECT", {}, Exception("database is locked"))
-
     with patch(
-        "custom_components.ha_ingestor.pipeline.backfill.read_entity_counts", locked
+        "custom_components.ha_ingestor.pipeline.backfill.read_entity_counts",
+        damaged_recorder_database,
     ):
         await hass.config_entries.async_set_disabled_by(entry.entry_id, None)
         await hass.async_block_till_done()
@@ -432,7 +430,7 @@ async def test_a_recorder_that_cannot_be_read_for_a_gap_stops_nothing(
             lambda: "could not look for state changes it missed" in caplog.text,
             "the error said",
         )
-    assert "database is locked" in caplog.text
+    assert "database disk image is malformed" in caplog.text
     assert entry.state is ConfigEntryState.LOADED
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert "Error unloading entry" not in caplog.text
@@ -452,11 +450,11 @@ async def test_an_action_the_recorder_cannot_count_for_says_so(
     entry = _entry(influxdb, database)
     await setup_entry(hass, entry, FAST)
 
-    def malformed(*_: Any) -> Any:
-        raise DatabaseError("SELECT", {}, Exception("database disk image is malformed"))
-
     with (
-        patch("custom_components.ha_ingestor.pipeline.backfill.read_count", malformed),
+        patch(
+            "custom_components.ha_ingestor.pipeline.backfill.read_count",
+            damaged_recorder_database,
+        ),
         pytest.raises(ServiceValidationError) as raised,
     ):
         await hass.services.async_call(
@@ -1009,10 +1007,10 @@ async def test_a_backfill_asked_for_in_the_flows_that_cannot_be_counted_says_so(
     await record_past_states(hass, "sensor.power", 50)
     entry = _entry(influxdb, database)
 
-    def malformed(*_: Any) -> Any:
-        raise DatabaseError("SELECT", {}, Exception("database disk image is malformed"))
-
-    with patch("custom_components.ha_ingestor.pipeline.backfill.read_count", malformed):
+    with patch(
+        "custom_components.ha_ingestor.pipeline.backfill.read_count",
+        damaged_recorder_database,
+    ):
         await setup_entry(hass, entry, FAST | {CONF_HISTORY_BACKFILL: True})
         await wait_until(lambda: "could not start: " in caplog.text, "the failure said")
     assert "Ask for it again there, or with the action" in caplog.text
