@@ -70,7 +70,7 @@ from .influxdb_v1_server import (
 )
 from .influxdb_v2_server import InfluxDBv2TestServer
 from .influxdb_v3_server import InfluxDBv3TestServer
-from .reverse_proxy import ReverseProxy
+from .reverse_proxy import ReverseProxy, StartProxy
 from .victoriametrics_server import VictoriaMetricsServer
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -442,16 +442,16 @@ def revive_victoriametrics(
 
 
 @pytest.fixture
-def reverse_proxy(
-    tmp_path: Path, socket_enabled: None
-) -> Iterator[Callable[[Mapping[str, str]], ReverseProxy]]:
+def reverse_proxy(tmp_path: Path, socket_enabled: None) -> Iterator[StartProxy]:
     """Start an nginx that routes path prefixes to upstream URLs; stopped after."""
     started: list[ReverseProxy] = []
 
-    def start(routes: Mapping[str, str]) -> ReverseProxy:
+    def start(
+        routes: Mapping[str, str], error_pages: Mapping[int, bytes] | None = None
+    ) -> ReverseProxy:
         directory = tmp_path / f"nginx{len(started)}"
         directory.mkdir()
-        proxy = ReverseProxy(directory, routes)
+        proxy = ReverseProxy(directory, routes, error_pages)
         proxy.start()
         started.append(proxy)
         return proxy

@@ -17,6 +17,7 @@ import contextlib
 from pathlib import Path
 import shutil
 import subprocess
+from typing import Protocol
 import urllib.error
 import urllib.request
 
@@ -30,6 +31,17 @@ def _nginx() -> str:
         msg = "nginx is not installed; scripts/test installs it (nginx-light)"
         raise RuntimeError(msg)
     return found
+
+
+class StartProxy(Protocol):
+    """The `reverse_proxy` fixture: start an nginx, stopped after the test."""
+
+    def __call__(
+        self,
+        routes: Mapping[str, str],
+        error_pages: Mapping[int, bytes] | None = None,
+    ) -> ReverseProxy:
+        """Start one with these routes and error pages (see ReverseProxy)."""
 
 
 class ReverseProxy:

@@ -8,7 +8,6 @@ on a request body is met by splitting the batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER
@@ -36,13 +35,12 @@ from .conftest import (
 from .influxdb_v1_server import InfluxDBv1Server
 from .influxdb_v2_server import InfluxDBv2TestServer
 from .influxdb_v3_server import InfluxDBv3TestServer
-from .reverse_proxy import ReverseProxy
+from .reverse_proxy import StartProxy
 from .victoriametrics_server import VictoriaMetricsServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 MICROS = 1_700_000_000_000_000
-StartProxy = Callable[[Mapping[str, str]], ReverseProxy]
 
 
 async def _set_up_and_write(

@@ -6,8 +6,7 @@ the 2.x and 3 stand-ins, each answering as its documentation says.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal
 
 import aiohttp
@@ -37,7 +36,7 @@ from ..conftest import (
 from ..influxdb_v1_server import ADMIN_PASSWORD, ADMIN_USER, InfluxDBv1Server, free_port
 from ..influxdb_v2_server import InfluxDBv2TestServer, RecordedBody
 from ..influxdb_v3_server import InfluxDBv3TestServer
-from ..reverse_proxy import ReverseProxy
+from ..reverse_proxy import StartProxy
 from ..victoriametrics_server import VictoriaMetricsServer
 
 
@@ -118,7 +117,7 @@ async def test_ping_reads_each_server_kind(
     influxdb_v2: InfluxDBv2TestServer,
     influxdb_v3: InfluxDBv3TestServer,
     victoriametrics: VictoriaMetricsServer,
-    reverse_proxy: Callable[[Mapping[str, str]], ReverseProxy],
+    reverse_proxy: StartProxy,
 ) -> None:
     """/ping's answer names the server, and a 401 counts as an answer.
 
@@ -296,7 +295,7 @@ async def test_a_request_the_http_client_refuses_is_a_failed_request(
 
 
 async def test_an_error_page_in_another_charset_is_read(
-    hass: HomeAssistant, tmp_path: Path, socket_enabled: None
+    hass: HomeAssistant, reverse_proxy: StartProxy
 ) -> None:
     """A real nginx whose upstream is down answers its custom page, in Latin-1.
 
@@ -304,17 +303,12 @@ async def test_an_error_page_in_another_charset_is_read(
     not replaced: the write fails as the 502 it is (it raised UnicodeDecodeError,
     which ended the delivery as above).
     """
-    proxy = ReverseProxy(
-        tmp_path,
+    proxy = reverse_proxy(
         {"/influxdb/": f"http://127.0.0.1:{free_port()}/"},
         {502: "Dienst nicht verfügbar".encode("latin-1")},
     )
-    proxy.start()
-    try:
-        data = v1_entry_data(proxy, "db") | {"url": f"{proxy.url}/influxdb"}
-        with pytest.raises(
-            InfluxConnectionError, match="HTTP 502: Dienst nicht verf\ufffdgbar"
-        ):
-            await create_client(hass, data).write(b"m value=1 1")
-    finally:
-        proxy.kill()
+    data = v1_entry_data(proxy, "db") | {"url": f"{proxy.url}/influxdb"}
+    with pytest.raises(
+        InfluxConnectionError, match="HTTP 502: Dienst nicht verf\ufffdgbar"
+    ):
+        await create_client(hass, data).write(b"m value=1 1")

@@ -36,7 +36,7 @@ from custom_components.ha_ingestor.storage.spool import SpoolError
 from ..conftest import restarted, save_options, setup_entry, wait_until
 from ..influxdb_v1_server import InfluxDBv1Server
 from ..line_protocol.helpers import Unreadable
-from ..reverse_proxy import ReverseProxy
+from ..reverse_proxy import StartProxy
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 FAST_FLUSH = {CONF_FLUSH_INTERVAL: 0.1}
@@ -250,7 +250,7 @@ async def test_a_proxy_page_in_latin_1_is_a_failed_write_like_any(
     influxdb: InfluxDBv1Server,
     database: str,
     config_entry: MockConfigEntry,
-    tmp_path: Path,
+    reverse_proxy: StartProxy,
 ) -> None:
     """Behind a real nginx, influxd killed: nginx's 502 page is Latin-1, no charset.
 
@@ -258,38 +258,33 @@ async def test_a_proxy_page_in_latin_1_is_a_failed_write_like_any(
     no backoff, health still fine, memory retried every tick and never made durable
     (a kill lost all of it). It is now a failed write: the points wait in the spool.
     """
-    proxy = ReverseProxy(
-        tmp_path,
+    proxy = reverse_proxy(
         {"/influxdb/": f"{influxdb.url}/"},
         {502: "Dienst nicht verfügbar".encode("latin-1")},
     )
-    proxy.start()
-    try:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            unique_id=config_entry.unique_id,
-            data=config_entry.data | {CONF_URL: f"{proxy.url}/influxdb"},
-        )
-        await setup_entry(hass, entry, FAST_FLUSH)
-        fired = _record_events(hass)
-        pipeline = entry.runtime_data.pipeline
-        await _fire(hass, 0, 100)
-        await wait_until(lambda: _count(influxdb, database) == 100, "100 points")
-        await hass.async_add_executor_job(influxdb.kill)
-        await _fire(hass, 100, 200)
-        await wait_until(lambda: pipeline.spool.count == 100, "100 in the spool")
-        assert pipeline.batcher.health.failing
-        assert "HTTP 502: Dienst nicht verf\ufffdgbar" in str(
-            pipeline.batcher.health.last_error
-        )
-        await hass.async_add_executor_job(influxdb.start)
-        await wait_until(
-            lambda: _count(influxdb, database) == 200, "200 points", seconds=60
-        )
-        assert sorted(_stored(influxdb, database)) == sorted(fired)
-        assert await hass.config_entries.async_unload(entry.entry_id)
-    finally:
-        proxy.kill()
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=config_entry.unique_id,
+        data=config_entry.data | {CONF_URL: f"{proxy.url}/influxdb"},
+    )
+    await setup_entry(hass, entry, FAST_FLUSH)
+    fired = _record_events(hass)
+    pipeline = entry.runtime_data.pipeline
+    await _fire(hass, 0, 100)
+    await wait_until(lambda: _count(influxdb, database) == 100, "100 points")
+    await hass.async_add_executor_job(influxdb.kill)
+    await _fire(hass, 100, 200)
+    await wait_until(lambda: pipeline.spool.count == 100, "100 in the spool")
+    assert pipeline.batcher.health.failing
+    assert "HTTP 502: Dienst nicht verf\ufffdgbar" in str(
+        pipeline.batcher.health.last_error
+    )
+    await hass.async_add_executor_job(influxdb.start)
+    await wait_until(
+        lambda: _count(influxdb, database) == 200, "200 points", seconds=60
+    )
+    assert sorted(_stored(influxdb, database)) == sorted(fired)
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 @pytest.mark.usefixtures("revive")
